@@ -1,0 +1,95 @@
+"""Keras callbacks of a trial. Plain ``keras.callbacks.Callback`` subclasses: they measure
+and decide, and hand values to whoever listens; none of them knows about MLflow.
+
+Epochs are counted from 1 here (step k = after k epochs), for Optuna and MLflow alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from sweep.runtime import import_keras
+from sweep.weights import weight_metrics
+
+keras = import_keras()
+
+EpochSink = Callable[[int, dict[str, float]], None]
+
+
+class WeightNormCallback(keras.callbacks.Callback):
+    """At each epoch end: Keras' logs plus per-slot weight norms and penalties → ``sink``."""
+
+    def __init__(self, slots: Sequence[str], sink: EpochSink, *, threshold: float = 1e-3,
+                 probe: np.ndarray | None = None):
+        super().__init__()
+        self.slots = list(slots)
+        self.sink = sink
+        self.threshold = threshold
+        self.probe = probe
+        self.last: dict[str, float] = {}
+
+    def measure(self) -> dict[str, float]:
+        return weight_metrics(self.model, self.slots, threshold=self.threshold, probe=self.probe)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        metrics.update(self.measure())
+        self.last = metrics
+        self.sink(epoch + 1, metrics)
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training when the loss stops being a finite number and keeps the reason.
+
+    Checked once per epoch: a NaN never recovers, and a per-batch check would force a
+    device-to-host copy on every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self.reason = f"non-finite {key} ({float(value)}) at epoch {epoch + 1}"
+                self.model.stop_training = True
+                return
+
+
+class PruningCallback(keras.callbacks.Callback):
+    """Reports the objective to Optuna after each epoch and stops when the pruner says so.
+
+    It stops training rather than raising inside ``fit`` so that the epoch's metrics are
+    still handed on; the objective raises ``TrialPruned`` afterwards."""
+
+    def __init__(self, trial: Any, monitor: str):
+        super().__init__()
+        self.trial = trial
+        self.monitor = monitor
+        self.pruned_at: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        step = epoch + 1
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            self.pruned_at = step
+            self.model.stop_training = True
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Calls ``advance(epochs_done, logs)`` after each epoch (drives the progress bar)."""
+
+    def __init__(self, advance: Callable[[int, dict[str, Any]], None]):
+        super().__init__()
+        self.advance = advance
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.advance(epoch + 1, logs or {})

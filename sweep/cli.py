@@ -1,0 +1,598 @@
+"""The ``sweep`` command line.
+
+Exit codes: 0 success, 2 bad input (spec, flags, unknown study) with the field and the
+value named, 1 a runtime failure. Commands that do not train never import TensorFlow or
+MLflow, so they answer at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sweep.errors import FatalError, SpecError
+from sweep.storage import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, mask_url
+
+
+class _Group(click.Group):
+    """Turns our exceptions into the documented exit codes and one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SpecError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(2)
+        except FatalError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            # The running trial has already been closed (FAIL "interrupted", run KILLED).
+            click.echo("interrupted; the running trial was recorded as failed "
+                       "(reason 'interrupted').", err=True)
+            ctx.exit(130)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM (cluster pre-emption, `kill`, `docker stop`) closes the running trial the
+    same way Ctrl-C does, instead of killing the process mid-write. Only the first signal
+    counts: a terminal's Ctrl-C reaches a worker both directly and through its launcher,
+    and a second interrupt must not cut the clean-up short."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+storage_option = click.option(
+    "--storage", envvar="SWEEP_STORAGE", default=DEFAULT_STORAGE, show_default=True,
+    help="Optuna storage URL (env SWEEP_STORAGE), e.g. postgresql://user@host/db.")
+tracking_option = click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=DEFAULT_TRACKING_URI,
+    show_default=True, help="MLflow tracking URI (env MLFLOW_TRACKING_URI).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document on stdout and nothing else.")
+progress_option = click.option("--no-progress", is_flag=True,
+                               help="One line per finished trial instead of progress bars.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="regsweep")
+def cli() -> None:
+    """regsweep: find where L1/L2 penalties belong in a Keras network, and how strong."""
+
+
+# ------------------------------------------------------------------ helpers
+def _quiet_optuna() -> None:
+    import optuna
+
+    # Our own progress lines say what finished and why; Optuna's INFO lines would repeat it.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _read_storage(url: str, *, read_only: bool = True):
+    """Open a storage that must already exist (read-only commands)."""
+    from sweep.storage import open_storage
+
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise SpecError("--storage", "no study storage at this path", url)
+    return open_storage(url, read_only=read_only)
+
+
+def _load(storage_url: str, name: str, *, read_only: bool = True):
+    from sweep.study import load
+
+    _quiet_optuna()
+    storage = _read_storage(storage_url, read_only=read_only)
+    study, spec = load(storage, name, storage_url=storage_url)
+    return storage, study, spec
+
+
+def _load_waiting(storage_url: str, name: str, seconds: int):
+    """``_load``, retried every 2 s for up to ``seconds`` while the study (or the database)
+    is not there yet."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _load(storage_url, name, read_only=False)
+        except (SpecError, FatalError) as error:
+            if time.monotonic() >= deadline or (
+                    isinstance(error, SpecError) and error.field != "STUDY_NAME"
+                    and "no study storage" not in error.message):
+                raise
+            time.sleep(2)
+
+
+def _checked_spec(study_file: str):
+    from sweep.spec import load_spec
+    from sweep.validate import check_study
+
+    spec = load_spec(study_file)
+    return spec, check_study(spec)
+
+
+def _ui_hint(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {mask_url(tracking_uri)} in a browser"
+    return f"mlflow ui --backend-store-uri {mask_url(tracking_uri)}"
+
+
+def _print_best(study: Any, spec: Any, tracking_uri: str) -> None:
+    from sweep.results import best_rows
+
+    rows = best_rows(study, spec, 1)
+    if not rows:
+        click.echo("no trial completed.")
+    else:
+        best = rows[0]
+        params = ", ".join(f"{k[6:]}={v:.3g}" if isinstance(v, float) else f"{k[6:]}={v}"
+                           for k, v in best.items() if k.startswith("param:"))
+        click.echo(f"best trial: #{best['number']}  {spec.objective.metric} = "
+                   f"{best['value']:.4f}")
+        click.echo(f"  placement:    {best['placement']}")
+        click.echo(f"  parameters:   {params or '(none searched)'}")
+        click.echo(f"  mlflow run:   {best['mlflow_run_id']}")
+    click.echo(f"inspect it with: {_ui_hint(tracking_uri)}")
+
+
+# ------------------------------------------------------------------ commands
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+def validate(study_file: str) -> None:
+    """Check a study file: keys, types, ranges, selectors, data paths. Writes nothing."""
+    spec, space = _checked_spec(study_file)
+    slots = ", ".join(space.candidate_slots) or "none"
+    click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
+               f"sampler {spec.sampler}, objective {spec.objective.metric} "
+               f"({spec.objective.resolved_direction}); slots searched: {slots}")
+
+
+heartbeat_options = [
+    click.option("--heartbeat-interval", type=click.IntRange(min=1),
+                 help="Seconds between a running trial's heartbeats (default: the spec's "
+                      "workers.heartbeat_interval)."),
+    click.option("--grace-period", type=click.IntRange(min=2),
+                 help="Seconds without heartbeat after which a trial counts as lost "
+                      "(default: the spec's workers.grace_period)."),
+]
+
+
+def _heartbeat_options(function: Any) -> Any:
+    for option in reversed(heartbeat_options):
+        function = option(function)
+    return function
+
+
+def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    if not value:
+        return []
+    gpus = [g.strip() for g in value.split(",")]
+    if not all(g.isdigit() for g in gpus) or len(set(gpus)) != len(gpus):
+        raise click.BadParameter(f"must be distinct GPU ids like 0,1,2 (got {value!r})")
+    return gpus
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@storage_option
+@tracking_option
+@click.option("--n-trials", type=click.IntRange(min=1),
+              help="Study-wide budget for this run (overrides budget.n_trials).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine (needs a server database, not SQLite).")
+@click.option("--gpus", callback=_parse_gpus,
+              help="One worker per GPU, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES per worker).")
+@click.option("--trials-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Workers sharing each GPU (for small models).")
+@click.option("--force-new", is_flag=True,
+              help="If the stored spec differs, archive the old study and start a new one.")
+@_heartbeat_options
+@progress_option
+def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, workers: int,
+        gpus: list[str], trials_per_gpu: int, force_new: bool, heartbeat_interval: int | None,
+        grace_period: int | None, no_progress: bool) -> None:
+    """Create (or resume) a study from STUDY_FILE and run it to its budget."""
+    from sweep.launcher import plan_slots
+
+    slots = plan_slots(workers, gpus, trials_per_gpu)
+    if len(slots) > 1 and storage.startswith("sqlite"):
+        raise SpecError(
+            "--workers", "SQLite takes one writer at a time; for several workers use "
+            "--storage postgresql://user@host/db (see README, 'Many workers')", len(slots))
+    from sweep.budget import used_budget
+
+    spec, space = _checked_spec(study_file)
+    study, spec = _create(spec, space, storage, tracking_uri, force_new, n_trials)
+    remaining = spec.budget.n_trials - used_budget(study.get_trials(deepcopy=False))
+    heartbeat = (heartbeat_interval, grace_period)
+    if len(slots) == 1 and not gpus and remaining <= spec.workers.recycle_after:
+        # Small enough for this process (see workers.recycle_after): no start-up cost.
+        _work(study, spec, space, tracking_uri, None, no_progress, worker_index=0,
+              heartbeat=heartbeat)
+    else:
+        _supervise(spec, storage, tracking_uri, slots, heartbeat=heartbeat,
+                   show_progress=len(slots) == 1 and not no_progress)
+    _print_best(study, spec, tracking_uri)
+
+
+def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_new: bool,
+            n_trials: int | None):
+    from sweep.storage import open_storage
+    from sweep.study import configure, create_or_resume
+    from sweep.worker import make_tracker
+
+    _quiet_optuna()
+    storage = open_storage(storage_url)
+    study, spec = create_or_resume(spec, storage, force_new=force_new, n_trials=n_trials,
+                                   space=space)
+    configure(study, spec, space)
+    make_tracker(study, spec, tracking_uri)
+    return study, spec
+
+
+def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int | None,
+          no_progress: bool, *, worker_index: int,
+          heartbeat: tuple[int | None, int | None]) -> int:
+    from sweep.study import configure
+    from sweep.worker import enable_heartbeats, make_tracker, run_worker
+
+    configure(study, spec, space, worker_index=worker_index)
+    enable_heartbeats(study._storage, spec, tracking_uri, interval=heartbeat[0],
+                      grace=heartbeat[1])
+    tracker = make_tracker(study, spec, tracking_uri)
+    with _signals_as_interrupt():
+        return run_worker(study, spec, space, tracker, max_trials=max_trials,
+                          show_progress=not no_progress)
+
+
+def _supervise(spec: Any, storage: str, tracking_uri: str, slots: list[Any], *,
+               heartbeat: tuple[int | None, int | None], show_progress: bool) -> None:
+    from sweep.launcher import supervise
+
+    extra: list[str] = [] if show_progress else ["--no-progress"]
+    if heartbeat[0]:
+        extra += ["--heartbeat-interval", str(heartbeat[0])]
+    if heartbeat[1]:
+        extra += ["--grace-period", str(heartbeat[1])]
+    if len(slots) > 1:
+        click.echo(f"starting {len(slots)} workers on study '{spec.name}'", err=True)
+    supervise(spec.name, storage, tracking_uri, slots, extra_args=extra)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@storage_option
+@tracking_option
+def create(study_file: str, storage: str, tracking_uri: str) -> None:
+    """Create a study (spec stored inside it) for workers to join."""
+    spec, space = _checked_spec(study_file)
+    _, spec = _create(spec, space, storage, tracking_uri, False, None)
+    click.echo(f"study '{spec.name}' is ready in {mask_url(storage)}; start workers with:\n"
+               f"  sweep worker {spec.name} --storage '{mask_url(storage)}'")
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option
+@tracking_option
+@click.option("--max-trials", type=click.IntRange(min=1),
+              help="Stop this worker after this many trials (the study budget still holds).")
+@click.option("--gpu", type=click.IntRange(min=0),
+              help="Use only this GPU (sets CUDA_VISIBLE_DEVICES before TensorFlow starts).")
+@click.option("--wait", "wait_seconds", type=click.IntRange(min=0), default=0,
+              show_default=True,
+              help="Wait up to this many seconds for the storage and the study to exist "
+                   "(cluster workers that may start before `sweep create` has run).")
+@_heartbeat_options
+@progress_option
+def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | None,
+           gpu: int | None, wait_seconds: int, heartbeat_interval: int | None,
+           grace_period: int | None, no_progress: bool) -> None:
+    """Work on an existing study until its budget is spent."""
+    from sweep.validate import check_study
+    from sweep.worker import worker_index
+
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    _, study, spec = _load_waiting(storage, study_name, wait_seconds)
+    space = check_study(spec)
+    # This process runs at most `recycle_after` trials, then renews itself (see the spec).
+    left = int(os.environ.get(_TRIALS_LEFT, 0)) or max_trials
+    batch = spec.workers.recycle_after if left is None else min(left, spec.workers.recycle_after)
+    done = _work(study, spec, space, tracking_uri, batch, no_progress,
+                 worker_index=worker_index(), heartbeat=(heartbeat_interval, grace_period))
+    left = None if left is None else left - done
+    if done == batch and (left is None or left > 0) and _budget_left(study, spec):
+        _renew_process(left)
+    click.echo(f"worker finished its trials of study '{study_name}'.", err=True)
+
+
+_TRIALS_LEFT = "SWEEP_WORKER_TRIALS_LEFT"
+
+
+def _budget_left(study: Any, spec: Any) -> bool:
+    from sweep.budget import used_budget
+
+    return used_budget(study.get_trials(deepcopy=False)) < spec.budget.n_trials
+
+
+def _renew_process(trials_left: int | None) -> None:
+    """Replace this worker with a fresh process (same pid, same arguments): TensorFlow's
+    traced graphs are only ever freed with the process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if trials_left is not None:
+        os.environ[_TRIALS_LEFT] = str(trials_left)
+    os.execv(sys.executable, [sys.executable, "-m", "sweep", *sys.argv[1:]])
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option
+@tracking_option
+@_heartbeat_options
+def reap(study_name: str, storage: str, tracking_uri: str, heartbeat_interval: int | None,
+         grace_period: int | None) -> None:
+    """Fail the trials of dead workers now (stale heartbeat), queue their retries and mark
+    their MLflow runs FAILED. Workers do this on their own before each trial."""
+    from sweep.reaper import reap as reap_study
+    from sweep.worker import enable_heartbeats
+
+    storage_obj, study, spec = _load(storage, study_name, read_only=False)
+    enable_heartbeats(storage_obj, spec, tracking_uri, interval=heartbeat_interval,
+                      grace=grace_period)
+    failed = reap_study(study)
+    if failed:
+        click.echo(f"failed {len(failed)} stale trials ({', '.join(map(str, failed))}); "
+                   "retries are queued where max_retry allows.")
+    else:
+        click.echo("no stale trials.")
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option
+@json_option
+def status(study_name: str, storage: str, as_json: bool) -> None:
+    """Counts by state, budget and best value so far."""
+    from sweep.results import status as study_status
+
+    _, study, spec = _load(storage, study_name)
+    doc = study_status(study, spec)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    states = "  ".join(f"{k.lower()} {v}" for k, v in doc["states"].items())
+    click.echo(f"study {doc['study']}: {doc['finished']}/{doc['budget']} finished  ({states})")
+    if doc["best_value"] is None:
+        click.echo("no trial completed yet")
+    else:
+        click.echo(f"best {doc['metric']} = {doc['best_value']:.4f} (trial "
+                   f"#{doc['best_trial']}, {doc['best_placement']})")
+    if doc["trials_per_hour"] is not None:
+        eta = doc["eta_seconds"]
+        left = "" if eta is None else f", about {_duration(eta)} left"
+        click.echo(f"{doc['trials_per_hour']:.1f} trials/hour{left}")
+    for w in doc["workers"]:
+        beat = w["seconds_since_heartbeat"]
+        click.echo(f"  running: trial #{w['trial']} on {w['host']} pid {w['pid']}"
+                   f"{'' if w['gpu'] is None else ' gpu ' + w['gpu']}"
+                   f"{'' if beat is None else f', heartbeat {beat:.0f} s ago'}")
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True)
+@json_option
+def best(study_name: str, storage: str, top: int, as_json: bool) -> None:
+    """The best completed trials, chosen on the validation metric."""
+    from sweep.results import best_rows
+
+    _, study, spec = _load(storage, study_name)
+    rows = best_rows(study, spec, top)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        raise FatalError(f"study '{study_name}' has no completed trial yet")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{study_name}: best {len(rows)} by {spec.objective.metric}")
+    for column in ("#", spec.objective.metric, "placement", "params", "test_accuracy",
+                   "mlflow run"):
+        table.add_column(column)
+    for row in rows:
+        params = ", ".join(f"{k[6:]}={_fmt(v)}" for k, v in row.items() if k.startswith("param:"))
+        table.add_row(str(row["number"]), _fmt(row["value"]), row["placement"], params,
+                      _fmt(row.get("final/test_accuracy")), str(row["mlflow_run_id"]))
+    Console().print(table)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here instead of stdout.")
+def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
+    """Every trial: params, resolved placement, final figures, MLflow run id, state."""
+    from sweep.results import export_rows
+
+    _, study, _spec = _load(storage, study_name)
+    rows = export_rows(study)
+    if fmt == "json":
+        text = json.dumps(rows, indent=2) + "\n"
+    else:
+        columns: list[str] = []
+        for row in rows:
+            columns += [c for c in row if c not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    # Written whole or not at all: a crash never leaves half a file under the real name.
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text)
+    partial.replace(target)
+    click.echo(f"wrote {len(rows)} trials to {target}", err=True)
+
+
+@cli.command(name="list")
+@storage_option
+@json_option
+def list_(storage: str, as_json: bool) -> None:
+    """Every study in the storage."""
+    from sweep.results import list_studies
+
+    _quiet_optuna()
+    rows = list_studies(_read_storage(storage))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no studies in {mask_url(storage)}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"studies in {mask_url(storage)}")
+    for column in ("study", "finished/budget", "complete", "pruned", "fail", "running", "best"):
+        table.add_column(column)
+    for row in rows:
+        finished = row["complete"] + row["pruned"] + row["fail"]
+        table.add_row(row["study"], f"{finished}/{row['budget']}", str(row["complete"]),
+                      str(row["pruned"]), str(row["fail"]), str(row["running"]),
+                      _fmt(row["best_value"]))
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+              help="Replay into this MLflow store (default: the store each run was meant for).")
+@click.option("--storage", envvar="SWEEP_STORAGE", default=DEFAULT_STORAGE, show_default=True,
+              help="Optuna storage whose trials get the new MLflow run ids.")
+def sync(tracking_uri: str | None, storage: str) -> None:
+    """Replay trial runs spooled while MLflow was unreachable ($SWEEP_SPOOL_DIR, default
+    ./sweep-spool), each exactly once."""
+    from sweep.spool import pending
+    from sweep.tracking import sync as replay_all
+
+    if not pending():
+        click.echo("nothing to sync.")
+        return
+    replayed = replay_all(tracking_uri)
+    linked = _link_runs(storage, replayed)
+    ops = sum(r.operations for r in replayed)
+    click.echo(f"synced {len(replayed)} runs ({ops} operations); linked {linked} trials.")
+
+
+def _link_runs(storage_url: str, replayed: list[Any]) -> int:
+    """Record the new run ids on their studies (a finished Optuna trial is read-only)."""
+    import optuna
+
+    from sweep.storage import open_storage
+
+    fresh = [r for r in replayed if r.study_name is not None and r.trial_number is not None]
+    if not fresh:
+        return 0
+    _quiet_optuna()
+    try:
+        storage = open_storage(storage_url)
+    except FatalError as error:
+        click.echo(f"warning: trials not linked to their runs: {error}", err=True)
+        return 0
+    linked = 0
+    for item in fresh:
+        try:
+            study = optuna.load_study(study_name=item.study_name, storage=storage)
+        except KeyError:
+            continue
+        study.set_user_attr(f"mlflow_run_id/{item.trial_number}", item.run_id)
+        linked += 1
+    return linked
+
+
+@cli.command()
+@storage_option
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
+def proxy(storage: str, host: str, port: int) -> None:
+    """Optuna's gRPC storage proxy, for clusters larger than the database's connection
+    limit: workers use --storage grpc://HOST:PORT and share this process's connections.
+    The exact study budget is enforced here."""
+    import optuna
+
+    from sweep.storage import open_storage
+
+    if storage.startswith("grpc://"):
+        raise SpecError("--storage", "the proxy serves a database, not another proxy", storage)
+    _quiet_optuna()
+    backend = open_storage(storage)
+    click.echo(f"serving {mask_url(storage)} on grpc://{host}:{port} (Ctrl-C stops)", err=True)
+    with _signals_as_interrupt():
+        try:
+            optuna.storages.run_grpc_proxy_server(backend, host=host, port=port)
+        except KeyboardInterrupt:
+            click.echo("proxy stopped.", err=True)
+
+
+@cli.command()
+@tracking_option
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def ui(tracking_uri: str, port: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 for this tracking store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        click.echo(f"this store is served by a tracking server: {_ui_hint(tracking_uri)}")
+        return
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+               "--host", "127.0.0.1", "--port", str(port)]
+    click.echo(f"MLflow UI for {mask_url(tracking_uri)} on http://127.0.0.1:{port} "
+               "(Ctrl-C stops it)", err=True)
+    os.execv(sys.executable, command)
+
+
+def main() -> None:
+    cli(prog_name="sweep")

@@ -1,0 +1,46 @@
+"""The exception tree: what went wrong decides what the caller does next.
+
+- ``SpecError``: bad input (study file, flags, unknown study). Nothing is written; the CLI
+  exits 2 with the field and the value named.
+- ``TrialFailed``: one trial could not finish (NaN loss, a model that does not build, ...).
+  The trial is recorded as FAIL with the reason and the worker goes on.
+- ``FatalError``: the worker cannot go on (storage unreachable, ...). The CLI exits 1.
+"""
+
+from __future__ import annotations
+
+
+class SweepError(Exception):
+    """Base class of every error regsweep raises on purpose."""
+
+
+class SpecError(SweepError):
+    """Invalid user input. ``field`` is the dotted path of the offending value."""
+
+    def __init__(self, field: str, message: str, value: object = None, *, show_value: bool = True):
+        self.field = field
+        self.message = message
+        self.value = value
+        text = f"{field}: {message}" if field else message
+        if show_value:
+            text += f" (got {value!r})"
+        super().__init__(text)
+
+
+class SpecErrors(SpecError):
+    """Several spec errors reported at once, so a user fixes a file in one pass."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = errors
+        SweepError.__init__(self, "\n".join(str(e) for e in errors))
+        self.field = errors[0].field if errors else ""
+        self.message = str(self)
+        self.value = None
+
+
+class TrialFailed(SweepError):
+    """A trial ended without a usable value; the reason is stored on the trial."""
+
+
+class FatalError(SweepError):
+    """The worker cannot continue."""

@@ -1,0 +1,95 @@
+"""Several workers on one machine: one process per slot (a GPU, or a CPU share), each a
+plain ``sweep worker`` (which renews itself every ``workers.recycle_after`` trials). A
+slot is done when its worker exits 0 (the budget is spent); a crashed worker is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweep.errors import FatalError
+
+# A slot whose worker keeps crashing at start-up is given up after this many attempts.
+MAX_CRASHES = 3
+
+
+@dataclass
+class Slot:
+    index: int
+    gpu: str | None
+    process: subprocess.Popen | None = None
+    crashes: int = 0
+    done: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def plan_slots(workers: int, gpus: Sequence[str], trials_per_gpu: int) -> list[Slot]:
+    """One slot per worker; with GPUs, ``trials_per_gpu`` slots share each device."""
+    if gpus:
+        pairs = [(gpu, k) for gpu in gpus for k in range(trials_per_gpu)]
+        return [Slot(index=i, gpu=gpu) for i, (gpu, _) in enumerate(pairs)]
+    return [Slot(index=i, gpu=None) for i in range(workers)]
+
+
+def worker_env(slot: Slot, storage: str, tracking_uri: str) -> dict[str, str]:
+    env = {**os.environ, "SWEEP_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking_uri,
+           "SWEEP_WORKER_INDEX": str(slot.index + 1)}
+    if slot.gpu is not None:
+        # Set before the child imports TensorFlow: it then sees exactly its own device.
+        env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    return env
+
+
+def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot], *,
+              extra_args: Sequence[str] = ()) -> None:
+    """Keep every slot busy until the budget is spent; forward SIGINT/SIGTERM."""
+    command = [sys.executable, "-m", "sweep", "worker", study_name, *extra_args]
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for slot in slots:
+            if slot.process is not None and slot.process.poll() is None:
+                slot.process.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            for slot in slots:
+                if slot.done or stopping:
+                    continue
+                if slot.process is None:
+                    slot.process = subprocess.Popen(
+                        command + (["--gpu", slot.gpu] if slot.gpu is not None else []),
+                        env=worker_env(slot, storage, tracking_uri))
+                    continue
+                code = slot.process.poll()
+                if code is None:
+                    continue
+                slot.process = None
+                if code != 0:
+                    slot.crashes += 1
+                    slot.done = slot.crashes >= MAX_CRASHES
+                else:
+                    slot.done = True
+            running = [s for s in slots if s.process is not None]
+            if (stopping or all(s.done for s in slots)) and not running:
+                break
+            time.sleep(0.2)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopping:
+        raise KeyboardInterrupt
+    crashed = [s.index for s in slots if s.crashes >= MAX_CRASHES]
+    if crashed:
+        raise FatalError(f"worker slots {crashed} crashed {MAX_CRASHES} times in a row; "
+                         "see their output above")

@@ -1,0 +1,185 @@
+"""One trial, end to end: suggest → clone with regularizers → fit → evaluate → record.
+
+The value handed to Optuna is ``objective.metric`` on the validation split, a pure data
+metric (never the penalty-biased ``val_loss``). Final train/validation/test figures are
+stored on both the Optuna trial (user attrs) and the MLflow run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sweep.errors import TrialFailed
+from sweep.space import SearchSpace
+from sweep.spec import StudySpec
+from sweep.tracking import StudyTracker, TrialRun
+
+INTERRUPTED = "interrupted"
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """A per-trial seed that depends on the study seed and the trial number only."""
+    return int(np.random.SeedSequence([study_seed, trial_number]).generate_state(1)[0] % 2**31)
+
+
+class Objective:
+    """The callable given to ``study.optimize``."""
+
+    def __init__(self, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
+                 on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None,
+                 on_trial_start: Callable[[int, str], None] | None = None):
+        self.spec = spec
+        self.space = space
+        self.tracker = tracker
+        self.on_epoch = on_epoch
+        self.on_trial_start = on_trial_start
+        self._models: Any = None  # sweep.reuse.ModelCache, created with TensorFlow
+        self._batches: Any = None  # sweep.train.Batches, likewise
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from sweep.space import describe_placement
+
+        placement = self.space.suggest(trial)
+        seed = trial_seed(self.spec.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("placement", placement)
+        trial.set_user_attr("worker", self.tracker.worker)
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
+        run = self.tracker.start_trial(trial.number, trial.params, placement, seed)
+        trial.set_user_attr("mlflow_run_id", run.reference)
+        if self.on_trial_start:
+            self.on_trial_start(trial.number, describe_placement(placement))
+        earlier = _same_config(trial, placement)
+        if earlier is not None:
+            return self._reuse(trial, run, earlier)
+        try:
+            return self._train(trial, run, placement, seed)
+        except optuna.TrialPruned:
+            run.finish("PRUNED", tags={
+                "sweep.pruned_at_epoch": str(trial.user_attrs.get("pruned_at_epoch", ""))})
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            run.finish("INTERRUPTED", reason=INTERRUPTED)
+            raise
+        except TrialFailed as error:
+            self._fail(trial, run, str(error))
+            raise
+        except Exception as error:  # a failing trial never kills the worker
+            reason = f"{type(error).__name__}: {error}"
+            self._fail(trial, run, reason)
+            raise TrialFailed(reason) from error
+
+    @staticmethod
+    def _reuse(trial: Any, run: TrialRun, earlier: Any) -> float:
+        """Same resolved placement as a finished trial: the model would be the same, so its
+        figures are reused instead of training again (a zero coefficient is no penalty,
+        so differently-named searches often land on the same model)."""
+        final = {k: v for k, v in earlier.user_attrs.items() if k.startswith("final/")}
+        for name, figure in final.items():
+            trial.set_user_attr(name, figure)
+        trial.set_user_attr("duplicate_of", earlier.number)
+        run.finish("COMPLETE", final, tags={"sweep.duplicate_of": str(earlier.number)})
+        return float(earlier.value)
+
+    @staticmethod
+    def _fail(trial: Any, run: TrialRun, reason: str) -> None:
+        # The run is closed first: if the failure is the database itself, recording the
+        # reason on the trial fails too, and the MLflow run must not stay RUNNING.
+        run.finish("FAIL", reason=reason)
+        trial.set_user_attr("fail_reason", reason)
+
+    def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int) -> float:
+        import optuna
+
+        from sweep.callbacks import (
+            EpochProgress,
+            NonFiniteLossGuard,
+            PruningCallback,
+            WeightNormCallback,
+        )
+        from sweep.data import load_data
+        from sweep.model import build_base_model
+        from sweep.reuse import ModelCache
+        from sweep.runtime import import_keras
+        from sweep.slots import describe_model, slot_names
+        from sweep.train import Batches, evaluate, fit
+
+        keras = import_keras()
+        spec = self.spec
+        splits = load_data(spec.data, spec.seed)
+        keras.utils.set_random_seed(seed)
+        # The base model is built for every trial (its initial weights come from the trial
+        # seed) but never trained: its weights are loaded into a cached compiled model.
+        base = build_base_model(spec.model, splits.input_shape, splits.n_classes)
+        slots = slot_names(describe_model(base))
+        if self._models is None:
+            self._models = ModelCache(spec.train)
+            self._batches = Batches(splits, spec.train)
+        model = self._models.model_for(base, placement, slots)
+
+        uses_activity = any("activity" in targets for targets in placement.values())
+        probe = splits.x_val[:64] if uses_activity else None
+        norms = WeightNormCallback(slots, run.log_epoch, probe=probe,
+                                   threshold=spec.tracking.sparsity_threshold)
+        guard = NonFiniteLossGuard()
+        pruning = PruningCallback(trial, spec.objective.metric)
+        callbacks: list[Any] = [guard, norms, pruning]
+        if self.on_epoch is not None:
+            on_epoch = self.on_epoch
+            callbacks.append(EpochProgress(lambda done, logs: on_epoch(trial.number, done, logs)))
+        fit(model, self._batches, callbacks, seed=seed)
+
+        epochs_run = len(model.history.epoch) if model.history else 0
+        trial.set_user_attr("epochs_run", epochs_run)
+        if guard.reason:
+            raise TrialFailed(guard.reason)
+        if pruning.pruned_at is not None:
+            trial.set_user_attr("pruned_at_epoch", pruning.pruned_at)
+            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
+
+        final = evaluate(model, self._batches)
+        final["final/penalty_total"] = norms.measure()["penalty/total"]
+        key = f"final/{spec.objective.metric}"
+        value = final.get(key)
+        if value is None or not math.isfinite(value):
+            raise TrialFailed(f"{spec.objective.metric} is not a finite number ({value})")
+        for name, figure in final.items():
+            trial.set_user_attr(name, figure)
+        trial.set_user_attr("worker_rss_mb", _rss_mb())
+        run.finish("COMPLETE", final)
+        return float(value)
+
+
+def _same_config(trial: Any, placement: dict) -> Any:
+    """The earliest COMPLETE trial of this study that trained exactly this placement."""
+    import optuna
+
+    for other in trial.study.get_trials(deepcopy=False,
+                                        states=(optuna.trial.TrialState.COMPLETE,)):
+        if other.user_attrs.get("placement") == placement and "duplicate_of" not in \
+                other.user_attrs:
+            return other
+    return None
+
+
+def _rss_mb() -> float:
+    """This process's resident memory, to see that trials do not accumulate memory."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,71 @@
+"""Progress of a worker: a bar for the study and one for the running trial on a terminal,
+one line per finished trial otherwise (cluster logs, CI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class StudyProgress:
+    def __init__(self, *, study_name: str, budget: int, done: int, epochs: int, metric: str,
+                 console: Console | None = None, enabled: bool = True):
+        self.console = console or Console(stderr=True)
+        self.metric = metric
+        self.epochs = epochs
+        self.budget = budget
+        self.done = done
+        self.live = enabled and self.console.is_terminal
+        self._progress: Progress | None = None
+        self._study_task: Any = None
+        self._trial_task: Any = None
+        self.study_name = study_name
+
+    def __enter__(self) -> StudyProgress:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console,
+            )
+            self._progress.start()
+            self._study_task = self._progress.add_task(
+                f"study {self.study_name}", total=self.budget, completed=self.done, info="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def trial_started(self, number: int, placement: str) -> None:
+        if self._progress is None:
+            return
+        if self._trial_task is not None:
+            self._progress.remove_task(self._trial_task)
+        self._trial_task = self._progress.add_task(
+            f"trial {number}", total=self.epochs, info=placement[:60])
+
+    def epoch(self, number: int, done: int, logs: dict[str, Any]) -> None:
+        if self._progress is None or self._trial_task is None:
+            return
+        value = logs.get(self.metric)
+        info = f"{self.metric}={value:.4f}" if value is not None else ""
+        self._progress.update(self._trial_task, completed=done, info=info)
+
+    def trial_finished(self, study: Any, trial: Any) -> None:
+        """An Optuna ``optimize`` callback."""
+        self.done += 1
+        value = "" if trial.value is None else f" {self.metric}={trial.value:.4f}"
+        reason = trial.user_attrs.get("fail_reason")
+        try:
+            best = f" (best {study.best_value:.4f})"
+        except ValueError:
+            best = ""
+        line = (f"trial {trial.number} {trial.state.name}{value}{best}"
+                f"{f': {reason}' if reason else ''}")
+        if self._progress is not None:
+            self._progress.update(self._study_task, completed=self.done, info=best.strip())
+            self._progress.console.print(line)
+        else:
+            self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False)

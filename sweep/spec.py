@@ -1,0 +1,427 @@
+"""The study file: YAML (safe loading only) → validated, frozen, keyword-only objects.
+
+Structural checks (types, unknown keys, ranges) live here; checks that need the model's
+layers or the data on disk live in ``sweep.validate`` so that this module stays pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sweep.errors import SpecError, SpecErrors
+
+TOP_LEVEL_KEYS = (
+    "name", "seed", "data", "model", "train", "search", "objective",
+    "sampler", "pruner", "budget", "tracking", "workers",
+)
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2", "grid")
+PRUNERS = ("none", "median", "hyperband", "successive_halving")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
+CLASSIFICATION_LOSSES = (
+    "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
+)
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+TARGETS = ("kernel", "bias", "activity")
+# Keys that say how much and how to run, not what a trial is: changing them resumes a study.
+OPERATIONAL_KEYS = ("budget", "workers")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --------------------------------------------------------------------------- data
+class _SplitFractions(_Frozen):
+    validation_split: float = Field(0.2, gt=0.0, lt=1.0)
+    test_split: float = Field(0.2, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> _SplitFractions:
+        if self.validation_split + self.test_split >= 1.0:
+            raise ValueError(
+                "validation_split + test_split must be < 1 "
+                f"(got {self.validation_split} + {self.test_split})"
+            )
+        return self
+
+
+class DigitsData(_SplitFractions):
+    source: Literal["digits"]
+
+
+class SyntheticData(_SplitFractions):
+    source: Literal["synthetic"]
+    n_samples: PositiveInt = 256
+    shape: tuple[PositiveInt, ...] = (8,)
+    n_classes: int = Field(2, ge=2)
+    noise: float = Field(1.0, ge=0.0)
+
+
+class NpzData(_SplitFractions):
+    source: Literal["npz"]
+    path: Path
+
+
+class ImageFolderData(_SplitFractions):
+    source: Literal["image_folder"]
+    path: Path
+    test_path: Path | None = None
+    image_size: tuple[PositiveInt, PositiveInt] = (64, 64)
+    grayscale: bool = False
+
+
+DataSpec = Annotated[
+    DigitsData | SyntheticData | NpzData | ImageFolderData, Field(discriminator="source")
+]
+
+
+# --------------------------------------------------------------------------- model
+class ModelSpec(_Frozen):
+    layers: tuple[dict[str, dict[str, Any]], ...] | None = None
+    builder: str | None = None
+    file: Path | None = None
+
+    @field_validator("layers")
+    @classmethod
+    def _one_class_per_entry(cls, layers: tuple[dict[str, Any], ...] | None):
+        if layers is None:
+            return layers
+        if not layers:
+            raise ValueError("must list at least one layer")
+        for index, entry in enumerate(layers):
+            if len(entry) != 1:
+                raise ValueError(
+                    f"entry {index} must map one Keras layer class to its arguments, "
+                    f"e.g. 'Dense: {{units: 10}}' (got {entry!r})"
+                )
+        return layers
+
+    @field_validator("builder")
+    @classmethod
+    def _module_colon_function(cls, builder: str | None):
+        if builder is not None and not re.fullmatch(r"[\w.]+:\w+", builder):
+            raise ValueError(f"must be 'package.module:function' (got {builder!r})")
+        return builder
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ModelSpec:
+        given = [k for k in ("layers", "builder", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of layers, builder, file (got {given or 'none'})"
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        return "layers" if self.layers is not None else "builder" if self.builder else "file"
+
+
+# --------------------------------------------------------------------------- train
+class TrainSpec(_Frozen):
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    learning_rate: PositiveFloat = 1e-3
+    loss: Literal[CLASSIFICATION_LOSSES + REGRESSION_LOSSES] = (  # type: ignore[valid-type]
+        "sparse_categorical_crossentropy"
+    )
+
+    @property
+    def is_classification(self) -> bool:
+        return self.loss in CLASSIFICATION_LOSSES
+
+
+# --------------------------------------------------------------------------- search
+class CoefficientRange(_Frozen):
+    low: float = Field(ge=0.0)
+    high: float = Field(ge=0.0)
+    log: bool = True
+    allow_zero: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CoefficientRange:
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high (got low={self.low}, high={self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"low must be > 0 when log is true (got low={self.low})")
+        return self
+
+
+class CoefficientChoices(_Frozen):
+    choices: tuple[Annotated[float, Field(ge=0.0)], ...] = Field(min_length=1)
+
+
+def _coefficient_form(value: Any) -> str:
+    if isinstance(value, CoefficientChoices) or (isinstance(value, dict) and "choices" in value):
+        return "<choices>"
+    if isinstance(value, CoefficientRange | dict):
+        return "<range>"
+    return "<fixed>"
+
+
+# A plain number fixes the coefficient; a range or a list of choices searches it. The
+# discriminator picks the form from the value's shape, so an error speaks of that form only.
+Coefficient = Annotated[
+    Annotated[Annotated[float, Field(ge=0.0)], Tag("<fixed>")]
+    | Annotated[CoefficientRange, Tag("<range>")]
+    | Annotated[CoefficientChoices, Tag("<choices>")],
+    Discriminator(_coefficient_form),
+]
+
+
+class PlacementSpec(_Frozen):
+    choices: tuple[str, ...] | None = None
+    # ``true`` searches every slot on/off; a selector string limits which slots are searched.
+    mask: bool | str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PlacementSpec:
+        if (self.choices is None) == (self.mask is None or self.mask is False):
+            raise ValueError("give exactly one of choices, mask")
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices must not be empty")
+        if self.choices is not None and len(set(self.choices)) != len(self.choices):
+            raise ValueError(f"choices must be distinct (got {list(self.choices)})")
+        return self
+
+
+class SearchSpec(_Frozen):
+    targets: tuple[Literal[TARGETS], ...] = ("kernel",)  # type: ignore[valid-type]
+    placement: PlacementSpec = PlacementSpec(choices=("all",))
+    coefficients: Literal["shared", "per_layer"] = "shared"
+    l1: Coefficient | None = None
+    l2: Coefficient | None = None
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_distinct(cls, targets: tuple[str, ...]):
+        if not targets:
+            raise ValueError("must name at least one of kernel, bias, activity")
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"must be distinct (got {list(targets)})")
+        return targets
+
+    @model_validator(mode="after")
+    def _some_penalty(self) -> SearchSpec:
+        if self.l1 is None and self.l2 is None:
+            raise ValueError("give l1, l2 or both")
+        return self
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in ("l1", "l2") if getattr(self, k) is not None)
+
+
+# --------------------------------------------------------------------------- objective
+class ObjectiveSpec(_Frozen):
+    metric: str = "val_accuracy"
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _on_validation_data(cls, metric: str):
+        if not metric.startswith("val_"):
+            raise ValueError(
+                "must be measured on the validation split, i.e. start with 'val_' "
+                f"(got {metric!r}); the test split is only for final evaluation"
+            )
+        if metric == "val_loss":
+            raise ValueError(
+                "'val_loss' includes the regularization penalty and would favour weak "
+                "penalties; use 'val_data_loss' (the same loss without the penalty)"
+            )
+        return metric
+
+    @property
+    def resolved_direction(self) -> str:
+        if self.direction is not None:
+            return self.direction
+        return "maximize" if self.metric.endswith("accuracy") else "minimize"
+
+    @model_validator(mode="after")
+    def _sensible_direction(self) -> ObjectiveSpec:
+        natural = "maximize" if self.metric.endswith("accuracy") else "minimize"
+        if self.direction is not None and self.direction != natural:
+            raise ValueError(
+                f"direction {self.direction!r} contradicts metric {self.metric!r} "
+                f"(it should be {natural!r})"
+            )
+        return self
+
+
+class PrunerSpec(_Frozen):
+    name: Literal[PRUNERS] = "none"  # type: ignore[valid-type]
+    warmup_epochs: int = Field(1, ge=0)
+    interval: PositiveInt = 1
+
+
+class BudgetSpec(_Frozen):
+    n_trials: PositiveInt = 20
+
+
+class WorkersSpec(_Frozen):
+    """How workers share a study (RDB storage): liveness and retries."""
+
+    # A running trial records a heartbeat every `heartbeat_interval` seconds; one silent
+    # for `grace_period` seconds belongs to a dead worker and is failed, then retried with
+    # the same parameters at most `max_retry` times.
+    heartbeat_interval: PositiveInt = 30
+    grace_period: PositiveInt = 120
+    max_retry: int = Field(2, ge=0)
+    # A worker process replaces itself with a fresh one (same pid, os.execv) after this many
+    # trials. TensorFlow never frees traced graphs or GPU memory inside a process; trials
+    # reuse compiled models (sweep.reuse), which keeps host memory flat, and renewal bounds
+    # whatever a long-lived process would still accumulate.
+    recycle_after: PositiveInt = 50
+
+    @model_validator(mode="after")
+    def _grace_exceeds_interval(self) -> WorkersSpec:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"grace_period must exceed heartbeat_interval (got {self.grace_period} <= "
+                f"{self.heartbeat_interval})")
+        return self
+
+
+class TrackingSpec(_Frozen):
+    experiment: str | None = None
+    # |w| below this counts as zero in weights/<layer>/sparsity.
+    sparsity_threshold: float = Field(1e-3, gt=0.0)
+
+
+# --------------------------------------------------------------------------- study
+class StudySpec(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    seed: int = Field(0, ge=0, lt=2**31)
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec
+    objective: ObjectiveSpec = ObjectiveSpec()
+    sampler: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    pruner: PrunerSpec = PrunerSpec()
+    budget: BudgetSpec = BudgetSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    workers: WorkersSpec = WorkersSpec()
+
+    @field_validator("pruner", mode="before")
+    @classmethod
+    def _pruner_by_name(cls, value: Any):
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _classification_metrics(self) -> StudySpec:
+        if self.objective.metric.endswith("accuracy") and not self.train.is_classification:
+            raise ValueError(
+                f"objective.metric {self.objective.metric!r} needs a classification loss "
+                f"(train.loss is {self.train.loss!r})"
+            )
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def canonical(self, *, operational: bool = True) -> dict[str, Any]:
+        """The spec as plain JSON data, the form stored inside the Optuna study."""
+        data = self.model_dump(mode="json")
+        if not operational:
+            for key in OPERATIONAL_KEYS:
+                data.pop(key)
+        return data
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes what a trial means (the budget and the worker
+        settings do not)."""
+        text = json.dumps(self.canonical(operational=False), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- loading
+def _is_union_tag(item: str) -> bool:
+    return bool(item) and (
+        item[0].isupper() or item[0] == "<" or item.startswith("function-")
+        or item in ("float", "constrained-float", "str", "tagged-union"))
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # pydantic puts union-member tags (e.g. 'CoefficientRange', 'float') into the location
+    # of union errors; users know their own keys, so keep the keys and drop the tags.
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif _is_union_tag(item):
+            continue
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts)
+
+
+def _errors_from_pydantic(error: ValidationError) -> SpecErrors:
+    seen: dict[str, SpecError] = {}
+    for item in error.errors(include_url=False):
+        field = _field_path(tuple(item["loc"]))
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind == "literal_error":
+            message = f"must be one of {item['ctx']['expected']}"
+        elif kind == "union_tag_invalid":
+            message = f"must be one of {item['ctx']['expected_tags']}"
+            item = {**item, "input": item["ctx"]["tag"]}
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        show = kind != "missing" and not (isinstance(value, dict) and kind != "extra_forbidden") \
+            and f"(got {value!r})" not in message
+        # Union members each report a failure for the same field; the first is enough.
+        seen.setdefault(field, SpecError(field, message, value, show_value=show))
+    return SpecErrors(list(seen.values()))
+
+
+def parse_spec(data: Any) -> StudySpec:
+    """Validate already-loaded data (a mapping) into a :class:`StudySpec`."""
+    if not isinstance(data, dict):
+        raise SpecError("", "a study file must be a mapping of the keys "
+                        f"{', '.join(TOP_LEVEL_KEYS)}", type(data).__name__)
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as error:
+        raise _errors_from_pydantic(error) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study file; every problem is a :class:`SpecError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError("STUDY_FILE", f"cannot read: {error.strerror}", str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SpecError("STUDY_FILE", f"not valid YAML: {error}", str(path),
+                        show_value=False) from None
+    return parse_spec(data)

@@ -1,0 +1,165 @@
+"""Optuna studies that carry their own spec.
+
+The validated spec is stored inside the study (user attr ``spec``) with its fingerprint, so
+a worker needs only the study name and the storage URL. The budget is part of the stored
+spec but not of the fingerprint: raising it extends a study, anything else is a new study.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+import warnings
+from typing import Any
+
+from sweep.errors import SpecError
+from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
+from sweep.storage import mask_url
+
+SPEC_ATTR = "spec"
+FINGERPRINT_ATTR = "spec_fingerprint"
+UID_ATTR = "study_uid"
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
+                 trials_so_far: int = 0):
+    import optuna
+
+    # `group`/`constant_liar` are marked experimental but are what makes TPE handle
+    # conditional placements and several workers; the warning would only alarm users.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    # Each worker gets its own seed so that the random start-up trials of two workers
+    # differ, and a renewed or resumed worker does not replay the draws it made before;
+    # a fresh one-worker study keeps the study seed and is reproducible.
+    seed = (spec.seed + 7919 * worker_index + 104729 * trials_so_far) % 2**32
+    name = spec.sampler
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    raise SpecError("sampler", "unknown sampler", name)
+
+
+def make_pruner(spec: StudySpec):
+    import optuna
+
+    pruner = spec.pruner
+    if pruner.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner.warmup_epochs,
+                                           interval_steps=pruner.interval)
+    if pruner.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs),
+                                              max_resource=spec.train.epochs)
+    if pruner.name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, pruner.warmup_epochs))
+    return optuna.pruners.NopPruner()
+
+
+def stored_spec(study: Any) -> StudySpec:
+    data = study.user_attrs.get(SPEC_ATTR)
+    if data is None:
+        raise SpecError("STUDY_NAME", "this study was not created by regsweep (no stored spec)",
+                        study.study_name)
+    return parse_spec(data)
+
+
+def _spec_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    out: list[str] = []
+    for key in keys:
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _spec_differences(a, b, path + ".")
+        elif a != b:
+            out.append(f"{path}: stored {a!r}, file {b!r}")
+    return out
+
+
+def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
+                     n_trials: int | None = None, space: Any = None):
+    """The study for ``spec``: created (with the spec inside) or resumed.
+
+    A stored spec that differs from the file (budget aside) is refused, unless
+    ``force_new``, which archives the old study under a new name and starts afresh."""
+    import optuna
+
+    if n_trials is not None:
+        spec = spec.model_copy(update={"budget": spec.budget.model_copy(
+            update={"n_trials": n_trials})})
+    existing = _find(storage, spec.name)
+    if existing is not None and force_new:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        archive = f"{spec.name}.archived-{stamp}"
+        optuna.copy_study(from_study_name=spec.name, from_storage=storage,
+                          to_storage=storage, to_study_name=archive)
+        optuna.delete_study(study_name=spec.name, storage=storage)
+        existing = None
+    if existing is not None:
+        if existing.user_attrs.get(FINGERPRINT_ATTR) != spec.fingerprint():
+            stored = existing.user_attrs.get(SPEC_ATTR) or {}
+            differences = _spec_differences(
+                {k: v for k, v in stored.items() if k not in OPERATIONAL_KEYS},
+                spec.canonical(operational=False))
+            raise SpecError(
+                "STUDY_FILE",
+                f"differs from the spec stored in study '{spec.name}' "
+                f"({'; '.join(differences[:5]) or 'fingerprint differs'}); "
+                "rename the study, or pass --force-new to archive the old one and start afresh",
+                spec.name, show_value=False)
+        if existing.user_attrs[SPEC_ATTR] != spec.canonical():
+            existing.set_user_attr(SPEC_ATTR, spec.canonical())
+        return existing, spec
+    directions = [spec.objective.resolved_direction]
+    study = optuna.create_study(
+        study_name=spec.name, storage=storage, directions=directions,
+        sampler=make_sampler(spec, space), pruner=make_pruner(spec),
+    )
+    study.set_user_attr(SPEC_ATTR, spec.canonical())
+    study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint())
+    study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+    return study, spec
+
+
+def _find(storage: Any, name: str):
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def load(storage: Any, name: str, *, storage_url: str = ""):
+    """An existing study and the spec stored inside it."""
+    study = _find(storage, name)
+    if study is None:
+        raise SpecError("STUDY_NAME", f"no such study in {mask_url(storage_url) or 'storage'}",
+                        name)
+    return study, stored_spec(study)
+
+
+def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0) -> None:
+    """Give a loaded study this worker's sampler and the spec's pruner (Optuna does not
+    store either)."""
+    study.sampler = make_sampler(spec, space, worker_index=worker_index,
+                                 trials_so_far=len(study.get_trials(deepcopy=False)))
+    study.pruner = make_pruner(spec)
+
+
+def finished_count(study: Any) -> int:
+    import optuna
+
+    states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED_STATES)
+    return len(study.get_trials(deepcopy=False, states=states))

@@ -1,0 +1,278 @@
+"""Every MLflow call regsweep makes lives here.
+
+Layout (DESIGN.md): one experiment per study; one parent run per study (tag
+``sweep.role=study``), found again when the study is resumed; one nested child run per
+trial named ``trial-<number>``; per-epoch metrics with step = epoch; run status follows
+the trial (COMPLETE→FINISHED, PRUNED→KILLED, FAIL→FAILED).
+
+MLflow is imported lazily (it costs seconds) and only by processes that train.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sweep.space import Placement, describe_placement
+from sweep.spool import Spool
+
+log = logging.getLogger("sweep")
+
+# "INTERRUPTED" is a FAIL trial that was stopped (SIGINT/SIGTERM), not broken: KILLED.
+STATUS_BY_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED",
+                   "INTERRUPTED": "KILLED"}
+_BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
+
+
+def _client(tracking_uri: str):
+    # MLflow retries an unreachable server for minutes by default; a trial should notice
+    # within seconds and spool instead.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    from mlflow.tracking import MlflowClient
+
+    # MLflow's INFO lines (database migrations, ...) drown the progress output.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def placement_params(placement: Placement) -> dict[str, str]:
+    """The resolved placement as MLflow params: which layer got which penalty."""
+    params = {"resolved": describe_placement(placement)}
+    for layer, targets in placement.items():
+        for target, kinds in targets.items():
+            for kind, value in kinds.items():
+                params[f"resolved/{layer}/{target}/{kind}"] = repr(float(value))
+    return params
+
+
+class StudyTracker:
+    """The MLflow side of one study, as seen by one worker."""
+
+    def __init__(self, tracking_uri: str, *, experiment: str, study_name: str, study_uid: str,
+                 worker: str):
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment
+        self.study_name = study_name
+        self.study_uid = study_uid
+        self.worker = worker
+        self.client = _client(tracking_uri)
+        self._experiment_id: str | None = None
+        self._parent_id: str | None = None
+
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment_name)
+            if found is None:
+                try:
+                    self._experiment_id = self.client.create_experiment(self.experiment_name)
+                except Exception:  # another worker created it first: use theirs
+                    found = self.client.get_experiment_by_name(self.experiment_name)
+                    if found is None:
+                        raise
+                    self._experiment_id = found.experiment_id
+            else:
+                if found.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(found.experiment_id)
+                self._experiment_id = found.experiment_id
+        return self._experiment_id
+
+    def parent_run_id(self, spec: Mapping[str, Any] | None = None) -> str:
+        """The study's parent run: found by the study's uid, created on first use."""
+        if self._parent_id is not None:
+            return self._parent_id
+        runs = self.client.search_runs(
+            [self.experiment_id()],
+            filter_string=f"tags.`sweep.study_uid` = '{self.study_uid}'",
+            max_results=1, order_by=["attributes.start_time ASC"],
+        )
+        if runs:
+            self._parent_id = runs[0].info.run_id
+            return self._parent_id
+        run = self.client.create_run(
+            self.experiment_id(), run_name=self.study_name,
+            tags={"sweep.role": "study", "optuna.study_name": self.study_name,
+                  "sweep.study_uid": self.study_uid},
+        )
+        self._parent_id = run.info.run_id
+        if spec is not None:
+            self.client.log_dict(self._parent_id, dict(spec), "study_spec.json")
+        return self._parent_id
+
+    def set_parent_status(self, status: str) -> None:
+        if status == "RUNNING":
+            self.client.update_run(self.parent_run_id(), status="RUNNING")
+        else:
+            self.client.set_terminated(self.parent_run_id(), status)
+
+    def start_trial(self, number: int, params: Mapping[str, Any], placement: Placement,
+                    seed: int) -> TrialRun:
+        """Open the trial's child run. If MLflow cannot be reached, the run is spooled to a
+        local file instead (``sweep sync`` replays it) and training goes on."""
+        values = {**{k: str(v) for k, v in params.items()}, **placement_params(placement),
+                  "seed": str(seed)}
+        create = {"op": "create_run", "tracking_uri": self.tracking_uri,
+                  "experiment": self.experiment_name, "study_name": self.study_name,
+                  "study_uid": self.study_uid, "run_name": f"trial-{number}",
+                  # A key chosen here, before MLflow is asked: if the store creates the run but
+                  # the answer is lost, `sweep sync` finds that run instead of making another.
+                  "tags": {"optuna.study_name": self.study_name,
+                           "optuna.trial_number": str(number), "sweep.worker": self.worker,
+                           "sweep.run_key": uuid.uuid4().hex}}
+        run = TrialRun(self)
+        run.submit(create, wait=True)
+        run.submit({"op": "log", "params": values})
+        return run
+
+    def create_run(self, op: Mapping[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id(), run_name=op["run_name"],
+            tags={**op["tags"], "mlflow.parentRunId": self.parent_run_id()})
+        return run.info.run_id
+
+
+def apply(client: Any, run_id: str, op: Mapping[str, Any]) -> None:
+    """Carry out one logged operation on an existing run (live, or replayed by sync)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    if op["op"] == "log":
+        metrics = [Metric(k, float(v), ts, step) for k, v, ts, step in op.get("metrics", [])]
+        params = [Param(k, v) for k, v in op.get("params", {}).items()]
+        tags = [RunTag(k, str(v)) for k, v in op.get("tags", {}).items()]
+        for start in range(0, max(len(metrics), 1), _BATCH_LIMIT):
+            client.log_batch(run_id, metrics=metrics[start:start + _BATCH_LIMIT],
+                             params=params if start == 0 else [],
+                             tags=tags if start == 0 else [])
+    elif op["op"] == "terminate":
+        client.set_terminated(run_id, op["status"])
+    else:
+        raise ValueError(f"unknown operation {op['op']!r}")
+
+
+class TrialRun:
+    """The child run of one trial.
+
+    Every MLflow call is an *operation* handed to a background thread, so training never
+    waits for the tracking store (one batch per epoch). When the store cannot be reached,
+    this and all later operations of the run go to the spool file instead, in order;
+    ``sweep sync`` replays them once the store is back. Nothing the trial measured is
+    lost either way."""
+
+    def __init__(self, tracker: StudyTracker):
+        self.tracker = tracker
+        self.run_id: str | None = None
+        self.spool: Spool | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def reference(self) -> str:
+        """What the Optuna trial records as ``mlflow_run_id``."""
+        return self.run_id if self.run_id is not None else f"spool:{self.spool.key}"
+
+    def submit(self, op: dict[str, Any], *, wait: bool = False) -> None:
+        if wait:
+            self._perform(op)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, daemon=True,
+                                            name="sweep-tracking")
+            self._thread.start()
+        self._queue.put(op)
+
+    def _drain(self) -> None:
+        while True:
+            op = self._queue.get()
+            if op is None:
+                return
+            self._perform(op)
+
+    def _perform(self, op: dict[str, Any]) -> None:
+        if self.spool is None:
+            try:
+                if op["op"] == "create_run":
+                    self.run_id = self.tracker.create_run(op)
+                else:
+                    apply(self.tracker.client, self.run_id, op)
+                return
+            except Exception as error:  # store unreachable: from now on, spool
+                self.spool = Spool.for_run(self.run_id, op if op["op"] == "create_run"
+                                           else None, self.tracker.tracking_uri)
+                log.warning("MLflow unreachable (%s); spooling run to %s",
+                            _short(error), self.spool.path)
+                if op["op"] == "create_run":
+                    return
+        self.spool.append(op)
+
+    def log_epoch(self, step: int, metrics: Mapping[str, float]) -> None:
+        stamp = _now_ms()
+        self.submit({"op": "log", "metrics": [[k, float(v), stamp, step]
+                                              for k, v in metrics.items()]})
+
+    def finish(self, state: str, final: Mapping[str, float] | None = None,
+               reason: str | None = None, tags: Mapping[str, str] | None = None) -> None:
+        """Log the final figures, close the run with the trial's state, wait until done."""
+        tags = {**(tags or {}), **({"sweep.fail_reason": reason[:5000]} if reason else {})}
+        if final or tags:
+            stamp = _now_ms()
+            self.submit({"op": "log", "tags": tags,
+                         "metrics": [[k, float(v), stamp, 0] for k, v in (final or {}).items()]})
+        self.submit({"op": "terminate", "status": STATUS_BY_STATE[state]})
+        self.close()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+def _short(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:200]}" if str(error) else \
+        type(error).__name__
+
+
+def sync(tracking_uri: str | None = None) -> list[Any]:
+    """Replay every spooled run into MLflow (``tracking_uri`` overrides the store each
+    run was meant for). Returns what was replayed."""
+    from sweep.spool import pending, replay
+
+    def resolve(first: Mapping[str, Any]) -> tuple[Any, str]:
+        uri = tracking_uri or first["tracking_uri"]
+        if first["op"] == "run":
+            return _client(uri), first["run_id"]
+        tracker = StudyTracker(uri, experiment=first["experiment"],
+                               study_name=first["study_name"], study_uid=first["study_uid"],
+                               worker=first["tags"].get("sweep.worker", ""))
+        key = first["tags"]["sweep.run_key"]
+        found = tracker.client.search_runs(
+            [tracker.experiment_id()], filter_string=f"tags.`sweep.run_key` = '{key}'",
+            max_results=1)
+        return tracker.client, found[0].info.run_id if found else tracker.create_run(first)
+
+    return [replay(path, resolve_run=resolve, apply=apply) for path in pending()]
+
+
+def mark_run_lost(tracking_uri: str, run_id: str, worker: str | None) -> None:
+    """Close the run of a trial whose worker died (no heartbeat): FAILED, with the reason."""
+    if run_id.startswith("spool:"):
+        return
+    client = _client(tracking_uri)
+    try:
+        client.set_tag(run_id, "sweep.fail_reason",
+                       f"worker {worker or '?'} stopped sending heartbeats")
+        client.set_terminated(run_id, "FAILED")
+    except Exception as error:  # the study's bookkeeping must not depend on MLflow
+        log.warning("could not close MLflow run %s: %s", run_id, _short(error))

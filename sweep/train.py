@@ -1,0 +1,102 @@
+"""Compile, fit and evaluate one trial's model.
+
+Keras' ``loss``/``val_loss`` include the regularization penalty (a model with L2(10) shows a
+loss of 43.7 where its data loss is 0.67), so a regularized and an unregularized model
+cannot be compared on them. Every model is therefore also compiled with ``data_loss``: the
+same loss function as a metric, which sees predictions and labels only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sweep.data import Splits
+from sweep.runtime import import_keras
+from sweep.spec import TrainSpec
+
+_OPTIMIZERS = {
+    "adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",
+    "nadam": "Nadam", "adagrad": "Adagrad",
+}
+_ACCURACY = {
+    "sparse_categorical_crossentropy": "SparseCategoricalAccuracy",
+    "categorical_crossentropy": "CategoricalAccuracy",
+    "binary_crossentropy": "BinaryAccuracy",
+}
+SPLITS = ("train", "val", "test")
+
+
+def metric_names(train: TrainSpec) -> tuple[str, ...]:
+    """The per-epoch metrics Keras will log for this training spec (without ``val_``)."""
+    return ("loss", "data_loss", "accuracy") if train.is_classification else ("loss", "data_loss")
+
+
+def compile_model(model: Any, train: TrainSpec) -> None:
+    keras = import_keras()
+    optimizer = getattr(keras.optimizers, _OPTIMIZERS[train.optimizer])(
+        learning_rate=train.learning_rate)
+    metrics = [keras.metrics.MeanMetricWrapper(keras.losses.get(train.loss), name="data_loss")]
+    if train.loss in _ACCURACY:
+        metrics.append(getattr(keras.metrics, _ACCURACY[train.loss])(name="accuracy"))
+    model.compile(optimizer=optimizer, loss=train.loss, metrics=metrics)
+
+
+def prepare_targets(y: np.ndarray, train: TrainSpec, n_classes: int | None) -> np.ndarray:
+    """Labels in the form the loss expects (one-hot for categorical, a column for binary)."""
+    if train.loss == "categorical_crossentropy" and y.ndim == 1:
+        return np.eye(n_classes or int(y.max()) + 1, dtype="float32")[y]
+    if train.loss == "binary_crossentropy" and y.ndim == 1:
+        return y.astype("float32")[:, None]
+    return y
+
+
+class Batches:
+    """The worker's data as tf.data pipelines, built once and shared by its trials.
+
+    Handing Keras numpy arrays makes it build (and trace) a fresh input pipeline on every
+    fit and evaluate call; these pipelines are built once. Only the training order is new
+    per trial: shuffled from the trial's seed, so a trial is reproducible on its own."""
+
+    def __init__(self, splits: Splits, train: TrainSpec):
+        import tensorflow as tf
+
+        self.train = train
+        self._tf = tf
+        self.tensors = {
+            split: (tf.constant(getattr(splits, f"x_{split}")),
+                    tf.constant(prepare_targets(getattr(splits, f"y_{split}"), train,
+                                                splits.n_classes)))
+            for split in SPLITS if len(getattr(splits, f"x_{split}"))
+        }
+        self.ordered = {
+            split: tf.data.Dataset.from_tensor_slices(tensors).batch(train.batch_size)
+            .cache().prefetch(tf.data.AUTOTUNE)
+            for split, tensors in self.tensors.items()
+        }
+
+    def shuffled_training(self, seed: int):
+        tf = self._tf
+        x, _ = self.tensors["train"]
+        return (tf.data.Dataset.from_tensor_slices(self.tensors["train"])
+                .shuffle(int(x.shape[0]), seed=seed, reshuffle_each_iteration=True)
+                .batch(self.train.batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def fit(model: Any, batches: Batches, callbacks: Sequence[Any], *, seed: int) -> None:
+    model.fit(batches.shuffled_training(seed), validation_data=batches.ordered["val"],
+              epochs=batches.train.epochs, shuffle=False, verbose=0,
+              callbacks=list(callbacks))
+
+
+def evaluate(model: Any, batches: Batches) -> dict[str, float]:
+    """Final figures on every split: ``final/<split>_<metric>``. The test split is touched
+    here only, after the trial's training is over, never to choose anything."""
+    results: dict[str, float] = {}
+    for split, dataset in batches.ordered.items():
+        scores = model.evaluate(dataset, verbose=0, return_dict=True)
+        for name, value in scores.items():
+            results[f"final/{split}_{name}"] = float(value)
+    return results

@@ -1,0 +1,68 @@
+"""Checks that need more than the file itself: the model's layers, the data on disk, and
+what the chosen sampler and objective require. Run before anything is written anywhere.
+
+Declared ``layers`` and ``.keras`` files are checked without TensorFlow; a Python builder
+has to be run, which imports it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import zipfile
+
+from sweep.data import check_data
+from sweep.errors import SpecError
+from sweep.slots import DECLARABLE_LAYER_CLASSES, LayerInfo, describe_declared, describe_keras_file
+from sweep.space import SearchSpace
+from sweep.spec import StudySpec
+from sweep.train import metric_names
+
+
+def describe_layers(spec: StudySpec) -> list[LayerInfo]:
+    model = spec.model
+    if model.layers is not None:
+        for index, entry in enumerate(model.layers):
+            ((class_name, kwargs),) = entry.items()
+            if class_name not in DECLARABLE_LAYER_CLASSES:
+                near = difflib.get_close_matches(class_name, DECLARABLE_LAYER_CLASSES, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else \
+                    "; use a builder for other layers"
+                raise SpecError(f"model.layers[{index}]", f"unknown layer class{hint}",
+                                class_name)
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise SpecError(f"model.layers[{index}].{class_name}",
+                                "arguments must be a mapping", kwargs)
+        return describe_declared(model.layers)
+    if model.file is not None:
+        if not model.file.is_file():
+            raise SpecError("model.file", "no such file", str(model.file))
+        try:
+            return describe_keras_file(model.file)
+        except (zipfile.BadZipFile, KeyError, ValueError) as error:
+            raise SpecError("model.file", f"not a .keras model file ({error})",
+                            str(model.file)) from None
+    from sweep.data import load_data
+    from sweep.model import build_base_model
+    from sweep.slots import describe_model
+
+    splits = load_data(spec.data, spec.seed)
+    return describe_model(build_base_model(model, splits.input_shape, splits.n_classes))
+
+
+def check_study(spec: StudySpec) -> SearchSpace:
+    """Everything a run would trip over later, found now. Returns the search space."""
+    check_data(spec.data)
+    known = metric_names(spec.train)
+    if spec.objective.metric.removeprefix("val_") not in known:
+        raise SpecError("objective.metric", "Keras does not produce this metric for "
+                        f"train.loss {spec.train.loss!r}; use one of "
+                        f"{', '.join('val_' + m for m in known if m != 'loss')}",
+                        spec.objective.metric)
+    space = SearchSpace(spec.search, describe_layers(spec))
+    if spec.sampler == "grid":
+        space.grid()
+    if spec.sampler == "gp" and importlib.util.find_spec("torch") is None:
+        raise SpecError("sampler", "Optuna's GP sampler needs PyTorch (pip install torch)",
+                        spec.sampler)
+    return space

@@ -1,0 +1,73 @@
+"""Per-slot weight statistics and penalties of a (regularized) Keras model.
+
+``weights/<layer>/l1``: sum of |w| over the layer's kernel; ``weights/<layer>/l2``: the
+Euclidean norm of the kernel; ``weights/<layer>/sparsity``: the fraction of kernel entries
+with |w| below the threshold; ``penalty/<layer>``: the layer's share of ``model.losses``
+(kernel + bias regularization, plus activity regularization on the probe batch);
+``penalty/total``: the sum of ``model.losses``. Without a probe batch both are the weight
+penalties only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def weight_metrics(
+    model: Any,
+    slots: Sequence[str],
+    *,
+    threshold: float = 1e-3,
+    probe: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Statistics of every slot, computed as tensor ops and copied to the host once."""
+    from keras import ops
+
+    if probe is not None:
+        # Activity penalties exist only for a forward pass; an eager call on a fixed probe
+        # batch also replaces the symbolic losses left behind by the traced training step.
+        model(probe, training=False)
+    keys: list[str] = []
+    values: list[Any] = []
+    for name in slots:
+        layer = model.get_layer(name)
+        kernel = _kernel(layer)
+        magnitude = ops.abs(kernel)
+        keys += [f"weights/{name}/l1", f"weights/{name}/l2", f"weights/{name}/sparsity"]
+        values += [
+            ops.sum(magnitude),
+            ops.sqrt(ops.sum(ops.square(kernel))),
+            ops.mean(ops.cast(ops.less(magnitude, threshold), "float32")),
+        ]
+        losses = _penalties(layer, called=probe is not None)
+        keys.append(f"penalty/{name}")
+        values.append(ops.sum(ops.stack(losses)) if losses else ops.zeros(()))
+    total = _penalties(model, called=probe is not None)
+    keys.append("penalty/total")
+    values.append(ops.sum(ops.stack(total)) if total else ops.zeros(()))
+    stacked = ops.convert_to_numpy(ops.stack([ops.cast(v, "float32") for v in values]))
+    return {key: float(value) for key, value in zip(keys, stacked, strict=True)}
+
+
+def _penalties(layer: Any, *, called: bool) -> list[Any]:
+    """``layer.losses`` after the eager probe call; without one, only the weight penalties.
+    Losses added during a call (activity penalties, ``ActivityRegularization`` layers) are
+    then stale: after ``fit`` they are symbolic tensors of the traced training step, which
+    cannot be evaluated and would crash the measurement."""
+    if called:
+        return layer.losses
+    return [w.regularizer(w) for w in layer.trainable_weights if w.regularizer is not None]
+
+
+def _kernel(layer: Any) -> Any:
+    """The layer's kernel; recurrent layers (LSTM, GRU, SimpleRNN, ConvLSTM*) keep theirs
+    on their cell (the input kernel, the one ``kernel_regularizer`` applies to)."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None and getattr(layer, "cell", None) is not None:
+        kernel = layer.cell.kernel
+    if kernel is None:
+        raise ValueError(f"layer '{layer.name}' has no kernel")
+    return kernel

@@ -1,0 +1,195 @@
+"""Shared fixtures: a temporary working folder, a temporary Optuna storage, one MLflow
+store per test session (creating an MLflow database takes seconds), tiny study files."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TINY_STUDY: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"source": "synthetic", "n_samples": 160, "shape": [6], "n_classes": 3,
+             "validation_split": 0.25, "test_split": 0.25},
+    "model": {"layers": [
+        {"Dense": {"units": 8, "activation": "relu"}},
+        {"Dropout": {"rate": 0.1}},
+        {"Dense": {"units": 3, "activation": "softmax"}},
+    ]},
+    "train": {"epochs": 2, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
+              "loss": "sparse_categorical_crossentropy"},
+    "search": {
+        "targets": ["kernel"],
+        "placement": {"choices": ["none", "first", "all"]},
+        "coefficients": "shared",
+        "l1": {"low": 1.0e-5, "high": 1.0e-2, "log": True, "allow_zero": True},
+        "l2": {"low": 1.0e-5, "high": 1.0e-2, "log": True},
+    },
+    "objective": {"metric": "val_accuracy", "direction": "maximize"},
+    "sampler": "tpe",
+    "pruner": "none",
+    "budget": {"n_trials": 3},
+}
+
+
+def tiny_study(**overrides: Any) -> dict[str, Any]:
+    """The tiny study with top-level keys replaced (``None`` deletes a key)."""
+    study = copy.deepcopy(TINY_STUDY)
+    for key, value in overrides.items():
+        if value is None:
+            study.pop(key, None)
+        else:
+            study[key] = value
+    return study
+
+
+def write_study(path: Path, study: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder, as a user would, with no store URLs in the environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWEEP_STORAGE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'sweep.db'}"
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+# ---------------------------------------------------------------- real servers
+POSTGRES_URL = os.environ.get("SWEEP_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _unavailable(reason: str) -> None:
+    """Skip a test that needs a server, except in CI, where a missing server is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run, not skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from sweep.storage import normalize_storage_url
+
+    base = make_url(normalize_storage_url(POSTGRES_URL))
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:
+        admin.dispose()
+        _unavailable(f"no PostgreSQL server answers at {base.render_as_string()}: {error}")
+    name = f"sweep_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on a free loopback port; can be stopped and restarted on
+    the same port and store (to simulate an outage)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts")],
+            stdout=subprocess.DEVNULL, stderr=self._log_file())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not start: {self.log()[-2000:]}")
+
+    def _log_file(self):
+        self._log = (self.folder / "server.log").open("ab")  # closed in stop()
+        return self._log
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+
+    def log(self) -> str:
+        path = self.folder / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,101 @@
+"""The study-wide budget is exact: workers racing for it never start more trials."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import tiny_study
+
+from sweep.budget import BudgetExhausted, used_budget
+from sweep.spec import parse_spec
+from sweep.storage import open_storage
+
+
+def _create(url: str, name: str, n_trials: int) -> None:
+    spec = parse_spec(tiny_study(name=name, budget={"n_trials": n_trials}))
+    study = optuna.create_study(study_name=name, storage=open_storage(url))
+    study.set_user_attr("spec", spec.canonical())
+
+
+def _race(url: str, name: str, barrier, results) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    barrier.wait()  # every worker asks for its first trial at the same moment
+    ran = 0
+
+    def objective(trial: optuna.Trial) -> float:
+        nonlocal ran
+        ran += 1
+        time.sleep(0.02)
+        return trial.suggest_float("x", 0, 1)
+
+    try:
+        study.optimize(objective)
+    except BudgetExhausted:
+        results.put(ran)
+        return
+    results.put(-1)  # optimize() returned without the budget being spent: wrong
+
+
+def _run_race(url: str, name: str, workers: int, n_trials: int) -> list[int]:
+    _create(url, name, n_trials)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers)
+    results = context.Queue()
+    processes = [context.Process(target=_race, args=(url, name, barrier, results))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    return [results.get(timeout=5) for _ in processes]
+
+
+def test_four_workers_racing_on_postgres_never_exceed_the_budget(
+        postgres_server_url: str) -> None:
+    for attempt in range(4):  # the race is repeated: one lucky run proves nothing
+        name = f"race-{attempt}"
+        ran = _run_race(postgres_server_url, name, workers=4, n_trials=7)
+        assert -1 not in ran
+        assert sum(ran) == 7
+        study = optuna.load_study(study_name=name, storage=postgres_server_url)
+        assert len(study.trials) == 7
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_two_workers_racing_on_sqlite_never_exceed_the_budget(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    ran = _run_race(url, "race", workers=2, n_trials=5)
+    assert sum(ran) == 5
+    assert len(optuna.load_study(study_name="race", storage=url).trials) == 5
+
+
+def test_retries_and_interrupted_trials_give_their_budget_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    _create(url, "b", 2)
+    study = optuna.load_study(study_name="b", storage=open_storage(url))
+    lost = study.ask()
+    study.tell(lost, state=optuna.trial.TrialState.FAIL)
+    stopped = study.ask()
+    study._storage.set_trial_user_attr(stopped._trial_id, "fail_reason", "interrupted")
+    study.tell(stopped, state=optuna.trial.TrialState.FAIL)
+    # One FAIL uses budget, the interrupted one does not.
+    assert used_budget(study.get_trials()) == 1
+    # A retry of the lost trial is allowed even with the budget full...
+    study.ask()
+    with pytest.raises(BudgetExhausted):
+        study.ask()
+    frozen = study.get_trials()[0]
+    retry = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params={}, distributions={},
+        system_attrs={"failed_trial": frozen.number, "retry_history": [frozen.number]})
+    study.add_trial(retry)
+    trials = study.get_trials()
+    # ...and once retried, the lost trial no longer counts: its retry does.
+    assert used_budget(trials) == 2
+    assert len(trials) == 4

@@ -1,0 +1,57 @@
+"""SIGTERM / SIGINT close the running trial cleanly: FAIL with reason "interrupted", its
+MLflow run KILLED, and the worker exits without a traceback."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import tiny_study, write_study
+from mlflow.tracking import MlflowClient
+
+
+def _running_trial(storage: str, name: str):
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+    for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        if "mlflow_run_id" in trial.user_attrs:
+            return trial
+    return None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_closes_the_running_trial(workdir: Path, storage_url: str, tracking_uri: str,
+                                         signum: int) -> None:
+    study = tiny_study(name=f"sig{signum}", budget={"n_trials": 2})
+    study["train"]["epochs"] = 5000  # long enough to be caught mid-trial
+    path = write_study(workdir / "s.yaml", study)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(path), "--storage", storage_url,
+         "--tracking-uri", tracking_uri, "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    trial = None
+    while trial is None and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        trial = _running_trial(storage_url, study["name"])
+    assert trial is not None, process.communicate(timeout=5)
+    time.sleep(1.0)  # inside model.fit
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr
+
+    closed = optuna.load_study(study_name=study["name"], storage=storage_url).trials[
+        trial.number]
+    assert closed.state == optuna.trial.TrialState.FAIL
+    assert closed.user_attrs["fail_reason"] == "interrupted"
+    run = MlflowClient(tracking_uri).get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED"

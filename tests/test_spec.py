@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import tiny_study, write_study
+
+from sweep.errors import SpecError
+from sweep.spec import CoefficientRange, load_spec, parse_spec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["digits.yaml", "elephants.yaml"])
+def test_shipped_study_files_parse(name: str) -> None:
+    spec = load_spec(REPO / "studies" / name)
+    assert spec.name
+    assert spec.objective.metric.startswith("val_")
+
+
+def test_tiny_study_is_frozen_and_typed() -> None:
+    spec = parse_spec(tiny_study())
+    assert spec.search.kinds == ("l1", "l2")
+    assert isinstance(spec.search.l2, CoefficientRange)
+    assert spec.objective.resolved_direction == "maximize"
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+        spec.seed = 3  # type: ignore[misc]
+
+
+def test_plain_number_fixes_a_coefficient_and_choices_list() -> None:
+    search = dict(tiny_study()["search"], l1=1.0e-4, l2={"choices": [1e-4, 1e-3]})
+    spec = parse_spec(tiny_study(search=search))
+    assert spec.search.l1 == 1.0e-4
+    assert spec.search.l2.choices == (1e-4, 1e-3)
+
+
+def test_pruner_given_by_name_or_mapping() -> None:
+    assert parse_spec(tiny_study(pruner="median")).pruner.name == "median"
+    spec = parse_spec(tiny_study(pruner={"name": "hyperband", "warmup_epochs": 2}))
+    assert (spec.pruner.name, spec.pruner.warmup_epochs) == ("hyperband", 2)
+
+
+def test_fingerprint_ignores_budget_only() -> None:
+    base = parse_spec(tiny_study())
+    assert base.fingerprint() == parse_spec(tiny_study(budget={"n_trials": 99})).fingerprint()
+    other = tiny_study()
+    other["train"]["epochs"] = 3
+    assert base.fingerprint() != parse_spec(other).fingerprint()
+
+
+def _with(path: str, value: object) -> dict:
+    """The tiny study with the value at a dotted path replaced (``...`` deletes it)."""
+    study = tiny_study()
+    node = study
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[key]
+    if value is ...:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return study
+
+
+BAD = [
+    ("colour", "blue", "colour", "unknown key"),
+    ("train.epochs", 0, "train.epochs", "0"),
+    ("train.epochs", "ten", "train.epochs", "ten"),
+    ("train.optimizer", "adamax", "train.optimizer", "adamax"),
+    ("search.l2", {"low": 0.1, "high": 0.01}, "search.l2", "low must be <= high"),
+    ("search.l1", {"low": 0.0, "high": 0.01, "log": True}, "search.l1", "log"),
+    ("search.targets", ["kernel", "weights"], "search.targets", "weights"),
+    ("search.coefficients", "each", "search.coefficients", "each"),
+    ("search.placement", {"choices": ["all"], "mask": True}, "search.placement", "exactly one"),
+    ("search.placement.extra", 1, "search.placement.extra", "unknown key"),
+    ("sampler", "bayes", "sampler", "bayes"),
+    ("pruner", "early", "pruner.name", "early"),
+    ("data.source", "mnist", "data", "mnist"),
+    ("data.validation_split", 1.5, "data.synthetic.validation_split", "1.5"),
+    ("objective.metric", "accuracy", "objective.metric", "val_"),
+    ("objective.metric", "val_loss", "objective.metric", "penalty"),
+    ("objective.direction", "minimize", "objective", "contradicts"),
+    ("budget.n_trials", -1, "budget.n_trials", "-1"),
+    ("name", "has space", "name", "has space"),
+    ("model.builder", "no_colon", "model.builder", "package.module:function"),
+    ("model.layers", ..., "model", "exactly one of layers, builder, file"),
+    ("search.l2", "x", "search.l2", "'x'"),
+    ("search.l1", {"low": -1, "high": 0.01}, "search.l1.low", "-1"),
+    ("data", ..., "data", "required"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field", "fragment"), BAD,
+                         ids=[f"{p}={v}" for p, v, *_ in BAD])
+def test_bad_values_name_the_field_and_the_value(path, value, field, fragment) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_with(path, value))
+    message = str(caught.value)
+    assert field in message
+    assert fragment in message
+
+
+def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec(listed)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(evil)
+
+
+def test_round_trip_through_canonical_form(tmp_path: Path) -> None:
+    spec = load_spec(write_study(tmp_path / "s.yaml", tiny_study()))
+    assert parse_spec(spec.canonical()) == spec
+
+
+def test_public_api_is_re_exported_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, sweep\n"
+            "assert not any(m in sys.modules for m in ('optuna', 'tensorflow', 'mlflow'))\n"
+            "assert sweep.load_spec and sweep.SpecError and sweep.select\n"
+            "print(sorted(sweep.__all__) == sweep.__all__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

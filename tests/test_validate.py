@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_study, write_study
+
+from sweep.cli import cli
+
+
+def _validate(tmp_path: Path, study: dict) -> tuple[int, str]:
+    path = write_study(tmp_path / "study.yaml", study)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    return result.exit_code, result.output
+
+
+def test_good_file_lists_the_searched_slots(tmp_path: Path) -> None:
+    code, output = _validate(tmp_path, tiny_study())
+    assert code == 0, output
+    assert "slots searched: dense, dense_1" in output
+
+
+def _search(**changes: object) -> dict:
+    return dict(tiny_study()["search"], **changes)
+
+
+CASES = [
+    ({"search": _search(placement={"choices": ["none", "before_flatten"]})},
+     "search.placement.choices[1]", "before_flatten"),
+    ({"search": _search(placement={"choices": ["dropout"]})},
+     "search.placement.choices[0]", "no kernel"),
+    ({"search": _search(placement={"choices": ["first+middle"]})},
+     "search.placement.choices[0]", "unknown selector 'middle'"),
+    ({"search": _search(placement={"mask": "conv"})}, "search.placement.mask", "conv"),
+    ({"model": {"layers": [{"Dens": {"units": 3}}]}}, "model.layers[0]", "did you mean 'Dense'"),
+    ({"data": {"source": "npz", "path": "nowhere.npz"}}, "data.path", "nowhere.npz"),
+    ({"data": {"source": "image_folder", "path": "no/such/folder"}}, "data.path", "no/such"),
+    ({"model": {"file": "missing.keras"}}, "model.file", "missing.keras"),
+    ({"sampler": "grid"}, "search.l1", "grid sampler"),
+    ({"search": _search(targets=["bias"]), "model": {"layers": [
+        {"Dense": {"units": 3, "use_bias": False}}]}}, "search.targets", "bias"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "fragment"), CASES,
+                         ids=[c[1] for c in CASES])
+def test_deep_checks_exit_2_naming_field_and_value(tmp_path: Path, changes: dict, field: str,
+                                                   fragment: str) -> None:
+    code, output = _validate(tmp_path, tiny_study(**changes))
+    assert code == 2, output
+    assert field in output
+    assert fragment in output
+
+
+def test_grid_sampler_accepts_choices_and_fixed_values(tmp_path: Path) -> None:
+    search = _search(l1=1e-4, l2={"choices": [1e-4, 1e-3]})
+    code, output = _validate(tmp_path, tiny_study(sampler="grid", search=search))
+    assert code == 0, output
+
+
+def test_image_folder_with_one_class_is_refused(tmp_path: Path) -> None:
+    from PIL import Image
+
+    (tmp_path / "imgs" / "cats").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "imgs" / "cats" / "a.png")
+    data = {"source": "image_folder", "path": str(tmp_path / "imgs")}
+    code, output = _validate(tmp_path, tiny_study(data=data))
+    assert code == 2
+    assert "data.path" in output

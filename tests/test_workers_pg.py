@@ -1,0 +1,239 @@
+"""Many workers, one PostgreSQL study, a real MLflow server: exact budget, crashes,
+dropped database connections, GPU assignment. Real servers, real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import tiny_study, write_study
+from mlflow.tracking import MlflowClient
+from sqlalchemy import create_engine, text
+
+from sweep.budget import used_budget
+from sweep.storage import normalize_storage_url
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _sweep(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweep", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _create(path: Path, storage: str, tracking: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "sweep", "create", str(path), "--storage",
+                           storage, "--tracking-uri", tracking], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def _wait_for(predicate, timeout: float = 180.0, every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def _children(tracking: str, experiment: str):
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if r.data.tags.get("sweep.role") != "study"]
+
+
+def test_four_workers_started_together_finish_exactly_the_budget(
+        workdir: Path, postgres_server_url: str, mlflow_server) -> None:
+    study = tiny_study(name="pg-budget", budget={"n_trials": 6})
+    study["train"]["epochs"] = 1
+    path = write_study(workdir / "s.yaml", study)
+    _create(path, postgres_server_url, mlflow_server.url)
+    workers = [_sweep("worker", "pg-budget", "--storage", postgres_server_url,
+                      "--tracking-uri", mlflow_server.url, "--no-progress") for _ in range(4)]
+    outputs = [w.communicate(timeout=400) for w in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert "Traceback" not in err
+    result = optuna.load_study(study_name="pg-budget", storage=postgres_server_url)
+    assert len(result.trials) == 6
+    assert used_budget(result.trials) == 6
+    assert {t.state for t in result.trials} == {optuna.trial.TrialState.COMPLETE}
+    assert not (workdir / "sweep-spool").exists()  # every run reached the server
+    runs = _children(mlflow_server.url, "pg-budget")
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in runs) == list(range(6))
+    # Each worker has its own sampler seed: their first random trials differ.
+    by_worker: dict[str, list] = {}
+    for trial in result.trials:
+        by_worker.setdefault(trial.user_attrs["worker"], []).append(trial)
+    firsts = [min(ts, key=lambda t: t.number).params for ts in by_worker.values()]
+    assert len(firsts) == 1 or any(a != firsts[0] for a in firsts[1:])
+
+
+def test_killed_worker_trial_is_failed_retried_and_its_run_closed(
+        workdir: Path, postgres_server_url: str, mlflow_server) -> None:
+    study = tiny_study(name="pg-kill", budget={"n_trials": 1},
+                       workers={"heartbeat_interval": 1, "grace_period": 3, "max_retry": 1})
+    study["data"]["n_samples"] = 1500
+    study["train"]["epochs"] = 25
+    path = write_study(workdir / "k.yaml", study)
+    _create(path, postgres_server_url, mlflow_server.url)
+    victim = _sweep("worker", "pg-kill", "--storage", postgres_server_url, "--tracking-uri",
+                    mlflow_server.url, "--no-progress")
+
+    def running():
+        trials = optuna.load_study(study_name="pg-kill", storage=postgres_server_url).trials
+        return [t for t in trials if t.state == optuna.trial.TrialState.RUNNING
+                and "mlflow_run_id" in t.user_attrs]
+
+    (lost,) = _wait_for(running)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    time.sleep(4)  # past the grace period
+
+    reaped = subprocess.run(
+        [sys.executable, "-m", "sweep", "reap", "pg-kill", "--storage", postgres_server_url,
+         "--tracking-uri", mlflow_server.url], capture_output=True, text=True)
+    assert reaped.returncode == 0, reaped.stderr
+    assert f"({lost.number})" in reaped.stdout
+    trials = optuna.load_study(study_name="pg-kill", storage=postgres_server_url).trials
+    assert trials[lost.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == lost.number]
+    assert retry.state == optuna.trial.TrialState.WAITING
+    assert retry.params == lost.params
+    run = MlflowClient(mlflow_server.url).get_run(lost.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert "heartbeat" in run.data.tags["sweep.fail_reason"]
+
+    survivor = subprocess.run(
+        [sys.executable, "-m", "sweep", "worker", "pg-kill", "--storage", postgres_server_url,
+         "--tracking-uri", mlflow_server.url, "--no-progress"], capture_output=True, text=True,
+        timeout=300)
+    assert survivor.returncode == 0, survivor.stderr
+    final = optuna.load_study(study_name="pg-kill", storage=postgres_server_url).trials
+    assert final[retry.number].state == optuna.trial.TrialState.COMPLETE
+    assert final[retry.number].params == lost.params
+    assert len(final) == 2 and used_budget(final) == 1
+
+
+def test_dropped_database_connections_cost_at_most_the_trials_in_flight(
+        workdir: Path, postgres_server_url: str, mlflow_server) -> None:
+    study = tiny_study(name="pg-drop", budget={"n_trials": 4})
+    study["train"]["epochs"] = 8
+    path = write_study(workdir / "d.yaml", study)
+    _create(path, postgres_server_url, mlflow_server.url)
+    worker = _sweep("worker", "pg-drop", "--storage", postgres_server_url, "--tracking-uri",
+                    mlflow_server.url, "--no-progress")
+    admin = create_engine(normalize_storage_url(postgres_server_url),
+                          isolation_level="AUTOCOMMIT")
+
+    def trials():
+        return optuna.load_study(study_name="pg-drop", storage=postgres_server_url).trials
+
+    try:
+        for finished in (1, 2):
+            _wait_for(lambda f=finished: sum(t.state.is_finished() for t in trials()) >= f)
+            with admin.connect() as connection:
+                killed = connection.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            assert killed >= 1
+        _, err = worker.communicate(timeout=400)
+    finally:
+        admin.dispose()
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    final = trials()
+    assert used_budget(final) == 4
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in final) >= 2
+
+
+def test_gpu_workers_each_see_their_own_device(workdir: Path, postgres_server_url: str,
+                                               mlflow_server) -> None:
+    study = tiny_study(name="pg-gpus", budget={"n_trials": 4})
+    study["train"]["epochs"] = 1
+    path = write_study(workdir / "g.yaml", study)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", "run", str(path), "--storage", postgres_server_url,
+         "--tracking-uri", mlflow_server.url, "--gpus", "0,1", "--no-progress"],
+        capture_output=True, text=True, timeout=400, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr
+    final = optuna.load_study(study_name="pg-gpus", storage=postgres_server_url).trials
+    assert len(final) == 4
+    by_worker = {t.user_attrs["worker"]: t.user_attrs["gpu"] for t in final}
+    assert set(by_worker.values()) <= {"0", "1"}
+    # A worker process never changes device.
+    for trial in final:
+        assert trial.user_attrs["gpu"] == by_worker[trial.user_attrs["worker"]]
+
+
+def test_tracking_outage_spools_runs_and_sync_replays_them_once(
+        workdir: Path, postgres_server_url: str, mlflow_server) -> None:
+    server = mlflow_server  # stopped mid-study and started again on the same port and store
+    # A space without repeats: a duplicate trial reuses an earlier run and trains nothing.
+    search = {k: v for k, v in tiny_study()["search"].items() if k != "l1"}
+    search.update(placement={"choices": ["all"]})
+    study = tiny_study(name="pg-outage", budget={"n_trials": 3}, search=search)
+    study["data"]["n_samples"] = 600
+    study["train"]["epochs"] = 12
+    path = write_study(workdir / "o.yaml", study)
+    try:
+        _create(path, postgres_server_url, server.url)
+        worker = _sweep("worker", "pg-outage", "--storage", postgres_server_url,
+                        "--tracking-uri", server.url, "--no-progress", cwd=workdir)
+
+        def running_with_run():
+            trials = optuna.load_study(study_name="pg-outage",
+                                       storage=postgres_server_url).trials
+            return [t for t in trials if "mlflow_run_id" in t.user_attrs]
+
+        _wait_for(running_with_run)
+        server.stop()  # mid-trial: the rest of this run and the later runs are spooled
+        _, err = worker.communicate(timeout=400)
+        assert worker.returncode == 0, err
+        trials = optuna.load_study(study_name="pg-outage", storage=postgres_server_url).trials
+        assert len(trials) == 3
+        assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+        spooled = list((workdir / "sweep-spool").glob("*.jsonl"))
+        assert len(spooled) == 3
+
+        server.start()
+        synced = subprocess.run(
+            [sys.executable, "-m", "sweep", "sync", "--storage", postgres_server_url],
+            capture_output=True, text=True, cwd=workdir, timeout=300)
+        assert synced.returncode == 0, synced.stderr
+        assert "synced 3 runs" in synced.stdout
+        again = subprocess.run([sys.executable, "-m", "sweep", "sync"], capture_output=True,
+                               text=True, cwd=workdir, timeout=300)
+        assert "nothing to sync" in again.stdout
+
+        client = MlflowClient(server.url)
+        children = _children(server.url, "pg-outage")
+        runs = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+        assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [0, 1, 2]
+        exported = subprocess.run(
+            [sys.executable, "-m", "sweep", "export", "pg-outage", "--storage",
+             postgres_server_url, "--format", "json"], capture_output=True, text=True)
+        import json
+
+        links = {row["number"]: row["mlflow_run_id"] for row in json.loads(exported.stdout)}
+        for number, run in runs.items():
+            assert run.info.status == "FINISHED"
+            assert links[number] == run.info.run_id
+            history = client.get_metric_history(run.info.run_id, "val_accuracy")
+            # Every epoch exactly once: nothing lost, nothing replayed twice.
+            assert sorted(m.step for m in history) == list(range(1, 13)), (
+                number, run.info.run_id, sorted(run.data.tags), len(runs))
+            assert run.data.metrics["final/test_accuracy"] == pytest.approx(
+                trials[number].user_attrs["final/test_accuracy"])
+    finally:
+        if server.process is None:
+            server.start()
