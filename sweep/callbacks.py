@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep import interrupt
 from sweep.runtime import import_keras
 from sweep.weights import weight_metrics
 
@@ -93,3 +94,15 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.advance(epoch + 1, logs or {})
+
+
+class StopRequestCheck(keras.callbacks.Callback):
+    """Turns a SIGINT/SIGTERM stop request into ``KeyboardInterrupt`` between steps, the
+    safe point of a running trial (see ``sweep.interrupt``). Reads a Python attribute
+    only: no device sync."""
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        interrupt.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        interrupt.check()

@@ -39,29 +39,21 @@ class _Group(click.Group):
             ctx.exit(1)
         except KeyboardInterrupt:
             # The running trial has already been closed (FAIL "interrupted", run KILLED).
-            click.echo("interrupted; the running trial was recorded as failed "
-                       "(reason 'interrupted').", err=True)
+            click.echo("interrupted: stopped cleanly; a trial in progress was recorded as "
+                       "failed (reason 'interrupted') and its place in the budget given back.",
+                       err=True)
             ctx.exit(130)
 
 
 @contextlib.contextmanager
-def _signals_as_interrupt() -> Iterator[None]:
-    """SIGTERM (cluster pre-emption, `kill`, `docker stop`) closes the running trial the
-    same way Ctrl-C does, instead of killing the process mid-write. Only the first signal
-    counts: a terminal's Ctrl-C reaches a worker both directly and through its launcher,
-    and a second interrupt must not cut the clean-up short."""
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a blocking server the way Ctrl-C does. (Workers instead use
+    ``sweep.interrupt``, which stops only at safe points.)"""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
+        signal.signal(signal.SIGTERM, previous)
 
 
 storage_option = click.option(
@@ -255,6 +247,7 @@ def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_ne
 def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int | None,
           no_progress: bool, *, worker_index: int,
           heartbeat: tuple[int | None, int | None]) -> int:
+    from sweep.interrupt import stop_on_signals
     from sweep.study import configure
     from sweep.worker import enable_heartbeats, make_tracker, run_worker
 
@@ -262,7 +255,7 @@ def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int 
     enable_heartbeats(study._storage, spec, tracking_uri, interval=heartbeat[0],
                       grace=heartbeat[1])
     tracker = make_tracker(study, spec, tracking_uri)
-    with _signals_as_interrupt():
+    with stop_on_signals():
         return run_worker(study, spec, space, tracker, max_trials=max_trials,
                           show_progress=not no_progress)
 
@@ -572,7 +565,7 @@ def proxy(storage: str, host: str, port: int) -> None:
     _quiet_optuna()
     backend = open_storage(storage)
     click.echo(f"serving {mask_url(storage)} on grpc://{host}:{port} (Ctrl-C stops)", err=True)
-    with _signals_as_interrupt():
+    with _sigterm_as_interrupt():
         try:
             optuna.storages.run_grpc_proxy_server(backend, host=host, port=port)
         except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep import interrupt
 from sweep.errors import TrialFailed
 from sweep.space import SearchSpace
 from sweep.spec import StudySpec
@@ -46,6 +47,11 @@ class Objective:
 
         from sweep.space import describe_placement
 
+        try:
+            interrupt.check()  # a stop requested between trials: do not start this one
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            raise
         placement = self.space.suggest(trial)
         seed = trial_seed(self.spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
@@ -104,6 +110,7 @@ class Objective:
             EpochProgress,
             NonFiniteLossGuard,
             PruningCallback,
+            StopRequestCheck,
             WeightNormCallback,
         )
         from sweep.data import load_data
@@ -132,10 +139,11 @@ class Objective:
                                    threshold=spec.tracking.sparsity_threshold)
         guard = NonFiniteLossGuard()
         pruning = PruningCallback(trial, spec.objective.metric)
-        callbacks: list[Any] = [guard, norms, pruning]
+        callbacks: list[Any] = [StopRequestCheck(), guard, norms, pruning]
         if self.on_epoch is not None:
             on_epoch = self.on_epoch
             callbacks.append(EpochProgress(lambda done, logs: on_epoch(trial.number, done, logs)))
+        interrupt.check()
         fit(model, self._batches, callbacks, seed=seed)
 
         epochs_run = len(model.history.epoch) if model.history else 0

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 import zlib
 from typing import Any
 
+from sweep import interrupt
 from sweep.budget import is_budget_exhausted, used_budget
 from sweep.errors import FatalError, TrialFailed
 from sweep.objective import Objective
@@ -92,6 +92,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         started += 1
         failures = 0
         progress.trial_finished(study, trial)
+        interrupt.check()  # stop between trials rather than create one more
 
     _parent_status(tracker, "RUNNING")
     with progress:
@@ -115,7 +116,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 log.warning("storage error (%s); retrying in %.0f s", error, wait)
                 progress.console.print(f"storage error, retrying in {wait:.0f} s: "
                                        f"{type(error).__name__}")
-                time.sleep(wait)
+                interrupt.sleep(wait)
     _close_parent_if_done(study, spec, tracker)
     return started
 

@@ -3,6 +3,7 @@ MLflow run KILLED, and the worker exits without a traceback."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import optuna
 import pytest
 from conftest import tiny_study, write_study
 from mlflow.tracking import MlflowClient
+
+from sweep import interrupt
 
 
 def _running_trial(storage: str, name: str):
@@ -55,3 +58,44 @@ def test_signal_closes_the_running_trial(workdir: Path, storage_url: str, tracki
     assert closed.user_attrs["fail_reason"] == "interrupted"
     run = MlflowClient(tracking_uri).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED"
+
+
+def _deliver(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(0.05)  # the handler runs at the next bytecode boundary of this thread
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_is_only_a_request_until_a_safe_point(signum: int) -> None:
+    with interrupt.stop_on_signals():
+        _deliver(signum)  # nothing raised here, wherever the signal lands
+        assert interrupt.requested()
+        _deliver(signum)  # the same request seen twice (terminal + launcher): no force
+        with pytest.raises(KeyboardInterrupt, match=signal.Signals(signum).name):
+            interrupt.check()
+    interrupt.reset()
+
+
+def test_a_late_second_signal_forces_the_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interrupt, "FORCE_AFTER_SECONDS", 0.0)
+    with interrupt.stop_on_signals(), pytest.raises(KeyboardInterrupt, match="forced"):
+        _deliver(signal.SIGINT)
+        _deliver(signal.SIGINT)
+    interrupt.reset()
+
+
+def test_sleep_ends_early_on_a_request() -> None:
+    with interrupt.stop_on_signals():
+        started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                interrupt.sleep(30)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+        assert time.monotonic() - started < 5
+    interrupt.reset()
+    assert not interrupt.requested()
+    # outside the block the previous handlers are back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
