@@ -141,7 +141,7 @@ def _print_best(study: Any, spec: Any, tracking_uri: str) -> None:
         best = rows[0]
         params = ", ".join(f"{k[6:]}={v:.3g}" if isinstance(v, float) else f"{k[6:]}={v}"
                            for k, v in best.items() if k.startswith("param:"))
-        click.echo(f"best trial: #{best['number']}  {spec.objective.metric} = "
+        click.echo(f"best trial: #{best['number']}  {spec.primary.metric} = "
                    f"{best['value']:.4f}")
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
@@ -157,8 +157,8 @@ def validate(study_file: str) -> None:
     spec, space = _checked_spec(study_file)
     slots = ", ".join(space.candidate_slots) or "none"
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
-               f"sampler {spec.sampler}, objective {spec.objective.metric} "
-               f"({spec.objective.resolved_direction}); slots searched: {slots}")
+               f"sampler {spec.sampler}, objective {spec.primary.metric} "
+               f"({spec.primary.resolved_direction}); slots searched: {slots}")
 
 
 heartbeat_options = [
@@ -414,15 +414,26 @@ def best(study_name: str, storage: str, top: int, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{study_name}: best {len(rows)} by {spec.objective.metric}")
-    for column in ("#", spec.objective.metric, "placement", "params", "test_accuracy",
+    metrics = [item.metric for item in spec.objective]
+    title = (f"{study_name}: Pareto front ({len(rows)} trials) of {', '.join(metrics)}"
+             if spec.is_multi_objective else
+             f"{study_name}: best {len(rows)} by {spec.primary.metric}")
+    value_columns = [f"value:{m}" for m in metrics] if spec.is_multi_objective else ["value"]
+    table = Table(title=title)
+    for column in ("#", *metrics, "vs no-reg", "placement", "params", "test_accuracy",
                    "mlflow run"):
         table.add_column(column)
     for row in rows:
         params = ", ".join(f"{k[6:]}={_fmt(v)}" for k, v in row.items() if k.startswith("param:"))
-        table.add_row(str(row["number"]), _fmt(row["value"]), row["placement"], params,
+        label = f"{row['number']} ({row['baseline']})" if row["baseline"] else str(row["number"])
+        delta = row["vs_baseline"]
+        table.add_row(label, *(_fmt(row[c]) for c in value_columns),
+                      "-" if delta is None else f"{delta:+.4g}", row["placement"], params,
                       _fmt(row.get("final/test_accuracy")), str(row["mlflow_run_id"]))
     Console().print(table)
+    if rows and rows[0]["baseline_trial"] is None:
+        click.echo("no completed no-regularization baseline yet: 'vs no-reg' is empty.",
+                   err=True)
 
 
 def _duration(seconds: float) -> str:
@@ -449,8 +460,8 @@ def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
     """Every trial: params, resolved placement, final figures, MLflow run id, state."""
     from sweep.results import export_rows
 
-    _, study, _spec = _load(storage, study_name)
-    rows = export_rows(study)
+    _, study, spec = _load(storage, study_name)
+    rows = export_rows(study, spec)
     if fmt == "json":
         text = json.dumps(rows, indent=2) + "\n"
     else:

@@ -1,8 +1,10 @@
 """One trial, end to end: suggest → clone with regularizers → fit → evaluate → record.
 
 The value handed to Optuna is ``objective.metric`` on the validation split, a pure data
-metric (never the penalty-biased ``val_loss``). Final train/validation/test figures are
-stored on both the Optuna trial (user attrs) and the MLflow run.
+metric (never the penalty-biased ``val_loss``), plus any further objectives of a
+multi-objective study (penalty, weight norm, generalization gap). Final
+train/validation/test figures are stored on both the Optuna trial (user attrs) and the
+MLflow run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 from sweep import interrupt
 from sweep.errors import TrialFailed
 from sweep.space import SearchSpace
-from sweep.spec import StudySpec
+from sweep.spec import GAP_PREFIX, StudySpec
+from sweep.study import BASELINE_ATTR
 from sweep.tracking import StudyTracker, TrialRun
 
 INTERRUPTED = "interrupted"
@@ -42,7 +45,7 @@ class Objective:
         self._models: Any = None  # sweep.reuse.ModelCache, created with TensorFlow
         self._batches: Any = None  # sweep.train.Batches, likewise
 
-    def __call__(self, trial: Any) -> float:
+    def __call__(self, trial: Any) -> float | list[float]:
         import optuna
 
         from sweep.space import describe_placement
@@ -52,7 +55,9 @@ class Objective:
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
-        placement = self.space.suggest(trial)
+        baseline = trial.user_attrs.get(BASELINE_ATTR)
+        # A baseline trial was queued with its placement; it searches nothing.
+        placement = trial.user_attrs["placement"] if baseline else self.space.suggest(trial)
         seed = trial_seed(self.spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("placement", placement)
@@ -85,7 +90,7 @@ class Objective:
             raise TrialFailed(reason) from error
 
     @staticmethod
-    def _reuse(trial: Any, run: TrialRun, earlier: Any) -> float:
+    def _reuse(trial: Any, run: TrialRun, earlier: Any) -> float | list[float]:
         """Same resolved placement as a finished trial: the model would be the same, so its
         figures are reused instead of training again (a zero coefficient is no penalty,
         so differently-named searches often land on the same model)."""
@@ -94,7 +99,8 @@ class Objective:
             trial.set_user_attr(name, figure)
         trial.set_user_attr("duplicate_of", earlier.number)
         run.finish("COMPLETE", final, tags={"sweep.duplicate_of": str(earlier.number)})
-        return float(earlier.value)
+        values = [float(v) for v in earlier.values]
+        return values[0] if len(values) == 1 else values
 
     @staticmethod
     def _fail(trial: Any, run: TrialRun, reason: str) -> None:
@@ -103,7 +109,8 @@ class Objective:
         run.finish("FAIL", reason=reason)
         trial.set_user_attr("fail_reason", reason)
 
-    def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int) -> float:
+    def _train(self, trial: Any, run: TrialRun, placement: dict,
+               seed: int) -> float | list[float]:
         import optuna
 
         from sweep.callbacks import (
@@ -138,7 +145,7 @@ class Objective:
         norms = WeightNormCallback(slots, run.log_epoch, probe=probe,
                                    threshold=spec.tracking.sparsity_threshold)
         guard = NonFiniteLossGuard()
-        pruning = PruningCallback(trial, spec.objective.metric)
+        pruning = PruningCallback(trial, spec.pruning_metric)
         callbacks: list[Any] = [StopRequestCheck(), guard, norms, pruning]
         if self.on_epoch is not None:
             on_epoch = self.on_epoch
@@ -155,16 +162,34 @@ class Objective:
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
 
         final = evaluate(model, self._batches)
-        final["final/penalty_total"] = norms.measure()["penalty/total"]
-        key = f"final/{spec.objective.metric}"
-        value = final.get(key)
-        if value is None or not math.isfinite(value):
-            raise TrialFailed(f"{spec.objective.metric} is not a finite number ({value})")
+        measured = norms.measure()
+        final["final/penalty_total"] = measured["penalty/total"]
+        final["final/weights_l2_total"] = measured.get("weights/l2_total", 0.0)
+        final["final/weights_sparsity"] = measured.get("weights/sparsity", 0.0)
+        values = objective_values(spec, final)
         for name, figure in final.items():
             trial.set_user_attr(name, figure)
         trial.set_user_attr("worker_rss_mb", _rss_mb())
         run.finish("COMPLETE", final)
-        return float(value)
+        return values[0] if len(values) == 1 else values
+
+
+def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
+    """The values told to Optuna, one per objective, from a trial's ``final/*`` figures."""
+    values = []
+    for item in spec.objective:
+        metric = item.metric
+        if metric.startswith(GAP_PREFIX):
+            name = metric.removeprefix(GAP_PREFIX)
+            train, val = final.get(f"final/train_{name}"), final.get(f"final/val_{name}")
+            value = None if train is None or val is None else (
+                train - val if name.endswith("accuracy") else val - train)
+        else:
+            value = final.get("final/" + metric.replace("/", "_"))
+        if value is None or not math.isfinite(value):
+            raise TrialFailed(f"{metric} is not a finite number ({value})")
+        values.append(float(value))
+    return values
 
 
 def _same_config(trial: Any, placement: dict) -> Any:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from sweep.space import describe_placement
+from sweep.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
+from sweep.study import BASELINE_ATTR
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -20,43 +22,86 @@ def _state(trial: Any) -> str:
     return trial.state.name
 
 
-def trial_row(trial: Any, links: dict[str, Any] | None = None) -> dict[str, Any]:
+def trial_row(trial: Any, links: dict[str, Any] | None = None,
+              metrics: Sequence[str] = ()) -> dict[str, Any]:
     """One trial as a flat record: what ``sweep export`` writes and ``sweep best`` shows.
     ``links``: the study's user attrs, where ``sweep sync`` records the MLflow run ids of
-    runs that were spooled during a tracking outage."""
+    runs that were spooled during a tracking outage. ``metrics``: the objectives' names,
+    for a value column per objective in a multi-objective study."""
     attrs = trial.user_attrs
     run_id = attrs.get("mlflow_run_id")
     if isinstance(run_id, str) and run_id.startswith("spool:"):
         run_id = (links or {}).get(f"mlflow_run_id/{trial.number}", run_id)
     duration = trial.duration.total_seconds() if trial.duration is not None else None
+    values = trial.values or []
     row: dict[str, Any] = {
         "number": trial.number,
         "state": _state(trial),
-        "value": trial.value if trial.values is not None and len(trial.values) == 1 else None,
+        "value": values[0] if values else None,
+        "baseline": attrs.get(BASELINE_ATTR),
         "placement": describe_placement(attrs.get("placement") or {}),
         "resolved_placement": json.dumps(attrs.get("placement") or {}, sort_keys=True),
         "seed": attrs.get("seed"),
         "epochs_run": attrs.get("epochs_run"),
+        "pruned_at_epoch": attrs.get("pruned_at_epoch"),
         "duration_s": round(duration, 3) if duration is not None else None,
         "mlflow_run_id": run_id,
         "worker": attrs.get("worker"),
+        "duplicate_of": attrs.get("duplicate_of"),
         "fail_reason": attrs.get("fail_reason"),
     }
+    if len(metrics) > 1:
+        row.update({f"value:{metric}": values[i] if len(values) > i else None
+                    for i, metric in enumerate(metrics)})
     row.update({f"param:{k}": v for k, v in trial.params.items()})
     row.update({k: v for k, v in attrs.items() if k.startswith("final/")})
     return row
 
 
 def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
+    """Completed trials, best first by the primary objective (validation data only)."""
     import optuna
 
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    reverse = spec.objective.resolved_direction == "maximize"
-    return sorted(trials, key=lambda t: (t.value, -t.number), reverse=reverse)
+    reverse = spec.primary.resolved_direction == "maximize"
+    return sorted(trials, key=lambda t: (t.values[0], -t.number), reverse=reverse)
+
+
+def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
+    """The completed baseline of this kind (no regularization by default): the queued
+    baseline trial, or failing that the first completed trial that trained the same."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for trial in complete:
+        if trial.user_attrs.get(BASELINE_ATTR) == kind:
+            return trial
+    if kind == BASELINE_NONE:
+        return next((t for t in complete if t.user_attrs.get("placement") == {}), None)
+    return None
+
+
+def pareto_front(study: Any, spec: StudySpec) -> list[Any]:
+    """The non-dominated completed trials of a multi-objective study, by primary value."""
+    reverse = spec.primary.resolved_direction == "maximize"
+    return sorted(study.best_trials, key=lambda t: (t.values[0], -t.number), reverse=reverse)
 
 
 def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
-    return [trial_row(t, study.user_attrs) for t in sorted_complete(study, spec)[:top]]
+    """The best ``top`` trials (the whole Pareto front when there are several objectives),
+    each with its difference to the no-regularization baseline."""
+    metrics = [item.metric for item in spec.objective]
+    trials = pareto_front(study, spec) if spec.is_multi_objective else \
+        sorted_complete(study, spec)[:top]
+    baseline = baseline_trial(study)
+    rows = []
+    for trial in trials:
+        row = trial_row(trial, study.user_attrs, metrics)
+        row["vs_baseline"] = None if baseline is None else \
+            trial.values[0] - baseline.values[0]
+        row["baseline_trial"] = None if baseline is None else baseline.number
+        rows.append(row)
+    return rows
 
 
 def _heartbeat_ages(study: Any) -> dict[int, float]:
@@ -122,12 +167,12 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     rate, eta = _throughput(trials, remaining + counts.get("RUNNING", 0))
     return {
         "study": study.study_name,
-        "metric": spec.objective.metric,
-        "direction": spec.objective.resolved_direction,
+        "metric": spec.primary.metric,
+        "direction": spec.primary.resolved_direction,
         "budget": spec.budget.n_trials,
         "finished": finished,
         "states": {state: counts.get(state, 0) for state in STATES},
-        "best_value": best[0].value if best else None,
+        "best_value": best[0].values[0] if best else None,
         "best_trial": best[0].number if best else None,
         "best_placement": describe_placement(best[0].user_attrs.get("placement") or {})
         if best else None,
@@ -138,8 +183,9 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     }
 
 
-def export_rows(study: Any) -> list[dict[str, Any]]:
-    return [trial_row(t, study.user_attrs) for t in study.get_trials(deepcopy=False)]
+def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any]]:
+    metrics = [item.metric for item in spec.objective] if spec is not None else []
+    return [trial_row(t, study.user_attrs, metrics) for t in study.get_trials(deepcopy=False)]
 
 
 def list_studies(storage: Any) -> list[dict[str, Any]]:
@@ -150,10 +196,9 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         counts = Counter(_state(t) for t in trials)
-        complete = [t for t in trials if _state(t) == "COMPLETE" and t.values
-                    and len(t.values) == 1]
+        complete = [t for t in trials if _state(t) == "COMPLETE" and t.values]
         maximize = study.directions[0].name == "MAXIMIZE"
-        best = (max if maximize else min)((t.value for t in complete), default=None)
+        best = (max if maximize else min)((t.values[0] for t in complete), default=None)
         budget = (study.user_attrs.get("spec") or {}).get("budget", {}).get("n_trials")
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,

@@ -15,6 +15,7 @@ configurations that train the same model compare equal.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -24,6 +25,8 @@ from sweep.slots import LayerInfo
 from sweep.spec import CoefficientChoices, CoefficientRange, SearchSpec
 
 Placement = dict[str, dict[str, dict[str, float]]]
+BASELINE_NONE = "none"  # no regularization anywhere
+BASELINE_UNIFORM_L2 = "uniform_l2"  # the same L2 on every kernel
 
 
 class _Trial(Protocol):  # the part of optuna.Trial used here
@@ -101,6 +104,21 @@ class SearchSpace:
             return list(self.choices[name])
         return [s for s in self.mask_slots if trial.suggest_categorical(f"mask/{s}", [True, False])]
 
+    # ------------------------------------------------------------------ baselines
+    def baselines(self) -> list[tuple[str, Placement]]:
+        """The reference points every study trains first: no regularization at all, and,
+        when the space searches L2, plain uniform L2 (weight decay) on every slot's
+        kernel with a typical coefficient of the space (the log-midpoint of a range)."""
+        wanted = self.search.baselines
+        found: list[tuple[str, Placement]] = []
+        if BASELINE_NONE in wanted:
+            found.append((BASELINE_NONE, {}))
+        value = _typical(self.search.l2)
+        if BASELINE_UNIFORM_L2 in wanted and value and "kernel" in self.search.targets:
+            found.append((BASELINE_UNIFORM_L2, {slot: {"kernel": {"l2": value}}
+                                                for slot in self._slots}))
+        return found
+
     # ------------------------------------------------------------------ grid
     def grid(self) -> dict[str, list[Any]]:
         """Every parameter with its values, for Optuna's GridSampler."""
@@ -122,6 +140,20 @@ class SearchSpace:
             for name in names:
                 space[name] = list(spec.choices)
         return space
+
+
+def _typical(spec: Any) -> float:
+    """A representative coefficient of a search range, list of choices or fixed value."""
+    if spec is None:
+        return 0.0
+    if isinstance(spec, CoefficientRange):
+        if spec.log:
+            return float(math.sqrt(spec.low * spec.high))
+        return (spec.low + spec.high) / 2
+    if isinstance(spec, CoefficientChoices):
+        positive = sorted(c for c in spec.choices if c > 0)
+        return float(positive[len(positive) // 2]) if positive else 0.0
+    return float(spec)
 
 
 def _suggest_value(trial: _Trial, name: str, spec: Any) -> float:

@@ -30,7 +30,7 @@ from sweep.errors import SpecError, SpecErrors
 
 TOP_LEVEL_KEYS = (
     "name", "seed", "data", "model", "train", "search", "objective",
-    "sampler", "pruner", "budget", "tracking", "workers",
+    "sampler", "pruner", "budget", "tracking", "workers", "report",
 )
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2", "grid")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
@@ -40,8 +40,15 @@ CLASSIFICATION_LOSSES = (
 )
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 TARGETS = ("kernel", "bias", "activity")
+BASELINES = ("none", "uniform_l2")
 # Keys that say how much and how to run, not what a trial is: changing them resumes a study.
-OPERATIONAL_KEYS = ("budget", "workers")
+OPERATIONAL_KEYS = ("budget", "workers", "report")
+# Objectives that are not Keras metrics: measured by regsweep at the end of a trial, all to
+# be minimized. `gap/<metric>` is the generalization gap (train minus validation for
+# accuracies, validation minus train for losses).
+DERIVED_OBJECTIVES = ("penalty/total", "weights/l2_total")
+GAP_PREFIX = "gap/"
+MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "grid", "gp")
 
 
 class _Frozen(BaseModel):
@@ -210,6 +217,9 @@ class SearchSpec(_Frozen):
     coefficients: Literal["shared", "per_layer"] = "shared"
     l1: Coefficient | None = None
     l2: Coefficient | None = None
+    # Trained first, before anything the sampler proposes: `none` (no regularization) and
+    # `uniform_l2` (the same L2 on every kernel). `[]` trains none of them.
+    baselines: tuple[Literal[BASELINES], ...] = BASELINES  # type: ignore[valid-type]
 
     @field_validator("targets")
     @classmethod
@@ -239,10 +249,14 @@ class ObjectiveSpec(_Frozen):
     @field_validator("metric")
     @classmethod
     def _on_validation_data(cls, metric: str):
+        if metric in DERIVED_OBJECTIVES or (metric.startswith(GAP_PREFIX)
+                                            and len(metric) > len(GAP_PREFIX)):
+            return metric
         if not metric.startswith("val_"):
             raise ValueError(
                 "must be measured on the validation split, i.e. start with 'val_' "
-                f"(got {metric!r}); the test split is only for final evaluation"
+                f"(got {metric!r}); the test split is only for final evaluation "
+                f"(or one of {', '.join(DERIVED_OBJECTIVES)}, gap/<metric>)"
             )
         if metric == "val_loss":
             raise ValueError(
@@ -252,14 +266,22 @@ class ObjectiveSpec(_Frozen):
         return metric
 
     @property
+    def is_keras_metric(self) -> bool:
+        return self.metric.startswith("val_")
+
+    @property
+    def natural_direction(self) -> str:
+        if self.is_keras_metric and self.metric.endswith("accuracy"):
+            return "maximize"
+        return "minimize"
+
+    @property
     def resolved_direction(self) -> str:
-        if self.direction is not None:
-            return self.direction
-        return "maximize" if self.metric.endswith("accuracy") else "minimize"
+        return self.direction or self.natural_direction
 
     @model_validator(mode="after")
     def _sensible_direction(self) -> ObjectiveSpec:
-        natural = "maximize" if self.metric.endswith("accuracy") else "minimize"
+        natural = self.natural_direction
         if self.direction is not None and self.direction != natural:
             raise ValueError(
                 f"direction {self.direction!r} contradicts metric {self.metric!r} "
@@ -268,10 +290,21 @@ class ObjectiveSpec(_Frozen):
         return self
 
 
+class ReportSpec(_Frozen):
+    """What `sweep report` (and `sweep run --confirm`) re-trains to tell signal from noise:
+    the best `confirm_top` configurations (chosen on validation) and the unregularized
+    baseline, each over `seeds` fresh seeds, evaluated once on the test split."""
+
+    confirm_top: int = Field(3, ge=0)
+    seeds: int = Field(5, ge=2, le=100)
+
+
 class PrunerSpec(_Frozen):
     name: Literal[PRUNERS] = "none"  # type: ignore[valid-type]
     warmup_epochs: int = Field(1, ge=0)
     interval: PositiveInt = 1
+    # The per-epoch validation metric reported to the pruner; default: the objective's.
+    monitor: str | None = None
 
 
 class BudgetSpec(_Frozen):
@@ -316,12 +349,19 @@ class StudySpec(_Frozen):
     model: ModelSpec
     train: TrainSpec = TrainSpec()
     search: SearchSpec
-    objective: ObjectiveSpec = ObjectiveSpec()
+    # One objective, or several (a Pareto front); the first is the primary one.
+    objective: tuple[ObjectiveSpec, ...] = Field((ObjectiveSpec(),), min_length=1)
     sampler: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
     pruner: PrunerSpec = PrunerSpec()
     budget: BudgetSpec = BudgetSpec()
     tracking: TrackingSpec = TrackingSpec()
     workers: WorkersSpec = WorkersSpec()
+    report: ReportSpec = ReportSpec()
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any):
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("pruner", mode="before")
     @classmethod
@@ -330,12 +370,61 @@ class StudySpec(_Frozen):
 
     @model_validator(mode="after")
     def _classification_metrics(self) -> StudySpec:
-        if self.objective.metric.endswith("accuracy") and not self.train.is_classification:
-            raise ValueError(
-                f"objective.metric {self.objective.metric!r} needs a classification loss "
-                f"(train.loss is {self.train.loss!r})"
-            )
+        for item in self.objective:
+            if item.metric.endswith("accuracy") and not self.train.is_classification:
+                raise ValueError(
+                    f"objective metric {item.metric!r} needs a classification loss "
+                    f"(train.loss is {self.train.loss!r})"
+                )
         return self
+
+    @model_validator(mode="after")
+    def _objectives_fit_together(self) -> StudySpec:
+        if not self.primary.is_keras_metric:
+            raise ValueError(
+                f"the first objective must be a validation metric (val_...), got "
+                f"{self.primary.metric!r}; list derived ones after it")
+        metrics = [item.metric for item in self.objective]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objective lists a metric twice: {metrics}")
+        if self.is_multi_objective:
+            if self.pruner.name != "none":
+                raise ValueError(
+                    f"pruner {self.pruner.name!r} cannot be used with several objectives "
+                    "(Optuna prunes single-objective studies only); use pruner: none")
+            if self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+                raise ValueError(
+                    f"sampler {self.sampler!r} optimizes one objective only; with several "
+                    f"use one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _monitor_agrees_with_objective(self) -> StudySpec:
+        monitor = self.pruner.monitor
+        if monitor is not None and ObjectiveSpec(metric=monitor).natural_direction != \
+                self.primary.resolved_direction:
+            raise ValueError(
+                f"pruner.monitor {monitor!r} improves in the other direction than the "
+                f"objective {self.primary.metric!r}; the pruner compares trials in the "
+                "study's direction")
+        return self
+
+    @property
+    def pruning_metric(self) -> str:
+        return self.pruner.monitor or self.primary.metric
+
+    @property
+    def primary(self) -> ObjectiveSpec:
+        """The first objective: what progress shows, pruning watches and tables sort by."""
+        return self.objective[0]
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objective) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [item.resolved_direction for item in self.objective]
 
     @property
     def experiment_name(self) -> str:
@@ -377,10 +466,12 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-def _errors_from_pydantic(error: ValidationError) -> SpecErrors:
+def _errors_from_pydantic(error: ValidationError, *, single_objective: bool) -> SpecErrors:
     seen: dict[str, SpecError] = {}
     for item in error.errors(include_url=False):
         field = _field_path(tuple(item["loc"]))
+        if single_objective:
+            field = re.sub(r"^objective\[0\]", "objective", field)
         kind = item["type"]
         if kind == "extra_forbidden":
             message = "unknown key"
@@ -409,7 +500,9 @@ def parse_spec(data: Any) -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as error:
-        raise _errors_from_pydantic(error) from None
+        # A single objective is written as a mapping: name its fields the same way.
+        single = isinstance(data.get("objective"), dict)
+        raise _errors_from_pydantic(error, single_objective=single) from None
 
 
 def load_spec(path: str | Path) -> StudySpec:

@@ -19,6 +19,7 @@ from sweep.storage import mask_url
 SPEC_ATTR = "spec"
 FINGERPRINT_ATTR = "spec_fingerprint"
 UID_ATTR = "study_uid"
+BASELINE_ATTR = "baseline"  # user attr of the queued baseline trials: its kind
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -121,7 +122,7 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
         if existing.user_attrs[SPEC_ATTR] != spec.canonical():
             existing.set_user_attr(SPEC_ATTR, spec.canonical())
         return existing, spec
-    directions = [spec.objective.resolved_direction]
+    directions = spec.directions
     study = optuna.create_study(
         study_name=spec.name, storage=storage, directions=directions,
         sampler=make_sampler(spec, space), pruner=make_pruner(spec),
@@ -129,7 +130,18 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
     study.set_user_attr(SPEC_ATTR, spec.canonical())
     study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint())
     study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+    if space is not None:
+        enqueue_baselines(study, spec, space)
     return study, spec
+
+
+def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
+    """Queue the baselines ahead of anything the sampler proposes (workers take waiting
+    trials first), so every study answers "better than no regularization, and than plain
+    weight decay?" The queued trials carry their placement; they count in the budget."""
+    for name, placement in space.baselines()[:spec.budget.n_trials]:
+        study.enqueue_trial({}, user_attrs={BASELINE_ATTR: name, "placement": placement},
+                            skip_if_exists=False)
 
 
 def _find(storage: Any, name: str):

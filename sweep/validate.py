@@ -15,7 +15,7 @@ from sweep.data import check_data
 from sweep.errors import SpecError
 from sweep.slots import DECLARABLE_LAYER_CLASSES, LayerInfo, describe_declared, describe_keras_file
 from sweep.space import SearchSpace
-from sweep.spec import StudySpec
+from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.train import metric_names
 
 
@@ -53,12 +53,25 @@ def describe_layers(spec: StudySpec) -> list[LayerInfo]:
 def check_study(spec: StudySpec) -> SearchSpace:
     """Everything a run would trip over later, found now. Returns the search space."""
     check_data(spec.data)
-    known = metric_names(spec.train)
-    if spec.objective.metric.removeprefix("val_") not in known:
-        raise SpecError("objective.metric", "Keras does not produce this metric for "
-                        f"train.loss {spec.train.loss!r}; use one of "
-                        f"{', '.join('val_' + m for m in known if m != 'loss')}",
-                        spec.objective.metric)
+    known = [m for m in metric_names(spec.train) if m != "loss"]  # loss carries the penalty
+    produced = ", ".join("val_" + m for m in known)
+    for index, item in enumerate(spec.objective):
+        field = "objective.metric" if len(spec.objective) == 1 else f"objective[{index}].metric"
+        if item.is_keras_metric and item.metric.removeprefix("val_") not in known:
+            raise SpecError(field, "Keras does not produce this metric for train.loss "
+                            f"{spec.train.loss!r}; use one of {produced}", item.metric)
+        if item.metric.startswith(GAP_PREFIX) and item.metric.removeprefix(GAP_PREFIX) \
+                not in known:
+            gaps = ", ".join(GAP_PREFIX + m for m in known)
+            raise SpecError(field, "a generalization gap needs a data metric measured on "
+                            f"both splits: one of {gaps}", item.metric)
+    # A pruner watching a metric Keras never logs would silently never prune: caught here.
+    monitor = spec.pruner.monitor
+    if spec.pruner.name != "none" and monitor is not None and (
+            not monitor.startswith("val_") or monitor.removeprefix("val_") not in known):
+        raise SpecError("pruner.monitor", "Keras does not produce this metric on the "
+                        f"validation split for train.loss {spec.train.loss!r}; use one of "
+                        f"{produced}", monitor)
     space = SearchSpace(spec.search, describe_layers(spec))
     if spec.sampler == "grid":
         space.grid()

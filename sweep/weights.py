@@ -5,7 +5,8 @@ Euclidean norm of the kernel; ``weights/<layer>/sparsity``: the fraction of kern
 with |w| below the threshold; ``penalty/<layer>``: the layer's share of ``model.losses``
 (kernel + bias regularization, plus activity regularization on the probe batch);
 ``penalty/total``: the sum of ``model.losses``. Without a probe batch both are the weight
-penalties only.
+penalties only. Over all slots together: ``weights/l2_total`` (the Euclidean norm of all
+kernels) and ``weights/sparsity`` (the fraction of all kernel entries below the threshold).
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ def weight_metrics(
         model(probe, training=False)
     keys: list[str] = []
     values: list[Any] = []
+    squares: list[Any] = []
+    small: list[Any] = []
+    entries = 0
     for name in slots:
         layer = model.get_layer(name)
         kernel = _kernel(layer)
         magnitude = ops.abs(kernel)
+        squares.append(ops.sum(ops.square(kernel)))
+        small.append(ops.sum(ops.cast(ops.less(magnitude, threshold), "float32")))
+        entries += int(np.prod(kernel.shape))
         keys += [f"weights/{name}/l1", f"weights/{name}/l2", f"weights/{name}/sparsity"]
         values += [
             ops.sum(magnitude),
@@ -45,6 +52,10 @@ def weight_metrics(
         losses = _penalties(layer, called=probe is not None)
         keys.append(f"penalty/{name}")
         values.append(ops.sum(ops.stack(losses)) if losses else ops.zeros(()))
+    if slots:
+        keys += ["weights/l2_total", "weights/sparsity"]
+        values += [ops.sqrt(ops.sum(ops.stack(squares))),
+                   ops.sum(ops.stack(small)) / float(entries)]
     total = _penalties(model, called=probe is not None)
     keys.append("penalty/total")
     values.append(ops.sum(ops.stack(total)) if total else ops.zeros(()))

@@ -80,7 +80,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
     Returns the number of trials this worker started."""
     budget = spec.budget.n_trials
     progress = StudyProgress(study_name=spec.name, budget=budget, done=finished_count(study),
-                             epochs=spec.train.epochs, metric=spec.objective.metric,
+                             epochs=spec.train.epochs, metric=spec.primary.metric,
                              enabled=show_progress)
     objective = Objective(spec, space, tracker, on_epoch=progress.epoch,
                           on_trial_start=progress.trial_started)

@@ -31,6 +31,7 @@ TINY_STUDY: dict[str, Any] = {
         "coefficients": "shared",
         "l1": {"low": 1.0e-5, "high": 1.0e-2, "log": True, "allow_zero": True},
         "l2": {"low": 1.0e-5, "high": 1.0e-2, "log": True},
+        "baselines": [],  # tests that are about baselines ask for them
     },
     "objective": {"metric": "val_accuracy", "direction": "maximize"},
     "sampler": "tpe",

@@ -15,14 +15,14 @@ REPO = Path(__file__).resolve().parent.parent
 def test_shipped_study_files_parse(name: str) -> None:
     spec = load_spec(REPO / "studies" / name)
     assert spec.name
-    assert spec.objective.metric.startswith("val_")
+    assert spec.primary.metric.startswith("val_")
 
 
 def test_tiny_study_is_frozen_and_typed() -> None:
     spec = parse_spec(tiny_study())
     assert spec.search.kinds == ("l1", "l2")
     assert isinstance(spec.search.l2, CoefficientRange)
-    assert spec.objective.resolved_direction == "maximize"
+    assert spec.primary.resolved_direction == "maximize"
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
         spec.seed = 3  # type: ignore[misc]
 
