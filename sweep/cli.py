@@ -200,11 +200,15 @@ def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Workers sharing each GPU (for small models).")
 @click.option("--force-new", is_flag=True,
               help="If the stored spec differs, archive the old study and start a new one.")
+@click.option("--confirm", "confirm_top", type=click.IntRange(min=0),
+              help="Afterwards re-train the best K configs and the no-regularization "
+                   "baseline over report.seeds seeds, tested once on the test split "
+                   "(default: none; `sweep report` does it with report.confirm_top).")
 @_heartbeat_options
 @progress_option
 def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, workers: int,
-        gpus: list[str], trials_per_gpu: int, force_new: bool, heartbeat_interval: int | None,
-        grace_period: int | None, no_progress: bool) -> None:
+        gpus: list[str], trials_per_gpu: int, force_new: bool, confirm_top: int | None,
+        heartbeat_interval: int | None, grace_period: int | None, no_progress: bool) -> None:
     """Create (or resume) a study from STUDY_FILE and run it to its budget."""
     from sweep.launcher import plan_slots
 
@@ -227,6 +231,40 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
         _supervise(spec, storage, tracking_uri, slots, heartbeat=heartbeat,
                    show_progress=len(slots) == 1 and not no_progress)
     _print_best(study, spec, tracking_uri)
+    if confirm_top:
+        _print_confirmation(_confirm(study, spec, tracking_uri, top=confirm_top,
+                                     show_progress=not no_progress))
+
+
+def _confirm(study: Any, spec: Any, tracking_uri: str, *, top: int | None = None,
+             show_progress: bool = True) -> Any:
+    """Re-train the best configs and the baseline over seeds (sweep.confirm); Ctrl-C
+    stops between trainings and keeps what is done."""
+    from sweep.confirm import ensure_confirmation
+    from sweep.interrupt import stop_on_signals
+
+    with stop_on_signals():
+        return ensure_confirmation(study, spec, tracking_uri=tracking_uri, top=top,
+                                   show_progress=show_progress)
+
+
+def _print_confirmation(confirmation: Any) -> None:
+    if confirmation is None:
+        click.echo("nothing to confirm: no completed trial besides the baseline.")
+        return
+    metric = confirmation.metric
+    click.echo(f"confirmed over {len(confirmation.configs[0].seeds)} seeds "
+               f"({metric}, mean ± std; vs no regularization, 95% CI):")
+    for config in confirmation.configs:
+        mean, std = config.mean(metric), config.std(metric)
+        figure = "failed" if mean is None else f"{mean:.4f} ± {std or 0.0:.4f}"
+        line = f"  {config.label:<32} {figure}"
+        comparison = confirmation.compare(config)
+        if comparison is not None:
+            verdict = "exceeds seed noise" if comparison.significant else "within seed noise"
+            line += (f"  {comparison.difference:+.4f} [{comparison.ci_low:+.4f}, "
+                     f"{comparison.ci_high:+.4f}] p={comparison.p_value:.3g} ({verdict})")
+        click.echo(line)
 
 
 def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_new: bool,
@@ -596,6 +634,55 @@ def ui(tracking_uri: str, port: int) -> None:
     click.echo(f"MLflow UI for {mask_url(tracking_uri)} on http://127.0.0.1:{port} "
                "(Ctrl-C stops it)", err=True)
     os.execv(sys.executable, command)
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option
+@tracking_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for the report files  [default: ./report-STUDY_NAME/]")
+@click.option("--confirm/--no-confirm", default=None,
+              help="Re-train the best report.confirm_top configurations and the baseline "
+                   "over report.seeds seeds first (needs TensorFlow; a stored confirmation "
+                   "is reused)  [default: confirm when report.confirm_top > 0]")
+@progress_option
+def report(study_name: str, storage: str, tracking_uri: str, out_dir: str | None,
+           confirm: bool | None, no_progress: bool) -> None:
+    """The comparison per placement (terminal, Markdown, HTML) and its pictures, written to
+    --out and logged on the study's MLflow parent run under report/."""
+    import optuna
+
+    from sweep.report import build, print_terminal, publish
+    from sweep.study import UID_ATTR
+    from sweep.tracking import StudyTracker
+
+    _, study, spec = _load(storage, study_name, read_only=confirm is False)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise FatalError(f"study '{study_name}' has no completed trial, so there is nothing "
+                         f"to compare yet (`sweep status {study_name}` shows its trials)")
+    if confirm is None:
+        confirm = spec.report.confirm_top > 0
+    # Only this step may load TensorFlow; the rest of the report reads the stores.
+    confirmation = _confirm(study, spec, tracking_uri, show_progress=not no_progress) \
+        if confirm else None
+    out = Path(out_dir or f"report-{study_name}")
+    tracker = StudyTracker(tracking_uri, experiment=spec.experiment_name, study_name=spec.name,
+                           study_uid=study.user_attrs[UID_ATTR], worker="sweep-report")
+    built = build(study, spec, out, tracker=tracker, confirmation=confirmation)
+    print_terminal(built)
+    try:
+        stale = publish(built, study, spec, out, tracker)
+    except Exception as error:  # the files are written; say where they did not go
+        raise FatalError(f"report written to {out}/ but not logged to MLflow at "
+                         f"{mask_url(tracking_uri)}: {type(error).__name__}: {error}") from None
+    if stale:
+        click.echo(f"note: MLflow params cannot change; {', '.join(stale)} keep the value of "
+                   "an earlier report, the run's tags of the same names hold the current one.",
+                   err=True)
+    click.echo(f"wrote the report to {out}/ ({out / 'report.html'}) and logged it on the "
+               f"study's MLflow run under report/; {_ui_hint(tracking_uri)}")
 
 
 def main() -> None:

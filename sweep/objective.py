@@ -22,6 +22,7 @@ from sweep.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study import BASELINE_ATTR
 from sweep.tracking import StudyTracker, TrialRun
+from sweep.trainer import Trainer
 
 INTERRUPTED = "interrupted"
 
@@ -42,8 +43,7 @@ class Objective:
         self.tracker = tracker
         self.on_epoch = on_epoch
         self.on_trial_start = on_trial_start
-        self._models: Any = None  # sweep.reuse.ModelCache, created with TensorFlow
-        self._batches: Any = None  # sweep.train.Batches, likewise
+        self.trainer = Trainer(spec)
 
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
@@ -64,7 +64,8 @@ class Objective:
         trial.set_user_attr("worker", self.tracker.worker)
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
-        run = self.tracker.start_trial(trial.number, trial.params, placement, seed)
+        run = self.tracker.start_trial(trial.number, trial.params, placement, seed,
+                                       tags={"sweep.baseline": baseline} if baseline else None)
         trial.set_user_attr("mlflow_run_id", run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
@@ -113,60 +114,23 @@ class Objective:
                seed: int) -> float | list[float]:
         import optuna
 
-        from sweep.callbacks import (
-            EpochProgress,
-            NonFiniteLossGuard,
-            PruningCallback,
-            StopRequestCheck,
-            WeightNormCallback,
-        )
-        from sweep.data import load_data
-        from sweep.model import build_base_model
-        from sweep.reuse import ModelCache
-        from sweep.runtime import import_keras
-        from sweep.slots import describe_model, slot_names
-        from sweep.train import Batches, evaluate, fit
+        from sweep.callbacks import EpochProgress, PruningCallback
 
-        keras = import_keras()
-        spec = self.spec
-        splits = load_data(spec.data, spec.seed)
-        keras.utils.set_random_seed(seed)
-        # The base model is built for every trial (its initial weights come from the trial
-        # seed) but never trained: its weights are loaded into a cached compiled model.
-        base = build_base_model(spec.model, splits.input_shape, splits.n_classes)
-        slots = slot_names(describe_model(base))
-        if self._models is None:
-            self._models = ModelCache(spec.train)
-            self._batches = Batches(splits, spec.train)
-        model = self._models.model_for(base, placement, slots)
-
-        uses_activity = any("activity" in targets for targets in placement.values())
-        probe = splits.x_val[:64] if uses_activity else None
-        norms = WeightNormCallback(slots, run.log_epoch, probe=probe,
-                                   threshold=spec.tracking.sparsity_threshold)
-        guard = NonFiniteLossGuard()
-        pruning = PruningCallback(trial, spec.pruning_metric)
-        callbacks: list[Any] = [StopRequestCheck(), guard, norms, pruning]
+        pruning = PruningCallback(trial, self.spec.pruning_metric)
+        callbacks: list[Any] = [pruning]
         if self.on_epoch is not None:
             on_epoch = self.on_epoch
             callbacks.append(EpochProgress(lambda done, logs: on_epoch(trial.number, done, logs)))
-        interrupt.check()
-        fit(model, self._batches, callbacks, seed=seed)
-
-        epochs_run = len(model.history.epoch) if model.history else 0
-        trial.set_user_attr("epochs_run", epochs_run)
-        if guard.reason:
-            raise TrialFailed(guard.reason)
+        fitted = self.trainer.fit(placement, seed, run.log_epoch, callbacks)
+        trial.set_user_attr("epochs_run", fitted.epochs_run)
+        if fitted.failure:
+            raise TrialFailed(fitted.failure)
         if pruning.pruned_at is not None:
             trial.set_user_attr("pruned_at_epoch", pruning.pruned_at)
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
 
-        final = evaluate(model, self._batches)
-        measured = norms.measure()
-        final["final/penalty_total"] = measured["penalty/total"]
-        final["final/weights_l2_total"] = measured.get("weights/l2_total", 0.0)
-        final["final/weights_sparsity"] = measured.get("weights/sparsity", 0.0)
-        values = objective_values(spec, final)
+        final = self.trainer.final_figures(fitted)
+        values = objective_values(self.spec, final)
         for name, figure in final.items():
             trial.set_user_attr(name, figure)
         trial.set_user_attr("worker_rss_mb", _rss_mb())

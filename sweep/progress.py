@@ -56,11 +56,11 @@ class StudyProgress:
     def trial_finished(self, study: Any, trial: Any) -> None:
         """An Optuna ``optimize`` callback."""
         self.done += 1
-        value = "" if trial.value is None else f" {self.metric}={trial.value:.4f}"
+        value = "" if not trial.values else f" {self.metric}={trial.values[0]:.4f}"
         reason = trial.user_attrs.get("fail_reason")
         try:
             best = f" (best {study.best_value:.4f})"
-        except ValueError:
+        except (ValueError, RuntimeError):  # none complete yet / several objectives
             best = ""
         line = (f"trial {trial.number} {trial.state.name}{value}{best}"
                 f"{f': {reason}' if reason else ''}")
@@ -69,3 +69,37 @@ class StudyProgress:
             self._progress.console.print(line)
         else:
             self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False)
+
+
+class ConfirmProgress:
+    """One bar over all confirmation trainings (configs × seeds); lines when no terminal."""
+
+    def __init__(self, total: int, *, console: Console | None = None, enabled: bool = True):
+        self.console = console or Console(stderr=True)
+        self.total = total
+        self.done = 0
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> ConfirmProgress:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("confirming"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console)
+            self._progress.start()
+            self._task = self._progress.add_task("confirm", total=self.total, info="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def step(self, what: str) -> None:
+        """Called as each training starts."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.done, info=what)
+        elif self.enabled:
+            self.console.print(f"[confirm {self.done + 1}/{self.total}] {what}", highlight=False)
+        self.done += 1

@@ -28,6 +28,7 @@ log = logging.getLogger("sweep")
 STATUS_BY_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED",
                    "INTERRUPTED": "KILLED"}
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
+_PARAM_LIMIT = 6000  # MLflow's cap on a param value's length
 
 
 def _client(tracking_uri: str):
@@ -118,19 +119,25 @@ class StudyTracker:
             self.client.set_terminated(self.parent_run_id(), status)
 
     def start_trial(self, number: int, params: Mapping[str, Any], placement: Placement,
-                    seed: int) -> TrialRun:
+                    seed: int, tags: Mapping[str, str] | None = None) -> TrialRun:
         """Open the trial's child run. If MLflow cannot be reached, the run is spooled to a
         local file instead (``sweep sync`` replays it) and training goes on."""
         values = {**{k: str(v) for k, v in params.items()}, **placement_params(placement),
                   "seed": str(seed)}
+        return self.start_run(f"trial-{number}", values,
+                              {"optuna.trial_number": str(number), **(tags or {})})
+
+    def start_run(self, run_name: str, params: Mapping[str, str],
+                  tags: Mapping[str, str]) -> TrialRun:
+        """Open a child run of the study's parent run (a trial, or a confirmation run)."""
         create = {"op": "create_run", "tracking_uri": self.tracking_uri,
                   "experiment": self.experiment_name, "study_name": self.study_name,
-                  "study_uid": self.study_uid, "run_name": f"trial-{number}",
+                  "study_uid": self.study_uid, "run_name": run_name,
                   # A key chosen here, before MLflow is asked: if the store creates the run but
                   # the answer is lost, `sweep sync` finds that run instead of making another.
-                  "tags": {"optuna.study_name": self.study_name,
-                           "optuna.trial_number": str(number), "sweep.worker": self.worker,
-                           "sweep.run_key": uuid.uuid4().hex}}
+                  "tags": {"optuna.study_name": self.study_name, **tags,
+                           "sweep.worker": self.worker, "sweep.run_key": uuid.uuid4().hex}}
+        values = dict(params)
         run = TrialRun(self)
         run.submit(create, wait=True)
         run.submit({"op": "log", "params": values})
@@ -141,6 +148,44 @@ class StudyTracker:
             self.experiment_id(), run_name=op["run_name"],
             tags={**op["tags"], "mlflow.parentRunId": self.parent_run_id()})
         return run.info.run_id
+
+    # ------------------------------------------------------------ the report (sweep report)
+    def log_best(self, metrics: Mapping[str, float], params: Mapping[str, str]) -> list[str]:
+        """The best trial's values (``best/*``) on the parent run, so that the runs table
+        sorts studies by them. MLflow params are write-once: a ``best/*`` param an earlier
+        report logged with another value keeps it, and the current value goes to the tag
+        of the same name instead. Returns those params' names."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self.parent_run_id()
+        logged = self.client.get_run(run_id).data.params
+        values = {k: str(v)[:_PARAM_LIMIT] for k, v in params.items()}
+        stale = sorted(k for k, v in values.items() if k in logged and logged[k] != v)
+        stamp = _now_ms()
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in values.items() if k not in logged],
+            tags=[RunTag(k, values[k]) for k in stale])
+        return stale
+
+    def log_report_files(self, folder: os.PathLike[str] | str, artifact_path: str) -> str:
+        """Every file of ``folder`` as an artifact of the parent run, under
+        ``artifact_path``. Returns the parent run's id."""
+        run_id = self.parent_run_id()
+        self.client.log_artifacts(run_id, str(folder), artifact_path)
+        return run_id
+
+    def weight_norm_curves(self, run_id: str, statistic: str = "l2"
+                           ) -> dict[str, list[tuple[int, float]]]:
+        """Per-epoch ``weights/<layer>/<statistic>`` of a trial's run: layer → (epoch,
+        value) points, in epoch order."""
+        keys = sorted(key for key in self.client.get_run(run_id).data.metrics
+                      if key.startswith("weights/") and key.endswith(f"/{statistic}")
+                      and key.count("/") == 2)
+        return {key.split("/")[1]: sorted((m.step, m.value) for m in
+                                          self.client.get_metric_history(run_id, key))
+                for key in keys}
 
 
 def apply(client: Any, run_id: str, op: Mapping[str, Any]) -> None:

@@ -77,9 +77,17 @@ def test_keys_are_the_mlflow_names() -> None:
     assert list(metrics) == [
         "weights/hidden/l1", "weights/hidden/l2", "weights/hidden/sparsity", "penalty/hidden",
         "weights/out/l1", "weights/out/l2", "weights/out/sparsity", "penalty/out",
-        "penalty/total",
+        "weights/l2_total", "weights/sparsity", "penalty/total",
     ]
     assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_totals_cover_all_slots() -> None:
+    metrics = weight_metrics(clone_with_known_weights({}), SLOTS)
+    every = np.concatenate([HIDDEN_KERNEL.ravel(), OUT_KERNEL.ravel()])
+    assert metrics["weights/l2_total"] == pytest.approx(np.sqrt(np.square(every).sum()),
+                                                        rel=1e-6)
+    assert metrics["weights/sparsity"] == pytest.approx(np.mean(np.abs(every) < 1e-3))
 
 
 def test_unregularized_clone_has_exactly_zero_penalty() -> None:

@@ -1,0 +1,255 @@
+"""Robust winners: the best configurations, re-trained over fresh seeds, against the
+unregularized baseline.
+
+A sweep's best trial is the maximum of many noisy draws, so its validation score is
+biased upwards and a single seed says nothing about seed-to-seed noise. Confirmation
+re-trains the top ``report.confirm_top`` configurations (chosen on the validation metric
+only) and the no-regularization baseline, each over ``report.seeds`` seeds that no trial
+used, evaluates each model once on the held-out test split, and compares every config
+with the baseline by Welch's t-test on the test metric.
+
+The result is stored in the study (user attr ``confirmation``, JSON) so that the report
+can be rendered again without re-training, and each re-training is an MLflow run
+(tag ``sweep.role=confirm``) under the study's parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CONFIRMATION_ATTR = "confirmation"
+SIGNIFICANCE = 0.05  # two-sided level of the Welch test against the baseline
+# Confirmation seeds live far from trial seeds (sweep.objective.trial_seed), so no
+# confirmation run repeats a search trial's initialization or data order.
+_SEED_OFFSET = 1_000_003
+
+
+@dataclass(frozen=True)
+class ConfirmedConfig:
+    """One configuration re-trained over several seeds."""
+
+    label: str  # what a reader sees: "no regularization", "trial 12", ...
+    trial_number: int | None  # the search trial whose configuration this re-trains
+    baseline: str | None  # "none" / "uniform_l2" for baselines, else None
+    placement: dict[str, Any]
+    seeds: tuple[int, ...]
+    # Per seed, same order as ``seeds``: the final figures without the "final/" prefix,
+    # e.g. test_accuracy, test_data_loss, val_accuracy, train_data_loss, penalty_total.
+    figures: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    run_ids: tuple[str, ...] = ()
+
+    def values(self, name: str) -> tuple[float, ...]:
+        return self.figures.get(name, ())
+
+    def mean(self, name: str) -> float | None:
+        values = self.values(name)
+        return sum(values) / len(values) if values else None
+
+    def std(self, name: str) -> float | None:
+        """Sample standard deviation (n - 1) across seeds."""
+        values = self.values(name)
+        if len(values) < 2:
+            return None
+        mean = sum(values) / len(values)
+        return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A configuration against the baseline on one metric, over seeds."""
+
+    metric: str
+    difference: float  # mean(config) - mean(baseline)
+    ci_low: float  # 95 % confidence interval of the difference (Welch)
+    ci_high: float
+    p_value: float
+    # The gain exceeds seed-to-seed noise: p < SIGNIFICANCE and in the good direction.
+    significant: bool
+    better: bool  # the mean moved in the good direction (significant or not)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    metric: str  # the compared test metric, e.g. "test_accuracy"
+    direction: str  # "maximize" | "minimize"
+    configs: tuple[ConfirmedConfig, ...]  # the no-regularization baseline first
+
+    @property
+    def baseline(self) -> ConfirmedConfig | None:
+        return next((c for c in self.configs if c.baseline == "none"), None)
+
+    def compare(self, config: ConfirmedConfig, metric: str | None = None) -> Comparison | None:
+        """``config`` against the no-regularization baseline (Welch's t-test)."""
+        base = self.baseline
+        metric = metric or self.metric
+        if base is None or config is base:
+            return None
+        a, b = config.values(metric), base.values(metric)
+        if len(a) < 2 or len(b) < 2:
+            return None
+        return welch(metric, a, b, maximize=self.direction == "maximize")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Confirmation:
+        data = json.loads(text)
+        configs = tuple(
+            ConfirmedConfig(
+                label=c["label"], trial_number=c["trial_number"], baseline=c["baseline"],
+                placement=c["placement"], seeds=tuple(c["seeds"]),
+                figures={k: tuple(v) for k, v in c["figures"].items()},
+                run_ids=tuple(c.get("run_ids", ())))
+            for c in data["configs"])
+        return cls(metric=data["metric"], direction=data["direction"], configs=configs)
+
+
+def welch(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
+          maximize: bool) -> Comparison:
+    """Welch's unequal-variance t-test of mean(a) - mean(b), with its 95 % interval."""
+    from scipy import stats
+
+    n_a, n_b = len(a), len(b)
+    mean_a, mean_b = sum(a) / n_a, sum(b) / n_b
+    var_a = sum((x - mean_a) ** 2 for x in a) / (n_a - 1)
+    var_b = sum((x - mean_b) ** 2 for x in b) / (n_b - 1)
+    difference = mean_a - mean_b
+    se2 = var_a / n_a + var_b / n_b
+    better = difference > 0 if maximize else difference < 0
+    if se2 == 0.0:  # identical runs on both sides: no noise, so any difference is real
+        significant = difference != 0.0 and better
+        return Comparison(metric, difference, difference, difference,
+                          0.0 if difference else 1.0, significant, better)
+    se = math.sqrt(se2)
+    dof = se2 ** 2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1)) \
+        if var_a or var_b else n_a + n_b - 2
+    t = difference / se
+    p_value = float(2 * stats.t.sf(abs(t), dof))
+    half = float(stats.t.ppf(0.975, dof)) * se
+    return Comparison(metric, difference, difference - half, difference + half, p_value,
+                      p_value < SIGNIFICANCE and better, better)
+
+
+def confirmation_seeds(study_seed: int, count: int) -> tuple[int, ...]:
+    return tuple((study_seed * 7919 + _SEED_OFFSET + i) % 2**31 for i in range(count))
+
+
+def stored_confirmation(study: Any) -> Confirmation | None:
+    text = study.user_attrs.get(CONFIRMATION_ATTR)
+    return Confirmation.from_json(text) if text else None
+
+
+# ---------------------------------------------------------------------- re-training
+@dataclass(frozen=True)
+class _Pick:
+    label: str
+    trial_number: int | None
+    baseline: str | None
+    placement: dict[str, Any]
+
+
+def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
+    """The no-regularization baseline, then the ``top`` best distinct configurations by
+    the primary *validation* objective (the test split plays no part in choosing)."""
+    from sweep.results import baseline_trial, sorted_complete
+    from sweep.space import BASELINE_NONE
+
+    base = baseline_trial(study)
+    picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {})]
+    seen: list[dict[str, Any]] = [{}]
+    for trial in sorted_complete(study, spec):
+        placement = trial.user_attrs.get("placement") or {}
+        if len(picks) > top or placement in seen:
+            continue
+        seen.append(placement)
+        kind = trial.user_attrs.get("baseline")
+        label = f"trial {trial.number}" + (f" ({kind})" if kind else "")
+        picks.append(_Pick(label, trial.number, kind, placement))
+    return picks
+
+
+def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progress: bool = True,
+                        top: int | None = None) -> Confirmation | None:
+    """Re-train the baseline and the best ``top`` (default ``report.confirm_top``)
+    configurations over ``report.seeds`` seeds, unless the study already holds exactly that
+    confirmation. Progress is stored after every configuration, so an interrupted
+    confirmation resumes where it stopped."""
+    top = spec.report.confirm_top if top is None else top
+    if top <= 0:
+        return stored_confirmation(study)
+    picks = pick_configs(study, spec, top)
+    if len(picks) < 2:
+        return stored_confirmation(study)
+    seeds = confirmation_seeds(spec.seed, spec.report.seeds)
+    metric = "test_" + spec.primary.metric.removeprefix("val_")
+    stored = stored_confirmation(study)
+    done = {(json.dumps(c.placement, sort_keys=True), c.seeds): c
+            for c in (stored.configs if stored else ())}
+    todo = [p for p in picks if (json.dumps(p.placement, sort_keys=True), seeds) not in done]
+    confirmed: list[ConfirmedConfig] = []
+
+    def store() -> Confirmation:
+        by_key = {**done, **{(json.dumps(c.placement, sort_keys=True), c.seeds): c
+                             for c in confirmed}}
+        configs = tuple(by_key[(json.dumps(p.placement, sort_keys=True), seeds)] for p in picks
+                        if (json.dumps(p.placement, sort_keys=True), seeds) in by_key)
+        result = Confirmation(metric=metric, direction=spec.primary.resolved_direction,
+                              configs=configs)
+        study.set_user_attr(CONFIRMATION_ATTR, result.to_json())
+        return result
+
+    if not todo:
+        return store()
+    from sweep.progress import ConfirmProgress
+    from sweep.trainer import Trainer
+    from sweep.worker import make_tracker
+
+    tracker = make_tracker(study, spec, tracking_uri)
+    trainer = Trainer(spec)
+    with ConfirmProgress(len(todo) * len(seeds), enabled=show_progress) as progress:
+        for pick in todo:
+            confirmed.append(_retrain(pick, seeds, trainer, tracker, progress))
+            store()
+    return store()
+
+
+def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
+             progress: Any) -> ConfirmedConfig:
+    from sweep.errors import TrialFailed
+    from sweep.tracking import placement_params
+
+    figures: dict[str, list[float]] = {}
+    run_ids: list[str] = []
+    for index, seed in enumerate(seeds):
+        progress.step(f"{pick.label}, seed {index + 1}/{len(seeds)}")
+        run = tracker.start_run(
+            f"confirm-{pick.trial_number if pick.trial_number is not None else 'base'}"
+            f"-seed{index + 1}", {**placement_params(pick.placement), "seed": str(seed)},
+            {"sweep.role": "confirm", "sweep.confirm_label": pick.label,
+             **({"sweep.confirm_of": str(pick.trial_number)}
+                if pick.trial_number is not None else {})})
+        try:
+            fitted = trainer.fit(pick.placement, seed, run.log_epoch)
+            if fitted.failure:
+                raise TrialFailed(fitted.failure)
+            final = trainer.final_figures(fitted)
+        except KeyboardInterrupt:
+            run.finish("INTERRUPTED", reason="interrupted")
+            raise
+        except Exception as error:
+            # A seed that diverges is a result (the config is fragile), not a crash.
+            run.finish("FAIL", reason=f"{type(error).__name__}: {error}")
+            final = {}
+        else:
+            run.finish("COMPLETE", final)
+        run_ids.append(run.reference)
+        for name, value in final.items():
+            figures.setdefault(name.removeprefix("final/"), []).append(float(value))
+    return ConfirmedConfig(label=pick.label, trial_number=pick.trial_number,
+                           baseline=pick.baseline, placement=pick.placement, seeds=seeds,
+                           figures={k: tuple(v) for k, v in figures.items()},
+                           run_ids=tuple(run_ids))

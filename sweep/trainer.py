@@ -1,0 +1,81 @@
+"""Train one configuration (a resolved placement) with one seed, inside a worker.
+
+Shared by search trials (``sweep.objective``) and confirmation runs (``sweep.confirm``):
+the data pipelines and the compiled models are built once per process and reused
+(``sweep.reuse``), so the n-th training costs what the first one did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sweep import interrupt
+from sweep.spec import StudySpec
+
+EpochSink = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class Fitted:
+    """A trained model and what its training left behind."""
+
+    model: Any
+    norms: Any  # the WeightNormCallback: measures the model's weights and penalties
+    epochs_run: int
+    failure: str | None  # why training stopped early (a non-finite loss), if it did
+
+
+class Trainer:
+    def __init__(self, spec: StudySpec):
+        self.spec = spec
+        self._models: Any = None  # sweep.reuse.ModelCache, created with TensorFlow
+        self._batches: Any = None  # sweep.train.Batches, likewise
+
+    def fit(self, placement: dict, seed: int, sink: EpochSink,
+            callbacks: Sequence[Any] = ()) -> Fitted:
+        """Build the base model from ``seed``, apply ``placement``, train. Every epoch's
+        Keras logs plus weight norms and penalties go to ``sink``."""
+        from sweep.callbacks import NonFiniteLossGuard, StopRequestCheck, WeightNormCallback
+        from sweep.data import load_data
+        from sweep.model import build_base_model
+        from sweep.reuse import ModelCache
+        from sweep.runtime import import_keras
+        from sweep.slots import describe_model, slot_names
+        from sweep.train import Batches, fit
+
+        keras = import_keras()
+        spec = self.spec
+        splits = load_data(spec.data, spec.seed)
+        keras.utils.set_random_seed(seed)
+        # The base model is built for every training (its initial weights come from the
+        # seed) but never trained: its weights are loaded into a cached compiled model.
+        base = build_base_model(spec.model, splits.input_shape, splits.n_classes)
+        slots = slot_names(describe_model(base))
+        if self._models is None:
+            self._models = ModelCache(spec.train)
+            self._batches = Batches(splits, spec.train)
+        model = self._models.model_for(base, placement, slots)
+
+        uses_activity = any("activity" in targets for targets in placement.values())
+        probe = splits.x_val[:64] if uses_activity else None
+        norms = WeightNormCallback(slots, sink, probe=probe,
+                                   threshold=spec.tracking.sparsity_threshold)
+        guard = NonFiniteLossGuard()
+        interrupt.check()
+        fit(model, self._batches, [StopRequestCheck(), guard, norms, *callbacks], seed=seed)
+        epochs_run = len(model.history.epoch) if model.history else 0
+        return Fitted(model=model, norms=norms, epochs_run=epochs_run, failure=guard.reason)
+
+    def final_figures(self, fitted: Fitted) -> dict[str, float]:
+        """``final/<split>_<metric>`` on every split, plus the penalty, the total weight
+        norm and the sparsity. The test split is evaluated here, after training, only."""
+        from sweep.train import evaluate
+
+        final = evaluate(fitted.model, self._batches)
+        measured = fitted.norms.measure()
+        final["final/penalty_total"] = measured["penalty/total"]
+        final["final/weights_l2_total"] = measured.get("weights/l2_total", 0.0)
+        final["final/weights_sparsity"] = measured.get("weights/sparsity", 0.0)
+        return final
