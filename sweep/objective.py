@@ -116,8 +116,10 @@ class Objective:
 
         from sweep.callbacks import EpochProgress, PruningCallback
 
-        pruning = PruningCallback(trial, self.spec.pruning_metric)
-        callbacks: list[Any] = [pruning]
+        # Optuna takes intermediate values (and prunes) in single-objective studies only.
+        pruning = None if self.spec.is_multi_objective else \
+            PruningCallback(trial, self.spec.pruning_metric)
+        callbacks: list[Any] = [pruning] if pruning is not None else []
         if self.on_epoch is not None:
             on_epoch = self.on_epoch
             callbacks.append(EpochProgress(lambda done, logs: on_epoch(trial.number, done, logs)))
@@ -125,7 +127,7 @@ class Objective:
         trial.set_user_attr("epochs_run", fitted.epochs_run)
         if fitted.failure:
             raise TrialFailed(fitted.failure)
-        if pruning.pruned_at is not None:
+        if pruning is not None and pruning.pruned_at is not None:
             trial.set_user_attr("pruned_at_epoch", pruning.pruned_at)
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
 

@@ -1,0 +1,96 @@
+"""sweep.confirm: Welch's test against scipy, and a real confirmation over seeds whose
+runs are in MLflow and whose result is stored in the study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_study, write_study
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from sweep.cli import cli
+from sweep.confirm import Confirmation, ConfirmedConfig, stored_confirmation, welch
+
+
+def test_welch_matches_scipy() -> None:
+    a, b = (0.91, 0.93, 0.92, 0.95, 0.94), (0.90, 0.88, 0.91, 0.89, 0.90)
+    result = welch("test_accuracy", a, b, maximize=True)
+    reference = stats.ttest_ind(a, b, equal_var=False)
+    assert result.p_value == pytest.approx(reference.pvalue)
+    assert result.difference == pytest.approx(sum(a) / 5 - sum(b) / 5)
+    interval = reference.confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == (pytest.approx(interval.low),
+                                               pytest.approx(interval.high))
+    assert result.significant and result.better
+    # The same gain on a loss (minimize) is a loss of quality, never "significant".
+    assert not welch("test_data_loss", a, b, maximize=False).significant
+
+
+def test_noise_larger_than_the_gain_is_not_significant() -> None:
+    a, b = (0.80, 0.95, 0.85, 0.99, 0.70), (0.82, 0.90, 0.84, 0.93, 0.78)
+    assert not welch("test_accuracy", a, b, maximize=True).significant
+
+
+def test_confirmation_round_trips_through_json() -> None:
+    config = ConfirmedConfig("trial 3", 3, None, {"d": {"kernel": {"l2": 1e-4}}}, (1, 2),
+                             {"test_accuracy": (0.5, 0.7)}, ("r1", "r2"))
+    base = ConfirmedConfig("no regularization", 0, "none", {}, (1, 2),
+                           {"test_accuracy": (0.4, 0.5)})
+    original = Confirmation("test_accuracy", "maximize", (base, config))
+    again = Confirmation.from_json(original.to_json())
+    assert again == original
+    assert again.baseline is again.configs[0]
+    assert again.configs[1].mean("test_accuracy") == pytest.approx(0.6)
+    assert again.configs[1].std("test_accuracy") == pytest.approx(0.1414213, rel=1e-5)
+
+
+def test_run_confirm_retrains_the_best_and_the_baseline_over_seeds(
+        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+    study_file = write_study(workdir / "c.yaml", tiny_study(
+        name="conf", budget={"n_trials": 3}, report={"confirm_top": 1, "seeds": 3}))
+    result = CliRunner().invoke(cli, [
+        "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
+        "--no-progress", "--confirm", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "confirmed over 3 seeds" in result.output
+
+    study = optuna.load_study(study_name="conf", storage=storage_url)
+    confirmation = stored_confirmation(study)
+    assert confirmation is not None and confirmation.metric == "test_accuracy"
+    base, *others = confirmation.configs
+    assert base.baseline == "none" and base.placement == {}
+    assert 1 <= len(others) <= 2
+    complete = sorted(study.trials, key=lambda t: t.value, reverse=True)
+    # Picked on validation: the first confirmed config is the best trial by val_accuracy
+    # (unless that one trained no penalty, which the baseline already covers).
+    best_regularized = next(t for t in complete if t.user_attrs["placement"])
+    assert others[0].trial_number == best_regularized.number
+    for config in confirmation.configs:
+        assert len(config.seeds) == 3 and len(set(config.seeds)) == 3
+        assert len(config.values("test_accuracy")) == 3
+        assert config.std("test_accuracy") is not None
+        assert not set(config.seeds) & {t.user_attrs["seed"] for t in study.trials}
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("conf").experiment_id],
+        filter_string="tags.`sweep.role` = 'confirm'")
+    assert len(runs) == 3 * len(confirmation.configs)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    by_id = {r.info.run_id: r for r in runs}
+    for config in confirmation.configs:
+        for run_id, value in zip(config.run_ids, config.values("test_accuracy"), strict=True):
+            assert by_id[run_id].data.metrics["final/test_accuracy"] == pytest.approx(value)
+
+    # Asking again re-trains nothing: the stored confirmation already covers it.
+    again = CliRunner().invoke(cli, [
+        "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
+        "--no-progress", "--confirm", "2"], catch_exceptions=False)
+    assert again.exit_code == 0
+    assert len(client.search_runs(
+        [client.get_experiment_by_name("conf").experiment_id],
+        filter_string="tags.`sweep.role` = 'confirm'")) == len(runs)
