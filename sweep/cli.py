@@ -146,6 +146,12 @@ def _print_best(study: Any, spec: Any, tracking_uri: str) -> None:
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
         click.echo(f"  mlflow run:   {best['mlflow_run_id']}")
+        if best["vs_baseline"] is not None:
+            click.echo(f"  vs no regularization: {best['vs_baseline']:+.4f} "
+                       f"(trial #{best['baseline_trial']})")
+        if spec.is_multi_objective:
+            click.echo(f"Pareto front: {len(rows)} trials; list them with: "
+                       f"sweep best {spec.name}")
     click.echo(f"inspect it with: {_ui_hint(tracking_uri)}")
 
 
@@ -258,7 +264,7 @@ def _print_confirmation(confirmation: Any) -> None:
     for config in confirmation.configs:
         mean, std = config.mean(metric), config.std(metric)
         figure = "failed" if mean is None else f"{mean:.4f} ± {std or 0.0:.4f}"
-        line = f"  {config.label:<32} {figure}"
+        line = f"  {config.label:<44} {figure}"
         comparison = confirmation.compare(config)
         if comparison is not None:
             verdict = "exceeds seed noise" if comparison.significant else "within seed noise"

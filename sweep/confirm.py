@@ -167,9 +167,14 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
             continue
         seen.append(placement)
         kind = trial.user_attrs.get("baseline")
-        label = f"trial {trial.number}" + (f" ({kind})" if kind else "")
+        label = f"trial {trial.number} ({kind or _describe(trial.params)})"
         picks.append(_Pick(label, trial.number, kind, placement))
     return picks
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items()) or "fixed"
 
 
 def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progress: bool = True,
