@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sweep.space import Placement, describe_placement
@@ -158,7 +158,8 @@ class StudyTracker:
         from mlflow.entities import Metric, Param, RunTag
 
         run_id = self.parent_run_id()
-        logged = self.client.get_run(run_id).data.params
+        run = self.client.get_run(run_id)
+        logged, tagged = run.data.params, run.data.tags
         values = {k: str(v)[:_PARAM_LIMIT] for k, v in params.items()}
         stale = sorted(k for k, v in values.items() if k in logged and logged[k] != v)
         stamp = _now_ms()
@@ -166,14 +167,17 @@ class StudyTracker:
             run_id,
             metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
             params=[Param(k, v) for k, v in values.items() if k not in logged],
-            tags=[RunTag(k, values[k]) for k in stale])
+            # A tag set by an earlier report is kept current too, even once equal again.
+            tags=[RunTag(k, v) for k, v in values.items() if k in stale or k in tagged])
         return stale
 
-    def log_report_files(self, folder: os.PathLike[str] | str, artifact_path: str) -> str:
-        """Every file of ``folder`` as an artifact of the parent run, under
-        ``artifact_path``. Returns the parent run's id."""
+    def log_report_files(self, paths: Iterable[os.PathLike[str] | str],
+                         artifact_path: str) -> str:
+        """These files as artifacts of the parent run, under ``artifact_path`` (only
+        these: the report's folder may hold other things). Returns the run's id."""
         run_id = self.parent_run_id()
-        self.client.log_artifacts(run_id, str(folder), artifact_path)
+        for path in paths:
+            self.client.log_artifact(run_id, str(path), artifact_path)
         return run_id
 
     def weight_norm_curves(self, run_id: str, statistic: str = "l2"

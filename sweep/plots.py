@@ -1,0 +1,334 @@
+"""The pictures of ``sweep report``: each one as a PNG (matplotlib, Agg backend) and as an
+interactive HTML page (plotly).
+
+Every function returns a :class:`Figure` that either names its two files or says why it
+was skipped: an odd study (one trial, nothing completed, no baseline, no MLflow run) loses
+a picture, never the report. The HTML pages load plotly.js from its CDN
+(``include_plotlyjs="cdn"``): MLflow's artifact viewer shows an HTML artifact from a
+``blob:`` URL, where a relative link to one shared local copy of plotly.js does not
+resolve, and a bundled copy in every page would add 4.6 MB per picture to every report
+logged. The PNGs are the offline version.
+
+Nothing here imports TensorFlow or MLflow; the weight curves arrive as plain numbers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep.spec import StudySpec
+
+# Importance and parallel coordinates need trials that share their parameters; with
+# fewer than this many such trials the picture says nothing.
+MIN_TRIALS_IMPORTANCE = 4
+MIN_TRIALS_PARALLEL = 2
+_DPI = 110
+
+# One layer's curve: (epoch, value) points.
+Curve = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem inside the report folder
+    title: str
+    png: str | None = None  # file names, relative to the report folder
+    html: str | None = None
+    skipped: str | None = None  # why there is no picture
+    note: str | None = None  # what a reader should know (trials left out, ...)
+
+
+# ------------------------------------------------------------------ helpers
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, no GUI toolkit needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _complete(study: Any) -> list[Any]:
+    import optuna
+
+    return list(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def _primary(spec: StudySpec) -> tuple[Callable[[Any], float] | None, str]:
+    """Optuna's single-objective plots need a target in a multi-objective study; in a
+    single-objective one they draw more without (the best-value line of the history)."""
+    if spec.is_multi_objective:
+        return (lambda trial: trial.values[0]), spec.primary.metric
+    return None, spec.primary.metric
+
+
+def _save_png(axes: Any, path: Path) -> None:
+    plt = _pyplot()
+    first = axes.flat[0] if hasattr(axes, "flat") else axes
+    figure = first.figure
+    try:
+        figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+
+
+def _save_html(figure: Any, path: Path) -> None:
+    figure.write_html(path, include_plotlyjs="cdn", full_html=True)
+
+
+def _render(name: str, title: str, out: Path, plotly: Callable[[], Any],
+            matplotlib: Callable[[], Any], note: str | None = None) -> Figure:
+    """Both files of one picture, or a skipped :class:`Figure` that says what failed."""
+    try:
+        with warnings.catch_warnings():
+            # Optuna marks its matplotlib backend experimental; that is not news to a reader.
+            warnings.simplefilter("ignore")
+            _save_html(plotly(), out / f"{name}.html")
+            _save_png(matplotlib(), out / f"{name}.png")
+    except Exception as error:  # a picture must never take the report down
+        _pyplot().close("all")  # whatever the failed drawing left open
+        for suffix in (".html", ".png"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
+        message = str(error).splitlines()[0] if str(error) else ""
+        return Figure(name, title, skipped=f"could not draw: {type(error).__name__}: {message}")
+    return Figure(name, title, png=f"{name}.png", html=f"{name}.html", note=note)
+
+
+def _skip(name: str, title: str, reason: str) -> Figure:
+    return Figure(name, title, skipped=reason)
+
+
+def _searched(trials: Sequence[Any]) -> list[Any]:
+    """Trials the sampler proposed: baselines were queued with no parameters."""
+    return [t for t in trials if t.params]
+
+
+def shared_params(trials: Sequence[Any], min_trials: int) -> tuple[list[str], int]:
+    """The most parameters that at least ``min_trials`` trials all have, and how many
+    trials have them. Parameters are conditional (``l1`` exists only when ``l1_on``, a
+    per-layer coefficient only where its layer is chosen) and Optuna's importance and
+    parallel-coordinate plots leave out every trial that lacks one of the parameters."""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        for name in trial.params:
+            counts[name] = counts.get(name, 0) + 1
+    ranked = sorted(counts, key=lambda n: (-counts[n], n))
+    for size in range(len(ranked), 0, -1):
+        chosen = ranked[:size]
+        having = sum(all(p in t.params for p in chosen) for t in trials)
+        if having >= min_trials:
+            return chosen, having
+    return [], 0
+
+
+# ------------------------------------------------------------------ pictures
+def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    name, title = "optimization_history", f"Optimization history ({spec.primary.metric})"
+    if not _complete(study):
+        return _skip(name, title, "no completed trial")
+    target, label = _primary(spec)
+    return _render(
+        name, title, out,
+        lambda: vis.plot_optimization_history(study, target=target, target_name=label),
+        lambda: vis_mpl.plot_optimization_history(study, target=target, target_name=label))
+
+
+def param_importances(study: Any, spec: StudySpec, out: Path) -> Figure:
+    import optuna.importance
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    name, title = "param_importances", f"Parameter importances for {spec.primary.metric}"
+    searched = _searched(_complete(study))
+    params, having = shared_params(searched, MIN_TRIALS_IMPORTANCE)
+    if len(params) < 2:
+        return _skip(name, title, f"needs {MIN_TRIALS_IMPORTANCE} completed trials that "
+                     "have the same 2 or more searched parameters (parameters are "
+                     f"conditional; {len(searched)} searched trials completed)")
+    target, label = _primary(spec)
+
+    def evaluator() -> Any:  # seeded, so the same study draws the same picture
+        return optuna.importance.FanovaImportanceEvaluator(seed=0)
+
+    note = _left_out_note(having, len(searched), params)
+    return _render(
+        name, title, out,
+        lambda: vis.plot_param_importances(study, evaluator=evaluator(), params=params,
+                                           target=target, target_name=label),
+        lambda: vis_mpl.plot_param_importances(study, evaluator=evaluator(), params=params,
+                                               target=target, target_name=label),
+        note=note)
+
+
+def _left_out_note(having: int, total: int, params: Sequence[str]) -> str | None:
+    if having == total:
+        return None
+    return (f"{having} of {total} searched trials have all of {', '.join(params)}; "
+            "the others are left out")
+
+
+def parallel_coordinates(study: Any, spec: StudySpec, out: Path) -> Figure:
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    name, title = "parallel_coordinates", "Parallel coordinates of the searched parameters"
+    searched = _searched(_complete(study))
+    params, having = shared_params(searched, MIN_TRIALS_PARALLEL)
+    if len(params) < 2:
+        return _skip(name, title, f"needs {MIN_TRIALS_PARALLEL} completed trials that "
+                     "have the same 2 or more searched parameters (the slice plot shows "
+                     "each parameter on its own)")
+    target, label = _primary(spec)
+    return _render(
+        name, title, out,
+        lambda: vis.plot_parallel_coordinate(study, params=params, target=target,
+                                             target_name=label),
+        lambda: vis_mpl.plot_parallel_coordinate(study, params=params, target=target,
+                                                 target_name=label),
+        note=_left_out_note(having, len(searched), params))
+
+
+def coefficient_slices(study: Any, spec: StudySpec, out: Path) -> Figure:
+    """The objective against each searched parameter; unlike parallel coordinates, each
+    panel uses every trial that has that parameter."""
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    name, title = "slice", f"{spec.primary.metric} against each searched parameter"
+    searched = _searched(_complete(study))
+    params = sorted({p for t in searched for p in t.params})
+    if not params:
+        return _skip(name, title, "no completed trial has a searched parameter")
+    target, label = _primary(spec)
+    return _render(
+        name, title, out,
+        lambda: vis.plot_slice(study, params=params, target=target, target_name=label),
+        lambda: vis_mpl.plot_slice(study, params=params, target=target, target_name=label))
+
+
+def objective_by_placement(groups: Sequence[tuple[str, Sequence[float]]], spec: StudySpec,
+                           out: Path) -> Figure:
+    """Box plot of the primary objective of every completed trial, per placement group
+    (``groups``: label and values, in the report table's order)."""
+    name, title = "objective_by_placement", f"{spec.primary.metric} per placement"
+    if not groups:
+        return _skip(name, title, "no completed trial")
+    return _render(name, title, out, lambda: _box_plotly(groups, spec.primary.metric, title),
+                   lambda: _box_matplotlib(groups, spec.primary.metric, title))
+
+
+def _box_plotly(groups: Sequence[tuple[str, Sequence[float]]], metric: str, title: str) -> Any:
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for label, values in groups:
+        figure.add_trace(go.Box(y=list(values), name=label, boxpoints="all", jitter=0.3,
+                                pointpos=0))
+    figure.update_layout(title=title, yaxis_title=metric, xaxis_title="placement",
+                         showlegend=False)
+    return figure
+
+
+def _box_matplotlib(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
+                    title: str) -> Any:
+    import numpy as np
+
+    plt = _pyplot()
+    _, axes = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 4.0))
+    labels = [label for label, _ in groups]
+    axes.boxplot([list(values) for _, values in groups], tick_labels=labels)
+    jitter = np.random.default_rng(0)  # fixed: the same study draws the same picture
+    for position, (_, values) in enumerate(groups, start=1):
+        xs = position + jitter.uniform(-0.08, 0.08, size=len(values))
+        axes.scatter(xs, list(values), s=14, alpha=0.7, color="tab:blue", zorder=3)
+    axes.set_title(title)
+    axes.set_ylabel(metric)
+    axes.set_xlabel("placement")
+    axes.tick_params(axis="x", labelrotation=20)
+    return axes
+
+
+def pareto_front(study: Any, spec: StudySpec, out: Path) -> Figure:
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    metrics = [item.metric for item in spec.objective]
+    name, title = "pareto_front", f"Pareto front of {', '.join(metrics)}"
+    if not spec.is_multi_objective:
+        return _skip(name, title, "the study has one objective")
+    if len(metrics) > 3:
+        return _skip(name, title, f"Optuna draws 2 or 3 objectives, the study has {len(metrics)}")
+    if not _complete(study):
+        return _skip(name, title, "no completed trial")
+    return _render(
+        name, title, out,
+        lambda: vis.plot_pareto_front(study, target_names=metrics),
+        lambda: vis_mpl.plot_pareto_front(study, target_names=metrics))
+
+
+def weight_curves(curves: dict[str, dict[str, Curve]], out: Path, *,
+                  missing: str | None = None) -> Figure:
+    """Per-layer ‖w‖₂ over epochs: one colour per layer, one line style per run
+    (``curves``: run label → layer → points). ``missing`` says why a run is absent."""
+    name, title = "weight_l2_curves", "Per-layer weight L2 norm over epochs"
+    if not any(curves.values()):
+        return _skip(name, title, missing or "no per-epoch weight norms in MLflow")
+    return _render(name, title, out, lambda: _curves_plotly(curves, title),
+                   lambda: _curves_matplotlib(curves, title), note=missing)
+
+
+_DASHES = ("solid", "dash", "dot", "dashdot")
+_MPL_STYLES = ("-", "--", ":", "-.")
+
+
+def _layers(curves: dict[str, dict[str, Curve]]) -> list[str]:
+    layers: list[str] = []
+    for by_layer in curves.values():
+        layers += [layer for layer in by_layer if layer not in layers]
+    return layers
+
+
+def _curves_plotly(curves: dict[str, dict[str, Curve]], title: str) -> Any:
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    palette = px.colors.qualitative.Plotly
+    layers = _layers(curves)
+    figure = go.Figure()
+    for run_index, (run, by_layer) in enumerate(curves.items()):
+        for layer, points in by_layer.items():
+            color = palette[layers.index(layer) % len(palette)]
+            figure.add_trace(go.Scatter(
+                x=[step for step, _ in points], y=[value for _, value in points],
+                mode="lines+markers", name=f"{layer} — {run}",
+                line={"color": color, "dash": _DASHES[run_index % len(_DASHES)]}))
+    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title="‖w‖₂ of the kernel")
+    return figure
+
+
+def _curves_matplotlib(curves: dict[str, dict[str, Curve]], title: str) -> Any:
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    layers = _layers(curves)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    _, axes = plt.subplots(figsize=(7.0, 4.2))
+    for run_index, (run, by_layer) in enumerate(curves.items()):
+        for layer, points in by_layer.items():
+            axes.plot([step for step, _ in points], [value for _, value in points],
+                      marker="o", markersize=3, label=f"{layer} — {run}",
+                      color=colors[layers.index(layer) % len(colors)],
+                      linestyle=_MPL_STYLES[run_index % len(_MPL_STYLES)])
+    axes.set_title(title)
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    axes.set_ylabel("‖w‖₂ of the kernel")
+    axes.legend(fontsize="small")
+    return axes

@@ -1,0 +1,375 @@
+"""`sweep report`: the comparison per placement and its pictures, read back through
+Optuna's and MLflow's own APIs. One real tiny study (with its baselines) is trained once
+for the module; the other studies here are built from its real trials."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_study, write_study
+from mlflow.tracking import MlflowClient
+
+from sweep.cli import cli
+from sweep.confirm import Confirmation, ConfirmedConfig
+from sweep.report import (
+    fmt,
+    fmt_coefficients,
+    fmt_mean_std,
+    generalization_gap,
+    group_label,
+    placement_coefficients,
+    placement_rows,
+)
+from sweep.spec import parse_spec
+from sweep.storage import open_storage
+from sweep.study import UID_ATTR, create_or_resume
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NAME = "tiny-report"
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _report(name: str, storage: str, tracking: str, out: Path, *extra: str):
+    return _invoke("report", name, "--storage", storage, "--tracking-uri", tracking,
+                   "--out", str(out), "--no-confirm", *extra)
+
+
+def _parent_run(tracking: str, study: Any) -> Any:
+    client = MlflowClient(tracking)
+    spec = study.user_attrs["spec"]
+    experiment = client.get_experiment_by_name(spec.get("tracking", {}).get("experiment")
+                                               or spec["name"])
+    (run,) = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`sweep.role` = 'study' and "
+                      f"tags.`sweep.study_uid` = '{study.user_attrs[UID_ATTR]}'")
+    return run
+
+
+def _complete(study: Any) -> list[Any]:
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def _markdown_rows(markdown: str, section: str) -> dict[str, list[str]]:
+    """The rows of the Markdown table under ``## section``, by their first cell."""
+    lines = markdown.split(f"## {section}", 1)[1].splitlines()
+    table = [line for line in lines[2:] if line.startswith("|")]
+    rows = {}
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[cells[0]] = cells
+    return rows
+
+
+@dataclass(frozen=True)
+class Reported:
+    storage: str
+    tracking: str
+    out: Path
+    output: str
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Reported:
+    """A real tiny study with both baselines (5 trials of 2 epochs) and its report."""
+    folder = tmp_path_factory.mktemp("report")
+    storage = f"sqlite:///{folder / 'sweep.db'}"
+    search = dict(tiny_study()["search"], baselines=["none", "uniform_l2"])
+    study_file = write_study(folder / "s.yaml", tiny_study(
+        name=NAME, search=search, budget={"n_trials": 5}, report={"confirm_top": 0}))
+    run = _invoke("run", str(study_file), "--storage", storage, "--tracking-uri",
+                  tracking_uri, "--no-progress")
+    assert run.exit_code == 0, run.output
+    # Without --no-confirm: confirm_top is 0, so no re-training is asked for.
+    result = _invoke("report", NAME, "--storage", storage, "--tracking-uri", tracking_uri,
+                     "--out", str(folder / "out"))
+    assert result.exit_code == 0, result.output
+    return Reported(storage, tracking_uri, folder / "out", result.output)
+
+
+# ------------------------------------------------------------------ files and MLflow
+def test_report_writes_tables_and_pictures(reported: Reported) -> None:
+    out = reported.out
+    markdown = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "## Comparison per placement" in markdown
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page
+    drawn = ["optimization_history", "objective_by_placement", "slice", "weight_l2_curves"]
+    for name in drawn:
+        png = (out / f"{name}.png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) > 1000, name
+        interactive = (out / f"{name}.html").read_text()
+        assert "<html" in interactive and "plotly" in interactive, name
+        assert f"({name}.png)" in markdown and f"({name}.html)" in markdown
+        assert f"href='{name}.html'" in page
+    # The page shows its pictures wherever it is opened (MLflow's viewer included).
+    assert page.count("src='data:image/png;base64,") == len(drawn)
+    # Too few trials share their (conditional) parameters: skipped, and said why.
+    assert "### Parameter importances" in markdown and "_Skipped: needs" in markdown
+    assert not (out / "pareto_front.png").exists()  # one objective
+    assert "Comparison per placement" in reported.output  # the terminal table
+
+
+def test_report_is_logged_on_the_parent_run_with_the_best_values(reported: Reported) -> None:
+    study = optuna.load_study(study_name=NAME, storage=reported.storage)
+    run = _parent_run(reported.tracking, study)
+    client = MlflowClient(reported.tracking)
+    logged = {Path(item.path).name for item in client.list_artifacts(run.info.run_id, "report")}
+    assert logged == {path.name for path in reported.out.iterdir()}
+    assert "study_spec.json" in {i.path for i in client.list_artifacts(run.info.run_id)}
+
+    spec = parse_spec(study.user_attrs["spec"])
+    best = max(_complete(study), key=lambda t: (t.values[0], -t.number))
+    metrics, params = run.data.metrics, run.data.params
+    assert metrics["best/val_accuracy"] == pytest.approx(best.values[0])
+    assert metrics["best/trial_number"] == best.number
+    assert params["best/placement"] == group_label(best, spec)
+    for name, value in best.params.items():
+        assert params[f"best/{name}"] == str(value)
+
+
+# ------------------------------------------------------------------ the table is the trials
+def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported) -> None:
+    study = optuna.load_study(study_name=NAME, storage=reported.storage)
+    spec = parse_spec(study.user_attrs["spec"])
+    complete = _complete(study)
+    rows = json.loads((reported.out / "report.json").read_text())["placements"]
+    assert rows == json.loads(json.dumps(placement_rows(study, spec)))
+
+    labels = [row["placement"] for row in rows]
+    assert {"none (baseline)", "uniform_l2 (baseline)"} <= set(labels)
+    assert len(labels) == len(set(labels))
+    assert sum(row["trials"] for row in rows) == len(complete)
+    baseline = next(t for t in complete if t.user_attrs.get("baseline") == "none")
+    markdown = _markdown_rows((reported.out / "report.md").read_text(),
+                              "Comparison per placement")
+    for row in rows:
+        members = [t for t in complete if group_label(t, spec) == row["placement"]]
+        assert row["trials"] == len(members)
+        best = study.trials[row["trial"]]
+        # Chosen on validation: no member has a better validation value.
+        assert best.values[0] == max(t.values[0] for t in members)
+        assert row["value"] == best.values[0]
+        assert row["vs_no_reg"] == best.values[0] - baseline.values[0]
+        for key in ("final/train_data_loss", "final/train_accuracy", "final/val_data_loss",
+                    "final/val_accuracy", "final/test_data_loss", "final/test_accuracy",
+                    "final/penalty_total", "final/weights_l2_total",
+                    "final/weights_sparsity"):
+            assert row[key] == best.user_attrs[key], key
+        assert row["gap"] == best.user_attrs["final/train_accuracy"] - \
+            best.user_attrs["final/val_accuracy"]
+        expected = {k: v for k, v in best.params.items() if k in ("l1", "l2")} or \
+            placement_coefficients(best.user_attrs["placement"])
+        assert row["coefficients"] == expected
+        # The rendered row says the same, figure by figure.
+        cells = markdown[row["placement"]]
+        assert cells[1] == str(row["trials"])
+        assert cells[2].split()[0] == str(row["trial"])
+        assert cells[3] == fmt(row["vs_no_reg"], signed=True)
+        assert cells[4:14] == [fmt(row[k]) for k in (
+            "final/train_data_loss", "final/train_accuracy", "final/val_data_loss",
+            "final/val_accuracy", "final/test_data_loss", "final/test_accuracy",
+            "final/penalty_total", "gap", "final/weights_l2_total", "final/weights_sparsity")]
+        assert cells[14] == fmt_coefficients(row["coefficients"])
+    assert markdown["none (baseline)"][14] == "–"  # no penalty, no coefficient
+    assert markdown["uniform_l2 (baseline)"][14].startswith("l2=")
+
+
+def test_report_runs_without_tensorflow_and_can_be_repeated(reported: Reported,
+                                                           tmp_path: Path) -> None:
+    # TensorFlow made unimportable: a report that does not confirm must not need it. The
+    # second report of the same study logs the same best/* params again (no conflict).
+    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+            "from sweep.cli import main; sys.argv = ['sweep', *sys.argv[1:]]; main()\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, "report", NAME, "--storage", reported.storage,
+         "--tracking-uri", reported.tracking, "--no-confirm"],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"report-{NAME}" / "report.html").exists()  # the default --out
+    assert "MLflow params cannot change" not in done.stderr
+
+
+# ------------------------------------------------------------------ studies built from it
+def _copy_study(reported: Reported, name: str, **overrides: Any) -> Any:
+    """A new study (own spec, own uid, so its own MLflow parent run) holding the real
+    study's completed trials, with objective values recomputed for its spec."""
+    from sweep.objective import objective_values
+
+    source = optuna.load_study(study_name=NAME, storage=reported.storage)
+    search = dict(tiny_study()["search"], baselines=["none", "uniform_l2"])
+    spec = parse_spec(tiny_study(name=name, search=search, report={"confirm_top": 0},
+                                 budget={"n_trials": 50}, **overrides))
+    study, _ = create_or_resume(spec, open_storage(reported.storage))
+    for trial in _complete(source):
+        final = {k: v for k, v in trial.user_attrs.items() if k.startswith("final/")}
+        study.add_trial(optuna.trial.create_trial(
+            params=trial.params, distributions=trial.distributions,
+            values=objective_values(spec, final), user_attrs=trial.user_attrs))
+    return study
+
+
+def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
+                                                            tmp_path: Path) -> None:
+    study = _copy_study(reported, "tiny-report-confirmed")
+    spec = parse_spec(study.user_attrs["spec"])
+    # The best trial of a searched placement (a row of the table) is re-trained.
+    shown = next(row for row in placement_rows(study, spec) if row["baseline"] is None)
+    searched = study.trials[shown["trial"]]
+    base = next(t for t in _complete(study) if t.user_attrs.get("baseline") == "none")
+    seeds = (11, 12, 13, 14)
+
+    def config(label: str, trial: Any, baseline: str | None, accuracy: tuple[float, ...]):
+        return ConfirmedConfig(
+            label=label, trial_number=trial.number, baseline=baseline,
+            placement=trial.user_attrs["placement"], seeds=seeds,
+            figures={"test_accuracy": accuracy, "test_data_loss": (0.5, 0.52, 0.48, 0.5),
+                     "val_accuracy": (0.7, 0.71, 0.69, 0.7)})
+
+    confirmation = Confirmation(metric="test_accuracy", direction="maximize", configs=(
+        config("no regularization", base, "none", (0.70, 0.71, 0.69, 0.70)),
+        config(f"trial {searched.number}", searched, None, (0.80, 0.81, 0.79, 0.80))))
+    study.set_user_attr("confirmation", confirmation.to_json())
+
+    result = _report(study.study_name, reported.storage, reported.tracking, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    better = confirmation.configs[1]
+    comparison = confirmation.compare(better)
+    assert comparison is not None and comparison.significant
+
+    placements = _markdown_rows(markdown, "Comparison per placement")
+    row = next(cells for cells in placements.values()
+               if cells[2].split()[0] == str(searched.number))
+    assert row[-2] == fmt_mean_std(better.mean("test_accuracy"), better.std("test_accuracy"),
+                                   4)
+    assert row[-1] == f"yes (p={comparison.p_value:.2g})"
+    assert placements["none (baseline)"][-1] == "baseline"
+
+    confirmed = _markdown_rows(markdown, "Confirmation over seeds")
+    assert list(confirmed) == ["no regularization", f"trial {searched.number}"]
+    cells = confirmed[f"trial {searched.number}"]
+    assert cells[2] == "4"
+    assert cells[3] == "0.8 ± 0.0082"  # test accuracy, mean ± sample std
+    assert cells[6] == (f"{comparison.difference:+.4g} [{comparison.ci_low:+.4g}, "
+                        f"{comparison.ci_high:+.4g}]")
+    assert cells[-1].startswith("yes")
+    assert confirmed["no regularization"][-1] == "baseline"
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["confirmation"][1]["significant"] is True
+    assert data["confirmation"][1]["test_accuracy_mean"] == better.mean("test_accuracy")
+
+
+def test_multi_objective_study_gets_a_pareto_front(reported: Reported, tmp_path: Path) -> None:
+    # Built from real trials: multi-objective trials cannot be trained yet (the pruning
+    # callback calls trial.report, which Optuna refuses with several objectives).
+    study = _copy_study(reported, "tiny-report-multi", sampler="nsga2", objective=[
+        {"metric": "val_accuracy"}, {"metric": "penalty/total"}])
+    result = _report(study.study_name, reported.storage, reported.tracking, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert (out / "pareto_front.png").read_bytes().startswith(PNG_MAGIC)
+    assert "plotly" in (out / "pareto_front.html").read_text()
+    markdown = (out / "report.md").read_text()
+    line = next(line for line in markdown.splitlines() if "Pareto front of" in line)
+    assert "Pareto front of val_accuracy, penalty/total: trials" in line
+    listed = line.split(": trials ")[1].rstrip(".").split(", ")
+    assert {int(n) for n in listed} == {t.number for t in study.best_trials}
+    run = _parent_run(reported.tracking, study)
+    best = max(_complete(study), key=lambda t: (t.values[0], -t.number))
+    assert run.data.metrics["best/val_accuracy"] == pytest.approx(best.values[0])
+    assert run.data.metrics["best/penalty/total"] == pytest.approx(best.values[1])
+
+
+def test_a_one_trial_study_without_baseline_still_reports(reported: Reported,
+                                                         tmp_path: Path) -> None:
+    source = optuna.load_study(study_name=NAME, storage=reported.storage)
+    trial = next(t for t in _complete(source) if t.params)
+    spec = parse_spec(tiny_study(name="tiny-report-one", report={"confirm_top": 0}))
+    study, _ = create_or_resume(spec, open_storage(reported.storage))
+    study.add_trial(optuna.trial.create_trial(
+        params=trial.params, distributions=trial.distributions, values=trial.values,
+        user_attrs=trial.user_attrs))
+    result = _report("tiny-report-one", reported.storage, reported.tracking, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "No completed no-regularization trial" in markdown
+    assert markdown.count("_Skipped:") >= 2  # importances, parallel coordinates
+    # The weight curves show the best trial alone and say why the baseline is missing.
+    assert (tmp_path / "out" / "weight_l2_curves.png").read_bytes().startswith(PNG_MAGIC)
+    assert "no completed no-regularization baseline" in markdown
+
+
+def test_best_params_that_mlflow_cannot_change_go_to_tags(tracking_uri: str) -> None:
+    from sweep.tracking import StudyTracker
+
+    tracker = StudyTracker(tracking_uri, experiment="tiny-report-tags", study_name="t",
+                           study_uid=uuid.uuid4().hex, worker="test")
+    assert tracker.log_best({"best/val_accuracy": 0.5}, {"best/placement": "first"}) == []
+    assert tracker.log_best({"best/val_accuracy": 0.7},
+                            {"best/placement": "all", "best/l2": "0.001"}) == ["best/placement"]
+    run = tracker.client.get_run(tracker.parent_run_id())
+    assert run.data.metrics["best/val_accuracy"] == 0.7
+    assert run.data.params == {"best/placement": "first", "best/l2": "0.001"}
+    assert run.data.tags["best/placement"] == "all"
+    assert tracker.log_best({}, {"best/placement": "first"}) == []
+    run = tracker.client.get_run(tracker.parent_run_id())
+    assert run.data.tags["best/placement"] == "first"
+
+
+# ------------------------------------------------------------------ exit codes
+def test_unknown_study_exits_2_and_a_study_without_results_exits_1(
+        reported: Reported, tmp_path: Path) -> None:
+    unknown = _report("no-such-study", reported.storage, reported.tracking, tmp_path / "a")
+    assert unknown.exit_code == 2 and "no-such-study" in unknown.output
+    spec = parse_spec(tiny_study(name="tiny-report-empty"))
+    study, _ = create_or_resume(spec, open_storage(reported.storage))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={"fail_reason": "boom"}))
+    empty = _report("tiny-report-empty", reported.storage, reported.tracking, tmp_path / "b")
+    assert empty.exit_code == 1
+    assert "no completed trial" in empty.output
+    assert not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------ pure helpers
+def test_group_labels_follow_named_placements_baselines_and_masks() -> None:
+    named = parse_spec(tiny_study())
+    masked = parse_spec(tiny_study(search=dict(tiny_study()["search"],
+                                               placement={"mask": True})))
+    fixed = parse_spec(tiny_study(search=dict(tiny_study()["search"],
+                                              placement={"choices": ["first"]})))
+
+    def trial(params: dict[str, Any], **attrs: Any) -> Any:
+        distributions = {k: optuna.distributions.CategoricalDistribution(
+            ["none", "first", "all", True, False]) for k in params}
+        return optuna.trial.create_trial(value=0.5, params=params,
+                                         distributions=distributions, user_attrs=attrs)
+
+    one = {"dense": {"kernel": {"l2": 1e-3}}}
+    both = {"dense": {"kernel": {"l2": 1e-3}}, "dense_1": {"kernel": {"l2": 1e-3}}}
+    assert group_label(trial({"placement": "first"}, placement=one), named) == "first"
+    assert group_label(trial({}, baseline="none", placement={}), named) == "none (baseline)"
+    assert group_label(trial({"mask/dense": True, "mask/dense_1": True}, placement=both),
+                       masked) == "dense+dense_1"
+    assert group_label(trial({"mask/dense": False}, placement={}), masked) == "none"
+    assert group_label(trial({}, placement=one), fixed) == "first"
+    assert placement_coefficients(both) == {"l2": 1e-3}
+    assert placement_coefficients({"dense": {"kernel": {"l1": 1e-4, "l2": 1e-3}},
+                                   "dense_1": {"kernel": {"l2": 2e-3}}}) == {
+        "l1": 1e-4, "l2/dense": 1e-3, "l2/dense_1": 2e-3}
+    # Regression studies have no accuracy: the gap is on the data loss.
+    assert generalization_gap({"final/train_data_loss": 0.25, "final/val_data_loss": 0.5}) \
+        == 0.25
