@@ -1,6 +1,7 @@
 """`sweep report`: the comparison per placement and its pictures, read back through
 Optuna's and MLflow's own APIs. One real tiny study (with its baselines) is trained once
-for the module; the other studies here are built from its real trials."""
+for the module, and a multi-objective one for its Pareto front; the odd studies here
+(one trial, a stored confirmation) are built from the real study's trials."""
 
 from __future__ import annotations
 
@@ -273,10 +274,14 @@ def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
 
 
 def test_multi_objective_study_gets_a_pareto_front(reported: Reported, tmp_path: Path) -> None:
-    # Built from real trials: multi-objective trials cannot be trained yet (the pruning
-    # callback calls trial.report, which Optuna refuses with several objectives).
-    study = _copy_study(reported, "tiny-report-multi", sampler="nsga2", objective=[
-        {"metric": "val_accuracy"}, {"metric": "penalty/total"}])
+    study_file = write_study(tmp_path / "multi.yaml", tiny_study(
+        name="tiny-report-multi", sampler="nsga2", budget={"n_trials": 4},
+        objective=[{"metric": "val_accuracy"}, {"metric": "penalty/total"}]))
+    run = _invoke("run", str(study_file), "--storage", reported.storage, "--tracking-uri",
+                  reported.tracking, "--no-progress")
+    assert run.exit_code == 0, run.output
+    study = optuna.load_study(study_name="tiny-report-multi", storage=reported.storage)
+    assert len(_complete(study)) == 4
     result = _report(study.study_name, reported.storage, reported.tracking, tmp_path / "out")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
