@@ -46,7 +46,8 @@ def load_builder(reference: str):
     return function
 
 
-def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int | None):
+def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int | None,
+                     *, mixed_precision: bool = False):
     """Build the unregularized base model (call after seeding, once per trial)."""
     keras = import_keras()
     # Layer names must not depend on how many models this process built before:
@@ -54,12 +55,16 @@ def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: i
     # free_memory=False: its garbage collection costs ~0.4 s a trial and frees nothing
     # that sweep.reuse has not already made unnecessary.
     keras.backend.clear_session(free_memory=False)
+    # Keras keeps the policy in its global state, which clear_session has just reset.
+    keras.mixed_precision.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
     if spec.layers is not None:
         layers = []
         names = declared_layer_names(spec.layers)
         for index, (name, entry) in enumerate(zip(names, spec.layers, strict=True)):
             ((class_name, kwargs),) = entry.items()
             kwargs = {k: v for k, v in (kwargs or {}).items() if k != "name"}
+            if mixed_precision and index == len(spec.layers) - 1:
+                kwargs.setdefault("dtype", "float32")  # the output (softmax) in full precision
             try:
                 layers.append(getattr(keras.layers, class_name)(name=name, **kwargs))
             except (TypeError, ValueError, AttributeError) as error:

@@ -151,6 +151,13 @@ class TrainSpec(_Frozen):
     loss: Literal[CLASSIFICATION_LOSSES + REGRESSION_LOSSES] = (  # type: ignore[valid-type]
         "sparse_categorical_crossentropy"
     )
+    # Speed switches; none changes what a model computes beyond float rounding.
+    # Batches run per tf.function call: fewer Python round trips for small models.
+    steps_per_execution: PositiveInt = 1
+    jit_compile: bool = False  # XLA-compile the train step (GPU: often faster)
+    # float16 compute, float32 variables (GPUs with tensor cores); the declared output
+    # layer stays float32 so that the softmax and the loss are computed in full precision.
+    mixed_precision: bool = False
 
     @property
     def is_classification(self) -> bool:

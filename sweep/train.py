@@ -41,7 +41,8 @@ def compile_model(model: Any, train: TrainSpec) -> None:
     metrics = [keras.metrics.MeanMetricWrapper(keras.losses.get(train.loss), name="data_loss")]
     if train.loss in _ACCURACY:
         metrics.append(getattr(keras.metrics, _ACCURACY[train.loss])(name="accuracy"))
-    model.compile(optimizer=optimizer, loss=train.loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=train.loss, metrics=metrics,
+                  steps_per_execution=train.steps_per_execution, jit_compile=train.jit_compile)
 
 
 def prepare_targets(y: np.ndarray, train: TrainSpec, n_classes: int | None) -> np.ndarray:

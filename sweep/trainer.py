@@ -51,7 +51,8 @@ class Trainer:
         keras.utils.set_random_seed(seed)
         # The base model is built for every training (its initial weights come from the
         # seed) but never trained: its weights are loaded into a cached compiled model.
-        base = build_base_model(spec.model, splits.input_shape, splits.n_classes)
+        base = build_base_model(spec.model, splits.input_shape, splits.n_classes,
+                                mixed_precision=spec.train.mixed_precision)
         slots = slot_names(describe_model(base))
         if self._models is None:
             self._models = ModelCache(spec.train)
