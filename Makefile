@@ -29,5 +29,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 
+# Every benchmark of bench/ (about 15 minutes on two cores); figures in bench/README.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

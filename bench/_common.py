@@ -1,0 +1,270 @@
+"""What every benchmark shares: where things are, what machine and commit a figure came
+from, timed subprocesses, the results file, the printed table.
+
+Benchmarks compare ratios measured in one run: this machine is shared and noisy, so
+absolute seconds from different runs are not comparable, and they say so in their JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+RESULTS = BENCH / "results"
+PYTHON = sys.executable
+# The `sweep` console script of the interpreter running the benchmark (the project's venv).
+SWEEP = str(Path(sys.executable).with_name("sweep"))
+POSTGRES_URL = os.environ.get("SWEEP_BENCH_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+# ---------------------------------------------------------------- provenance
+def git_info() -> dict[str, Any]:
+    """The commit measured. Other people edit the tree while benchmarks run, so a dirty
+    tree is recorded with the changed paths and a hash of the diff of the measured code."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no",
+                                        "--", "sweep", "pyproject.toml").splitlines()]
+    diff = git("diff", "HEAD", "--", "sweep", "pyproject.toml")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "dirty": bool(changed),
+        "dirty_paths": changed,
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else None,
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        # Read from package metadata: importing TensorFlow here would cost seconds.
+        "tensorflow": _version("tensorflow"),
+        "keras": _version("keras"),
+        "optuna": _version("optuna"),
+        "mlflow": _version("mlflow"),
+        "loadavg_at_start": list(os.getloadavg()),
+    }
+
+
+# ---------------------------------------------------------------- statistics
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def target(name: str, value: float | None, limit: float, *, op: str = "<=",
+           unit: str = "", definition: str = "") -> dict[str, Any]:
+    """A target of the issue, with its measured value; ``None`` (not measured) is missed."""
+    met = value is not None and (value <= limit if op == "<=" else value >= limit)
+    return {"name": name, "value": value, "limit": limit, "op": op, "unit": unit,
+            "met": bool(met), "definition": definition}
+
+
+# ---------------------------------------------------------------- processes
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmarked process: no store URLs inherited from the user
+    (stores are always the benchmark's temporary ones), TensorFlow's start-up chatter off."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SWEEP_STORAGE", "MLFLOW_TRACKING_URI", "SWEEP_WORKER_INDEX")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Timed:
+    seconds: float
+    stdout: str
+    stderr: str
+
+
+def run_timed(command: Sequence[str], *, cwd: Path | None = None,
+              env: dict[str, str] | None = None, timeout: float = 900) -> Timed:
+    """Wall time of a whole process, from spawn to exit. A failing command is an error
+    (a benchmark must not report the time of something that did not work)."""
+    start = time.perf_counter()
+    done = subprocess.run(list(command), cwd=cwd, env=env or bench_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n"
+                           f"{done.stderr[-3000:]}\n{done.stdout[-1000:]}")
+    return Timed(seconds, done.stdout, done.stderr)
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A temporary folder for stores and study files, never the repository."""
+    with tempfile.TemporaryDirectory(prefix=f"regsweep-bench-{prefix}-") as folder:
+        yield Path(folder)
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------- postgres
+@contextlib.contextmanager
+def postgres_database(label: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (URL), dropped afterwards with its connections."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from sweep.storage import normalize_storage_url
+
+    base = make_url(normalize_storage_url(POSTGRES_URL))
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+# ---------------------------------------------------------------- reading studies back
+def study_trials(storage_url: str, name: str) -> list[Any]:
+    """The study's trials, read back through Optuna, in trial-number order."""
+    import optuna
+
+    from sweep.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+def seconds_between(a: _dt.datetime, b: _dt.datetime) -> float:
+    return (b - a).total_seconds()
+
+
+# ---------------------------------------------------------------- output
+def parser(description: str) -> argparse.ArgumentParser:
+    arguments = argparse.ArgumentParser(description=description)
+    arguments.add_argument("--quick", action="store_true",
+                           help="A smoke run with tiny sizes (figures are not meaningful).")
+    return arguments
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(fmt(cell) for cell in row))
+    console = Console()
+    if not console.is_terminal:  # a log file: wide enough for every table
+        console = Console(width=160)
+    console.print(table)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "met" if value else "MISSED"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def print_targets(targets: Sequence[dict[str, Any]]) -> None:
+    print_table("targets", ["target", "measured", "limit", "result"],
+                [[t["name"], _with_unit(t["value"], t["unit"]),
+                  f"{t['op']} {_with_unit(t['limit'], t['unit'])}", t["met"]]
+                 for t in targets])
+
+
+def _with_unit(value: Any, unit: str) -> str:
+    return f"{fmt(value)}{' ' + unit if unit and value is not None else ''}"
+
+
+def write_result(name: str, *, quick: bool, started: float, parameters: dict[str, Any],
+                 raw: dict[str, Any], medians: dict[str, Any], ratios: dict[str, Any],
+                 targets: list[dict[str, Any]], notes: list[str] | None = None) -> Path:
+    """``bench/results/<name>.json``: the figures with everything needed to judge them."""
+    machine = machine_info()
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    document = {
+        "benchmark": name,
+        "quick": quick,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **git_info(),
+        "machine": machine,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "parameters": parameters,
+        "medians": medians,
+        "ratios": ratios,
+        "targets": targets,
+        "notes": notes or [],
+        "raw": raw,
+        "caveat": "absolute seconds depend on the machine's load at the time; compare the "
+                  "ratios, which are measured within this run",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
+    print(f"wrote {path.relative_to(REPO)} ({document['wall_seconds']} s)")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

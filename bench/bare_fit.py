@@ -1,0 +1,102 @@
+"""The baseline of bench/overhead.py: the same configurations trained by bare
+``model.fit`` in a loop, with no Optuna, no MLflow, no callbacks. One process, timed whole
+by the caller; the time of each configuration is written to ``--out``.
+
+Modes:
+  keras   what a user writes by hand: for each configuration a fresh Keras model with
+          ``keras.regularizers.L2`` on every kernel, compiled, ``fit`` on the numpy arrays;
+  reuse   the training path of a sweep worker without its bookkeeping: the same tf.data
+          pipelines and the same compiled model reused across configurations
+          (``sweep.train.Batches``, ``sweep.reuse.ModelCache``), ``fit`` without callbacks.
+
+Both use the study's data split, layers, epochs, batch size, optimizer and learning rate,
+and seed each configuration as the sweep seeds its trial (``keras.utils.set_random_seed``
+with the trial's seed before the model is built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def train_keras(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import keras
+
+    from sweep.slots import KERNEL_LAYER_CLASSES
+
+    out = []
+    for config in configs:
+        start = time.perf_counter()
+        keras.utils.set_random_seed(config["seed"])
+        layers = []
+        for entry in spec.model.layers:
+            ((class_name, kwargs),) = entry.items()
+            kwargs = dict(kwargs or {})
+            if class_name in KERNEL_LAYER_CLASSES:
+                kwargs["kernel_regularizer"] = keras.regularizers.L2(config["l2"])
+            layers.append(getattr(keras.layers, class_name)(**kwargs))
+        model = keras.Sequential([keras.Input(shape=splits.input_shape), *layers])
+        optimizer = keras.optimizers.Adam(learning_rate=spec.train.learning_rate)
+        model.compile(optimizer=optimizer, loss=spec.train.loss, metrics=["accuracy"])
+        history = model.fit(splits.x_train, splits.y_train, batch_size=spec.train.batch_size,
+                            epochs=spec.train.epochs, validation_data=(splits.x_val, splits.y_val),
+                            verbose=0)
+        out.append({**config, "seconds": time.perf_counter() - start,
+                    "val_accuracy": float(history.history["val_accuracy"][-1])})
+    return out
+
+
+def train_reuse(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from sweep.model import build_base_model
+    from sweep.reuse import ModelCache
+    from sweep.runtime import import_keras
+    from sweep.slots import describe_model, slot_names
+    from sweep.train import Batches, fit
+
+    keras = import_keras()
+    models = ModelCache(spec.train)
+    batches = Batches(splits, spec.train)
+    out = []
+    for config in configs:
+        start = time.perf_counter()
+        keras.utils.set_random_seed(config["seed"])
+        base = build_base_model(spec.model, splits.input_shape, splits.n_classes)
+        slots = slot_names(describe_model(base))
+        placement = {slot: {"kernel": {"l2": config["l2"]}} for slot in slots}
+        model = models.model_for(base, placement, slots)
+        fit(model, batches, [], seed=config["seed"])
+        out.append({**config, "seconds": time.perf_counter() - start,
+                    "val_accuracy": float(model.history.history["val_accuracy"][-1])})
+    return out
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    arguments.add_argument("study_file", type=Path)
+    arguments.add_argument("--configs", type=Path, required=True,
+                           help='JSON list of {"l2": coefficient, "seed": seed}')
+    arguments.add_argument("--mode", choices=("keras", "reuse"), default="keras")
+    arguments.add_argument("--out", type=Path, required=True)
+    args = arguments.parse_args()
+
+    from sweep.data import load_data
+    from sweep.spec import load_spec
+
+    spec = load_spec(args.study_file)
+    splits = load_data(spec.data, spec.seed)
+    configs = json.loads(args.configs.read_text())
+    train = train_keras if args.mode == "keras" else train_reuse
+    args.out.write_text(json.dumps(train(spec, splits, configs)))
+
+
+if __name__ == "__main__":
+    main()

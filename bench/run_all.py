@@ -1,0 +1,53 @@
+"""Run every benchmark (`make bench`), each in a fresh process, then write the figures
+table of bench/README.md from their results (bench/summarize.py).
+
+    .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
+
+A benchmark that crashes does not stop the others; the run then exits 1. A target that
+is missed is a figure, not a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import summarize
+from _common import BENCH, PYTHON, RESULTS, git_info, machine_info, parser
+
+BENCHMARKS = ("startup", "overhead", "drift", "logging_cost", "pruning", "workers")
+
+
+def main() -> None:
+    arguments = parser(__doc__ or "")
+    arguments.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    args = arguments.parse_args()
+    started = time.perf_counter()
+    runs = []
+    for name in args.only:
+        print(f"\n=== {name} ===", flush=True)
+        begin = time.perf_counter()
+        done = subprocess.run([PYTHON, str(BENCH / f"{name}.py"),
+                               *(["--quick"] if args.quick else [])])
+        runs.append({"benchmark": name, "exit_code": done.returncode,
+                     "seconds": round(time.perf_counter() - begin, 1)})
+    total = time.perf_counter() - started
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.only == list(BENCHMARKS):  # only a complete run stands for `make bench`
+        (RESULTS / "run_all.json").write_text(json.dumps({
+            "quick": args.quick, "wall_seconds": round(total, 1), "runs": runs,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **git_info(), "machine": machine_info()}, indent=2) + "\n")
+    summarize.main()
+    print(f"\nall benchmarks: {total / 60:.1f} min")
+    for run in runs:
+        status = "ok" if run["exit_code"] == 0 else f"FAILED (exit {run['exit_code']})"
+        print(f"  {run['benchmark']:<14} {run['seconds']:>7.1f} s  {status}")
+    if any(run["exit_code"] for run in runs):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Write the figures section of bench/README.md from bench/results/*.json, so that the
+README always shows what the last run measured (met or missed), with its commit, date and
+machine. Run by bench/run_all.py; on its own: `.venv/bin/python bench/summarize.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from _common import BENCH, RESULTS, fmt
+
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+ORDER = ("startup", "overhead", "drift", "logging_cost", "pruning", "workers")
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _commit(doc: dict[str, Any]) -> str:
+    if not doc.get("dirty"):
+        return f"`{doc['commit']}`"
+    return (f"`{doc['commit']}` + uncommitted changes to {', '.join(doc['dirty_paths'])} "
+            f"(diff sha256 `{doc['diff_sha256']}`)")
+
+
+def _value(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "not measured"
+    small = isinstance(value, float) and 0 < abs(value) < 0.001
+    text = f"{value:.2e}" if small else fmt(value)
+    return f"{text} {unit}".strip()
+
+
+def render() -> str:
+    docs = {name: doc for name in ORDER if (doc := _load(name)) is not None}
+    run = _load("run_all")
+    lines = []
+    if not docs:
+        return "No results yet: run `make bench`.\n"
+    first = next(iter(docs.values()))
+    machine = first["machine"]
+    lines.append(f"Machine: {machine['cpu_model']}, {machine['cpu_count']} CPU cores "
+                 f"({machine.get('cpus_usable')} usable), {machine['platform']}; Python "
+                 f"{machine['python']}, TensorFlow {machine['tensorflow']}, Keras "
+                 f"{machine['keras']}, Optuna {machine['optuna']}, MLflow {machine['mlflow']}.")
+    if run is not None:
+        state = "quick smoke run" if run["quick"] else "full run"
+        failed = [r["benchmark"] for r in run["runs"] if r["exit_code"]]
+        lines.append("")
+        lines.append(f"Last `make bench` ({state}): {run['date']}, commit {_commit(run)}, "
+                     f"**{run['wall_seconds'] / 60:.1f} min** wall in all ("
+                     + ", ".join(f"{r['benchmark']} {r['seconds']:.0f} s" for r in run["runs"])
+                     + ")" + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".")
+    if any(doc["quick"] for doc in docs.values()):
+        lines += ["", "**Some figures below come from `--quick` smoke runs and mean nothing.**"]
+    lines += ["", "| benchmark | target | measured | limit | result |",
+              "| --- | --- | --- | --- | --- |"]
+    for name, doc in docs.items():
+        for t in doc["targets"]:
+            lines.append(f"| {name}{' (quick)' if doc['quick'] else ''} | {t['name']} | "
+                         f"{_value(t['value'], t['unit'])} | {t['op']} "
+                         f"{_value(t['limit'], t['unit'])} | "
+                         f"{'met' if t['met'] else '**MISSED**'} |")
+    lines += ["", "Each benchmark's other figures (medians over its repeats; ratios measured "
+              "within the same run):", ""]
+    for name, doc in docs.items():
+        lines.append(f"- **{name}** ({doc['date']}, commit {_commit(doc)}, load average "
+                     f"{doc['machine']['loadavg_at_start'][0]:.1f} at start, "
+                     f"{doc['wall_seconds']:.0f} s):")
+        figures = {**doc["medians"], **doc["ratios"]}
+        lines.append("  " + "; ".join(f"{key} {_value(value)}" for key, value in figures.items())
+                     + ".")
+        for note in doc.get("notes", []):
+            lines.append(f"  Note: {note}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    readme = BENCH / "README.md"
+    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n## Latest figures\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{render()}{END}{tail}")
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
