@@ -6,7 +6,8 @@ biased upwards and a single seed says nothing about seed-to-seed noise. Confirma
 re-trains the top ``report.confirm_top`` configurations (chosen on the validation metric
 only) and the no-regularization baseline, each over ``report.seeds`` seeds that no trial
 used, evaluates each model once on the held-out test split, and compares every config
-with the baseline by Welch's t-test on the test metric.
+with the baseline on the test metric: a paired t-test over the shared seeds (every config
+gets the same seeds), Welch's t-test if the seeds differ (an older stored confirmation).
 
 The result is stored in the study (user attr ``confirmation``, JSON) so that the report
 can be rendered again without re-training, and each re-training is an MLflow run
@@ -69,6 +70,7 @@ class Comparison:
     # The gain exceeds seed-to-seed noise: p < SIGNIFICANCE and in the good direction.
     significant: bool
     better: bool  # the mean moved in the good direction (significant or not)
+    test: str = "welch"  # "paired" (same seeds on both sides) or "welch"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,10 @@ class Confirmation:
         a, b = config.values(metric), base.values(metric)
         if len(a) < 2 or len(b) < 2:
             return None
-        return welch(metric, a, b, maximize=self.direction == "maximize")
+        maximize = self.direction == "maximize"
+        if config.seeds == base.seeds and len(a) == len(b) == len(config.seeds):
+            return paired(metric, a, b, maximize=maximize)
+        return welch(metric, a, b, maximize=maximize)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -123,7 +128,7 @@ def welch(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
     if se2 == 0.0:  # identical runs on both sides: no noise, so any difference is real
         significant = difference != 0.0 and better
         return Comparison(metric, difference, difference, difference,
-                          0.0 if difference else 1.0, significant, better)
+                          0.0 if difference else 1.0, significant, better, "welch")
     se = math.sqrt(se2)
     dof = se2 ** 2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1)) \
         if var_a or var_b else n_a + n_b - 2
@@ -131,7 +136,30 @@ def welch(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
     p_value = float(2 * stats.t.sf(abs(t), dof))
     half = float(stats.t.ppf(0.975, dof)) * se
     return Comparison(metric, difference, difference - half, difference + half, p_value,
-                      p_value < SIGNIFICANCE and better, better)
+                      p_value < SIGNIFICANCE and better, better, "welch")
+
+
+def paired(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
+           maximize: bool) -> Comparison:
+    """Paired t-test of the per-seed differences a[i] - b[i]. Every configuration is
+    re-trained with the same seeds (same initial weights, same data order), so most of the
+    seed-to-seed noise cancels in the difference and a real gain shows with fewer seeds."""
+    from scipy import stats
+
+    differences = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(differences)
+    difference = sum(differences) / n
+    variance = sum((d - difference) ** 2 for d in differences) / (n - 1)
+    better = difference > 0 if maximize else difference < 0
+    if variance == 0.0:  # the same shift on every seed: no noise left to test against
+        significant = difference != 0.0 and better
+        return Comparison(metric, difference, difference, difference,
+                          0.0 if difference else 1.0, significant, better, "paired")
+    se = math.sqrt(variance / n)
+    p_value = float(2 * stats.t.sf(abs(difference / se), n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * se
+    return Comparison(metric, difference, difference - half, difference + half, p_value,
+                      p_value < SIGNIFICANCE and better, better, "paired")
 
 
 def confirmation_seeds(study_seed: int, count: int) -> tuple[int, ...]:

@@ -216,7 +216,7 @@ def confirmation_rows(confirmation: Confirmation,
                       val_metric: str = "val_accuracy") -> list[dict[str, Any]]:
     """One record per re-trained configuration (the baseline first): mean and standard
     deviation over seeds of the test figures and ``val_metric``, and the difference to
-    the no-regularization baseline on the confirmation's metric with Welch's 95 % interval."""
+    the no-regularization baseline on the confirmation's metric with its 95 % interval."""
     names = _unique(["test_accuracy", "test_data_loss", confirmation.metric, val_metric])
     rows = []
     for config in confirmation.configs:
@@ -368,7 +368,7 @@ def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> list
     if any(row.get("confirmed") for row in rows):
         notes.append("confirmed: the configuration re-trained over fresh seeds, evaluated once "
                      "on the test split; exceeds noise: better than no regularization by "
-                     "Welch's t-test at p < 0.05.")
+                     "a paired t-test over the shared seeds at p < 0.05.")
     return notes
 
 
@@ -392,7 +392,8 @@ def confirmation_table(rows: Sequence[Mapping[str, Any]], confirmation: Confirma
         body.append(tuple(cells))
     seeds = max((row["seeds"] for row in rows), default=0)
     notes = (f"Each configuration re-trained over {seeds} seeds that no trial used; "
-             f"Δ: mean {metric} minus the no-regularization baseline's, Welch's t-test.",)
+             f"Δ: mean {metric} minus the no-regularization baseline's; every configuration "
+             "gets the same seeds, so p is a paired t-test of the per-seed differences.",)
     return Table(f"Confirmation over seeds ({metric})", headers, tuple(body), notes)
 
 
