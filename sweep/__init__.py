@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {
+_EXPORTS: dict[str, str | tuple[str, str]] = {
     # errors
     "SweepError": "sweep.errors", "SpecError": "sweep.errors",
     "TrialFailed": "sweep.errors", "FatalError": "sweep.errors",
@@ -27,17 +27,26 @@ _EXPORTS = {
     # studies and workers
     "open_storage": "sweep.storage", "BudgetExhausted": "sweep.budget",
     "create_or_resume": "sweep.study", "run_worker": "sweep.worker",
-    "StudyTracker": "sweep.tracking",
+    "StudyTracker": "sweep.tracking", "Trainer": "sweep.trainer",
+    # answers: baselines, Pareto fronts, confirmation over seeds, the report
+    "best_rows": "sweep.results", "baseline_trial": "sweep.results",
+    "pareto_front": "sweep.results", "export_rows": "sweep.results",
+    "Confirmation": "sweep.confirm", "ensure_confirmation": "sweep.confirm",
+    "stored_confirmation": "sweep.confirm", "placement_rows": "sweep.report",
+    "build_report": ("sweep.report", "build"),
+    # stopping cleanly on SIGINT/SIGTERM
+    "stop_on_signals": "sweep.interrupt",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    target = _EXPORTS.get(name)
+    if target is None:
         raise AttributeError(f"module 'sweep' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, attribute = target if isinstance(target, tuple) else (target, name)
+    value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value
 
