@@ -31,6 +31,8 @@ RESULTS = BENCH / "results"
 PYTHON = sys.executable
 # The `sweep` console script of the interpreter running the benchmark (the project's venv).
 SWEEP = str(Path(sys.executable).with_name("sweep"))
+# Taken when a benchmark starts (every benchmark imports this module first).
+LOADAVG_AT_START = list(os.getloadavg())
 POSTGRES_URL = os.environ.get("SWEEP_BENCH_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -42,13 +44,14 @@ def git_info() -> dict[str, Any]:
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        # Not stripped: porcelain lines start with a status column that may be a space.
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
 
     changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no",
                                         "--", "sweep", "pyproject.toml").splitlines()]
     diff = git("diff", "HEAD", "--", "sweep", "pyproject.toml")
     return {
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
         "dirty": bool(changed),
         "dirty_paths": changed,
         "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else None,
@@ -81,7 +84,7 @@ def machine_info() -> dict[str, Any]:
         "keras": _version("keras"),
         "optuna": _version("optuna"),
         "mlflow": _version("mlflow"),
-        "loadavg_at_start": list(os.getloadavg()),
+        "loadavg_at_start": LOADAVG_AT_START,
     }
 
 

@@ -25,6 +25,8 @@ def main() -> None:
     arguments.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     args = arguments.parse_args()
     started = time.perf_counter()
+    # Other people commit while a run goes on: say which commit it started and ended at.
+    commit_at_start = git_info()["commit"]
     runs = []
     for name in args.only:
         print(f"\n=== {name} ===", flush=True)
@@ -39,7 +41,8 @@ def main() -> None:
         (RESULTS / "run_all.json").write_text(json.dumps({
             "quick": args.quick, "wall_seconds": round(total, 1), "runs": runs,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **git_info(), "machine": machine_info()}, indent=2) + "\n")
+            "commit_at_start": commit_at_start, **git_info(),
+            "machine": machine_info()}, indent=2) + "\n")
     summarize.main()
     print(f"\nall benchmarks: {total / 60:.1f} min")
     for run in runs:

@@ -50,7 +50,10 @@ def render() -> str:
         state = "quick smoke run" if run["quick"] else "full run"
         failed = [r["benchmark"] for r in run["runs"] if r["exit_code"]]
         lines.append("")
-        lines.append(f"Last `make bench` ({state}): {run['date']}, commit {_commit(run)}, "
+        started = run.get("commit_at_start")
+        since = f"started at commit `{started}`, ended at " if started and started != \
+            run["commit"] else ""
+        lines.append(f"Last `make bench` ({state}): {run['date']}, {since}commit {_commit(run)}, "
                      f"**{run['wall_seconds'] / 60:.1f} min** wall in all ("
                      + ", ".join(f"{r['benchmark']} {r['seconds']:.0f} s" for r in run["runs"])
                      + ")" + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".")
@@ -67,9 +70,10 @@ def render() -> str:
     lines += ["", "Each benchmark's other figures (medians over its repeats; ratios measured "
               "within the same run):", ""]
     for name, doc in docs.items():
-        lines.append(f"- **{name}** ({doc['date']}, commit {_commit(doc)}, load average "
-                     f"{doc['machine']['loadavg_at_start'][0]:.1f} at start, "
-                     f"{doc['wall_seconds']:.0f} s):")
+        load = doc["machine"]
+        lines.append(f"- **{name}** ({doc['date']}, commit {_commit(doc)}, 1-minute load "
+                     f"average {load['loadavg_at_start'][0]:.1f} at start, "
+                     f"{load['loadavg_at_end'][0]:.1f} at end, {doc['wall_seconds']:.0f} s):")
         figures = {**doc["medians"], **doc["ratios"]}
         lines.append("  " + "; ".join(f"{key} {_value(value)}" for key, value in figures.items())
                      + ".")
