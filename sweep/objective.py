@@ -116,9 +116,10 @@ class Objective:
 
         from sweep.callbacks import EpochProgress, PruningCallback
 
-        # Optuna takes intermediate values (and prunes) in single-objective studies only.
-        pruning = None if self.spec.is_multi_objective else \
-            PruningCallback(trial, self.spec.pruning_metric)
+        # Intermediate values go to Optuna only for a pruner (single-objective studies
+        # only): each is a storage commit per epoch; the curves themselves are in MLflow.
+        pruning = None if self.spec.is_multi_objective or self.spec.pruner.name == "none" \
+            else PruningCallback(trial, self.spec.pruning_metric)
         callbacks: list[Any] = [pruning] if pruning is not None else []
         if self.on_epoch is not None:
             on_epoch = self.on_epoch

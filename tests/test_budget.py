@@ -85,7 +85,8 @@ def test_retries_and_interrupted_trials_give_their_budget_back(tmp_path: Path) -
     study._storage.set_trial_user_attr(stopped._trial_id, "fail_reason", "interrupted")
     study.tell(stopped, state=optuna.trial.TrialState.FAIL)
     # One FAIL uses budget, the interrupted one does not.
-    assert used_budget(study.get_trials()) == 1
+    backend = study._storage._backend
+    assert used_budget(study.get_trials()) == 1 == backend.used_budget(study._study_id)
     # A retry of the lost trial is allowed even with the budget full...
     study.ask()
     with pytest.raises(BudgetExhausted):
@@ -97,5 +98,5 @@ def test_retries_and_interrupted_trials_give_their_budget_back(tmp_path: Path) -
     study.add_trial(retry)
     trials = study.get_trials()
     # ...and once retried, the lost trial no longer counts: its retry does.
-    assert used_budget(trials) == 2
+    assert used_budget(trials) == 2 == backend.used_budget(study._study_id)
     assert len(trials) == 4
