@@ -29,6 +29,7 @@ STATUS_BY_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED",
                    "INTERRUPTED": "KILLED"}
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 _PARAM_LIMIT = 6000  # MLflow's cap on a param value's length
+FLUSH_SECONDS = 5.0  # epoch metrics reach MLflow at least this often (and at the end)
 
 
 def _client(tracking_uri: str):
@@ -225,6 +226,8 @@ class TrialRun:
         self.spool: Spool | None = None
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._pending: list[list[Any]] = []  # epoch metrics not yet handed to the thread
+        self._flushed_at = time.monotonic()
 
     @property
     def reference(self) -> str:
@@ -266,13 +269,25 @@ class TrialRun:
         self.spool.append(op)
 
     def log_epoch(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Buffer one epoch's metrics; they go out as one batch every ``FLUSH_SECONDS``
+        and when the run finishes. One MLflow write per epoch cost 16 ms of CPU (SQLite
+        store) next to a 0.36 s epoch in bench/logging; the MLflow UI's curves then lag
+        by a few seconds at most."""
         stamp = _now_ms()
-        self.submit({"op": "log", "metrics": [[k, float(v), stamp, step]
-                                              for k, v in metrics.items()]})
+        self._pending += [[k, float(v), stamp, step] for k, v in metrics.items()]
+        if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.submit({"op": "log", "metrics": self._pending})
+            self._pending = []
+        self._flushed_at = time.monotonic()
 
     def finish(self, state: str, final: Mapping[str, float] | None = None,
                reason: str | None = None, tags: Mapping[str, str] | None = None) -> None:
         """Log the final figures, close the run with the trial's state, wait until done."""
+        self.flush()
         tags = {**(tags or {}), **({"sweep.fail_reason": reason[:5000]} if reason else {})}
         if final or tags:
             stamp = _now_ms()
