@@ -131,7 +131,7 @@ def _ui_hint(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {mask_url(tracking_uri)}"
 
 
-def _print_best(study: Any, spec: Any, tracking_uri: str) -> None:
+def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
     from sweep.results import best_rows
 
     rows = best_rows(study, spec, 1)
@@ -153,6 +153,15 @@ def _print_best(study: Any, spec: Any, tracking_uri: str) -> None:
             click.echo(f"Pareto front: {len(rows)} trials; list them with: "
                        f"sweep best {spec.name}")
     click.echo(f"inspect it with: {_ui_hint(tracking_uri)}")
+    if rows:
+        # Flags the environment does not already supply, so that the line works as printed.
+        flags = "".join(
+            f" {flag} '{mask_url(value)}'" for flag, value, variable, default in (
+                ("--storage", storage, "SWEEP_STORAGE", DEFAULT_STORAGE),
+                ("--tracking-uri", tracking_uri, "MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
+            if value != os.environ.get(variable, default))
+        click.echo(f"tables, plots and a check against seed noise: "
+                   f"sweep report {spec.name}{flags}")
 
 
 # ------------------------------------------------------------------ commands
@@ -236,7 +245,7 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
     else:
         _supervise(spec, storage, tracking_uri, slots, heartbeat=heartbeat,
                    show_progress=len(slots) == 1 and not no_progress)
-    _print_best(study, spec, tracking_uri)
+    _print_best(study, spec, tracking_uri, storage)
     if confirm_top:
         _print_confirmation(_confirm(study, spec, tracking_uri, top=confirm_top,
                                      show_progress=not no_progress))
