@@ -45,15 +45,19 @@ def is_budget_exhausted(error: BaseException) -> bool:
     return isinstance(error, BudgetExhausted) or BUDGET_MARKER in str(error)
 
 
-def used_budget(trials: list[Any]) -> int:
+def given_back(trials: list[Any]) -> set[int]:
+    """Numbers of the FAIL trials whose place in the budget went to another trial: retried
+    (a lost worker's trial) or interrupted (its configuration was queued again)."""
     retried: set[int] = set()
     for trial in trials:
         retried.update(trial.system_attrs.get("retry_history", []))
-    return sum(
-        1 for t in trials
-        if not (t.state == TrialState.FAIL and (
-            t.number in retried or t.user_attrs.get("fail_reason") == INTERRUPTED))
-    )
+    return {t.number for t in trials
+            if t.state == TrialState.FAIL and (
+                t.number in retried or t.user_attrs.get("fail_reason") == INTERRUPTED)}
+
+
+def used_budget(trials: list[Any]) -> int:
+    return len(trials) - len(given_back(trials))
 
 
 class BudgetedStorage(RDBStorage):

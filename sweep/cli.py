@@ -176,22 +176,6 @@ def validate(study_file: str) -> None:
                f"({spec.primary.resolved_direction}); slots searched: {slots}")
 
 
-heartbeat_options = [
-    click.option("--heartbeat-interval", type=click.IntRange(min=1),
-                 help="Seconds between a running trial's heartbeats (default: the spec's "
-                      "workers.heartbeat_interval)."),
-    click.option("--grace-period", type=click.IntRange(min=2),
-                 help="Seconds without heartbeat after which a trial counts as lost "
-                      "(default: the spec's workers.grace_period)."),
-]
-
-
-def _heartbeat_options(function: Any) -> Any:
-    for option in reversed(heartbeat_options):
-        function = option(function)
-    return function
-
-
 def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
     if not value:
         return []
@@ -219,11 +203,10 @@ def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Afterwards re-train the best K configs and the no-regularization "
                    "baseline over report.seeds seeds, tested once on the test split "
                    "(default: none; `sweep report` does it with report.confirm_top).")
-@_heartbeat_options
 @progress_option
 def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, workers: int,
         gpus: list[str], trials_per_gpu: int, force_new: bool, confirm_top: int | None,
-        heartbeat_interval: int | None, grace_period: int | None, no_progress: bool) -> None:
+        no_progress: bool) -> None:
     """Create (or resume) a study from STUDY_FILE and run it to its budget."""
     from sweep.launcher import plan_slots
 
@@ -237,13 +220,11 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
     spec, space = _checked_spec(study_file)
     study, spec = _create(spec, space, storage, tracking_uri, force_new, n_trials)
     remaining = spec.budget.n_trials - used_budget(study.get_trials(deepcopy=False))
-    heartbeat = (heartbeat_interval, grace_period)
     if len(slots) == 1 and not gpus and remaining <= spec.workers.recycle_after:
         # Small enough for this process (see workers.recycle_after): no start-up cost.
-        _work(study, spec, space, tracking_uri, None, no_progress, worker_index=0,
-              heartbeat=heartbeat)
+        _work(study, spec, space, tracking_uri, None, no_progress, worker_index=0)
     else:
-        _supervise(spec, storage, tracking_uri, slots, heartbeat=heartbeat,
+        _supervise(spec, storage, tracking_uri, slots,
                    show_progress=len(slots) == 1 and not no_progress)
     _print_best(study, spec, tracking_uri, storage)
     if confirm_top:
@@ -298,15 +279,13 @@ def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_ne
 
 
 def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int | None,
-          no_progress: bool, *, worker_index: int,
-          heartbeat: tuple[int | None, int | None]) -> int:
+          no_progress: bool, *, worker_index: int) -> int:
     from sweep.interrupt import stop_on_signals
     from sweep.study import configure
     from sweep.worker import enable_heartbeats, make_tracker, run_worker
 
     configure(study, spec, space, worker_index=worker_index)
-    enable_heartbeats(study._storage, spec, tracking_uri, interval=heartbeat[0],
-                      grace=heartbeat[1])
+    enable_heartbeats(study._storage, spec, tracking_uri)
     tracker = make_tracker(study, spec, tracking_uri)
     with stop_on_signals():
         return run_worker(study, spec, space, tracker, max_trials=max_trials,
@@ -314,14 +293,10 @@ def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int 
 
 
 def _supervise(spec: Any, storage: str, tracking_uri: str, slots: list[Any], *,
-               heartbeat: tuple[int | None, int | None], show_progress: bool) -> None:
+               show_progress: bool) -> None:
     from sweep.launcher import supervise
 
     extra: list[str] = [] if show_progress else ["--no-progress"]
-    if heartbeat[0]:
-        extra += ["--heartbeat-interval", str(heartbeat[0])]
-    if heartbeat[1]:
-        extra += ["--grace-period", str(heartbeat[1])]
     if len(slots) > 1:
         click.echo(f"starting {len(slots)} workers on study '{spec.name}'", err=True)
     supervise(spec.name, storage, tracking_uri, slots, extra_args=extra)
@@ -351,11 +326,9 @@ def create(study_file: str, storage: str, tracking_uri: str) -> None:
               show_default=True,
               help="Wait up to this many seconds for the storage and the study to exist "
                    "(cluster workers that may start before `sweep create` has run).")
-@_heartbeat_options
 @progress_option
 def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | None,
-           gpu: int | None, wait_seconds: int, heartbeat_interval: int | None,
-           grace_period: int | None, no_progress: bool) -> None:
+           gpu: int | None, wait_seconds: int, no_progress: bool) -> None:
     """Work on an existing study until its budget is spent."""
     from sweep.validate import check_study
     from sweep.worker import worker_index
@@ -368,7 +341,7 @@ def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | N
     left = int(os.environ.get(_TRIALS_LEFT, 0)) or max_trials
     batch = spec.workers.recycle_after if left is None else min(left, spec.workers.recycle_after)
     done = _work(study, spec, space, tracking_uri, batch, no_progress,
-                 worker_index=worker_index(), heartbeat=(heartbeat_interval, grace_period))
+                 worker_index=worker_index())
     left = None if left is None else left - done
     if done == batch and (left is None or left > 0) and _budget_left(study, spec):
         _renew_process(left)
@@ -398,17 +371,14 @@ def _renew_process(trials_left: int | None) -> None:
 @click.argument("study_name")
 @storage_option
 @tracking_option
-@_heartbeat_options
-def reap(study_name: str, storage: str, tracking_uri: str, heartbeat_interval: int | None,
-         grace_period: int | None) -> None:
+def reap(study_name: str, storage: str, tracking_uri: str) -> None:
     """Fail the trials of dead workers now (stale heartbeat), queue their retries and mark
     their MLflow runs FAILED. Workers do this on their own before each trial."""
     from sweep.reaper import reap as reap_study
     from sweep.worker import enable_heartbeats
 
     storage_obj, study, spec = _load(storage, study_name, read_only=False)
-    enable_heartbeats(storage_obj, spec, tracking_uri, interval=heartbeat_interval,
-                      grace=grace_period)
+    enable_heartbeats(storage_obj, spec, tracking_uri)
     failed = reap_study(study)
     if failed:
         click.echo(f"failed {len(failed)} stale trials ({', '.join(map(str, failed))}); "
@@ -559,8 +529,7 @@ def list_(storage: str, as_json: bool) -> None:
     for column in ("study", "finished/budget", "complete", "pruned", "fail", "running", "best"):
         table.add_column(column)
     for row in rows:
-        finished = row["complete"] + row["pruned"] + row["fail"]
-        table.add_row(row["study"], f"{finished}/{row['budget']}", str(row["complete"]),
+        table.add_row(row["study"], f"{row['finished']}/{row['budget']}", str(row["complete"]),
                       str(row["pruned"]), str(row["fail"]), str(row["running"]),
                       _fmt(row["best_value"]))
     Console().print(table)
@@ -627,7 +596,10 @@ def proxy(storage: str, host: str, port: int) -> None:
     if storage.startswith("grpc://"):
         raise SpecError("--storage", "the proxy serves a database, not another proxy", storage)
     _quiet_optuna()
-    backend = open_storage(storage)
+    # Optuna's documentation asks for its cached storage in front of an RDB storage: the
+    # proxy then answers most reads from memory. Our budget lock sits below the cache
+    # (`_create_new_trial`), so it still holds.
+    backend = optuna.storages.get_storage(open_storage(storage))
     click.echo(f"serving {mask_url(storage)} on grpc://{host}:{port} (Ctrl-C stops)", err=True)
     with _sigterm_as_interrupt():
         try:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CONFIRMATION_ATTR = "confirmation"
-SIGNIFICANCE = 0.05  # two-sided level of the Welch test against the baseline
+SIGNIFICANCE = 0.05  # two-sided level of the test against the baseline
 # Confirmation seeds live far from trial seeds (sweep.objective.trial_seed), so no
 # confirmation run repeats a search trial's initialization or data order.
 _SEED_OFFSET = 1_000_003
@@ -39,6 +39,8 @@ class ConfirmedConfig:
     seeds: tuple[int, ...]
     # Per seed, same order as ``seeds``: the final figures without the "final/" prefix,
     # e.g. test_accuracy, test_data_loss, val_accuracy, train_data_loss, penalty_total.
+    # A seed that failed has no figures, so these tuples are then shorter than ``seeds``
+    # and ``Confirmation.compare`` falls back from the paired test to Welch's.
     figures: dict[str, tuple[float, ...]] = field(default_factory=dict)
     run_ids: tuple[str, ...] = ()
 
@@ -64,7 +66,7 @@ class Comparison:
 
     metric: str
     difference: float  # mean(config) - mean(baseline)
-    ci_low: float  # 95 % confidence interval of the difference (Welch)
+    ci_low: float  # 95 % confidence interval of the difference
     ci_high: float
     p_value: float
     # The gain exceeds seed-to-seed noise: p < SIGNIFICANCE and in the good direction.
@@ -84,7 +86,8 @@ class Confirmation:
         return next((c for c in self.configs if c.baseline == "none"), None)
 
     def compare(self, config: ConfirmedConfig, metric: str | None = None) -> Comparison | None:
-        """``config`` against the no-regularization baseline (Welch's t-test)."""
+        """``config`` against the no-regularization baseline: paired over the shared
+        seeds, Welch's t-test when the per-seed figures cannot be paired."""
         base = self.baseline
         metric = metric or self.metric
         if base is None or config is base:
@@ -130,8 +133,7 @@ def welch(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
         return Comparison(metric, difference, difference, difference,
                           0.0 if difference else 1.0, significant, better, "welch")
     se = math.sqrt(se2)
-    dof = se2 ** 2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1)) \
-        if var_a or var_b else n_a + n_b - 2
+    dof = se2 ** 2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1))
     t = difference / se
     p_value = float(2 * stats.t.sf(abs(t), dof))
     half = float(stats.t.ppf(0.975, dof)) * se
@@ -220,16 +222,13 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     seeds = confirmation_seeds(spec.seed, spec.report.seeds)
     metric = "test_" + spec.primary.metric.removeprefix("val_")
     stored = stored_confirmation(study)
-    done = {(json.dumps(c.placement, sort_keys=True), c.seeds): c
-            for c in (stored.configs if stored else ())}
-    todo = [p for p in picks if (json.dumps(p.placement, sort_keys=True), seeds) not in done]
-    confirmed: list[ConfirmedConfig] = []
+    # A configuration is confirmed once per (placement, seeds); it is never re-trained.
+    done = {_key(c.placement, c.seeds): c for c in (stored.configs if stored else ())}
+    todo = [p for p in picks if _key(p.placement, seeds) not in done]
 
     def store() -> Confirmation:
-        by_key = {**done, **{(json.dumps(c.placement, sort_keys=True), c.seeds): c
-                             for c in confirmed}}
-        configs = tuple(by_key[(json.dumps(p.placement, sort_keys=True), seeds)] for p in picks
-                        if (json.dumps(p.placement, sort_keys=True), seeds) in by_key)
+        configs = tuple(done[_key(p.placement, seeds)] for p in picks
+                        if _key(p.placement, seeds) in done)
         result = Confirmation(metric=metric, direction=spec.primary.resolved_direction,
                               configs=configs)
         study.set_user_attr(CONFIRMATION_ATTR, result.to_json())
@@ -245,9 +244,14 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     trainer = Trainer(spec)
     with ConfirmProgress(len(todo) * len(seeds), enabled=show_progress) as progress:
         for pick in todo:
-            confirmed.append(_retrain(pick, seeds, trainer, tracker, progress))
+            done[_key(pick.placement, seeds)] = _retrain(pick, seeds, trainer, tracker,
+                                                         progress)
             store()
     return store()
+
+
+def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    return json.dumps(placement, sort_keys=True), tuple(seeds)
 
 
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,

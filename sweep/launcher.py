@@ -18,6 +18,9 @@ from sweep.errors import FatalError
 
 # A slot whose worker keeps crashing at start-up is given up after this many attempts.
 MAX_CRASHES = 3
+# After a stop request, workers still running this long later are killed (clusters kill
+# 30 s after SIGTERM at the earliest; workers themselves give up a blocked step at 15 s).
+KILL_AFTER_SECONDS = 25.0
 
 
 @dataclass
@@ -51,11 +54,13 @@ def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot
               extra_args: Sequence[str] = ()) -> None:
     """Keep every slot busy until the budget is spent; forward SIGINT/SIGTERM."""
     command = [sys.executable, "-m", "sweep", "worker", study_name, *extra_args]
-    stopping = False
+    stopping = ""  # the name of the signal that asked us to stop
+    stop_at = 0.0
 
     def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping, stop_at
+        if not stopping:
+            stopping, stop_at = signal.Signals(signum).name, time.monotonic()
         for slot in slots:
             if slot.process is not None and slot.process.poll() is None:
                 slot.process.send_signal(signal.SIGTERM)
@@ -64,9 +69,11 @@ def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot
     try:
         while True:
             for slot in slots:
-                if slot.done or stopping:
+                if slot.done:
                     continue
                 if slot.process is None:
+                    if stopping:  # a stop request starts nothing new
+                        continue
                     slot.process = subprocess.Popen(
                         command + (["--gpu", slot.gpu] if slot.gpu is not None else []),
                         env=worker_env(slot, storage, tracking_uri))
@@ -75,7 +82,9 @@ def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot
                 if code is None:
                     continue
                 slot.process = None
-                if code != 0:
+                if stopping:
+                    slot.done = True
+                elif code != 0:
                     slot.crashes += 1
                     slot.done = slot.crashes >= MAX_CRASHES
                 else:
@@ -83,12 +92,17 @@ def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot
             running = [s for s in slots if s.process is not None]
             if (stopping or all(s.done for s in slots)) and not running:
                 break
+            if stopping and time.monotonic() - stop_at > KILL_AFTER_SECONDS:
+                # A worker stops within its own watchdog's grace; one that has not by now
+                # is wedged beyond it. Its trial goes stale and is retried elsewhere.
+                for slot in running:
+                    slot.process.kill()
             time.sleep(0.2)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if stopping:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(stopping)
     crashed = [s.index for s in slots if s.crashes >= MAX_CRASHES]
     if crashed:
         raise FatalError(f"worker slots {crashed} crashed {MAX_CRASHES} times in a row; "

@@ -125,6 +125,10 @@ def _heartbeat_ages(study: Any) -> dict[int, float]:
     for trial_id, beat, now in rows:
         if isinstance(now, str):  # SQLite returns CURRENT_TIMESTAMP as text
             now = _dt.datetime.fromisoformat(now)
+        # PostgreSQL's current_timestamp is timezone-aware, Optuna's heartbeat column is
+        # not; both are in the session's time zone, so the wall-clock reading compares.
+        if now.tzinfo is not None and beat.tzinfo is None:
+            now = now.replace(tzinfo=None)
         ages[trial_id] = max(0.0, (now - beat).total_seconds())
     return ages
 
@@ -147,12 +151,14 @@ def _throughput(trials: list[Any], remaining: int) -> tuple[float | None, float 
 
 
 def status(study: Any, spec: StudySpec) -> dict[str, Any]:
-    from sweep.budget import used_budget
+    from sweep.budget import given_back, used_budget
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(_state(t) for t in trials)
     best = sorted_complete(study, spec)[:1]
-    finished = sum(counts[s] for s in ("COMPLETE", "PRUNED", "FAIL"))
+    # A retried or re-queued trial's place went to its successor: count the work once.
+    requeued = given_back(trials)
+    finished = sum(counts[s] for s in ("COMPLETE", "PRUNED", "FAIL")) - len(requeued)
     remaining = max(0, spec.budget.n_trials - used_budget(trials))
     ages = _heartbeat_ages(study) if counts.get("RUNNING") else {}
     workers = [
@@ -177,6 +183,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         "best_placement": describe_placement(best[0].user_attrs.get("placement") or {})
         if best else None,
         "remaining": remaining,
+        "requeued": len(requeued),
         "workers": workers,
         "trials_per_hour": round(rate, 2) if rate is not None else None,
         "eta_seconds": round(eta) if eta is not None else None,
@@ -191,6 +198,8 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
 def list_studies(storage: Any) -> list[dict[str, Any]]:
     import optuna
 
+    from sweep.budget import given_back
+
     rows = []
     for name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
@@ -200,8 +209,11 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         maximize = study.directions[0].name == "MAXIMIZE"
         best = (max if maximize else min)((t.values[0] for t in complete), default=None)
         budget = (study.user_attrs.get("spec") or {}).get("budget", {}).get("n_trials")
+        requeued = len(given_back(trials))
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,
+            "finished": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+            + counts.get("FAIL", 0) - requeued, "requeued": requeued,
             "complete": counts.get("COMPLETE", 0), "pruned": counts.get("PRUNED", 0),
             "fail": counts.get("FAIL", 0), "running": counts.get("RUNNING", 0),
             "direction": study.directions[0].name.lower(), "best_value": best,

@@ -314,8 +314,48 @@ class PrunerSpec(_Frozen):
     monitor: str | None = None
 
 
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"90m"``, ``"8h"``, ``"1h30m"``,
+    ``"45s"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be seconds or a duration like '90m' or '8h' (got {value!r})")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        value = float(value)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)) if isinstance(value, str) else None
+        if match is None or not any(match.groups()):
+            raise ValueError(
+                f"must be seconds or a duration like '90m' or '8h' (got {value!r})")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"must be a positive duration (got {value!r})")
+    return seconds
+
+
 class BudgetSpec(_Frozen):
+    """How much the study may spend, across all its workers. Operational: a resumed study
+    may change any of these."""
+
     n_trials: PositiveInt = 20
+    # No trial starts later than this after the study's first trial started.
+    wall_time: float | None = None
+    # A trial running longer ends FAIL ('timeout ...'), even if its training step hangs.
+    trial_timeout: float | None = None
+    # Trials FAILED for their own reasons (errors, non-finite loss, timeouts; not
+    # interruptions, not lost workers) after which no worker starts another trial.
+    max_failures: PositiveInt = 10
+
+    @field_validator("wall_time", "trial_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
 
 
 class WorkersSpec(_Frozen):
@@ -332,6 +372,12 @@ class WorkersSpec(_Frozen):
     # reuse compiled models (sweep.reuse), which keeps host memory flat, and renewal bounds
     # whatever a long-lived process would still accumulate.
     recycle_after: PositiveInt = 50
+    # Training state (weights, optimizer, epoch) saved every `checkpoint_every` epochs, so
+    # that a pre-empted or killed trial resumes where it stopped. The folder must be one
+    # that every worker of the study reaches (a shared file system on a cluster); by
+    # default `sweep-checkpoints/` next to a SQLite storage, else in the worker's folder.
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = Field(1, ge=0)  # 0: no checkpoints
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> WorkersSpec:

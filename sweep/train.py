@@ -78,18 +78,35 @@ class Batches:
             for split, tensors in self.tensors.items()
         }
 
-    def shuffled_training(self, seed: int):
+    def steps_per_epoch(self) -> int:
+        return -(-int(self.tensors["train"][0].shape[0]) // self.train.batch_size)
+
+    def shuffled_training(self, seed: int, *, first_epoch: int = 0):
+        """The training batches of epochs ``first_epoch`` … ``epochs - 1`` as one stream,
+        each epoch shuffled from (``seed``, epoch) alone. A resumed trial thus sees the
+        same batches as one never stopped; a reshuffling dataset would restart its
+        sequence of orders with every new pipeline."""
         tf = self._tf
-        x, _ = self.tensors["train"]
-        return (tf.data.Dataset.from_tensor_slices(self.tensors["train"])
-                .shuffle(int(x.shape[0]), seed=seed, reshuffle_each_iteration=True)
-                .batch(self.train.batch_size).prefetch(tf.data.AUTOTUNE))
+        tensors = self.tensors["train"]
+        size = int(tensors[0].shape[0])
+        batch_size = self.train.batch_size
+
+        def epoch(number):
+            return (tf.data.Dataset.from_tensor_slices(tensors)
+                    .shuffle(size, seed=number + seed * 1_000_003)
+                    .batch(batch_size))
+
+        return (tf.data.Dataset.range(first_epoch, self.train.epochs).flat_map(epoch)
+                .prefetch(tf.data.AUTOTUNE))
 
 
-def fit(model: Any, batches: Batches, callbacks: Sequence[Any], *, seed: int) -> None:
-    model.fit(batches.shuffled_training(seed), validation_data=batches.ordered["val"],
-              epochs=batches.train.epochs, shuffle=False, verbose=0,
-              callbacks=list(callbacks))
+def fit(model: Any, batches: Batches, callbacks: Sequence[Any], *, seed: int,
+        initial_epoch: int = 0) -> None:
+    # With steps_per_epoch Keras reads one iterator across epochs: the stream above.
+    model.fit(batches.shuffled_training(seed, first_epoch=initial_epoch),
+              validation_data=batches.ordered["val"], epochs=batches.train.epochs,
+              steps_per_epoch=batches.steps_per_epoch(), initial_epoch=initial_epoch,
+              shuffle=False, verbose=0, callbacks=list(callbacks))
 
 
 def evaluate(model: Any, batches: Batches) -> dict[str, float]:

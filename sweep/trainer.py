@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
@@ -23,8 +24,17 @@ class Fitted:
 
     model: Any
     norms: Any  # the WeightNormCallback: measures the model's weights and penalties
-    epochs_run: int
+    epochs_run: int  # epochs the model has been trained, resumed ones included
     failure: str | None  # why training stopped early (a non-finite loss), if it did
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a trial's training state is saved (``sweep.checkpoint``) and how often."""
+
+    path: Path
+    every: int  # epochs; 0 saves nothing
+    trial: int  # the trial that trains now (recorded with what it saves)
 
 
 class Trainer:
@@ -34,10 +44,20 @@ class Trainer:
         self._batches: Any = None  # sweep.train.Batches, likewise
 
     def fit(self, placement: dict, seed: int, sink: EpochSink,
-            callbacks: Sequence[Any] = ()) -> Fitted:
+            callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
+            on_resume: Callable[[dict[str, Any]], None] | None = None) -> Fitted:
         """Build the base model from ``seed``, apply ``placement``, train. Every epoch's
-        Keras logs plus weight norms and penalties go to ``sink``."""
-        from sweep.callbacks import NonFiniteLossGuard, StopRequestCheck, WeightNormCallback
+        Keras logs plus weight norms and penalties go to ``sink``. With ``resume``, the
+        training state saved there is restored first (``on_resume`` is told what was
+        restored) and saved again every ``resume.every`` epochs."""
+        from sweep.callbacks import (
+            NonFiniteLossGuard,
+            StopRequestCheck,
+            TrainingCheckpoint,
+            WeightNormCallback,
+            restore_rng_state,
+        )
+        from sweep.checkpoint import read_state
         from sweep.data import load_data
         from sweep.model import build_base_model
         from sweep.reuse import ModelCache
@@ -64,9 +84,23 @@ class Trainer:
         norms = WeightNormCallback(slots, sink, probe=probe,
                                    threshold=spec.tracking.sparsity_threshold)
         guard = NonFiniteLossGuard()
+        extra: list[Any] = []
+        initial_epoch = 0
+        if resume is not None:
+            state = read_state(resume.path)
+            if state is not None:
+                # Weights and optimizer state (the cached model's optimizer is built).
+                model.load_weights(resume.path / state["weights"])
+                restore_rng_state(model, state.get("rng") or [])
+                initial_epoch = int(state["epoch"])
+                if on_resume is not None:
+                    on_resume(state)
+            extra.append(TrainingCheckpoint(resume.path, every=resume.every, trial=resume.trial))
         interrupt.check()
-        fit(model, self._batches, [StopRequestCheck(), guard, norms, *callbacks], seed=seed)
-        epochs_run = len(model.history.epoch) if model.history else 0
+        fit(model, self._batches, [StopRequestCheck(), guard, norms, *callbacks, *extra],
+            seed=seed, initial_epoch=initial_epoch)
+        history = model.history.epoch if model.history else []
+        epochs_run = history[-1] + 1 if history else initial_epoch
         return Fitted(model=model, norms=norms, epochs_run=epochs_run, failure=guard.reason)
 
     def final_figures(self, fitted: Fitted) -> dict[str, float]:

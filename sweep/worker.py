@@ -42,14 +42,16 @@ def worker_index() -> int:
     return 1 + zlib.crc32(worker_name().encode()) % 1_000_003
 
 
-def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None, *,
-                      interval: int | None = None, grace: int | None = None) -> None:
+def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -> None:
+    """Heartbeats, grace period and retries come from the study's stored spec only: Optuna
+    applies the *local* grace period when it fails other workers' trials, so a worker
+    allowed its own value would fail live trials of its peers."""
     from sweep.reaper import StaleTrialCallback
 
     storage = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
     if hasattr(storage, "configure_heartbeat"):
         storage.configure_heartbeat(
-            interval or spec.workers.heartbeat_interval, grace or spec.workers.grace_period,
+            spec.workers.heartbeat_interval, spec.workers.grace_period,
             StaleTrialCallback(spec.workers.max_retry, tracking_uri))
 
 

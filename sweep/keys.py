@@ -1,0 +1,26 @@
+"""Names of what a trial records, defined once (Optuna user attrs and their values).
+
+MLflow tag names and the remaining trial attributes still live next to their single
+writer; new names that cross modules go here.
+"""
+
+from __future__ import annotations
+
+FAIL_REASON = "fail_reason"  # why a FAIL trial failed
+INTERRUPTED = "interrupted"  # FAIL_REASON of a trial stopped by SIGINT/SIGTERM (re-queued)
+TIMEOUT = "timeout"  # FAIL_REASON of a trial past budget.trial_timeout starts with this
+MLFLOW_RUN_ID = "mlflow_run_id"
+SEED = "seed"
+PLACEMENT = "placement"
+# Every trial that trains the same configuration after a stop (re-queued after SIGTERM,
+# or retried after its worker died) shares the checkpoint of the first one: its number.
+CHECKPOINT = "checkpoint_of"
+RESUMED_FROM_EPOCH = "resumed_from_epoch"  # the first epoch a resumed trial trained itself
+RESUMED_FROM_TRIAL = "resumed_from_trial"  # the trial whose checkpoint it resumed from
+EPOCHS_RUN = "epochs_run"
+
+
+def is_own_failure(reason: object) -> bool:
+    """A failure of the trial itself (error, non-finite loss, timeout), which counts
+    toward ``budget.max_failures``; interruptions and lost workers do not."""
+    return isinstance(reason, str) and bool(reason) and reason != INTERRUPTED
