@@ -27,8 +27,8 @@ from optuna.trial import TrialState
 from sqlalchemy import text
 
 from sweep.errors import SweepError
+from sweep.keys import FAIL_REASON, INTERRUPTED
 
-INTERRUPTED = "interrupted"
 _LOCK_NAMESPACE = 0x5357  # "SW": keeps our advisory-lock keys apart from other apps'
 
 
@@ -53,7 +53,7 @@ def given_back(trials: list[Any]) -> set[int]:
         retried.update(trial.system_attrs.get("retry_history", []))
     return {t.number for t in trials
             if t.state == TrialState.FAIL and (
-                t.number in retried or t.user_attrs.get("fail_reason") == INTERRUPTED)}
+                t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}
 
 
 def used_budget(trials: list[Any]) -> int:
@@ -106,7 +106,7 @@ class BudgetedStorage(RDBStorage):
             interrupted = set(connection.execute(
                 select(TrialUserAttributeModel.trial_id).where(
                     TrialUserAttributeModel.trial_id.in_(failed),
-                    TrialUserAttributeModel.key == "fail_reason",
+                    TrialUserAttributeModel.key == FAIL_REASON,
                     TrialUserAttributeModel.value_json == json.dumps(INTERRUPTED))).scalars())
             retried: set[int] = set()
             for history in connection.execute(

@@ -21,7 +21,8 @@ from typing import Any
 
 import click
 
-from sweep.errors import FatalError, SpecError
+from sweep.errors import FatalError, SpecError, StudyHalted
+from sweep.interrupt import stop_exit_code
 from sweep.storage import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, mask_url
 
 
@@ -37,12 +38,17 @@ class _Group(click.Group):
         except FatalError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(1)
-        except KeyboardInterrupt:
-            # The running trial has already been closed (FAIL "interrupted", run KILLED).
-            click.echo("interrupted: stopped cleanly; a trial in progress was recorded as "
-                       "failed (reason 'interrupted') and its place in the budget given back.",
-                       err=True)
-            ctx.exit(130)
+        except StudyHalted as error:
+            click.echo(f"{'error: ' if error.failed else ''}{error}", err=True)
+            ctx.exit(1 if error.failed else 0)
+        except KeyboardInterrupt as error:
+            # The running trial has already been closed (FAIL "interrupted", run KILLED)
+            # and its configuration queued again.
+            name = str(error) or "SIGINT"
+            click.echo(f"stopped ({name.split()[0]}): a trial in progress was queued again "
+                       "with its place in the budget; the next worker resumes it from its "
+                       "last checkpoint.", err=True)
+            ctx.exit(stop_exit_code(name))
 
 
 @contextlib.contextmanager
@@ -224,8 +230,9 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
         # Small enough for this process (see workers.recycle_after): no start-up cost.
         _work(study, spec, space, tracking_uri, None, no_progress, worker_index=0)
     else:
-        _supervise(spec, storage, tracking_uri, slots,
+        _supervise(study, spec, storage, tracking_uri, slots,
                    show_progress=len(slots) == 1 and not no_progress)
+        _raise_if_halted(study, spec)
     _print_best(study, spec, tracking_uri, storage)
     if confirm_top:
         _print_confirmation(_confirm(study, spec, tracking_uri, top=confirm_top,
@@ -282,24 +289,36 @@ def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int 
           no_progress: bool, *, worker_index: int) -> int:
     from sweep.interrupt import stop_on_signals
     from sweep.study import configure
-    from sweep.worker import enable_heartbeats, make_tracker, run_worker
+    from sweep.worker import checkpoint_root, enable_heartbeats, make_tracker, run_worker
 
     configure(study, spec, space, worker_index=worker_index)
     enable_heartbeats(study._storage, spec, tracking_uri)
     tracker = make_tracker(study, spec, tracking_uri)
     with stop_on_signals():
         return run_worker(study, spec, space, tracker, max_trials=max_trials,
-                          show_progress=not no_progress)
+                          show_progress=not no_progress,
+                          checkpoint_root=checkpoint_root(study, spec))
 
 
-def _supervise(spec: Any, storage: str, tracking_uri: str, slots: list[Any], *,
+def _supervise(study: Any, spec: Any, storage: str, tracking_uri: str, slots: list[Any], *,
                show_progress: bool) -> None:
     from sweep.launcher import supervise
+    from sweep.limits import halt_reason
 
     extra: list[str] = [] if show_progress else ["--no-progress"]
     if len(slots) > 1:
         click.echo(f"starting {len(slots)} workers on study '{spec.name}'", err=True)
-    supervise(spec.name, storage, tracking_uri, slots, extra_args=extra)
+    supervise(spec.name, storage, tracking_uri, slots, extra_args=extra,
+              halted=lambda: halt_reason(study.get_trials(deepcopy=False), spec) is not None)
+
+
+def _raise_if_halted(study: Any, spec: Any) -> None:
+    """Workers that stopped on a study limit said so; the launcher repeats the verdict."""
+    from sweep.limits import halt_reason
+
+    halted = halt_reason(study.get_trials(deepcopy=False), spec)
+    if halted is not None and halted.failed:
+        raise halted
 
 
 @cli.command()
@@ -330,41 +349,30 @@ def create(study_file: str, storage: str, tracking_uri: str) -> None:
 def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | None,
            gpu: int | None, wait_seconds: int, no_progress: bool) -> None:
     """Work on an existing study until its budget is spent."""
+    from sweep.lifecycle import TRIALS_LEFT, renew_process
     from sweep.validate import check_study
-    from sweep.worker import worker_index
+    from sweep.worker import settled, worker_index
 
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     _, study, spec = _load_waiting(storage, study_name, wait_seconds)
     space = check_study(spec)
     # This process runs at most `recycle_after` trials, then renews itself (see the spec).
-    left = int(os.environ.get(_TRIALS_LEFT, 0)) or max_trials
+    left = int(os.environ.get(TRIALS_LEFT, 0)) or max_trials
     batch = spec.workers.recycle_after if left is None else min(left, spec.workers.recycle_after)
     done = _work(study, spec, space, tracking_uri, batch, no_progress,
                  worker_index=worker_index())
     left = None if left is None else left - done
-    if done == batch and (left is None or left > 0) and _budget_left(study, spec):
-        _renew_process(left)
+    if done == batch and (left is None or left > 0) and (
+            _budget_left(study, spec) or not settled(study)):
+        renew_process(left)
     click.echo(f"worker finished its trials of study '{study_name}'.", err=True)
-
-
-_TRIALS_LEFT = "SWEEP_WORKER_TRIALS_LEFT"
 
 
 def _budget_left(study: Any, spec: Any) -> bool:
     from sweep.budget import used_budget
 
     return used_budget(study.get_trials(deepcopy=False)) < spec.budget.n_trials
-
-
-def _renew_process(trials_left: int | None) -> None:
-    """Replace this worker with a fresh process (same pid, same arguments): TensorFlow's
-    traced graphs are only ever freed with the process."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if trials_left is not None:
-        os.environ[_TRIALS_LEFT] = str(trials_left)
-    os.execv(sys.executable, [sys.executable, "-m", "sweep", *sys.argv[1:]])
 
 
 @cli.command()
@@ -407,6 +415,12 @@ def status(study_name: str, storage: str, as_json: bool) -> None:
     else:
         click.echo(f"best {doc['metric']} = {doc['best_value']:.4f} (trial "
                    f"#{doc['best_trial']}, {doc['best_placement']})")
+    if doc["stopped"]:
+        click.echo(doc["stopped"])
+    elif doc["seconds_left"] is not None:
+        click.echo(f"wall time left: {_duration(doc['seconds_left'])} (budget.wall_time)")
+    if doc["requeued"]:
+        click.echo(f"{doc['requeued']} trials were stopped or lost and queued again")
     if doc["trials_per_hour"] is not None:
         eta = doc["eta_seconds"]
         left = "" if eta is None else f", about {_duration(eta)} left"

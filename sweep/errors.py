@@ -5,6 +5,8 @@
 - ``TrialFailed``: one trial could not finish (NaN loss, a model that does not build, ...).
   The trial is recorded as FAIL with the reason and the worker goes on.
 - ``FatalError``: the worker cannot go on (storage unreachable, ...). The CLI exits 1.
+- ``StudyHalted``: the study itself may start no more trials (too many failures, or past
+  its wall time). Every worker stops starting trials.
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ class SpecErrors(SpecError):
 
 class TrialFailed(SweepError):
     """A trial ended without a usable value; the reason is stored on the trial."""
+
+
+class TrialTimedOut(TrialFailed):
+    """A trial ran past ``budget.trial_timeout``; its reason starts with 'timeout'."""
+
+
+class StudyHalted(SweepError):
+    """The study may start no more trials: ``budget.max_failures`` or ``budget.wall_time``
+    was reached. ``failed`` tells which (the CLI exits 1 for failures, 0 for time)."""
+
+    def __init__(self, message: str, *, failed: bool):
+        self.failed = failed
+        super().__init__(message)
 
 
 class FatalError(SweepError):

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,8 +51,11 @@ def worker_env(slot: Slot, storage: str, tracking_uri: str) -> dict[str, str]:
 
 
 def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot], *,
-              extra_args: Sequence[str] = ()) -> None:
-    """Keep every slot busy until the budget is spent; forward SIGINT/SIGTERM."""
+              extra_args: Sequence[str] = (),
+              halted: Callable[[], bool] = lambda: False) -> None:
+    """Keep every slot busy until the budget is spent; forward SIGINT/SIGTERM. A worker
+    that exits non-zero is replaced, unless ``halted()`` says the study itself stopped
+    (``budget.max_failures``): then every worker says so and none is restarted."""
     command = [sys.executable, "-m", "sweep", "worker", study_name, *extra_args]
     stopping = ""  # the name of the signal that asked us to stop
     stop_at = 0.0
@@ -84,7 +87,7 @@ def supervise(study_name: str, storage: str, tracking_uri: str, slots: list[Slot
                 slot.process = None
                 if stopping:
                     slot.done = True
-                elif code != 0:
+                elif code != 0 and not halted():
                     slot.crashes += 1
                     slot.done = slot.crashes >= MAX_CRASHES
                 else:

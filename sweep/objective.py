@@ -12,19 +12,29 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sweep import interrupt
+from sweep import checkpoint, interrupt, requeue, watchdog
 from sweep.errors import TrialFailed
+from sweep.keys import (
+    CHECKPOINT,
+    EPOCHS_RUN,
+    FAIL_REASON,
+    INTERRUPTED,
+    MLFLOW_RUN_ID,
+    PLACEMENT,
+    RESUMED_FROM_EPOCH,
+    RESUMED_FROM_TRIAL,
+    SEED,
+)
 from sweep.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study import BASELINE_ATTR
 from sweep.tracking import StudyTracker, TrialRun
 from sweep.trainer import Trainer
-
-INTERRUPTED = "interrupted"
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -36,11 +46,13 @@ class Objective:
     """The callable given to ``study.optimize``."""
 
     def __init__(self, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
+                 checkpoint_root: Path | None = None,
                  on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None,
                  on_trial_start: Callable[[int, str], None] | None = None):
         self.spec = spec
         self.space = space
         self.tracker = tracker
+        self.checkpoint_root = checkpoint_root
         self.on_epoch = on_epoch
         self.on_trial_start = on_trial_start
         self.trainer = Trainer(spec)
@@ -53,42 +65,91 @@ class Objective:
         try:
             interrupt.check()  # a stop requested between trials: do not start this one
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", INTERRUPTED)
+            self._interrupted(trial)
             raise
-        baseline = trial.user_attrs.get(BASELINE_ATTR)
+        attrs = trial.user_attrs
+        baseline = attrs.get(BASELINE_ATTR)
         # A baseline trial was queued with its placement; it searches nothing.
-        placement = trial.user_attrs["placement"] if baseline else self.space.suggest(trial)
-        seed = trial_seed(self.spec.seed, trial.number)
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("placement", placement)
+        placement = attrs[PLACEMENT] if baseline else self.space.suggest(trial)
+        # A trial that goes on with a stopped one's configuration (re-queued after a stop,
+        # or retried after its worker died) inherits its seed, checkpoint and MLflow run.
+        origin = attrs.get(CHECKPOINT, trial.number)
+        seed = attrs[SEED] if origin != trial.number and SEED in attrs else \
+            trial_seed(self.spec.seed, trial.number)
+        previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
+        trial.set_user_attr(SEED, seed)
+        trial.set_user_attr(PLACEMENT, placement)
+        trial.set_user_attr(CHECKPOINT, origin)
         trial.set_user_attr("worker", self.tracker.worker)
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
         run = self.tracker.start_trial(trial.number, trial.params, placement, seed,
                                        tags={"sweep.baseline": baseline} if baseline else None)
-        trial.set_user_attr("mlflow_run_id", run.reference)
+        trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
         earlier = _same_config(trial, placement)
         if earlier is not None:
             return self._reuse(trial, run, earlier)
+        folder = None if self.checkpoint_root is None else \
+            checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, origin)
         try:
-            return self._train(trial, run, placement, seed)
+            with watchdog.watch(
+                    self.spec.budget.trial_timeout,
+                    on_stuck_timeout=lambda reason: self._abandon(trial, run, reason, folder),
+                    on_stuck_stop=lambda: self._abandon(trial, run, INTERRUPTED, folder)):
+                values = self._train(trial, run, placement, seed, folder, previous_run)
         except optuna.TrialPruned:
             run.finish("PRUNED", tags={
                 "sweep.pruned_at_epoch": str(trial.user_attrs.get("pruned_at_epoch", ""))})
+            checkpoint.remove(folder)
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", INTERRUPTED)
+            # The checkpoint stays: the re-queued configuration resumes from it.
+            self._interrupted(trial)
             run.finish("INTERRUPTED", reason=INTERRUPTED)
             raise
         except TrialFailed as error:
             self._fail(trial, run, str(error))
+            checkpoint.remove(folder)
             raise
         except Exception as error:  # a failing trial never kills the worker
             reason = f"{type(error).__name__}: {error}"
             self._fail(trial, run, reason)
+            checkpoint.remove(folder)
             raise TrialFailed(reason) from error
+        checkpoint.remove(folder)
+        return values
+
+    @staticmethod
+    def _interrupted(trial: Any) -> None:
+        """Stopped by SIGINT/SIGTERM: the trial gives its place back and, if it was given
+        a configuration (queued, retried or already sampled), that configuration is
+        queued again with the place."""
+        trial.set_user_attr(FAIL_REASON, INTERRUPTED)
+        stored = requeue.frozen(trial)
+        if stored.params or "fixed_params" in stored.system_attrs:
+            requeue.requeue(trial.study, stored)
+
+    def _abandon(self, trial: Any, run: TrialRun, reason: str, folder: Path | None) -> None:
+        """The watchdog's way out of a training step that never returns (runs on the
+        watchdog's thread): record how the trial ended, then replace this process (a
+        timeout: the worker goes on with its next trial) or end it (a stop request)."""
+        from optuna.trial import TrialState
+
+        from sweep.lifecycle import leave_process
+
+        storage = trial.study._storage
+        try:
+            if reason == INTERRUPTED:
+                self._interrupted(trial)
+            else:
+                storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+                checkpoint.remove(folder)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            run.finish("INTERRUPTED" if reason == INTERRUPTED else "FAIL", reason=reason)
+        finally:
+            leave_process(stopped=reason == INTERRUPTED)
 
     @staticmethod
     def _reuse(trial: Any, run: TrialRun, earlier: Any) -> float | list[float]:
@@ -108,13 +169,14 @@ class Objective:
         # The run is closed first: if the failure is the database itself, recording the
         # reason on the trial fails too, and the MLflow run must not stay RUNNING.
         run.finish("FAIL", reason=reason)
-        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr(FAIL_REASON, reason)
 
-    def _train(self, trial: Any, run: TrialRun, placement: dict,
-               seed: int) -> float | list[float]:
+    def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int,
+               folder: Path | None, previous_run: str | None) -> float | list[float]:
         import optuna
 
         from sweep.callbacks import EpochProgress, PruningCallback
+        from sweep.trainer import Resume
 
         # Intermediate values go to Optuna only for a pruner (single-objective studies
         # only): each is a storage commit per epoch; the curves themselves are in MLflow.
@@ -124,8 +186,18 @@ class Objective:
         if self.on_epoch is not None:
             on_epoch = self.on_epoch
             callbacks.append(EpochProgress(lambda done, logs: on_epoch(trial.number, done, logs)))
-        fitted = self.trainer.fit(placement, seed, run.log_epoch, callbacks)
-        trial.set_user_attr("epochs_run", fitted.epochs_run)
+        def resumed(state: dict[str, Any]) -> None:
+            epoch = int(state["epoch"])
+            trial.set_user_attr(RESUMED_FROM_EPOCH, epoch + 1)
+            trial.set_user_attr(RESUMED_FROM_TRIAL, int(state["trial"]))
+            if previous_run:  # the run then shows the whole history, not just the tail
+                run.copy_history(previous_run, up_to_step=epoch)
+
+        resume = None if folder is None or not self.spec.workers.checkpoint_every else \
+            Resume(folder, self.spec.workers.checkpoint_every, trial.number)
+        fitted = self.trainer.fit(placement, seed, run.log_epoch, callbacks, resume=resume,
+                                  on_resume=resumed)
+        trial.set_user_attr(EPOCHS_RUN, fitted.epochs_run)
         if fitted.failure:
             raise TrialFailed(fitted.failure)
         if pruning is not None and pruning.pruned_at is not None:

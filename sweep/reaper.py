@@ -9,26 +9,45 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from sweep.keys import CHECKPOINT, MLFLOW_RUN_ID
+
 log = logging.getLogger("sweep")
 
 
 class StaleTrialCallback:
-    def __init__(self, max_retry: int, tracking_uri: str | None):
-        self.retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    def __init__(self, max_retry: int, tracking_uri: str | None,
+                 checkpoints: Callable[[Any], Path] | None = None):
+        # The retry resumes from the dead trial's checkpoint, so it also keeps the epochs
+        # the dead trial reported to the pruner.
+        self.retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry,
+                                                      inherit_intermediate_values=True)
+        self.max_retry = max_retry
         self.tracking_uri = tracking_uri
+        self.checkpoints = checkpoints  # study -> the checkpoint root
 
     def __call__(self, study: Any, trial: Any) -> None:
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
         if run_id and self.tracking_uri:
             from sweep.tracking import mark_run_lost
 
             mark_run_lost(self.tracking_uri, run_id, trial.user_attrs.get("worker"))
         self.retry(study, trial)
+        retried = len(trial.system_attrs.get("retry_history", [])) < self.max_retry
+        origin = trial.user_attrs.get(CHECKPOINT)
+        if not retried and origin is not None and self.checkpoints is not None:
+            from sweep import checkpoint
+            from sweep.study import UID_ATTR
+
+            # No retry will resume it: the configuration's checkpoint goes.
+            checkpoint.remove(checkpoint.folder(self.checkpoints(study),
+                                                study.user_attrs[UID_ATTR], origin))
 
 
 def reap(study: Any) -> list[int]:

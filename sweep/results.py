@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from sweep.limits import deadline, halt_reason
 from sweep.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study import BASELINE_ATTR
@@ -171,6 +172,12 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         for t in trials if _state(t) == "RUNNING"
     ]
     rate, eta = _throughput(trials, remaining + counts.get("RUNNING", 0))
+    end = deadline(trials, spec)
+    seconds_left = None if end is None else \
+        max(0.0, (end - _dt.datetime.now()).total_seconds())
+    if seconds_left is not None and eta is not None:
+        eta = min(eta, seconds_left)  # no trial starts after the wall time
+    halted = halt_reason(trials, spec)
     return {
         "study": study.study_name,
         "metric": spec.primary.metric,
@@ -187,6 +194,8 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         "workers": workers,
         "trials_per_hour": round(rate, 2) if rate is not None else None,
         "eta_seconds": round(eta) if eta is not None else None,
+        "seconds_left": None if seconds_left is None else round(seconds_left),
+        "stopped": None if halted is None else str(halted),
     }
 
 

@@ -278,6 +278,25 @@ class TrialRun:
         if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
 
+    def copy_history(self, run_id: str, *, up_to_step: int) -> None:
+        """Per-epoch metrics of ``run_id`` up to ``up_to_step``, logged on this run too: a
+        resumed trial's run then shows the epochs its predecessors trained."""
+        if run_id.startswith("spool:"):
+            return  # that run has not reached MLflow yet; `sweep sync` replays it there
+        client = self.tracker.client
+        try:
+            keys = [k for k in client.get_run(run_id).data.metrics if not k.startswith("final/")]
+            history = [[m.key, m.value, m.timestamp, m.step] for key in keys
+                       for m in client.get_metric_history(run_id, key)
+                       if 1 <= m.step <= up_to_step]
+        except Exception as error:  # the history is a convenience; training goes on
+            log.warning("could not copy the metric history of run %s: %s", run_id,
+                        _short(error))
+            return
+        if history:
+            self.submit({"op": "log", "metrics": history,
+                         "tags": {"sweep.resumed_from_run": run_id}})
+
     def flush(self) -> None:
         if self._pending:
             self.submit({"op": "log", "metrics": self._pending})

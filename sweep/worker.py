@@ -8,11 +8,13 @@ import logging
 import os
 import socket
 import zlib
+from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
 from sweep.budget import is_budget_exhausted, used_budget
 from sweep.errors import FatalError, TrialFailed
+from sweep.limits import halt_reason
 from sweep.objective import Objective
 from sweep.progress import StudyProgress
 from sweep.space import SearchSpace
@@ -52,7 +54,18 @@ def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -
     if hasattr(storage, "configure_heartbeat"):
         storage.configure_heartbeat(
             spec.workers.heartbeat_interval, spec.workers.grace_period,
-            StaleTrialCallback(spec.workers.max_retry, tracking_uri))
+            StaleTrialCallback(spec.workers.max_retry, tracking_uri,
+                               lambda study: checkpoint_root(study, spec)))
+
+
+def checkpoint_root(study: Any, spec: StudySpec) -> Path:
+    """``workers.checkpoint_dir``, or the default next to the storage (sweep.checkpoint)."""
+    from sweep.checkpoint import default_root
+
+    if spec.workers.checkpoint_dir:
+        return Path(spec.workers.checkpoint_dir).expanduser()
+    backend = getattr(study._storage, "_backend", study._storage)
+    return default_root(getattr(backend, "url", None))
 
 
 def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker:
@@ -77,38 +90,58 @@ def _is_storage_error(error: BaseException) -> bool:
 
 
 def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
-               max_trials: int | None = None, show_progress: bool = True) -> int:
-    """Run trials until the budget (or ``max_trials`` for this worker) is spent.
-    Returns the number of trials this worker started."""
+               max_trials: int | None = None, show_progress: bool = True,
+               checkpoint_root: Path | None = None) -> int:
+    """Run trials until the budget (or ``max_trials`` for this worker) is spent, then stay
+    until no other trial of the study is running or waiting: the last worker up finishes
+    the study (recovers trials of dead workers, runs their retries and re-queued trials).
+    Returns the number of trials this worker ran. Raises ``StudyHalted`` when the study's
+    ``max_failures`` or ``wall_time`` stops it."""
     budget = spec.budget.n_trials
     progress = StudyProgress(study_name=spec.name, budget=budget, done=finished_count(study),
                              epochs=spec.train.epochs, metric=spec.primary.metric,
                              enabled=show_progress)
-    objective = Objective(spec, space, tracker, on_epoch=progress.epoch,
-                          on_trial_start=progress.trial_started)
+    objective = Objective(spec, space, tracker, checkpoint_root=checkpoint_root,
+                          on_epoch=progress.epoch, on_trial_start=progress.trial_started)
     started = 0
     failures = 0
 
-    def count(study: Any, trial: Any) -> None:
+    def after_trial(study: Any, trial: Any) -> None:
         nonlocal started, failures
         started += 1
         failures = 0
         progress.trial_finished(study, trial)
         interrupt.check()  # stop between trials rather than create one more
+        if halt_reason(study.get_trials(deepcopy=False), spec) is not None:
+            study.stop()
 
     _parent_status(tracker, "RUNNING")
+    halted = None
     with progress:
         while max_trials is None or started < max_trials:
+            halted = halt_reason(study.get_trials(deepcopy=False), spec)
+            if halted is not None:
+                break
             try:
                 study.optimize(
-                    objective, catch=(TrialFailed,), gc_after_trial=False, callbacks=[count],
+                    objective, catch=(TrialFailed,), gc_after_trial=False,
+                    callbacks=[after_trial],
                     n_trials=None if max_trials is None else max_trials - started,
                     show_progress_bar=False,
                 )
-                break  # n_trials reached, or the sampler stopped the study (grid done)
+                # This worker's max_trials reached, a limit stopped the study (the loop's
+                # check says which), or the sampler has nothing left (grid done).
+                if max_trials is not None and started >= max_trials:
+                    break
+                if halt_reason(study.get_trials(deepcopy=False), spec) is not None:
+                    continue
+                if not _wait_for_others(study, spec, progress):
+                    break
             except Exception as error:
                 if is_budget_exhausted(error):
-                    break
+                    if not _wait_for_others(study, spec, progress):
+                        break
+                    continue
                 if not _is_storage_error(error):
                     raise
                 failures += 1
@@ -119,16 +152,60 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 progress.console.print(f"storage error, retrying in {wait:.0f} s: "
                                        f"{type(error).__name__}")
                 interrupt.sleep(wait)
+    if halted is not None:
+        if halted.failed:
+            _parent_status(tracker, "FAILED")
+            raise halted
+        progress.console.print(str(halted), highlight=False)
     _close_parent_if_done(study, spec, tracker)
     return started
+
+
+def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bool:
+    """With nothing left to start: wait while other workers' trials run, failing those
+    whose heartbeat goes stale (their retries are queued). True when a trial is waiting
+    to be run (a retry, a re-queued trial), False once nothing runs or waits. Costs one
+    query per heartbeat interval, no training."""
+    from optuna.trial import TrialState
+
+    from sweep.reaper import reap
+
+    announced = False
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return halt_reason(trials, spec) is None
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        if not running:
+            return False
+        if not announced:
+            progress.console.print(
+                f"budget spent; staying until the running trials "
+                f"({', '.join(f'#{n}' for n in running)}) end, to recover them should "
+                "their workers die (Ctrl-C leaves)", highlight=False)
+            announced = True
+        reap(study)
+        interrupt.sleep(spec.workers.heartbeat_interval)
+
+
+def settled(study: Any) -> bool:
+    """No trial of the study is running or waiting to run."""
+    from optuna.trial import TrialState
+
+    return not any(t.state in (TrialState.RUNNING, TrialState.WAITING)
+                   for t in study.get_trials(deepcopy=False))
 
 
 def _close_parent_if_done(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    settled = not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    if settled and used_budget(trials) >= spec.budget.n_trials:
+    if any(t.state == TrialState.RUNNING for t in trials):
+        return
+    waiting = any(t.state == TrialState.WAITING for t in trials)
+    halted = halt_reason(trials, spec)
+    if (used_budget(trials) >= spec.budget.n_trials and not waiting) or (
+            halted is not None and not halted.failed):
         _parent_status(tracker, "FINISHED")
 
 
