@@ -11,6 +11,10 @@
 
 from __future__ import annotations
 
+import re
+
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exhausted)): (.+)$")
+
 
 class SweepError(Exception):
     """Base class of every error regsweep raises on purpose."""
@@ -59,3 +63,18 @@ class StudyHalted(SweepError):
 
 class FatalError(SweepError):
     """The worker cannot continue."""
+
+
+def describe_failure(error: BaseException, limit: int = 500) -> str:
+    """One line for an exception: its type and message. TensorFlow's runtime errors carry
+    whole Python tracebacks in their message; the root cause is the last line of the
+    form ``SomeError: message`` in it."""
+    text = str(error)
+    lines = [line for line in text.splitlines() if line.strip()]
+    causes = [m for m in map(_ERROR_LINE.match, lines) if m]
+    if len(lines) > 1 and causes:
+        kind, message = causes[-1].groups()
+        reason = f"{type(error).__name__} ({kind}: {message.strip()})"
+    else:
+        reason = f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+    return reason if len(reason) <= limit else reason[:limit - 1] + "…"

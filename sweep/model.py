@@ -80,7 +80,12 @@ def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: i
         offered = {"input_shape": tuple(input_shape), "n_classes": n_classes}
         parameters = inspect.signature(function).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-        model = function(**{k: v for k, v in offered.items() if accepts_any or k in parameters})
+        try:
+            model = function(**{k: v for k, v in offered.items()
+                                if accepts_any or k in parameters})
+        except Exception as error:  # the user's code: say where it failed, in one line
+            raise SpecError("model.builder", f"raised {type(error).__name__}: {error}",
+                            spec.builder) from None
         if not isinstance(model, keras.Model):
             raise SpecError("model.builder", "must return a keras.Model",
                             type(model).__name__)

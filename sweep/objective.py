@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sweep import checkpoint, interrupt, requeue, watchdog
-from sweep.errors import TrialFailed
+from sweep.errors import TrialFailed, describe_failure
 from sweep.keys import (
     CHECKPOINT,
     EPOCHS_RUN,
@@ -114,7 +114,7 @@ class Objective:
             checkpoint.remove(folder)
             raise
         except Exception as error:  # a failing trial never kills the worker
-            reason = f"{type(error).__name__}: {error}"
+            reason = describe_failure(error)
             self._fail(trial, run, reason)
             checkpoint.remove(folder)
             raise TrialFailed(reason) from error

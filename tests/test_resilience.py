@@ -148,16 +148,19 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
     study = _long_study("pg-end", budget={"n_trials": 1},
                         workers={"heartbeat_interval": 1, "grace_period": 3, "max_retry": 1,
                                  "checkpoint_dir": str(workdir / "shared")})
-    study["train"]["epochs"] = 40
+    study["train"]["epochs"] = 600  # A cannot finish before B is up
     path = write_study(workdir / "e.yaml", study)
     common = ["--storage", postgres_server_url, "--tracking-uri", mlflow_server.url]
     assert _sweep_run("create", str(path), *common).returncode == 0
     a = _sweep("worker", "pg-end", *common, "--no-progress")
     _wait_for(lambda: _checkpoint_epoch(workdir / "shared") >= 2)
     # B finds the budget taken by A's running trial: it stays instead of leaving.
-    b = _sweep("worker", "pg-end", *common, "--no-progress")
-    time.sleep(8)  # B is up and polling (it would have exited 0 by now)
-    assert b.poll() is None, b.communicate()
+    b_log = workdir / "b.log"
+    with b_log.open("w") as sink:
+        b = subprocess.Popen([sys.executable, "-m", "sweep", "worker", "pg-end", *common,
+                              "--no-progress"], stdout=sink, stderr=subprocess.STDOUT, text=True)
+    _wait_for(lambda: "budget spent; staying" in b_log.read_text() or b.poll() is not None)
+    assert b.poll() is None, b_log.read_text()
 
     # Status while a trial is RUNNING on PostgreSQL (used to crash on time zones).
     status = _sweep_run("status", "pg-end", "--storage", postgres_server_url, "--json")
@@ -174,8 +177,8 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
     assert status.returncode == 0, status.stderr
     assert "Traceback" not in status.stderr
 
-    _, err = b.communicate(timeout=300)
-    assert b.returncode == 0, err
+    b.wait(timeout=300)
+    assert b.returncode == 0, b_log.read_text()
     lost, retry = _trials("pg-end", postgres_server_url)
     assert lost.state == FAIL and retry.state == COMPLETE
     assert retry.params == lost.params
@@ -304,9 +307,29 @@ def test_sigterm_during_a_blocked_step_ends_the_worker_and_requeues_the_trial(
 # ---------------------------------------------------------------- study limits
 def test_a_study_whose_trials_all_fail_stops_at_max_failures(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
-    (workdir / "broken_models.py").write_text(
-        "def broken(input_shape, n_classes):\n"
-        "    raise RuntimeError('out of memory at this batch size')\n")
+    # Valid, but every training step fails (as an out-of-memory GPU would).
+    (workdir / "broken_models.py").write_text('''
+import keras
+import tensorflow as tf
+
+
+def _fail(x):
+    raise RuntimeError("out of memory at this batch size")
+
+
+@keras.saving.register_keras_serializable(package="broken_models")
+class Failing(keras.layers.Layer):
+    def call(self, x):
+        y = tf.py_function(_fail, [x], Tout=x.dtype)
+        y.set_shape(x.shape)
+        return y
+
+
+def broken(input_shape, n_classes):
+    inputs = keras.Input(shape=input_shape)
+    x = Failing()(keras.layers.Dense(8, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
+''')
     study = tiny_study(name="broken", budget={"n_trials": 8, "max_failures": 2},
                        model={"builder": "broken_models:broken"})
     path = write_study(workdir / "b.yaml", study)
@@ -351,4 +374,4 @@ def test_heartbeat_settings_cannot_be_overridden_by_a_worker(workdir: Path) -> N
     for command in (["worker", "x"], ["run", "x.yaml"], ["reap", "x"]):
         done = _sweep_run(*command, "--grace-period", "5")
         assert done.returncode == 2
-        assert "No such option: --grace-period" in done.stderr
+        assert "No such option '--grace-period'" in done.stderr
