@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := sweep tests $(wildcard bench)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-min lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ test: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -q
 
+# The declared minimum versions (constraints/minimum.txt) in their own venv, with the
+# tests of workers, signals, heartbeats and the proxy: proves pyproject's floors hold.
+MIN_VENV := .venv-min
+test-min:
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/pip install --quiet -c constraints/minimum.txt -e '.[dev]'
+	$(MIN_VENV)/bin/pip check
+	$(MIN_VENV)/bin/python -m pytest -q tests/test_resilience.py tests/test_workers_pg.py \
+		tests/test_interrupt.py tests/test_proxy.py tests/test_budget.py tests/test_cli_run.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 
@@ -34,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) *.egg-info .pytest_cache .ruff_cache

@@ -17,7 +17,8 @@ import time
 import summarize
 from _common import BENCH, PYTHON, RESULTS, git_info, machine_info, parser
 
-BENCHMARKS = ("startup", "overhead", "drift", "logging_cost", "pruning", "workers")
+BENCHMARKS = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
+              "workers")
 
 
 def main() -> None:

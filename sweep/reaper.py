@@ -57,5 +57,36 @@ def reap(study: Any) -> list[int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    _fail_silent_trials(study)
     after = {t.number: t for t in study.get_trials(deepcopy=False)}
     return sorted(n for n in before if after[n].state == optuna.trial.TrialState.FAIL)
+
+
+def _fail_silent_trials(study: Any) -> None:
+    """RUNNING trials that never sent a heartbeat (their worker lost the database between
+    creating the trial and starting it) are invisible to Optuna's stale-trial check and
+    would stay RUNNING forever: fail them once they are older than the grace period."""
+    import datetime as _dt
+
+    from sweep.results import heartbeat_ages
+
+    storage = study._storage
+    grace = getattr(getattr(storage, "_backend", storage), "grace_period", None)
+    if grace is None:
+        return
+    ages = heartbeat_ages(study, strict=True)
+    if ages is None:  # liveness unknown: never fail a trial on a guess
+        return
+    limit = _dt.datetime.now() - _dt.timedelta(seconds=grace)
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial._trial_id in ages or trial.datetime_start is None or \
+                trial.datetime_start > limit:
+            continue
+        try:
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        log.warning("trial %d never sent a heartbeat in %d s: failed", trial.number, grace)
+        if callback is not None:
+            callback(study, storage.get_trial(trial._trial_id))

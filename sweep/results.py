@@ -105,13 +105,13 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _heartbeat_ages(study: Any) -> dict[int, float]:
+def heartbeat_ages(study: Any, *, strict: bool = False) -> dict[int, float] | None:
     """Seconds since each running trial's last heartbeat, by trial id, measured on the
     database's own clock (workers' clocks may disagree)."""
     storage = getattr(study._storage, "_backend", study._storage)
     engine = getattr(storage, "engine", None)
     if engine is None:
-        return {}
+        return None if strict else {}
     from optuna.storages._rdb.models import TrialHeartbeatModel
     from sqlalchemy import func, select
 
@@ -121,7 +121,7 @@ def _heartbeat_ages(study: Any) -> dict[int, float]:
         with engine.connect() as connection:
             rows = connection.execute(query).all()
     except Exception:  # an older schema or another backend: no liveness to show
-        return {}
+        return None if strict else {}
     ages = {}
     for trial_id, beat, now in rows:
         if isinstance(now, str):  # SQLite returns CURRENT_TIMESTAMP as text
@@ -161,7 +161,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     requeued = given_back(trials)
     finished = sum(counts[s] for s in ("COMPLETE", "PRUNED", "FAIL")) - len(requeued)
     remaining = max(0, spec.budget.n_trials - used_budget(trials))
-    ages = _heartbeat_ages(study) if counts.get("RUNNING") else {}
+    ages = (heartbeat_ages(study) or {}) if counts.get("RUNNING") else {}
     workers = [
         {"trial": t.number, "worker": t.user_attrs.get("worker"),
          "host": (t.user_attrs.get("worker") or "?:?").rsplit(":", 1)[0],

@@ -152,6 +152,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 progress.console.print(f"storage error, retrying in {wait:.0f} s: "
                                        f"{type(error).__name__}")
                 interrupt.sleep(wait)
+                _recover_own_trials(study, tracker.worker)
     if halted is not None:
         if halted.failed:
             _parent_status(tracker, "FAILED")
@@ -159,6 +160,30 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         progress.console.print(str(halted), highlight=False)
     _close_parent_if_done(study, spec, tracker)
     return started
+
+
+def _recover_own_trials(study: Any, worker: str) -> None:
+    """Trials this worker was running when the storage failed are not running any more,
+    but stay RUNNING in the database: fail them now and queue their retries (as for a
+    dead worker) instead of waiting out the grace period."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    try:
+        orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.user_attrs.get("worker") == worker]
+        callback = storage.get_heartbeat_stale_trial_callback() \
+            if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
+        for trial in orphans:
+            try:
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                continue
+            if callback is not None:
+                callback(study, storage.get_trial(trial._trial_id))
+    except Exception as error:  # still down: the next attempt, or the grace period, will do
+        log.warning("could not recover this worker's trials yet: %s", type(error).__name__)
 
 
 def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bool:

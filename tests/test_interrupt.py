@@ -1,5 +1,6 @@
 """SIGTERM / SIGINT close the running trial cleanly: FAIL with reason "interrupted", its
-MLflow run KILLED, and the worker exits without a traceback."""
+MLflow run KILLED, its configuration queued again, and the worker exits without a
+traceback."""
 
 from __future__ import annotations
 
@@ -48,14 +49,17 @@ def test_signal_closes_the_running_trial(workdir: Path, storage_url: str, tracki
     time.sleep(1.0)  # inside model.fit
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    # SIGTERM is a pre-emption, a clean stop (exit 0); Ctrl-C keeps the shell's 130.
+    assert process.returncode == (0 if signum == signal.SIGTERM else 130), stderr
     assert "Traceback" not in stderr
-    assert "interrupted" in stderr
+    assert "queued again" in stderr
 
-    closed = optuna.load_study(study_name=study["name"], storage=storage_url).trials[
-        trial.number]
+    trials = optuna.load_study(study_name=study["name"], storage=storage_url).trials
+    closed = trials[trial.number]
     assert closed.state == optuna.trial.TrialState.FAIL
     assert closed.user_attrs["fail_reason"] == "interrupted"
+    (queued,) = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.params == closed.params
     run = MlflowClient(tracking_uri).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED"
 

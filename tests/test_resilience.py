@@ -25,9 +25,26 @@ COMPLETE, FAIL, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE,
                                     optuna.trial.TrialState.WAITING)
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_workers():
+    """A failing test must not leave a worker running (a blocked one never ends)."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def _sweep(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sweep", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "sweep", *args], text=True, **kwargs)
+    _STARTED.append(process)
+    return process
 
 
 def _sweep_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -157,8 +174,8 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
     # B finds the budget taken by A's running trial: it stays instead of leaving.
     b_log = workdir / "b.log"
     with b_log.open("w") as sink:
-        b = subprocess.Popen([sys.executable, "-m", "sweep", "worker", "pg-end", *common,
-                              "--no-progress"], stdout=sink, stderr=subprocess.STDOUT, text=True)
+        b = _sweep("worker", "pg-end", *common, "--no-progress", stdout=sink,
+                   stderr=subprocess.STDOUT)
     _wait_for(lambda: "budget spent; staying" in b_log.read_text() or b.poll() is not None)
     assert b.poll() is None, b_log.read_text()
 

@@ -125,7 +125,9 @@ def test_killed_worker_trial_is_failed_retried_and_its_run_closed(
 
 def test_dropped_database_connections_cost_at_most_the_trials_in_flight(
         workdir: Path, postgres_server_url: str, mlflow_server) -> None:
-    study = tiny_study(name="pg-drop", budget={"n_trials": 4})
+    # A trial whose worker lost the database is recovered after the grace period.
+    study = tiny_study(name="pg-drop", budget={"n_trials": 4},
+                       workers={"heartbeat_interval": 1, "grace_period": 4})
     study["train"]["epochs"] = 8
     path = write_study(workdir / "d.yaml", study)
     _create(path, postgres_server_url, mlflow_server.url)
