@@ -42,12 +42,15 @@ class _Group(click.Group):
             click.echo(f"{'error: ' if error.failed else ''}{error}", err=True)
             ctx.exit(1 if error.failed else 0)
         except KeyboardInterrupt as error:
-            # The running trial has already been closed (FAIL "interrupted", run KILLED)
-            # and its configuration queued again.
-            name = str(error) or "SIGINT"
-            click.echo(f"stopped ({name.split()[0]}): a trial in progress was queued again "
-                       "with its place in the budget; the next worker resumes it from its "
-                       "last checkpoint.", err=True)
+            name = (str(error) or "SIGINT").split()[0]
+            if ctx.invoked_subcommand in ("run", "worker"):
+                # The running trial has already been closed (FAIL "interrupted", run
+                # KILLED) and its configuration queued again.
+                click.echo(f"stopped ({name}): a trial in progress was queued again with "
+                           "its place in the budget; the next worker resumes it from its "
+                           "last checkpoint.", err=True)
+            else:
+                click.echo(f"stopped ({name}); what was finished is kept.", err=True)
             ctx.exit(stop_exit_code(name))
 
 

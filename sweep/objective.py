@@ -56,6 +56,7 @@ class Objective:
         self.on_epoch = on_epoch
         self.on_trial_start = on_trial_start
         self.trainer = Trainer(spec)
+        self._epochs_done = 0  # epochs of the running trial so far (resumed ones included)
 
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
@@ -91,6 +92,7 @@ class Objective:
         earlier = _same_config(trial, placement)
         if earlier is not None:
             return self._reuse(trial, run, earlier)
+        self._epochs_done = 0
         folder = None if self.checkpoint_root is None else \
             checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, origin)
         try:
@@ -106,6 +108,7 @@ class Objective:
             raise
         except KeyboardInterrupt:
             # The checkpoint stays: the re-queued configuration resumes from it.
+            trial.set_user_attr(EPOCHS_RUN, self._epochs_done)
             self._interrupted(trial)
             run.finish("INTERRUPTED", reason=INTERRUPTED)
             raise
@@ -164,12 +167,12 @@ class Objective:
         values = [float(v) for v in earlier.values]
         return values[0] if len(values) == 1 else values
 
-    @staticmethod
-    def _fail(trial: Any, run: TrialRun, reason: str) -> None:
+    def _fail(self, trial: Any, run: TrialRun, reason: str) -> None:
         # The run is closed first: if the failure is the database itself, recording the
         # reason on the trial fails too, and the MLflow run must not stay RUNNING.
         run.finish("FAIL", reason=reason)
         trial.set_user_attr(FAIL_REASON, reason)
+        trial.set_user_attr(EPOCHS_RUN, self._epochs_done)
 
     def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int,
                folder: Path | None, previous_run: str | None) -> float | list[float]:
@@ -195,7 +198,11 @@ class Objective:
 
         resume = None if folder is None or not self.spec.workers.checkpoint_every else \
             Resume(folder, self.spec.workers.checkpoint_every, trial.number)
-        fitted = self.trainer.fit(placement, seed, run.log_epoch, callbacks, resume=resume,
+        def sink(epoch: int, metrics: dict[str, float]) -> None:
+            self._epochs_done = epoch  # what a failed or stopped trial reached
+            run.log_epoch(epoch, metrics)
+
+        fitted = self.trainer.fit(placement, seed, sink, callbacks, resume=resume,
                                   on_resume=resumed)
         trial.set_user_attr(EPOCHS_RUN, fitted.epochs_run)
         if fitted.failure:

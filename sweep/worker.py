@@ -191,6 +191,7 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
     whose heartbeat goes stale (their retries are queued). True when a trial is waiting
     to be run (a retry, a re-queued trial), False once nothing runs or waits. Costs one
     query per heartbeat interval, no training."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
     from sweep.reaper import reap
@@ -202,6 +203,13 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
             return halt_reason(trials, spec) is None
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
         if not running:
+            return False
+        if not is_heartbeat_enabled(study._storage):
+            # Behind `sweep proxy` no heartbeats reach this worker: it could wait forever.
+            progress.console.print(
+                "budget spent; other trials still run. Behind a storage proxy, trials of "
+                "dead workers are recovered by `sweep reap` against the database.",
+                highlight=False)
             return False
         if not announced:
             progress.console.print(

@@ -36,6 +36,12 @@ def test_signal_closes_the_running_trial(workdir: Path, storage_url: str, tracki
     study = tiny_study(name=f"sig{signum}", budget={"n_trials": 2})
     study["train"]["epochs"] = 5000  # long enough to be caught mid-trial
     path = write_study(workdir / "s.yaml", study)
+    # Created first: this test then polls a storage whose schema exists (two processes
+    # creating the same fresh SQLite schema race in its migration).
+    created = subprocess.run([sys.executable, "-m", "sweep", "create", str(path), "--storage",
+                              storage_url, "--tracking-uri", tracking_uri],
+                             capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
     process = subprocess.Popen(
         [sys.executable, "-m", "sweep", "run", str(path), "--storage", storage_url,
          "--tracking-uri", tracking_uri, "--no-progress"],

@@ -216,8 +216,9 @@ def test_sigterm_to_run_with_two_workers_ends_every_process(
     study = _long_study("pg-stop", budget={"n_trials": 4})
     study["train"]["epochs"] = 400
     path = write_study(workdir / "s.yaml", study)
-    launcher = _sweep("run", str(path), "--storage", postgres_server_url, "--tracking-uri",
-                      mlflow_server.url, "--workers", "2", "--no-progress")
+    common = ["--storage", postgres_server_url, "--tracking-uri", mlflow_server.url]
+    assert _sweep_run("create", str(path), *common).returncode == 0  # before polling it
+    launcher = _sweep("run", str(path), *common, "--workers", "2", "--no-progress")
 
     def both_running():
         running = [t for t in _trials("pg-stop", postgres_server_url)
@@ -297,6 +298,24 @@ def test_a_blocked_training_step_times_out_and_the_worker_goes_on(
     assert run.info.status == "FAILED"
     assert run.data.tags["sweep.fail_reason"].startswith("timeout")
     assert time.monotonic() - started < 200
+
+
+def test_a_slow_trial_times_out_at_a_batch_boundary(workdir: Path, storage_url: str,
+                                                    tracking_uri: str) -> None:
+    study = _long_study("slow", budget={"n_trials": 1, "trial_timeout": 2})
+    study["train"]["epochs"] = 5000
+    path = write_study(workdir / "t.yaml", study)
+    done = _sweep_run("run", str(path), "--storage", storage_url, "--tracking-uri",
+                      tracking_uri, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    (slow,) = _trials("slow", storage_url)
+    assert slow.state == FAIL
+    assert slow.user_attrs["fail_reason"] == \
+        "timeout: ran longer than budget.trial_timeout (2 s)"
+    # Stopped inside fit, at a batch boundary: some epochs ran, the process was not replaced.
+    assert 0 < slow.user_attrs["epochs_run"] < 5000
+    assert (slow.datetime_complete - slow.datetime_start).total_seconds() < 2 + 30
+    assert not list((workdir / "sweep-checkpoints").glob("*/*"))
 
 
 def test_sigterm_during_a_blocked_step_ends_the_worker_and_requeues_the_trial(
