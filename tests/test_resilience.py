@@ -166,6 +166,7 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
                         workers={"heartbeat_interval": 1, "grace_period": 3, "max_retry": 1,
                                  "checkpoint_dir": str(workdir / "shared")})
     study["train"]["epochs"] = 600  # A cannot finish before B is up
+    study["data"]["n_samples"] = 400
     path = write_study(workdir / "e.yaml", study)
     common = ["--storage", postgres_server_url, "--tracking-uri", mlflow_server.url]
     assert _sweep_run("create", str(path), *common).returncode == 0
@@ -302,7 +303,7 @@ def test_a_blocked_training_step_times_out_and_the_worker_goes_on(
 
 def test_a_slow_trial_times_out_at_a_batch_boundary(workdir: Path, storage_url: str,
                                                     tracking_uri: str) -> None:
-    study = _long_study("slow", budget={"n_trials": 1, "trial_timeout": 2})
+    study = _long_study("slow", budget={"n_trials": 1, "trial_timeout": 6})
     study["train"]["epochs"] = 5000
     path = write_study(workdir / "t.yaml", study)
     done = _sweep_run("run", str(path), "--storage", storage_url, "--tracking-uri",
@@ -311,10 +312,10 @@ def test_a_slow_trial_times_out_at_a_batch_boundary(workdir: Path, storage_url: 
     (slow,) = _trials("slow", storage_url)
     assert slow.state == FAIL
     assert slow.user_attrs["fail_reason"] == \
-        "timeout: ran longer than budget.trial_timeout (2 s)"
+        "timeout: ran longer than budget.trial_timeout (6 s)"
     # Stopped inside fit, at a batch boundary: some epochs ran, the process was not replaced.
     assert 0 < slow.user_attrs["epochs_run"] < 5000
-    assert (slow.datetime_complete - slow.datetime_start).total_seconds() < 2 + 30
+    assert (slow.datetime_complete - slow.datetime_start).total_seconds() < 6 + 30
     assert not list((workdir / "sweep-checkpoints").glob("*/*"))
 
 
