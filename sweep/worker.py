@@ -59,11 +59,14 @@ def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -
 
 
 def checkpoint_root(study: Any, spec: StudySpec) -> Path:
-    """``workers.checkpoint_dir``, or the default next to the storage (sweep.checkpoint)."""
+    """``workers.checkpoint_dir``; else ``$SWEEP_CHECKPOINT_DIR`` (a launcher's shared
+    mount: containers and cluster nodes see one folder under different paths); else the
+    default next to the storage (sweep.checkpoint)."""
     from sweep.checkpoint import default_root
 
-    if spec.workers.checkpoint_dir:
-        return Path(spec.workers.checkpoint_dir).expanduser()
+    configured = spec.workers.checkpoint_dir or os.environ.get("SWEEP_CHECKPOINT_DIR")
+    if configured:
+        return Path(configured).expanduser()
     backend = getattr(study._storage, "_backend", study._storage)
     return default_root(getattr(backend, "url", None))
 
