@@ -21,6 +21,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sweep.keys import INTERRUPTED
+
 CONFIRMATION_ATTR = "confirmation"
 SIGNIFICANCE = 0.05  # two-sided level of the test against the baseline
 # Confirmation seeds live far from trial seeds (sweep.objective.trial_seed), so no
@@ -275,7 +277,7 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
                 raise TrialFailed(fitted.failure)
             final = trainer.final_figures(fitted)
         except KeyboardInterrupt:
-            run.finish("INTERRUPTED", reason="interrupted")
+            run.finish("INTERRUPTED", reason=INTERRUPTED)
             raise
         except Exception as error:
             # A seed that diverges is a result (the config is fragile), not a crash.

@@ -148,6 +148,7 @@ class Objective:
                 self._interrupted(trial)
             else:
                 storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+                storage.set_trial_user_attr(trial._trial_id, EPOCHS_RUN, self._epochs_done)
                 checkpoint.remove(folder)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             run.finish("INTERRUPTED" if reason == INTERRUPTED else "FAIL", reason=reason)

@@ -136,3 +136,32 @@ def test_public_api_is_re_exported_lazily() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    (90, 90.0), (2.5, 2.5), ("45", 45.0), ("45s", 45.0), ("90m", 5400.0), ("8h", 28800.0),
+    ("1h30m", 5400.0), (" 2 h ", 7200.0)])
+def test_durations_in_seconds_or_with_units(value, seconds) -> None:
+    spec = parse_spec(tiny_study(budget={"n_trials": 3, "wall_time": value,
+                                         "trial_timeout": value}))
+    assert spec.budget.wall_time == seconds
+    assert spec.budget.trial_timeout == seconds
+
+
+@pytest.mark.parametrize("value", ["", "soon", "0", 0, -5, "90x", True, "h"])
+def test_bad_durations_name_the_field(value) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(tiny_study(budget={"n_trials": 3, "trial_timeout": value}))
+    assert caught.value.field == "budget.trial_timeout"
+    assert repr(value) in str(caught.value)
+
+
+def test_budget_limits_default_and_stay_operational() -> None:
+    spec = parse_spec(tiny_study())
+    assert (spec.budget.wall_time, spec.budget.trial_timeout, spec.budget.max_failures) == \
+        (None, None, 10)
+    assert (spec.workers.checkpoint_dir, spec.workers.checkpoint_every) == (None, 1)
+    limited = parse_spec(tiny_study(budget={"n_trials": 3, "max_failures": 4,
+                                            "wall_time": "2h"},
+                                    workers={"checkpoint_every": 5}))
+    assert limited.fingerprint() == spec.fingerprint()  # resuming may change them

@@ -1,0 +1,55 @@
+"""Where a stopped trial's training state lives, and the Keras side that saves it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sweep import checkpoint
+
+
+def test_default_root_is_next_to_a_sqlite_storage(tmp_path: Path, monkeypatch) -> None:
+    assert checkpoint.default_root(f"sqlite:///{tmp_path}/sub/sweep.db") == \
+        tmp_path / "sub" / "sweep-checkpoints"
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint.default_root("postgresql://u@h/db") == tmp_path / "sweep-checkpoints"
+    assert checkpoint.default_root(None) == tmp_path / "sweep-checkpoints"
+
+
+def test_state_points_at_the_newest_weights_and_drops_older_ones(tmp_path: Path) -> None:
+    folder = checkpoint.folder(tmp_path, "0123456789abcdef", 7)
+    assert folder == tmp_path / "study-0123456789ab" / "trial-7"
+    folder.mkdir(parents=True)
+    assert checkpoint.read_state(folder) is None
+    (folder / "epoch-0001.weights.h5").write_bytes(b"1")
+    checkpoint.write_state(folder, {"epoch": 1, "weights": "epoch-0001.weights.h5",
+                                    "trial": 7})
+    (folder / "epoch-0002.weights.h5").write_bytes(b"2")
+    # Killed between the weights and the state: the state still names epoch 1.
+    assert checkpoint.read_state(folder)["epoch"] == 1
+    checkpoint.write_state(folder, {"epoch": 2, "weights": "epoch-0002.weights.h5",
+                                    "trial": 9})
+    assert checkpoint.read_state(folder) == {"epoch": 2, "weights": "epoch-0002.weights.h5",
+                                             "trial": 9}
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002.weights.h5",
+                                                        "state.json"]
+
+
+def test_a_state_without_its_weights_is_no_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 3, "weights": "gone.h5"}))
+    assert checkpoint.read_state(tmp_path) is None
+    (tmp_path / "state.json").write_text("{not json")
+    assert checkpoint.read_state(tmp_path) is None
+
+
+def test_remove_deletes_the_trial_and_an_empty_study_folder(tmp_path: Path) -> None:
+    a = checkpoint.folder(tmp_path, "uid", 1)
+    b = checkpoint.folder(tmp_path, "uid", 2)
+    for folder in (a, b):
+        folder.mkdir(parents=True)
+        (folder / "state.json").write_text("{}")
+    checkpoint.remove(a)
+    assert not a.exists() and b.exists()
+    checkpoint.remove(b)
+    assert not b.parent.exists()
+    checkpoint.remove(None)  # nothing to remove is fine

@@ -1,0 +1,54 @@
+"""Study limits besides n_trials, read from stored trials: max_failures and wall_time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import optuna
+from conftest import tiny_study
+
+from sweep.limits import deadline, halt_reason, own_failures
+from sweep.spec import parse_spec
+
+FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
+
+
+def _trial(number: int, state, reason: str | None = None, started: dt.datetime | None = None):
+    trial = optuna.create_trial(
+        state=state, value=0.5 if state == COMPLETE else None,
+        user_attrs={"fail_reason": reason} if reason is not None else {})
+    trial.number = number
+    trial.datetime_start = started or dt.datetime(2026, 1, 1, 12, 0, 0)
+    return trial
+
+
+def test_only_a_trials_own_failures_count() -> None:
+    trials = [_trial(0, FAIL, "ValueError: bad"), _trial(1, FAIL, "interrupted"),
+              _trial(2, FAIL),  # a lost worker: no reason recorded
+              _trial(3, FAIL, "timeout: ran longer than budget.trial_timeout (3 s)"),
+              _trial(4, COMPLETE)]
+    assert [t.number for t in own_failures(trials)] == [0, 3]
+
+
+def test_max_failures_names_the_cap_the_count_and_the_last_reason() -> None:
+    spec = parse_spec(tiny_study(budget={"n_trials": 9, "max_failures": 2}))
+    assert halt_reason([_trial(0, FAIL, "ValueError: bad")], spec) is None
+    halted = halt_reason([_trial(0, FAIL, "ValueError: bad"),
+                          _trial(1, FAIL, "non-finite loss (nan) at epoch 2")], spec)
+    assert halted is not None and halted.failed
+    assert str(halted).startswith("study stopped: 2 trials failed, budget.max_failures is 2")
+    assert "trial #1): non-finite loss (nan) at epoch 2" in str(halted)
+
+
+def test_wall_time_counts_from_the_first_trial() -> None:
+    spec = parse_spec(tiny_study(budget={"n_trials": 9, "wall_time": "1h30m"}))
+    first = dt.datetime(2026, 1, 1, 12, 0, 0)
+    trials = [_trial(1, COMPLETE, started=first + dt.timedelta(minutes=5)),
+              _trial(0, COMPLETE, started=first)]
+    assert deadline(trials, spec) == dt.datetime(2026, 1, 1, 13, 30, 0)
+    halted = halt_reason(trials, spec)  # 2026-01-01 is long past
+    assert halted is not None and not halted.failed
+    assert "budget.wall_time (5400 s" in str(halted)
+    fresh = [_trial(0, COMPLETE, started=dt.datetime.now())]
+    assert halt_reason(fresh, spec) is None
+    assert deadline([], spec) is None
