@@ -156,11 +156,14 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                                        f"{type(error).__name__}")
                 interrupt.sleep(wait)
                 _recover_own_trials(study, tracker.worker)
+    trials = study.get_trials(deepcopy=False)
+    halted = halted or halt_reason(trials, spec)
     if halted is not None:
         if halted.failed:
             _parent_status(tracker, "FAILED")
             raise halted
-        progress.console.print(str(halted), highlight=False)
+        if used_budget(trials) < budget:  # the deadline, not the budget, ended it
+            progress.console.print(str(halted), highlight=False)
     _close_parent_if_done(study, spec, tracker)
     return started
 

@@ -411,4 +411,4 @@ def test_heartbeat_settings_cannot_be_overridden_by_a_worker(workdir: Path) -> N
     for command in (["worker", "x"], ["run", "x.yaml"], ["reap", "x"]):
         done = _sweep_run(*command, "--grace-period", "5")
         assert done.returncode == 2
-        assert "No such option '--grace-period'" in done.stderr
+        assert "No such option" in done.stderr and "--grace-period" in done.stderr
