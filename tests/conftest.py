@@ -3,6 +3,7 @@ store per test session (creating an MLflow database takes seconds), tiny study f
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -149,7 +150,10 @@ class MlflowServer:
              "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
              "--artifacts-destination", str(self.folder / "artifacts")],
-            stdout=subprocess.DEVNULL, stderr=self._log_file())
+            stdout=subprocess.DEVNULL, stderr=self._log_file(),
+            # Its own process group: `mlflow server` runs uvicorn/gunicorn children, which
+            # some MLflow versions (3.5) leave serving when only the parent is stopped.
+            start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -170,12 +174,16 @@ class MlflowServer:
     def stop(self) -> None:
         import signal
 
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        if self.process is not None:
+            import os
+
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except Exception:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
         if getattr(self, "_log", None) is not None:

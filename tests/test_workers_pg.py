@@ -185,7 +185,8 @@ def test_tracking_outage_spools_runs_and_sync_replays_them_once(
     search.update(placement={"choices": ["all"]})
     study = tiny_study(name="pg-outage", budget={"n_trials": 3}, search=search)
     study["data"]["n_samples"] = 600
-    study["train"]["epochs"] = 12
+    # Long enough that the first trial is still training once the server has stopped.
+    study["train"]["epochs"] = 60
     path = write_study(workdir / "o.yaml", study)
     try:
         _create(path, postgres_server_url, server.url)
@@ -232,7 +233,7 @@ def test_tracking_outage_spools_runs_and_sync_replays_them_once(
             assert links[number] == run.info.run_id
             history = client.get_metric_history(run.info.run_id, "val_accuracy")
             # Every epoch exactly once: nothing lost, nothing replayed twice.
-            assert sorted(m.step for m in history) == list(range(1, 13)), (
+            assert sorted(m.step for m in history) == list(range(1, 61)), (
                 number, run.info.run_id, sorted(run.data.tags), len(runs))
             assert run.data.metrics["final/test_accuracy"] == pytest.approx(
                 trials[number].user_attrs["final/test_accuracy"])
