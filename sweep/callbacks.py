@@ -110,45 +110,22 @@ class StopRequestCheck(keras.callbacks.Callback):
 
 class TrainingCheckpoint(keras.callbacks.Callback):
     """Saves the training state every ``every`` epochs (Keras' ``BackupAndRestore`` on the
-    same principle, see ``sweep.checkpoint`` for the layout): the weights file of the
-    epoch first, then the state file that points at it, replaced atomically. Restoring is
-    done before ``fit`` (``Trainer``), because the data order depends on the epoch too.
-    The last epoch is not saved: the trial ends right after it."""
+    same principle; ``sweep.checkpoint`` has the layout and writes it): here only the copy
+    of the variables to host memory, on the training thread. Restoring is done before
+    ``fit`` (``Trainer``), because the data order depends on the epoch too. The last
+    epoch is not saved: the trial ends right after it."""
 
-    def __init__(self, path: Any, *, every: int, trial: int):
+    def __init__(self, writer: Any, *, every: int):
         super().__init__()
-        self.path = path
+        self.writer = writer
         self.every = every
-        self.trial = trial
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from sweep.checkpoint import write_state
+        from sweep.checkpoint import training_variables
 
         done = epoch + 1
         if not self.every or done % self.every or done >= self.params.get("epochs", 0) \
                 or self.model.stop_training:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{done:04d}.weights.h5"
-        self.model.save_weights(self.path / name, overwrite=True)
-        write_state(self.path, {"epoch": done, "weights": name, "trial": self.trial,
-                                "rng": rng_state(self.model)})
-
-
-def _rng_variables(model: Any) -> list[Any]:
-    # In model order: their names carry a process-wide counter, so differ between workers.
-    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
-def rng_state(model: Any) -> list[list[int]]:
-    """The state of the model's random generators (dropout masks, noise layers), which
-    Keras' weight files leave out: without it a resumed trial draws other masks."""
-    return [[int(x) for x in np.asarray(v.numpy()).ravel()] for v in _rng_variables(model)]
-
-
-def restore_rng_state(model: Any, state: list[list[int]]) -> None:
-    variables = _rng_variables(model)
-    if len(variables) != len(state):
-        return  # another model: its own fresh generators are all we can offer
-    for variable, values in zip(variables, state, strict=True):
-        variable.assign(np.asarray(values, dtype=variable.dtype).reshape(variable.shape))
+        self.writer.submit(done, [np.array(v.numpy(), copy=True)
+                                  for v in training_variables(self.model)])

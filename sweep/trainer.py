@@ -50,14 +50,13 @@ class Trainer:
         Keras logs plus weight norms and penalties go to ``sink``. With ``resume``, the
         training state saved there is restored first (``on_resume`` is told what was
         restored) and saved again every ``resume.every`` epochs."""
+        from sweep import checkpoint
         from sweep.callbacks import (
             NonFiniteLossGuard,
             StopRequestCheck,
             TrainingCheckpoint,
             WeightNormCallback,
-            restore_rng_state,
         )
-        from sweep.checkpoint import read_state
         from sweep.data import load_data
         from sweep.model import build_base_model
         from sweep.reuse import ModelCache
@@ -86,19 +85,24 @@ class Trainer:
         guard = NonFiniteLossGuard()
         extra: list[Any] = []
         initial_epoch = 0
+        writer = None
         if resume is not None:
-            state = read_state(resume.path)
+            # Weights, random generators and optimizer state (the cached model's
+            # optimizer is built).
+            state = checkpoint.restore(model, resume.path)
             if state is not None:
-                # Weights and optimizer state (the cached model's optimizer is built).
-                model.load_weights(resume.path / state["weights"])
-                restore_rng_state(model, state.get("rng") or [])
                 initial_epoch = int(state["epoch"])
                 if on_resume is not None:
                     on_resume(state)
-            extra.append(TrainingCheckpoint(resume.path, every=resume.every, trial=resume.trial))
+            writer = checkpoint.Writer(resume.path, resume.trial)
+            extra.append(TrainingCheckpoint(writer, every=resume.every))
         interrupt.check()
-        fit(model, self._batches, [StopRequestCheck(), guard, norms, *callbacks, *extra],
-            seed=seed, initial_epoch=initial_epoch)
+        try:
+            fit(model, self._batches, [StopRequestCheck(), guard, norms, *callbacks, *extra],
+                seed=seed, initial_epoch=initial_epoch)
+        finally:
+            if writer is not None:  # a stopped trial leaves its last epoch on disk
+                writer.flush()
         history = model.history.epoch if model.history else []
         epochs_run = history[-1] + 1 if history else initial_epoch
         return Fitted(model=model, norms=norms, epochs_run=epochs_run, failure=guard.reason)

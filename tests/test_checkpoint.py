@@ -21,17 +21,17 @@ def test_state_points_at_the_newest_weights_and_drops_older_ones(tmp_path: Path)
     assert folder == tmp_path / "study-0123456789ab" / "trial-7"
     folder.mkdir(parents=True)
     assert checkpoint.read_state(folder) is None
-    (folder / "epoch-0001.weights.h5").write_bytes(b"1")
-    checkpoint.write_state(folder, {"epoch": 1, "weights": "epoch-0001.weights.h5",
+    (folder / "epoch-0001.npz").write_bytes(b"1")
+    checkpoint.write_state(folder, {"epoch": 1, "weights": "epoch-0001.npz",
                                     "trial": 7})
-    (folder / "epoch-0002.weights.h5").write_bytes(b"2")
+    (folder / "epoch-0002.npz").write_bytes(b"2")
     # Killed between the weights and the state: the state still names epoch 1.
     assert checkpoint.read_state(folder)["epoch"] == 1
-    checkpoint.write_state(folder, {"epoch": 2, "weights": "epoch-0002.weights.h5",
+    checkpoint.write_state(folder, {"epoch": 2, "weights": "epoch-0002.npz",
                                     "trial": 9})
-    assert checkpoint.read_state(folder) == {"epoch": 2, "weights": "epoch-0002.weights.h5",
+    assert checkpoint.read_state(folder) == {"epoch": 2, "weights": "epoch-0002.npz",
                                              "trial": 9}
-    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002.weights.h5",
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002.npz",
                                                         "state.json"]
 
 
