@@ -11,7 +11,8 @@ from typing import Any
 from _common import BENCH, RESULTS, fmt
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
-ORDER = ("startup", "overhead", "drift", "logging_cost", "pruning", "workers")
+ORDER = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
+         "workers")
 
 
 def _load(name: str) -> dict[str, Any] | None:
