@@ -101,6 +101,25 @@ def target(name: str, value: float | None, limit: float, *, op: str = "<=",
             "met": bool(met), "definition": definition}
 
 
+def epoch_mark(keras: Any) -> type:
+    """A Keras callback that timestamps epoch begins and ends; where it sits in the
+    callback list decides what it sees (first: before the others, last: after)."""
+
+    class Mark(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.begins: list[float] = []
+            self.ends: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.begins.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.ends.append(time.perf_counter())
+
+    return Mark
+
+
 # ---------------------------------------------------------------- processes
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment of a benchmarked process: no store URLs inherited from the user

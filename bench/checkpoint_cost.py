@@ -27,7 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import median, parser, print_table, print_targets, scratch, target, write_result
+from _common import (
+    epoch_mark,
+    median,
+    parser,
+    print_table,
+    print_targets,
+    scratch,
+    target,
+    write_result,
+)
 from overhead import study
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -61,17 +70,7 @@ def main() -> None:
     models = ModelCache(spec.train)
     batches = Batches(splits, spec.train)
 
-    class Mark(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.begins: list[float] = []
-            self.ends: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.begins.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.ends.append(time.perf_counter())
+    Mark = epoch_mark(keras)
 
     epoch_seconds: dict[str, list[list[float]]] = {v: [] for v in VARIANTS}
     fit_seconds: dict[str, list[float]] = {v: [] for v in VARIANTS}

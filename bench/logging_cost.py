@@ -28,6 +28,7 @@ import uuid
 from typing import Any
 
 from _common import (
+    epoch_mark,
     median,
     parser,
     print_table,
@@ -89,19 +90,7 @@ def main() -> None:
     models = ModelCache(spec.train)
     batches = Batches(splits, spec.train)
 
-    class Mark(keras.callbacks.Callback):
-        """Timestamps; where it sits in the callback list decides what it sees."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.begins: list[float] = []
-            self.ends: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.begins.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.ends.append(time.perf_counter())
+    Mark = epoch_mark(keras)
 
     epoch_seconds: dict[str, list[float]] = {"none": [], "logging": [], "trial": []}
     in_loop: list[float] = []

@@ -121,6 +121,19 @@ def postgres_server_url() -> str:
         admin.dispose()
 
 
+def wait_for(predicate, timeout: float = 180.0, every: float = 0.3):
+    """Poll ``predicate`` until it returns something true (returned), or fail."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
 def free_port() -> int:
     import socket
 

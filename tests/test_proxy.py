@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import free_port, tiny_study, write_study
+from conftest import free_port, tiny_study, wait_for, write_study
 
 from sweep.budget import used_budget
 
@@ -41,7 +41,7 @@ def test_workers_through_the_proxy_share_an_exact_budget(
         _wait_for_port(port, proxy)
         url = f"grpc://127.0.0.1:{port}"
         study = tiny_study(name="via-proxy", budget={"n_trials": 4})
-        study["train"]["epochs"] = 1
+        study["train"]["epochs"] = 150  # trials long enough to be seen RUNNING
         path = write_study(workdir / "p.yaml", study)
         created = subprocess.run(
             [sys.executable, "-m", "sweep", "create", str(path), "--storage", url,
@@ -51,6 +51,17 @@ def test_workers_through_the_proxy_share_an_exact_budget(
             [sys.executable, "-m", "sweep", "worker", "via-proxy", "--storage", url,
              "--tracking-uri", mlflow_server.url, "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+
+        def running():
+            trials = optuna.load_study(study_name="via-proxy", storage=postgres_server_url)
+            return any(t.state == optuna.trial.TrialState.RUNNING for t in trials.trials)
+
+        wait_for(running)
+        live = subprocess.run(
+            [sys.executable, "-m", "sweep", "status", "via-proxy", "--storage", url],
+            capture_output=True, text=True)
+        assert live.returncode == 0, live.stderr  # status while trials run, via the proxy
+        assert "running: trial #" in live.stdout
         for worker in workers:
             _, err = worker.communicate(timeout=400)
             assert worker.returncode == 0, err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import tiny_study, write_study
+from conftest import tiny_study, wait_for, write_study
 from mlflow.tracking import MlflowClient
 
 from sweep.budget import used_budget
@@ -50,16 +50,6 @@ def _sweep(*args: str, **kwargs) -> subprocess.Popen:
 def _sweep_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sweep", *args], capture_output=True,
                           text=True, timeout=timeout)
-
-
-def _wait_for(predicate, timeout: float = 180.0, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def _trials(name: str, storage: str) -> list:
@@ -112,7 +102,7 @@ def test_sigterm_requeues_the_trial_and_the_next_run_resumes_it_exactly(
             "--no-progress"]
     worker = _sweep(*args)
     checkpoints = workdir / "sweep-checkpoints"  # next to the SQLite storage
-    _wait_for(lambda: _checkpoint_epoch(checkpoints) >= 2 or worker.poll() is not None)
+    wait_for(lambda: _checkpoint_epoch(checkpoints) >= 2 or worker.poll() is not None)
     saved_before_stop = _checkpoint_epoch(checkpoints)
     stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
@@ -171,13 +161,13 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
     common = ["--storage", postgres_server_url, "--tracking-uri", mlflow_server.url]
     assert _sweep_run("create", str(path), *common).returncode == 0
     a = _sweep("worker", "pg-end", *common, "--no-progress")
-    _wait_for(lambda: _checkpoint_epoch(workdir / "shared") >= 2)
+    wait_for(lambda: _checkpoint_epoch(workdir / "shared") >= 2)
     # B finds the budget taken by A's running trial: it stays instead of leaving.
     b_log = workdir / "b.log"
     with b_log.open("w") as sink:
         b = _sweep("worker", "pg-end", *common, "--no-progress", stdout=sink,
                    stderr=subprocess.STDOUT)
-    _wait_for(lambda: "budget spent; staying" in b_log.read_text() or b.poll() is not None)
+    wait_for(lambda: "budget spent; staying" in b_log.read_text() or b.poll() is not None)
     assert b.poll() is None, b_log.read_text()
 
     # Status while a trial is RUNNING on PostgreSQL (used to crash on time zones).
@@ -226,7 +216,7 @@ def test_sigterm_to_run_with_two_workers_ends_every_process(
                    if t.state == RUNNING and "mlflow_run_id" in t.user_attrs]
         return running if len(running) == 2 else None
 
-    running = _wait_for(both_running)
+    running = wait_for(both_running)
     pids = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in running]
     stopped_at = time.monotonic()
     launcher.send_signal(signal.SIGTERM)
@@ -243,38 +233,43 @@ def test_sigterm_to_run_with_two_workers_ends_every_process(
         sorted(t.number for t in running)
 
 
-def _write_blocking_builder(folder: Path) -> None:
-    """A model whose first training step blocks inside TensorFlow's runtime for an hour
-    (a ``tf.py_function`` that sleeps): no callback, no signal handler runs meanwhile."""
-    (folder / "blocking_models.py").write_text('''
+def _write_py_function_builder(folder: Path, module: str, body: str) -> None:
+    """A builder module ``<module>:build``: Dense → a layer whose every step runs ``body``
+    (the source of ``def run(x)``) through ``tf.py_function``, i.e. inside TensorFlow's
+    runtime, where no Keras callback and no Python signal handler runs → Dense."""
+    (folder / f"{module}.py").write_text(f'''
 import os
 import time
 
 import keras
 import tensorflow as tf
 
+{body}
 
-def _pass(x):
+@keras.saving.register_keras_serializable(package="{module}")
+class Step(keras.layers.Layer):
+    def call(self, x):
+        y = tf.py_function(run, [x], Tout=x.dtype)
+        y.set_shape(x.shape)
+        return y
+
+
+def build(input_shape, n_classes):
+    inputs = keras.Input(shape=input_shape)
+    x = Step()(keras.layers.Dense(8, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
+''')
+
+
+def _write_blocking_builder(folder: Path) -> None:
+    """The first training step blocks for an hour (once: a marker file remembers)."""
+    _write_py_function_builder(folder, "blocking_models", '''
+def run(x):
     marker = os.path.join(os.environ["BLOCK_MARKER_DIR"], "blocked-once")
     if not os.path.exists(marker):
         open(marker, "w").close()
         time.sleep(3600)
     return x
-
-
-@keras.saving.register_keras_serializable(package="blocking_models")
-class Blocking(keras.layers.Layer):
-    def call(self, x):
-        y = tf.py_function(_pass, [x], Tout=x.dtype)
-        y.set_shape(x.shape)
-        return y
-
-
-def blocking(input_shape, n_classes):
-    inputs = keras.Input(shape=input_shape)
-    x = keras.layers.Dense(8, activation="relu")(inputs)
-    x = Blocking()(x)
-    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
 ''')
 
 
@@ -282,7 +277,7 @@ def test_a_blocked_training_step_times_out_and_the_worker_goes_on(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
     _write_blocking_builder(workdir)
     study = _long_study("hung", budget={"n_trials": 2, "trial_timeout": 3},
-                        model={"builder": "blocking_models:blocking"})
+                        model={"builder": "blocking_models:build"})
     path = write_study(workdir / "h.yaml", study)
     started = time.monotonic()
     done = subprocess.run(
@@ -323,12 +318,12 @@ def test_sigterm_during_a_blocked_step_ends_the_worker_and_requeues_the_trial(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
     _write_blocking_builder(workdir)
     study = _long_study("hung-stop", budget={"n_trials": 1},
-                        model={"builder": "blocking_models:blocking"})
+                        model={"builder": "blocking_models:build"})
     path = write_study(workdir / "h.yaml", study)
     worker = _sweep("run", str(path), "--storage", storage_url, "--tracking-uri",
                     tracking_uri, "--no-progress",
                     env={**os.environ, "BLOCK_MARKER_DIR": str(workdir)})
-    _wait_for(lambda: (workdir / "blocked-once").exists())
+    wait_for(lambda: (workdir / "blocked-once").exists())
     stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=60)
@@ -345,30 +340,12 @@ def test_sigterm_during_a_blocked_step_ends_the_worker_and_requeues_the_trial(
 def test_a_study_whose_trials_all_fail_stops_at_max_failures(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
     # Valid, but every training step fails (as an out-of-memory GPU would).
-    (workdir / "broken_models.py").write_text('''
-import keras
-import tensorflow as tf
-
-
-def _fail(x):
+    _write_py_function_builder(workdir, "broken_models", '''
+def run(x):
     raise RuntimeError("out of memory at this batch size")
-
-
-@keras.saving.register_keras_serializable(package="broken_models")
-class Failing(keras.layers.Layer):
-    def call(self, x):
-        y = tf.py_function(_fail, [x], Tout=x.dtype)
-        y.set_shape(x.shape)
-        return y
-
-
-def broken(input_shape, n_classes):
-    inputs = keras.Input(shape=input_shape)
-    x = Failing()(keras.layers.Dense(8, activation="relu")(inputs))
-    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
 ''')
     study = tiny_study(name="broken", budget={"n_trials": 8, "max_failures": 2},
-                       model={"builder": "broken_models:broken"})
+                       model={"builder": "broken_models:build"})
     path = write_study(workdir / "b.yaml", study)
     args = ["run", str(path), "--storage", storage_url, "--tracking-uri", tracking_uri,
             "--no-progress"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import tiny_study, write_study
+from conftest import tiny_study, wait_for, write_study
 from mlflow.tracking import MlflowClient
 from sqlalchemy import create_engine, text
 
@@ -31,16 +31,6 @@ def _create(path: Path, storage: str, tracking: str) -> None:
     done = subprocess.run([sys.executable, "-m", "sweep", "create", str(path), "--storage",
                            storage, "--tracking-uri", tracking], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-
-
-def _wait_for(predicate, timeout: float = 180.0, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def _children(tracking: str, experiment: str):
@@ -93,7 +83,7 @@ def test_killed_worker_trial_is_failed_retried_and_its_run_closed(
         return [t for t in trials if t.state == optuna.trial.TrialState.RUNNING
                 and "mlflow_run_id" in t.user_attrs]
 
-    (lost,) = _wait_for(running)
+    (lost,) = wait_for(running)
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
     time.sleep(4)  # past the grace period
@@ -141,7 +131,7 @@ def test_dropped_database_connections_cost_at_most_the_trials_in_flight(
 
     try:
         for finished in (1, 2):
-            _wait_for(lambda f=finished: sum(t.state.is_finished() for t in trials()) >= f)
+            wait_for(lambda f=finished: sum(t.state.is_finished() for t in trials()) >= f)
             with admin.connect() as connection:
                 killed = connection.execute(text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -198,7 +188,7 @@ def test_tracking_outage_spools_runs_and_sync_replays_them_once(
                                        storage=postgres_server_url).trials
             return [t for t in trials if "mlflow_run_id" in t.user_attrs]
 
-        _wait_for(running_with_run)
+        wait_for(running_with_run)
         server.stop()  # mid-trial: the rest of this run and the later runs are spooled
         _, err = worker.communicate(timeout=400)
         assert worker.returncode == 0, err
