@@ -134,10 +134,23 @@ def _checked_spec(study_file: str):
     return spec, check_study(spec)
 
 
-def _ui_hint(tracking_uri: str) -> str:
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {mask_url(tracking_uri)} in a browser"
-    return f"mlflow ui --backend-store-uri {mask_url(tracking_uri)}"
+UI_PORT = 5000
+
+
+def _ui_hint(tracking_uri: str, experiment: str | None = None) -> str:
+    """Where to look: the runs view of the study's experiment, on the tracking server or
+    on the `sweep ui` this prints (MLflow is loaded only when ``experiment`` is given)."""
+    from sweep.tracking import find_experiment_id, runs_view_url
+
+    served = tracking_uri.startswith(("http://", "https://"))
+    base = mask_url(tracking_uri) if served else f"http://127.0.0.1:{UI_PORT}"
+    experiment_id = find_experiment_id(tracking_uri, experiment) if experiment else None
+    link = runs_view_url(base, experiment_id) if experiment_id else base
+    if served:
+        return f"open {link}"
+    flag = "" if tracking_uri == os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI) \
+        else f" --tracking-uri '{mask_url(tracking_uri)}'"
+    return f"sweep ui{flag}, then open {link}"
 
 
 def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
@@ -161,7 +174,7 @@ def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT
         if spec.is_multi_objective:
             click.echo(f"Pareto front: {len(rows)} trials; list them with: "
                        f"sweep best {spec.name}")
-    click.echo(f"inspect it with: {_ui_hint(tracking_uri)}")
+    click.echo(f"inspect it with: {_ui_hint(tracking_uri, spec.experiment_name)}")
     if rows:
         # Flags the environment does not already supply, so that the line works as printed.
         flags = "".join(
@@ -627,17 +640,42 @@ def proxy(storage: str, host: str, port: int) -> None:
 
 @cli.command()
 @tracking_option
-@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def ui(tracking_uri: str, port: int) -> None:
-    """Start the MLflow UI on 127.0.0.1 for this tracking store."""
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (the UI has no login: keep it local).")
+@click.option("--port", type=click.IntRange(1, 65535), default=UI_PORT, show_default=True)
+def ui(tracking_uri: str, host: str, port: int) -> None:
+    """Start a lean MLflow UI for this tracking store and print each study's runs view."""
+    from sweep.tracking import runs_view_url
+
     if tracking_uri.startswith(("http://", "https://")):
-        click.echo(f"this store is served by a tracking server: {_ui_hint(tracking_uri)}")
+        click.echo(f"this store is served by a tracking server: open {mask_url(tracking_uri)}")
         return
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    for name, experiment_id in _studies_in(tracking_uri):
+        click.echo(f"  {name}: {runs_view_url(base, experiment_id)}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-               "--host", "127.0.0.1", "--port", str(port)]
-    click.echo(f"MLflow UI for {mask_url(tracking_uri)} on http://127.0.0.1:{port} "
-               "(Ctrl-C stops it)", err=True)
+               "--host", host, "--port", str(port), "--workers", "1"]
+    click.echo(f"MLflow UI for {mask_url(tracking_uri)} on {base} (Ctrl-C stops it)", err=True)
+    # One web worker and no job runner: the UI of a sweep needs neither (MLflow's default
+    # started 16 processes, about 3.7 GB, on a 2-core machine).
+    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    sys.stdout.flush()
     os.execv(sys.executable, command)
+
+
+def _studies_in(tracking_uri: str) -> list[tuple[str, str]]:
+    """(experiment name, id) of the experiments that hold a regsweep study run."""
+    from mlflow.entities import ViewType
+
+    from sweep.tracking import _client
+
+    client = _client(tracking_uri)
+    found = []
+    for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY):
+        if client.search_runs([experiment.experiment_id], max_results=1,
+                              filter_string="tags.`sweep.role` = 'study'"):
+            found.append((experiment.name, experiment.experiment_id))
+    return found
 
 
 @cli.command()
@@ -686,7 +724,7 @@ def report(study_name: str, storage: str, tracking_uri: str, out_dir: str | None
                    "an earlier report, the run's tags of the same names hold the current one.",
                    err=True)
     click.echo(f"wrote the report to {out}/ ({out / 'report.html'}) and logged it on the "
-               f"study's MLflow run under report/; {_ui_hint(tracking_uri)}")
+               f"study's MLflow run under report/; {_ui_hint(tracking_uri, spec.experiment_name)}")
 
 
 def main() -> None:

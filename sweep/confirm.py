@@ -266,11 +266,11 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
     for index, seed in enumerate(seeds):
         progress.step(f"{pick.label}, seed {index + 1}/{len(seeds)}")
         run = tracker.start_run(
-            f"confirm-{pick.trial_number if pick.trial_number is not None else 'base'}"
-            f"-seed{index + 1}", {**placement_params(pick.placement), "seed": str(seed)},
+            f"confirm {pick.label} seed {index + 1}",
+            {**placement_params(pick.placement), "seed": str(seed)},
             {"sweep.role": "confirm", "sweep.confirm_label": pick.label,
              **({"sweep.confirm_of": str(pick.trial_number)}
-                if pick.trial_number is not None else {})})
+                if pick.trial_number is not None else {})}, under="confirmation")
         try:
             fitted = trainer.fit(pick.placement, seed, run.log_epoch)
             if fitted.failure:

@@ -33,7 +33,7 @@ from sweep.keys import (
 from sweep.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study import BASELINE_ATTR
-from sweep.tracking import StudyTracker, TrialRun
+from sweep.tracking import StudyTracker, TrialRun, duplicate_run_name, trial_run_name
 from sweep.trainer import Trainer
 
 
@@ -84,8 +84,11 @@ class Objective:
         trial.set_user_attr("worker", self.tracker.worker)
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
-        run = self.tracker.start_trial(trial.number, trial.params, placement, seed,
-                                       tags={"sweep.baseline": baseline} if baseline else None)
+        label = baseline or self.space.label(trial.params, placement)
+        run = self.tracker.start_trial(
+            trial.number, trial.params, placement, seed,
+            tags={"sweep.baseline": baseline} if baseline else None, label=label,
+            name=trial_run_name(trial.number, label, placement, baseline))
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
@@ -164,7 +167,10 @@ class Objective:
         for name, figure in final.items():
             trial.set_user_attr(name, figure)
         trial.set_user_attr("duplicate_of", earlier.number)
-        run.finish("COMPLETE", final, tags={"sweep.duplicate_of": str(earlier.number)})
+        # Renamed: the UI then says at a glance that this run trained nothing.
+        run.finish("COMPLETE", final, tags={
+            "sweep.duplicate_of": str(earlier.number),
+            "mlflow.runName": duplicate_run_name(trial.number, earlier.number)})
         values = [float(v) for v in earlier.values]
         return values[0] if len(values) == 1 else values
 

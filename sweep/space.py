@@ -16,7 +16,7 @@ configurations that train the same model compare equal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sweep.errors import SpecError
@@ -103,6 +103,13 @@ class SearchSpace:
             name = names[0] if len(names) == 1 else trial.suggest_categorical("placement", names)
             return list(self.choices[name])
         return [s for s in self.mask_slots if trial.suggest_categorical(f"mask/{s}", [True, False])]
+
+    def label(self, params: Mapping[str, Any], placement: Placement) -> str:
+        """The placement's name as the user wrote it: the chosen selector, or for a mask
+        search the slots switched on."""
+        if self.choices:
+            return str(params.get("placement", next(iter(self.choices))))
+        return "+".join(placement) or "none"
 
     # ------------------------------------------------------------------ baselines
     def baselines(self) -> list[tuple[str, Placement]]:

@@ -2,8 +2,9 @@
 
 Layout (DESIGN.md): one experiment per study; one parent run per study (tag
 ``sweep.role=study``), found again when the study is resumed; one nested child run per
-trial named ``trial-<number>``; per-epoch metrics with step = epoch; run status follows
-the trial (COMPLETE→FINISHED, PRUNED→KILLED, FAIL→FAILED).
+trial named by what it tried (``#5 before_flatten l2=4.7e-4``); per-epoch metrics with
+step = epoch; run status follows the trial (COMPLETE→FINISHED, PRUNED→KILLED,
+FAIL→FAILED).
 
 MLflow is imported lazily (it costs seconds) and only by processes that train.
 """
@@ -52,6 +53,60 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def runs_view_url(base_url: str, experiment_id: str) -> str:
+    """The experiment's runs table. MLflow 3 opens experiments in its GenAI view (an empty
+    traces dashboard for a sweep); this parameter opens the runs instead."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
+def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def find_experiment_id(tracking_uri: str, name: str) -> str | None:
+    """The experiment's id, or None if the store has none by that name (or is down)."""
+    try:
+        found = _client(tracking_uri).get_experiment_by_name(name)
+    except Exception:  # a hint is not worth an error
+        return None
+    return None if found is None else found.experiment_id
+
+
+def short_number(value: float) -> str:
+    """``4.7e-4`` rather than ``0.00047`` or ``4.7e-04``: short enough for a run name."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
+def coefficient_label(placement: Placement) -> str:
+    """The coefficients of a placement in a few characters: ``l1=1e-5 l2=4.7e-4``, or
+    ``l2=per-layer`` when the layers differ."""
+    values: dict[str, set[float]] = {}
+    for targets in placement.values():
+        for kinds in targets.values():
+            for kind, value in kinds.items():
+                values.setdefault(kind, set()).add(float(value))
+    return " ".join(f"{kind}={short_number(next(iter(found)))}" if len(found) == 1
+                    else f"{kind}=per-layer" for kind, found in sorted(values.items()))
+
+
+def trial_run_name(number: int, label: str, placement: Placement,
+                   baseline: str | None = None) -> str:
+    """What the MLflow UI lists: ``#5 before_flatten l2=4.7e-4``,
+    ``#0 baseline: no regularization``, ``#1 baseline: uniform_l2 l2=3.2e-4``."""
+    coefficients = coefficient_label(placement)
+    if baseline:
+        what = "no regularization" if not placement else f"{baseline} {coefficients}"
+        return f"#{number} baseline: {what}"
+    return f"#{number} {label} {coefficients}".strip()[:120]
+
+
+def duplicate_run_name(number: int, original: int) -> str:
+    return f"#{number} = #{original} (duplicate)"
+
+
 def placement_params(placement: Placement) -> dict[str, str]:
     """The resolved placement as MLflow params: which layer got which penalty."""
     params = {"resolved": describe_placement(placement)}
@@ -75,6 +130,7 @@ class StudyTracker:
         self.client = _client(tracking_uri)
         self._experiment_id: str | None = None
         self._parent_id: str | None = None
+        self._confirmation_id: str | None = None
 
     def experiment_id(self) -> str:
         if self._experiment_id is None:
@@ -115,6 +171,30 @@ class StudyTracker:
             self.client.log_dict(self._parent_id, dict(spec), "study_spec.json")
         return self._parent_id
 
+    def confirmation_run_id(self) -> str:
+        """The run that holds the confirmation runs, nested in the study's run, so that
+        they never bury the trials: found by the study's uid, created on first use."""
+        if self._confirmation_id is not None:
+            return self._confirmation_id
+        runs = self.client.search_runs(
+            [self.experiment_id()],
+            filter_string=f"tags.`sweep.confirmation_of` = '{self.study_uid}'",
+            max_results=1, order_by=["attributes.start_time ASC"])
+        if runs:
+            self._confirmation_id = runs[0].info.run_id
+            return self._confirmation_id
+        run = self.client.create_run(
+            self.experiment_id(), run_name="confirmation",
+            tags={"sweep.role": "confirmation", "sweep.confirmation_of": self.study_uid,
+                  "optuna.study_name": self.study_name,
+                  "mlflow.parentRunId": self.parent_run_id(),
+                  "mlflow.note.content": "Re-trainings of the best configurations and of "
+                  "the no-regularization baseline over fresh seeds (`sweep report`), each "
+                  "tested once: one child run per configuration and seed."})
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        self._confirmation_id = run.info.run_id
+        return self._confirmation_id
+
     def set_parent_status(self, status: str) -> None:
         if status == "RUNNING":
             self.client.update_run(self.parent_run_id(), status="RUNNING")
@@ -122,18 +202,25 @@ class StudyTracker:
             self.client.set_terminated(self.parent_run_id(), status)
 
     def start_trial(self, number: int, params: Mapping[str, Any], placement: Placement,
-                    seed: int, tags: Mapping[str, str] | None = None) -> TrialRun:
-        """Open the trial's child run. If MLflow cannot be reached, the run is spooled to a
-        local file instead (``sweep sync`` replays it) and training goes on."""
+                    seed: int, tags: Mapping[str, str] | None = None, *,
+                    name: str | None = None, label: str | None = None) -> TrialRun:
+        """Open the trial's child run, named by what it tries (``name``, default
+        ``trial-<number>``). If MLflow cannot be reached, the run is spooled to a local file
+        instead (``sweep sync`` replays it) and training goes on. ``label``: the named
+        placement, logged as the ``placement`` param when the search has none of its own
+        (baselines, a single choice, masks)."""
         values = {**{k: str(v) for k, v in params.items()}, **placement_params(placement),
                   "seed": str(seed)}
-        return self.start_run(f"trial-{number}", values,
+        if label is not None:
+            values.setdefault("placement", label)
+        return self.start_run(name or f"trial-{number}", values,
                               {"optuna.trial_number": str(number), **(tags or {})})
 
     def start_run(self, run_name: str, params: Mapping[str, str],
-                  tags: Mapping[str, str]) -> TrialRun:
-        """Open a child run of the study's parent run (a trial, or a confirmation run)."""
-        create = {"op": "create_run", "tracking_uri": self.tracking_uri,
+                  tags: Mapping[str, str], *, under: str = "study") -> TrialRun:
+        """Open a child run of the study's parent run (a trial), or of its confirmation
+        run (``under="confirmation"``)."""
+        create = {"op": "create_run", "tracking_uri": self.tracking_uri, "under": under,
                   "experiment": self.experiment_name, "study_name": self.study_name,
                   "study_uid": self.study_uid, "run_name": run_name,
                   # A key chosen here, before MLflow is asked: if the store creates the run but
@@ -147,9 +234,11 @@ class StudyTracker:
         return run
 
     def create_run(self, op: Mapping[str, Any]) -> str:
+        parent = self.confirmation_run_id() if op.get("under") == "confirmation" else \
+            self.parent_run_id()
         run = self.client.create_run(
             self.experiment_id(), run_name=op["run_name"],
-            tags={**op["tags"], "mlflow.parentRunId": self.parent_run_id()})
+            tags={**op["tags"], "mlflow.parentRunId": parent})
         return run.info.run_id
 
     # ------------------------------------------------------------ the report (sweep report)

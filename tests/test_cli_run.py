@@ -44,7 +44,11 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     result = _run(study_file, storage_url, tracking_uri)
     assert result.exit_code == 0, result.output
     assert "best trial: #" in result.output
-    assert f"mlflow ui --backend-store-uri {tracking_uri}" in result.output
+    # The hint opens the study's runs table (not MLflow 3's GenAI view) on `sweep ui`.
+    experiment_id = MlflowClient(tracking_uri).get_experiment_by_name("e2e").experiment_id
+    assert (f"inspect it with: sweep ui --tracking-uri '{tracking_uri}', then open "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}"
+            "?workflowType=machine_learning") in result.output
 
     study = optuna.load_study(study_name="e2e", storage=storage_url)
     assert len(study.trials) == 3
@@ -62,7 +66,13 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
         run = children[trial.number]
         # The links go both ways.
         assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
-        assert run.info.run_name == f"trial-{trial.number}"
+        # Named by what it tried (or by the trial whose figures it reuses).
+        if "duplicate_of" in trial.user_attrs:
+            assert run.info.run_name == \
+                f"#{trial.number} = #{trial.user_attrs['duplicate_of']} (duplicate)"
+        else:
+            assert run.info.run_name.startswith(f"#{trial.number} {trial.params['placement']}")
+        assert run.data.params["placement"] == trial.params["placement"]
         assert run.info.status == "FINISHED"
         assert run.data.tags["sweep.worker"]
         for name, value in trial.params.items():

@@ -107,6 +107,18 @@ def test_run_confirm_retrains_the_best_and_the_baseline_over_seeds(
         filter_string="tags.`sweep.role` = 'confirm'")
     assert len(runs) == 3 * len(confirmation.configs)
     assert {r.info.status for r in runs} == {"FINISHED"}
+    # Under one run of their own, nested in the study's run: the trials stay on top.
+    (holder,) = client.search_runs(
+        [client.get_experiment_by_name("conf").experiment_id],
+        filter_string="tags.`sweep.role` = 'confirmation'")
+    assert holder.info.run_name == "confirmation"
+    (study_run,) = client.search_runs(
+        [client.get_experiment_by_name("conf").experiment_id],
+        filter_string="tags.`sweep.role` = 'study'")
+    assert holder.data.tags["mlflow.parentRunId"] == study_run.info.run_id
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {holder.info.run_id}
+    assert all(r.info.run_name.startswith("confirm ") and r.info.run_name.endswith(
+        (" seed 1", " seed 2", " seed 3")) for r in runs)
     by_id = {r.info.run_id: r for r in runs}
     for config in confirmation.configs:
         for run_id, value in zip(config.run_ids, config.values("test_accuracy"), strict=True):
