@@ -81,7 +81,20 @@ def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker
     except Exception as error:  # MLflow down: trials spool their runs; sync links them
         log.warning("MLflow unreachable at start-up (%s); trial runs will be spooled",
                     type(error).__name__)
+        return tracker
+    describe_study(study, spec, tracker)
     return tracker
+
+
+def describe_study(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
+    """The study run's settings and description (sweep.study_note); never worth stopping a
+    worker for."""
+    from sweep import study_note
+
+    try:
+        study_note.publish(study, spec, tracker)
+    except Exception as error:
+        log.warning("could not describe the study's MLflow run: %s", type(error).__name__)
 
 
 def _is_storage_error(error: BaseException) -> bool:
@@ -245,6 +258,7 @@ def _close_parent_if_done(study: Any, spec: StudySpec, tracker: StudyTracker) ->
     halted = halt_reason(trials, spec)
     if (used_budget(trials) >= spec.budget.n_trials and not waiting) or (
             halted is not None and not halted.failed):
+        describe_study(study, spec, tracker)
         _parent_status(tracker, "FINISHED")
 
 

@@ -140,6 +140,16 @@ def test_report_is_logged_on_the_parent_run_with_the_best_values(reported: Repor
     for name, value in best.params.items():
         assert params[f"best/{name}"] == str(value)
 
+    # The study run explains the study: its settings, what won, whether it is real.
+    assert params["study/sampler"] == "tpe"
+    assert params["study/placements"] == "none, first, all"
+    assert params["study/objective"] == "val_accuracy (maximize)"
+    note = run.data.tags["mlflow.note.content"]
+    assert f"- Best on validation: [trial #{best.number}](#/experiments/" in note
+    assert "- Not confirmed over seeds yet" in note
+    assert "- The full report: artifacts, `report/report.html`." in note
+    assert run.data.tags["best/confirmation"] == "not confirmed over seeds yet"
+
 
 # ------------------------------------------------------------------ the table is the trials
 def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported) -> None:

@@ -1,0 +1,113 @@
+"""What the study's MLflow run says about the study: its settings (params, written once
+with the run) and a Markdown description (``mlflow.note.content``), renewed when the
+study ends and after each ``sweep report``: the objective, the best trial with a link,
+its effect against no regularization, and whether confirmation over seeds supports it.
+
+No MLflow here: the tracker logs what these functions compute (``sweep.tracking``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweep.spec import StudySpec
+
+NOTE_TAG = "mlflow.note.content"
+CONFIRMATION_TAG = "best/confirmation"  # a tag: the verdict changes as reports come
+
+
+def settings_params(spec: StudySpec) -> dict[str, str]:
+    """The study's settings that define it (none of the operational ones, which a resumed
+    study may change: MLflow params are write-once)."""
+    search = spec.search
+    placement = search.placement
+    placements = "mask" + (f" ({placement.mask})" if isinstance(placement.mask, str) else "") \
+        if placement.mask else ", ".join(placement.choices or ())
+    return {
+        "study/objective": ", ".join(f"{o.metric} ({o.resolved_direction})"
+                                     for o in spec.objective),
+        "study/sampler": spec.sampler,
+        "study/pruner": spec.pruner.name,
+        "study/placements": placements,
+        "study/targets": ", ".join(search.targets),
+        "study/coefficients": search.coefficients,
+        "study/data": spec.data.source,
+        "study/epochs": str(spec.train.epochs),
+        "study/seed": str(spec.seed),
+    }
+
+
+def verdict(confirmation: Any, trial_number: int | None) -> str | None:
+    """Whether confirmation over seeds supports ``trial_number``'s configuration:
+    ``"exceeds seed noise: yes (+0.012, p=0.003, 5 seeds)"``, or None if not confirmed."""
+    if confirmation is None or trial_number is None:
+        return None
+    config = next((c for c in confirmation.configs if c.trial_number == trial_number), None)
+    if config is None:
+        return None
+    comparison = confirmation.compare(config)
+    if comparison is None:
+        return "not comparable (no confirmed baseline, or too few seeds finished)"
+    answer = "yes" if comparison.significant else "no"
+    return (f"exceeds seed noise: {answer} ({confirmation.metric} "
+            f"{comparison.difference:+.4f}, p={comparison.p_value:.2g}, "
+            f"{len(config.seeds)} seeds)")
+
+
+def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
+                best_link: str | None, baseline: Any | None, confirmation: Any | None,
+                report_path: str | None) -> str:
+    """The study run's description, in Markdown."""
+    primary = spec.primary
+    data = spec.data
+    lines = [f"**regsweep study `{spec.name}`**: where L1/L2 penalties belong, and how "
+             "strong.", "",
+             f"- Objective: {primary.resolved_direction} `{primary.metric}` on the "
+             f"validation split ({data.validation_split:.0%} of the data); the test split "
+             f"({data.test_split:.0%}) only evaluates finished trials.",
+             f"- Trials: {trials} of a budget of {budget} (sampler `{spec.sampler}`)."]
+    if best is None:
+        lines.append("- No trial has completed yet.")
+    else:
+        name = f"trial #{best.number}"
+        linked = f"[{name}]({best_link})" if best_link else name
+        lines.append(f"- Best on validation: {linked}, `{primary.metric}` = "
+                     f"{best.values[0]:.4f}.")
+        if baseline is not None and baseline.number != best.number:
+            lines.append(f"- Against no regularization (trial #{baseline.number}): "
+                         f"{best.values[0] - baseline.values[0]:+.4f} on validation.")
+        elif baseline is not None:
+            lines.append("- The best trial is the no-regularization baseline itself.")
+        found = verdict(confirmation, best.number)
+        lines.append(f"- Confirmation over seeds on the test split: {found}." if found else
+                     "- Not confirmed over seeds yet: a single seed's gain may be noise; "
+                     "`sweep report` re-trains the best configurations over seeds and "
+                     "says whether the gain is real.")
+    if report_path:
+        lines.append(f"- The full report: artifacts, `{report_path}`.")
+    return "\n".join(lines)
+
+
+def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = None,
+            report_path: str | None = None) -> None:
+    """Write the settings and the current description on the study's run (``tracker``:
+    a ``sweep.tracking.StudyTracker``)."""
+    from sweep.budget import used_budget
+    from sweep.confirm import stored_confirmation
+    from sweep.results import baseline_trial, sorted_complete
+
+    trials = study.get_trials(deepcopy=False)
+    ranked = [] if spec.is_multi_objective else sorted_complete(study, spec)
+    best = ranked[0] if ranked else None
+    run_id = None if best is None else best.user_attrs.get("mlflow_run_id")
+    link = None
+    if isinstance(run_id, str) and not run_id.startswith("spool:"):
+        # A link inside the MLflow UI, whatever address it is served at.
+        link = f"#/experiments/{tracker.experiment_id()}/runs/{run_id}"
+    confirmation = confirmation if confirmation is not None else stored_confirmation(study)
+    note = description(spec, trials=used_budget(trials), budget=spec.budget.n_trials,
+                       best=best, best_link=link, baseline=baseline_trial(study),
+                       confirmation=confirmation, report_path=report_path)
+    found = verdict(confirmation, None if best is None else best.number)
+    tracker.describe_study(settings_params(spec), {
+        NOTE_TAG: note, CONFIRMATION_TAG: found or "not confirmed over seeds yet"})

@@ -1,0 +1,67 @@
+"""The study run's description says what won and whether confirmation supports it."""
+
+from __future__ import annotations
+
+import optuna
+from conftest import tiny_study
+
+from sweep.confirm import Confirmation, ConfirmedConfig
+from sweep.spec import parse_spec
+from sweep.study_note import description, settings_params, verdict
+
+SEEDS = (11, 12, 13, 14)
+
+
+def _trial(number: int, value: float):
+    trial = optuna.create_trial(value=value)
+    trial.number = number
+    return trial
+
+
+def _config(label: str, number: int, baseline: str | None, accuracy: tuple[float, ...]):
+    return ConfirmedConfig(label=label, trial_number=number, baseline=baseline,
+                           placement={}, seeds=SEEDS, figures={"test_accuracy": accuracy})
+
+
+def _confirmation(accuracy: tuple[float, ...]) -> Confirmation:
+    return Confirmation(metric="test_accuracy", direction="maximize", configs=(
+        _config("no regularization", 0, "none", (0.70, 0.71, 0.69, 0.70)),
+        _config("trial 5", 5, None, accuracy)))
+
+
+def test_the_verdict_says_whether_the_gain_exceeds_seed_noise() -> None:
+    real = verdict(_confirmation((0.80, 0.81, 0.79, 0.80)), 5)
+    assert real is not None and real.startswith(
+        "exceeds seed noise: yes (test_accuracy +0.1000, p=")
+    assert real.endswith(", 4 seeds)")
+    noise = verdict(_confirmation((0.71, 0.69, 0.70, 0.70)), 5)
+    assert noise is not None and noise.startswith("exceeds seed noise: no (test_accuracy")
+    assert verdict(_confirmation((0.8, 0.8, 0.8, 0.8)), 7) is None  # 7 was not confirmed
+    assert verdict(None, 5) is None
+
+
+def test_description_reads_like_the_report_summary() -> None:
+    spec = parse_spec(tiny_study(name="noted", budget={"n_trials": 12}))
+    note = description(spec, trials=12, budget=12, best=_trial(5, 0.8125),
+                       best_link="#/experiments/3/runs/abc", baseline=_trial(0, 0.75),
+                       confirmation=_confirmation((0.71, 0.69, 0.70, 0.70)),
+                       report_path="report/report.html")
+    lines = note.splitlines()
+    assert lines[0] == "**regsweep study `noted`**: where L1/L2 penalties belong, and how strong."
+    assert lines[2] == ("- Objective: maximize `val_accuracy` on the validation split (25% of "
+                        "the data); the test split (25%) only evaluates finished trials.")
+    assert "- Best on validation: [trial #5](#/experiments/3/runs/abc), `val_accuracy` = "\
+           "0.8125." in lines
+    assert "- Against no regularization (trial #0): +0.0625 on validation." in lines
+    assert any(line.startswith("- Confirmation over seeds on the test split: exceeds seed "
+                               "noise: no") for line in lines)
+    assert lines[-1] == "- The full report: artifacts, `report/report.html`."
+
+
+def test_settings_are_the_study_defining_keys_only() -> None:
+    params = settings_params(parse_spec(tiny_study()))
+    assert params == {
+        "study/objective": "val_accuracy (maximize)", "study/sampler": "tpe",
+        "study/pruner": "none", "study/placements": "none, first, all",
+        "study/targets": "kernel", "study/coefficients": "shared", "study/data": "synthetic",
+        "study/epochs": "2", "study/seed": "0"}
