@@ -25,20 +25,23 @@ class WeightNormCallback(keras.callbacks.Callback):
     """At each epoch end: Keras' logs plus per-slot weight norms and penalties → ``sink``."""
 
     def __init__(self, slots: Sequence[str], sink: EpochSink, *, threshold: float = 1e-3,
-                 probe: np.ndarray | None = None):
+                 probe: np.ndarray | None = None, penalized: Sequence[str] | None = None):
         super().__init__()
         self.slots = list(slots)
         self.sink = sink
         self.threshold = threshold
         self.probe = probe
         self.last: dict[str, float] = {}
+        # A `penalty/<layer>` series only where this trial puts a penalty (else a flat zero).
+        self._unpenalized = {f"penalty/{slot}" for slot in self.slots
+                             if penalized is not None and slot not in penalized}
 
     def measure(self) -> dict[str, float]:
         return weight_metrics(self.model, self.slots, threshold=self.threshold, probe=self.probe)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
-        metrics.update(self.measure())
+        metrics.update((k, v) for k, v in self.measure().items() if k not in self._unpenalized)
         self.last = metrics
         self.sink(epoch + 1, metrics)
 

@@ -286,11 +286,11 @@ class StudyTracker:
 
     def weight_norm_curves(self, run_id: str, statistic: str = "l2"
                            ) -> dict[str, list[tuple[int, float]]]:
-        """Per-epoch ``weights/<layer>/<statistic>`` of a trial's run: layer → (epoch,
-        value) points, in epoch order."""
+        """Per-epoch ``weights_<statistic>/<layer>`` (``sparsity/<layer>``) of a trial's
+        run: layer → (epoch, value) points, in epoch order."""
+        prefix = "sparsity/" if statistic == "sparsity" else f"weights_{statistic}/"
         keys = sorted(key for key in self.client.get_run(run_id).data.metrics
-                      if key.startswith("weights/") and key.endswith(f"/{statistic}")
-                      and key.count("/") == 2)
+                      if key.startswith(prefix) and key.count("/") == 1)
         return {key.split("/")[1]: sorted((m.step, m.value) for m in
                                           self.client.get_metric_history(run_id, key))
                 for key in keys}

@@ -80,7 +80,7 @@ class Trainer:
 
         uses_activity = any("activity" in targets for targets in placement.values())
         probe = splits.x_val[:64] if uses_activity else None
-        norms = WeightNormCallback(slots, sink, probe=probe,
+        norms = WeightNormCallback(slots, sink, probe=probe, penalized=list(placement),
                                    threshold=spec.tracking.sparsity_threshold)
         guard = NonFiniteLossGuard()
         extra: list[Any] = []

@@ -1,8 +1,10 @@
 """Per-slot weight statistics and penalties of a (regularized) Keras model.
 
-``weights/<layer>/l1``: sum of |w| over the layer's kernel; ``weights/<layer>/l2``: the
-Euclidean norm of the kernel; ``weights/<layer>/sparsity``: the fraction of kernel entries
-with |w| below the threshold; ``penalty/<layer>``: the layer's share of ``model.losses``
+Named by statistic first, so that MLflow's UI groups one statistic of every layer in one
+section: ``weights_l1/<layer>``: sum of |w| over the layer's kernel;
+``weights_l2/<layer>``: the Euclidean norm of the kernel; ``sparsity/<layer>``: the
+fraction of kernel entries with |w| below the threshold; ``penalty/<layer>``: the layer's
+share of ``model.losses``
 (kernel + bias regularization, plus activity regularization on the probe batch);
 ``penalty/total``: the sum of ``model.losses``. Without a probe batch both are the weight
 penalties only. Over all slots together: ``weights/l2_total`` (the Euclidean norm of all
@@ -63,7 +65,7 @@ def _compiled(model: Any, slots: tuple[str, ...], threshold: float) -> Any:
 def _keys(slots: Sequence[str]) -> list[str]:
     keys: list[str] = []
     for name in slots:
-        keys += [f"weights/{name}/l1", f"weights/{name}/l2", f"weights/{name}/sparsity",
+        keys += [f"weights_l1/{name}", f"weights_l2/{name}", f"sparsity/{name}",
                  f"penalty/{name}"]
     if slots:
         keys += ["weights/l2_total", "weights/sparsity"]

@@ -78,11 +78,17 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
         for name, value in trial.params.items():
             assert run.data.params[name] == str(value)
         assert run.data.params["seed"] == str(trial.user_attrs["seed"])
-        # Metric histories hold one point per epoch, steps 1..epochs.
-        for key in ("loss", "val_accuracy", "val_data_loss", "weights/dense/l2",
-                    "weights/dense_1/sparsity", "penalty/dense", "penalty/total"):
+        # Metric histories hold one point per epoch, steps 1..epochs; weight statistics
+        # are grouped by statistic; a layer's penalty series exists where it has one.
+        trained = "duplicate_of" not in trial.user_attrs
+        penalized = trial.user_attrs["placement"]
+        for key in ("loss", "val_accuracy", "val_data_loss", "weights_l2/dense",
+                    "sparsity/dense_1", "penalty/total"):
             history = client.get_metric_history(run.info.run_id, key)
-            assert sorted(m.step for m in history) == [1, 2], key
+            assert sorted(m.step for m in history) == ([1, 2] if trained else []), key
+        for layer in ("dense", "dense_1"):
+            history = client.get_metric_history(run.info.run_id, f"penalty/{layer}")
+            assert len(history) == (2 if trained and layer in penalized else 0), layer
         # Final figures are on both sides and the objective is the validation figure.
         assert trial.value == pytest.approx(trial.user_attrs["final/val_accuracy"])
         for key in ("final/train_accuracy", "final/test_accuracy", "final/val_data_loss",

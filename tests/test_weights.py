@@ -57,26 +57,26 @@ def test_norms_and_sparsity_match_numpy() -> None:
     model = clone_with_known_weights({})
     metrics = weight_metrics(model, SLOTS)
     for name, kernel, zeros in (("hidden", HIDDEN_KERNEL, 5), ("out", OUT_KERNEL, 2)):
-        assert metrics[f"weights/{name}/l1"] == pytest.approx(np.abs(kernel).sum(), rel=1e-6)
-        assert metrics[f"weights/{name}/l2"] == pytest.approx(
+        assert metrics[f"weights_l1/{name}"] == pytest.approx(np.abs(kernel).sum(), rel=1e-6)
+        assert metrics[f"weights_l2/{name}"] == pytest.approx(
             np.sqrt(np.square(kernel).sum()), rel=1e-6)
-        assert metrics[f"weights/{name}/sparsity"] == pytest.approx(zeros / kernel.size)
-        assert metrics[f"weights/{name}/sparsity"] == pytest.approx(
+        assert metrics[f"sparsity/{name}"] == pytest.approx(zeros / kernel.size)
+        assert metrics[f"sparsity/{name}"] == pytest.approx(
             np.mean(np.abs(kernel) < 1e-3))
 
 
 def test_sparsity_threshold_is_respected() -> None:
     model = clone_with_known_weights({})
     metrics = weight_metrics(model, SLOTS, threshold=0.31)
-    assert metrics["weights/hidden/sparsity"] == pytest.approx(8 / 12)  # 0.3 < 0.31 counts
-    assert metrics["weights/out/sparsity"] == pytest.approx(4 / 6)
+    assert metrics["sparsity/hidden"] == pytest.approx(8 / 12)  # 0.3 < 0.31 counts
+    assert metrics["sparsity/out"] == pytest.approx(4 / 6)
 
 
 def test_keys_are_the_mlflow_names() -> None:
     metrics = weight_metrics(clone_with_known_weights({}), SLOTS)
     assert list(metrics) == [
-        "weights/hidden/l1", "weights/hidden/l2", "weights/hidden/sparsity", "penalty/hidden",
-        "weights/out/l1", "weights/out/l2", "weights/out/sparsity", "penalty/out",
+        "weights_l1/hidden", "weights_l2/hidden", "sparsity/hidden", "penalty/hidden",
+        "weights_l1/out", "weights_l2/out", "sparsity/out", "penalty/out",
         "weights/l2_total", "weights/sparsity", "penalty/total",
     ]
     assert all(isinstance(value, float) for value in metrics.values())
@@ -119,7 +119,7 @@ def test_bias_penalty_counts_in_the_layer_share_but_not_in_the_norms() -> None:
     assert metrics["penalty/hidden"] == pytest.approx(0.1 * np.square(HIDDEN_KERNEL).sum(),
                                                       rel=1e-5)
     assert metrics["penalty/out"] == pytest.approx(0.2 * np.abs(OUT_BIAS).sum(), rel=1e-5)
-    assert metrics["weights/out/l1"] == pytest.approx(np.abs(OUT_KERNEL).sum(), rel=1e-6)
+    assert metrics["weights_l1/out"] == pytest.approx(np.abs(OUT_KERNEL).sum(), rel=1e-6)
     assert metrics["penalty/total"] == pytest.approx(
         metrics["penalty/hidden"] + metrics["penalty/out"], rel=1e-6)
     assert metrics["penalty/total"] == pytest.approx(model_losses(model), rel=1e-6)
@@ -152,7 +152,7 @@ def test_recurrent_slot_is_measured_on_its_cell_kernel() -> None:
     model = regularize(base, {"rnn": {"kernel": {"l2": 0.1}}}, ["rnn", "out"])
     kernel = keras.ops.convert_to_numpy(model.get_layer("rnn").cell.kernel)
     metrics = weight_metrics(model, ["rnn", "out"])
-    assert metrics["weights/rnn/l1"] == pytest.approx(np.abs(kernel).sum(), rel=1e-6)
+    assert metrics["weights_l1/rnn"] == pytest.approx(np.abs(kernel).sum(), rel=1e-6)
     assert metrics["penalty/rnn"] == pytest.approx(0.1 * np.square(kernel).sum(), rel=1e-5)
 
 
@@ -174,15 +174,15 @@ def test_weight_norm_callback_hands_logs_and_norms_to_the_sink() -> None:
             received, history.history["loss"], history.history["val_loss"], strict=True):
         assert metrics["loss"] == pytest.approx(loss)
         assert metrics["val_loss"] == pytest.approx(val_loss)
-        assert {"weights/hidden/l1", "weights/out/sparsity", "penalty/hidden",
+        assert {"weights_l1/hidden", "sparsity/out", "penalty/hidden",
                 "penalty/total"} <= set(metrics)
     assert callback.last == received[-1][1]
     # The last measurement is of the trained weights (the weights moved during training).
     final = weight_metrics(model, SLOTS)
     kernel = keras.ops.convert_to_numpy(model.get_layer("hidden").kernel)
-    assert callback.last["weights/hidden/l1"] == pytest.approx(np.abs(kernel).sum(), rel=1e-6)
+    assert callback.last["weights_l1/hidden"] == pytest.approx(np.abs(kernel).sum(), rel=1e-6)
     assert callback.last["penalty/total"] == pytest.approx(final["penalty/total"], rel=1e-6)
-    assert received[0][1]["weights/hidden/l1"] != received[-1][1]["weights/hidden/l1"]
+    assert received[0][1]["weights_l1/hidden"] != received[-1][1]["weights_l1/hidden"]
 
 
 def test_weight_norm_callback_after_traced_steps_with_activity_losses() -> None:
@@ -295,3 +295,15 @@ def test_pruning_skips_non_finite_values() -> None:
                         callbacks=[pruning])
     assert trial.reports == [] and pruning.pruned_at is None
     assert len(history.history["loss"]) == 2
+
+
+def test_no_penalty_series_for_a_layer_without_a_penalty() -> None:
+    model = compiled(regularize(base_mlp(), {"hidden": {"kernel": {"l1": 0.01}}}, SLOTS))
+    received: list[dict[str, float]] = []
+    callback = WeightNormCallback(SLOTS, lambda step, m: received.append(m),
+                                  penalized=["hidden"])
+    model.fit(X, Y, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    (metrics,) = received
+    assert "penalty/hidden" in metrics and "penalty/total" in metrics
+    assert "penalty/out" not in metrics
+    assert {"weights_l1/out", "weights_l2/out", "sparsity/out"} <= set(metrics)
