@@ -390,7 +390,7 @@ class WorkersSpec(_Frozen):
 
 class TrackingSpec(_Frozen):
     experiment: str | None = None
-    # |w| below this counts as zero in weights/<layer>/sparsity.
+    # |w| below this counts as zero in sparsity/<layer>.
     sparsity_threshold: float = Field(1e-3, gt=0.0)
 
 
