@@ -36,6 +36,8 @@ class _Group(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(2)
         except FatalError as error:
+            if os.environ.get("SWEEP_VERBOSE"):
+                raise
             click.echo(f"error: {error}", err=True)
             ctx.exit(1)
         except StudyHalted as error:
@@ -79,8 +81,14 @@ progress_option = click.option("--no-progress", is_flag=True,
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="regsweep")
-def cli() -> None:
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's start-up lines and a traceback with any error.")
+def cli(verbose: bool) -> None:
     """regsweep: find where L1/L2 penalties belong in a Keras network, and how strong."""
+    from sweep.runtime import VERBOSE
+
+    if verbose:
+        os.environ[VERBOSE] = "1"  # also for the worker processes a launcher starts
 
 
 # ------------------------------------------------------------------ helpers

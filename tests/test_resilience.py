@@ -375,6 +375,9 @@ def test_wall_time_stops_new_trials(workdir: Path, storage_url: str,
                       tracking_uri, "--no-progress")
     assert done.returncode == 0, done.stderr
     assert "budget.wall_time" in done.stdout + done.stderr
+    # No TensorFlow start-up line reaches the terminal (only with --verbose).
+    for line in ("absl::InitializeLog", "oneDNN", "cudart", "cuda drivers"):
+        assert line not in done.stderr
     trials = _trials("deadline", storage_url)
     assert len(trials) == 1 and trials[0].state == COMPLETE
     assert _parent(tracking_uri, "deadline").info.status == "FINISHED"
