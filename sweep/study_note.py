@@ -54,6 +54,29 @@ def verdict(confirmation: Any, trial_number: int | None) -> str | None:
             f"{len(config.seeds)} seeds)")
 
 
+def confirmation_metrics(confirmation: Any) -> dict[str, float]:
+    """Each confirmed configuration's result as metrics of the study run, so that the
+    runs table shows them: ``confirm/<trial_N|baseline>/<metric>_mean`` and ``_std``, and
+    against the baseline ``delta``, ``p_value`` and ``exceeds_noise`` (1 or 0)."""
+    if confirmation is None:
+        return {}
+    metric = confirmation.metric
+    found: dict[str, float] = {}
+    for config in confirmation.configs:
+        slug = "baseline" if config.baseline == "none" else f"trial_{config.trial_number}"
+        mean, std = config.mean(metric), config.std(metric)
+        if mean is not None:
+            found[f"confirm/{slug}/{metric}_mean"] = float(mean)
+        if std is not None:
+            found[f"confirm/{slug}/{metric}_std"] = float(std)
+        comparison = confirmation.compare(config)
+        if comparison is not None:
+            found[f"confirm/{slug}/delta"] = float(comparison.difference)
+            found[f"confirm/{slug}/p_value"] = float(comparison.p_value)
+            found[f"confirm/{slug}/exceeds_noise"] = 1.0 if comparison.significant else 0.0
+    return found
+
+
 def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                 best_link: str | None, baseline: Any | None, confirmation: Any | None,
                 report_path: str | None) -> str:
@@ -110,4 +133,5 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
                        confirmation=confirmation, report_path=report_path)
     found = verdict(confirmation, None if best is None else best.number)
     tracker.describe_study(settings_params(spec), {
-        NOTE_TAG: note, CONFIRMATION_TAG: found or "not confirmed over seeds yet"})
+        NOTE_TAG: note, CONFIRMATION_TAG: found or "not confirmed over seeds yet"},
+        metrics=confirmation_metrics(confirmation))

@@ -195,17 +195,20 @@ class StudyTracker:
         self._confirmation_id = run.info.run_id
         return self._confirmation_id
 
-    def describe_study(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
-        """Settings (params: write-once, so only those not logged yet) and description
-        tags on the study's run."""
-        from mlflow.entities import Param, RunTag
+    def describe_study(self, params: Mapping[str, str], tags: Mapping[str, str],
+                       metrics: Mapping[str, float] | None = None) -> None:
+        """Settings (params: write-once, so only those not logged yet), description tags
+        and result metrics on the study's run."""
+        from mlflow.entities import Metric, Param, RunTag
 
         run_id = self.parent_run_id()
         logged = self.client.get_run(run_id).data.params
+        stamp = _now_ms()
         self.client.log_batch(
             run_id, params=[Param(k, v[:_PARAM_LIMIT]) for k, v in params.items()
                             if k not in logged],
-            tags=[RunTag(k, v) for k, v in tags.items()])
+            tags=[RunTag(k, v) for k, v in tags.items()],
+            metrics=[Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()])
 
     def set_parent_status(self, status: str) -> None:
         if status == "RUNNING":

@@ -282,6 +282,14 @@ def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
     assert data["confirmation"][1]["significant"] is True
     assert data["confirmation"][1]["test_accuracy_mean"] == better.mean("test_accuracy")
 
+    # The same results on the study's run, where the MLflow runs table shows them.
+    metrics = _parent_run(reported.tracking, study).data.metrics
+    slug = f"confirm/trial_{searched.number}"
+    assert metrics[f"{slug}/test_accuracy_mean"] == pytest.approx(0.8)
+    assert metrics[f"{slug}/exceeds_noise"] == 1.0
+    assert metrics[f"{slug}/delta"] == pytest.approx(0.1)
+    assert metrics["confirm/baseline/test_accuracy_mean"] == pytest.approx(0.7)
+
 
 def test_multi_objective_study_gets_a_pareto_front(reported: Reported, tmp_path: Path) -> None:
     study_file = write_study(tmp_path / "multi.yaml", tiny_study(
