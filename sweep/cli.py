@@ -36,7 +36,9 @@ class _Group(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(2)
         except FatalError as error:
-            if os.environ.get("SWEEP_VERBOSE"):
+            from sweep.runtime import VERBOSE
+
+            if os.environ.get(VERBOSE):
                 raise
             click.echo(f"error: {error}", err=True)
             ctx.exit(1)

@@ -78,15 +78,28 @@ def _fail_silent_trials(study: Any) -> None:
     if ages is None:  # liveness unknown: never fail a trial on a guess
         return
     limit = _dt.datetime.now() - _dt.timedelta(seconds=grace)
-    callback = storage.get_heartbeat_stale_trial_callback()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial._trial_id in ages or trial.datetime_start is None or \
-                trial.datetime_start > limit:
-            continue
+    silent = [t for t in study.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.RUNNING,))
+              if t._trial_id not in ages and t.datetime_start is not None
+              and t.datetime_start <= limit]
+    for number in fail_and_retry(study, silent):
+        log.warning("trial %d never sent a heartbeat in %d s: failed", number, grace)
+
+
+def fail_and_retry(study: Any, trials: list[Any]) -> list[int]:
+    """Fail these RUNNING trials as a dead worker's are failed, running the storage's
+    stale-trial callback (closes the MLflow run, queues the retry). Returns the numbers
+    of those this call failed (another worker may have been first)."""
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback() \
+        if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
+    failed = []
+    for trial in trials:
         try:
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        log.warning("trial %d never sent a heartbeat in %d s: failed", trial.number, grace)
+        failed.append(trial.number)
         if callback is not None:
             callback(study, storage.get_trial(trial._trial_id))
+    return failed

@@ -185,22 +185,14 @@ def _recover_own_trials(study: Any, worker: str) -> None:
     """Trials this worker was running when the storage failed are not running any more,
     but stay RUNNING in the database: fail them now and queue their retries (as for a
     dead worker) instead of waiting out the grace period."""
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage
+    from sweep.reaper import fail_and_retry
+
     try:
-        orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.user_attrs.get("worker") == worker]
-        callback = storage.get_heartbeat_stale_trial_callback() \
-            if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
-        for trial in orphans:
-            try:
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            except UpdateFinishedTrialError:
-                continue
-            if callback is not None:
-                callback(study, storage.get_trial(trial._trial_id))
+        fail_and_retry(study, [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get("worker") == worker])
     except Exception as error:  # still down: the next attempt, or the grace period, will do
         log.warning("could not recover this worker's trials yet: %s", type(error).__name__)
 
@@ -209,7 +201,8 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
     """With nothing left to start: wait while other workers' trials run, failing those
     whose heartbeat goes stale (their retries are queued). True when a trial is waiting
     to be run (a retry, a re-queued trial), False once nothing runs or waits. Costs one
-    query per heartbeat interval, no training."""
+    poll per heartbeat interval (about a dozen small queries, bench/waiting.py), no
+    training."""
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
