@@ -1,13 +1,12 @@
-"""The pictures of ``sweep report``: each one as a PNG (matplotlib, Agg backend) and as an
-interactive HTML page (plotly).
+"""The pictures of ``sweep report``: each one as a PNG (matplotlib, Agg backend) for
+report.md, and as an interactive plotly chart for report.html.
 
-Every function returns a :class:`Figure` that either names its two files or says why it
-was skipped: an odd study (one trial, nothing completed, no baseline, no MLflow run) loses
-a picture, never the report. The HTML pages load plotly.js from its CDN
-(``include_plotlyjs="cdn"``): MLflow's artifact viewer shows an HTML artifact from a
-``blob:`` URL, where a relative link to one shared local copy of plotly.js does not
-resolve, and a bundled copy in every page would add 4.6 MB per picture to every report
-logged. The PNGs are the offline version.
+Every function returns a :class:`Figure` that either names its PNG and carries its chart
+or says why it was skipped: an odd study (one trial, nothing completed, no baseline, no
+MLflow run) loses a picture, never the report. The charts are HTML fragments without
+plotly.js: report.html embeds plotly.js once for all of them (:func:`plotly_js`), so the
+page works offline and inside MLflow's artifact preview, which shows it from a ``blob:``
+URL where neither a CDN (no internet) nor a relative link to a shared copy resolves.
 
 Nothing here imports TensorFlow or MLflow; the weight curves arrive as plain numbers.
 """
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ Curve = list[tuple[int, float]]
 class Figure:
     name: str  # file stem inside the report folder
     title: str
-    png: str | None = None  # file names, relative to the report folder
-    html: str | None = None
+    png: str | None = None  # file name, relative to the report folder
+    # The interactive chart: a <div> and its script, for a page that loads plotly.js.
+    chart: str | None = field(default=None, repr=False)
     skipped: str | None = None  # why there is no picture
     note: str | None = None  # what a reader should know (trials left out, ...)
 
@@ -76,8 +76,20 @@ def _save_png(axes: Any, path: Path) -> None:
         plt.close(figure)
 
 
-def _save_html(figure: Any, path: Path) -> None:
-    figure.write_html(path, include_plotlyjs="cdn", full_html=True)
+def _chart(figure: Any, name: str) -> str:
+    # Charts follow the page's width (a fixed 1280-px layout would overflow narrow windows
+    # and MLflow's preview pane).
+    figure.update_layout(autosize=True, margin={"l": 60, "r": 30, "t": 60, "b": 60})
+    return str(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
+                              default_width="100%", config={"displaylogo": False,
+                                                            "responsive": True}))
+
+
+def plotly_js() -> str:
+    """plotly.js itself (about 4.6 MB), to embed once in a page of charts."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
 
 
 def _render(name: str, title: str, out: Path, plotly: Callable[[], Any],
@@ -87,15 +99,14 @@ def _render(name: str, title: str, out: Path, plotly: Callable[[], Any],
         with warnings.catch_warnings():
             # Optuna marks its matplotlib backend experimental; that is not news to a reader.
             warnings.simplefilter("ignore")
-            _save_html(plotly(), out / f"{name}.html")
+            chart = _chart(plotly(), name)
             _save_png(matplotlib(), out / f"{name}.png")
     except Exception as error:  # a picture must never take the report down
         _pyplot().close("all")  # whatever the failed drawing left open
-        for suffix in (".html", ".png"):
-            (out / f"{name}{suffix}").unlink(missing_ok=True)
+        (out / f"{name}.png").unlink(missing_ok=True)
         message = str(error).splitlines()[0] if str(error) else ""
         return Figure(name, title, skipped=f"could not draw: {type(error).__name__}: {message}")
-    return Figure(name, title, png=f"{name}.png", html=f"{name}.html", note=note)
+    return Figure(name, title, png=f"{name}.png", chart=chart, note=note)
 
 
 def _skip(name: str, title: str, reason: str) -> Figure:
@@ -174,13 +185,28 @@ def _left_out_note(having: int, total: int, params: Sequence[str]) -> str | None
             "the others are left out")
 
 
+def draws_missing_values() -> bool:
+    """Optuna 5 draws a trial that lacks a conditional parameter on a ``None`` tick of that
+    axis (optuna#6763); Optuna 4 leaves such a trial out of the picture."""
+    import optuna
+
+    return int(optuna.__version__.split(".")[0]) >= 5
+
+
 def parallel_coordinates(study: Any, spec: StudySpec, out: Path) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
     name, title = "parallel_coordinates", "Parallel coordinates of the searched parameters"
     searched = _searched(_complete(study))
-    params, having = shared_params(searched, MIN_TRIALS_PARALLEL)
+    if draws_missing_values():
+        params = sorted({p for t in searched for p in t.params})
+        note = None
+        if len(searched) < MIN_TRIALS_PARALLEL:
+            params = []
+    else:
+        params, having = shared_params(searched, MIN_TRIALS_PARALLEL)
+        note = _left_out_note(having, len(searched), params)
     if len(params) < 2:
         return _skip(name, title, f"needs {MIN_TRIALS_PARALLEL} completed trials that "
                      "have the same 2 or more searched parameters (the slice plot shows "
@@ -190,9 +216,33 @@ def parallel_coordinates(study: Any, spec: StudySpec, out: Path) -> Figure:
         name, title, out,
         lambda: vis.plot_parallel_coordinate(study, params=params, target=target,
                                              target_name=label),
-        lambda: vis_mpl.plot_parallel_coordinate(study, params=params, target=target,
-                                                 target_name=label),
-        note=_left_out_note(having, len(searched), params))
+        lambda: _tidy_parallel(vis_mpl.plot_parallel_coordinate(
+            study, params=params, target=target, target_name=label)),
+        note=note)
+
+
+def _tidy_parallel(axes: Any) -> Any:
+    """Optuna's default size crowds the labels of neighbouring axes (``before_flatten``
+    runs into the colour bar): a width per parameter, and slanted parameter names."""
+    count = len(axes.get_xticks())
+    axes.figure.set_size_inches(max(8.0, 2.0 * count + 2.0), 5.5)
+    axes.tick_params(axis="x", labelrotation=30)
+    for label in axes.get_xticklabels():
+        label.set_horizontalalignment("right")
+    return axes
+
+
+def _tidy_slices(axes: Any) -> Any:
+    """A width per panel, and slanted category names: placements side by side under one
+    panel (``'none''before_flatten'...``) otherwise print over each other."""
+    panels = list(axes.flat) if hasattr(axes, "flat") else [axes]
+    panels[0].figure.set_size_inches(max(6.0, 3.4 * len(panels) + 1.5), 5.0)
+    for panel in panels:
+        if panel.get_xscale() != "log":
+            panel.tick_params(axis="x", labelrotation=30)
+            for label in panel.get_xticklabels():
+                label.set_horizontalalignment("right")
+    return axes
 
 
 def coefficient_slices(study: Any, spec: StudySpec, out: Path) -> Figure:
@@ -210,7 +260,8 @@ def coefficient_slices(study: Any, spec: StudySpec, out: Path) -> Figure:
     return _render(
         name, title, out,
         lambda: vis.plot_slice(study, params=params, target=target, target_name=label),
-        lambda: vis_mpl.plot_slice(study, params=params, target=target, target_name=label))
+        lambda: _tidy_slices(vis_mpl.plot_slice(study, params=params, target=target,
+                                                target_name=label)))
 
 
 def objective_by_placement(groups: Sequence[tuple[str, Sequence[float]]], spec: StudySpec,
@@ -295,6 +346,11 @@ def _layers(curves: dict[str, dict[str, Curve]]) -> list[str]:
     return layers
 
 
+def _epochs(curves: dict[str, dict[str, Curve]]) -> int:
+    return max((step for by_layer in curves.values() for points in by_layer.values()
+                for step, _ in points), default=0)
+
+
 def _curves_plotly(curves: dict[str, dict[str, Curve]], title: str) -> Any:
     import plotly.express as px
     import plotly.graph_objects as go
@@ -309,7 +365,8 @@ def _curves_plotly(curves: dict[str, dict[str, Curve]], title: str) -> Any:
                 x=[step for step, _ in points], y=[value for _, value in points],
                 mode="lines+markers", name=f"{layer} — {run}",
                 line={"color": color, "dash": _DASHES[run_index % len(_DASHES)]}))
-    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title="‖w‖₂ of the kernel")
+    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title="‖w‖₂ of the kernel",
+                         xaxis={"tickformat": "d", "dtick": 1 if _epochs(curves) <= 20 else None})
     return figure
 
 
@@ -330,5 +387,16 @@ def _curves_matplotlib(curves: dict[str, dict[str, Curve]], title: str) -> Any:
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     axes.set_ylabel("‖w‖₂ of the kernel")
-    axes.legend(fontsize="small")
+    # Two keys beside the axes (colour: layer, line style: run) instead of one entry per
+    # curve inside them: a legend over the plot hides the curves it names.
+    from matplotlib.lines import Line2D
+
+    layer_key = axes.legend(
+        [Line2D([], [], color=colors[i % len(colors)]) for i in range(len(layers))], layers,
+        title="layer", fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes.add_artist(layer_key)
+    runs = list(curves)
+    axes.legend([Line2D([], [], color="black", linestyle=_MPL_STYLES[i % len(_MPL_STYLES)])
+                 for i in range(len(runs))], runs, title="run", fontsize="small",
+                loc="lower left", bbox_to_anchor=(1.02, 0.0))
     return axes

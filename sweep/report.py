@@ -20,7 +20,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from sweep import plots
 from sweep.confirm import Confirmation, ConfirmedConfig, stored_confirmation
 from sweep.results import baseline_trial, pareto_front, sorted_complete
-from sweep.space import describe_placement
+from sweep.space import BASELINE_NONE, describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study import BASELINE_ATTR
 
@@ -73,7 +73,7 @@ class Report:
     @property
     def files(self) -> list[str]:
         """The files of the report, relative to its folder."""
-        drawn = [name for f in self.figures for name in (f.png, f.html) if name]
+        drawn = [f.png for f in self.figures if f.png]
         return [MARKDOWN_FILE, HTML_FILE, JSON_FILE, *drawn]
 
 
@@ -84,6 +84,10 @@ def group_label(trial: Any, spec: StudySpec) -> str:
     baseline = trial.user_attrs.get(BASELINE_ATTR)
     if baseline:
         return f"{baseline} (baseline)"
+    if trial.user_attrs.get("placement") == {}:
+        # No penalty anywhere (placement `none`, both coefficients off): the same model
+        # as the no-regularization baseline, so one row, not the same trial twice.
+        return f"{BASELINE_NONE} (baseline)"
     if "placement" in trial.params:
         return str(trial.params["placement"])
     choices = spec.search.placement.choices
@@ -266,14 +270,39 @@ def fmt(value: Any, *, signed: bool = False) -> str:
     return str(value)
 
 
+def number_format(values: Iterable[Any], *, signed: bool = False,
+                  like: Iterable[Any] | None = None) -> Callable[[Any], str]:
+    """One format for a whole column: as many decimals as give its largest magnitude 4
+    significant digits (``0.9666``, ``12.34``), scientific below 0.001, so that the
+    digits of a column line up and compare. ``like``: the values whose precision to use
+    (a difference takes the precision of the quantity it is a difference of)."""
+    numbers = [abs(v) for v in (values if like is None else like)
+               if isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)]
+    largest = max(numbers, default=0.0)
+    sign = "+" if signed else ""
+    if 0 < largest < 1e-3:
+        spec = f"{sign}.2e"
+    else:
+        decimals = 4 if largest == 0 else min(6, max(0, 3 - math.floor(math.log10(largest))))
+        spec = f"{sign}.{decimals}f"
+
+    def format_one(value: Any) -> str:
+        if isinstance(value, float | int) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return format(value, spec)
+        return fmt(value)
+    return format_one
+
+
 def fmt_coefficients(values: Mapping[str, float]) -> str:
-    return ", ".join(f"{name}={value:.3g}" for name, value in values.items()) or "–"
+    return ", ".join(f"{name}={value:.2e}" for name, value in values.items()) or "–"
 
 
-def fmt_mean_std(mean: float | None, std: float | None, n: int | None = None) -> str:
+def fmt_mean_std(mean: float | None, std: float | None, n: int | None = None,
+                 number: Callable[[Any], str] = fmt) -> str:
     if mean is None:
         return "–"
-    text = f"{mean:.4g} ± {std:.2g}" if std is not None else f"{mean:.4g}"
+    text = f"{number(mean)} ± {number(std)}" if std is not None else number(mean)
     return f"{text} (n={n})" if n is not None else text
 
 
@@ -317,14 +346,18 @@ def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table
     headers = ("placement", "trials", "best trial", f"Δ {primary} vs no-reg",
                *(header for _, header in columns), "coefficients",
                *((f"confirmed {metric} (mean ± std)", "exceeds noise") if confirmed else ()))
+    formats = {key: number_format(row.get(key) for row in rows) for key, _ in columns}
+    delta = number_format((row["vs_no_reg"] for row in rows), signed=True,
+                          like=[row["value"] for row in rows])
     body = []
+    confirmed_format = number_format(row.get("confirmed_mean") for row in rows)
     for row in rows:
         cells = [row["placement"], str(row["trials"]), _trial_cell(row),
-                 fmt(row["vs_no_reg"], signed=True)]
-        cells += [fmt(row.get(key)) for key, _ in columns]
+                 delta(row["vs_no_reg"])]
+        cells += [formats[key](row.get(key)) for key, _ in columns]
         cells.append(fmt_coefficients(row["coefficients"]))
         if confirmed:
-            cells += _confirmed_cells(row)
+            cells += _confirmed_cells(row, confirmed_format)
         body.append(tuple(cells))
     return Table(f"Comparison per placement (best trial of each by {primary})",
                  headers, tuple(body), tuple(_placement_notes(rows, spec)))
@@ -336,10 +369,11 @@ def _trial_cell(row: Mapping[str, Any]) -> str:
     return str(row["trial"])
 
 
-def _confirmed_cells(row: Mapping[str, Any]) -> list[str]:
+def _confirmed_cells(row: Mapping[str, Any], number: Callable[[Any], str]) -> list[str]:
     if not row.get("confirmed"):
         return ["–", "–"]
-    return [fmt_mean_std(row["confirmed_mean"], row["confirmed_std"], row["confirmed_n"]),
+    return [fmt_mean_std(row["confirmed_mean"], row["confirmed_std"], row["confirmed_n"],
+                         number),
             fmt_verdict(row["significant"], row["p_value"], row["confirmed_is_baseline"])]
 
 
@@ -379,15 +413,18 @@ def confirmation_table(rows: Sequence[Mapping[str, Any]], confirmation: Confirma
     names = [n for n in names if any(f"{n}_mean" in row for row in rows)]
     headers = ("configuration", "trial", "seeds", *(f"{n} (mean ± std)" for n in names),
                f"Δ {metric} vs no-reg [95% CI]", "p", "exceeds noise")
+    formats = {n: number_format(row.get(f"{n}_mean") for row in rows) for n in names}
+    delta = number_format((), signed=True, like=[row.get(f"{metric}_mean") for row in rows])
     body = []
     for row in rows:
         cells = [row["label"], fmt(row["trial"]), str(row["seeds"])]
-        cells += [fmt_mean_std(row.get(f"{n}_mean"), row.get(f"{n}_std")) for n in names]
+        cells += [fmt_mean_std(row.get(f"{n}_mean"), row.get(f"{n}_std"), number=formats[n])
+                  for n in names]
         if row["difference"] is None:
             cells += ["–", "–"]
         else:
-            cells += [f"{row['difference']:+.4g} [{row['ci_low']:+.4g}, {row['ci_high']:+.4g}]",
-                      f"{row['p_value']:.2g}"]
+            cells += [f"{delta(row['difference'])} [{delta(row['ci_low'])}, "
+                      f"{delta(row['ci_high'])}]", f"{row['p_value']:.2g}"]
         cells.append(fmt_verdict(row["significant"], row["p_value"], row["is_baseline"]))
         body.append(tuple(cells))
     seeds = max((row["seeds"] for row in rows), default=0)
@@ -516,9 +553,10 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
     figures = draw(study, spec, out, tracker)
     for figure in figures:  # an earlier report's picture must not pass for this one's
         if figure.skipped:
-            for suffix in (".png", ".html"):
-                (out / f"{figure.name}{suffix}").unlink(missing_ok=True)
-    data["figures"] = [asdict(figure) for figure in figures]
+            (out / f"{figure.name}.png").unlink(missing_ok=True)
+    # The charts are in report.html; the record says what was drawn and why not.
+    data["figures"] = [{k: v for k, v in asdict(figure).items() if k != "chart"}
+                       for figure in figures]
     report = Report(study.study_name, tuple(summary_lines(study, spec)), tuple(tables),
                     tuple(figures), data)
     (out / MARKDOWN_FILE).write_text(to_markdown(report))
@@ -583,23 +621,31 @@ def to_markdown(report: Report) -> str:
             parts += [f"_Skipped: {figure.skipped}._", ""]
             continue
         parts += [f"![{figure.title}]({figure.png})", "",
-                  f"[interactive version]({figure.html})", ""]
+                  f"[interactive version]({HTML_FILE}#{figure.name})", ""]
         if figure.note:
             parts += [f"_{figure.note}._", ""]
     return "\n".join(parts)
 
 
+# The page fits a 1280-px window: headers and text cells wrap between words, figures
+# keep to one line per number (no-break), the widest table scrolls inside itself rather
+# than widening the page.
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px;
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1240px;
        color: #222; padding: 0 1em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
-th { background: #f0f0f0; }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: right;
+         vertical-align: top; }
+th { background: #f0f0f0; font-weight: 600; }
+td { font-variant-numeric: tabular-nums; }
 td:first-child, th:first-child { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 .notes, .skipped, .note { color: #555; font-size: 0.9em; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
+.nb { white-space: nowrap; }
+.chart { width: 100%; min-height: 450px; border: 1px solid #ddd; }
 """
 
 
@@ -607,38 +653,56 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+def _html_cell(text: str) -> str:
+    """A cell wraps only between the words of its text: a number with a sign and its
+    interval, ``0.958 ± 0.008`` and ``yes (p=0.035)`` keep each token whole."""
+    return " ".join(f"<span class='nb'>{html.escape(word)}</span>"
+                    if any(ch.isdigit() for ch in word) else html.escape(word)
+                    for word in text.split(" "))
+
+
 def html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>"
                    for row in table.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<div class='table-wrap'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def to_html(report: Report, folder: Path | None = None) -> str:
-    """One page, no external CSS or script. With ``folder``, the PNGs are embedded as data
-    URIs: MLflow's artifact viewer shows HTML from a ``blob:`` URL, where relative image
-    links do not resolve. The interactive pictures are linked (they are files next to it)."""
+    """One self-contained page: no file, script or style from elsewhere, so it works
+    offline and in MLflow's artifact preview (a ``blob:`` URL, where relative links do
+    not resolve). plotly.js is embedded once for every chart; each chart's PNG (from
+    ``folder``) stands in for it where scripts do not run."""
     esc = html.escape
+    charts = [figure for figure in report.figures if figure.chart]
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
              f"<title>{esc(report.study_name)}: report</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>Study <code>{esc(report.study_name)}</code>: where the penalties belong</h1>",
-             "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in report.summary) + "</ul>"]
+             f"<style>{_CSS}</style>"]
+    if charts:
+        parts.append(f"<script type='text/javascript'>{plots.plotly_js()}</script>")
+    parts += ["</head><body>",
+              f"<h1>Study <code>{esc(report.study_name)}</code>: where the penalties belong</h1>",
+              "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in report.summary) + "</ul>"]
     for table in report.tables:
         parts += [f"<h2>{esc(table.title)}</h2>", html_table(table),
                   "<ul class='notes'>" + "".join(f"<li>{esc(n)}</li>" for n in table.notes)
                   + "</ul>"]
     parts.append("<h2>Figures</h2>")
     for figure in report.figures:
-        parts.append(f"<h3>{esc(figure.title)}</h3>")
+        parts.append(f"<h3 id='{esc(figure.name)}'>{esc(figure.title)}</h3>")
         if figure.skipped:
             parts.append(f"<p class='skipped'>Skipped: {esc(figure.skipped)}.</p>")
             continue
-        png = folder / figure.png if folder is not None else None
+        png = folder / figure.png if folder is not None and figure.png else None
         source = _data_uri(png) if png is not None and png.exists() else figure.png
-        parts.append(f"<figure><img src='{esc(source or '')}' alt='{esc(figure.title)}'>"
-                     f"<figcaption><a href='{esc(figure.html or '')}'>interactive version</a>"
-                     "</figcaption></figure>")
+        picture = f"<img src='{esc(source or '')}' alt='{esc(figure.title)}'>"
+        if figure.chart:
+            parts.append(f"<figure><div class='chart'>{figure.chart}</div>"
+                         f"<noscript>{picture}</noscript></figure>")
+        else:
+            parts.append(f"<figure>{picture}</figure>")
         if figure.note:
             parts.append(f"<p class='note'>{esc(figure.note)}.</p>")
     parts.append("</body></html>")
@@ -664,16 +728,41 @@ def print_terminal(report: Report, console: Any = None) -> None:
                           highlight=False)
 
 
-def _rich_table(table: Table) -> Any:
+def _rich_table(table: Table, widths: Sequence[int]) -> Any:
+    from rich import box
     from rich.table import Table as RichTable
 
-    rich_table = RichTable(title=table.title, title_justify="left")
-    for index, header in enumerate(table.headers):
+    # Columns one space apart (the box's blank rule), no padding: the room goes to the figures.
+    rich_table = RichTable(title=table.title, title_justify="left", box=box.SIMPLE_HEAD,
+                           show_edge=False, padding=0)
+    for index, (header, width) in enumerate(zip(table.headers, widths, strict=True)):
         rich_table.add_column(header, justify="left" if index == 0 else "right",
-                              overflow="fold")
+                              width=width, overflow="fold")
     for row in table.rows:
         rich_table.add_row(*row)
     return rich_table
+
+
+def column_widths(table: Table, width: int, *, wrap: bool) -> list[int] | None:
+    """Widths that print every cell of ``table`` within ``width`` columns, each column
+    at least as wide as its longest word (so text wraps between words, never inside
+    one), or None when no such widths exist. ``wrap=False``: every cell on one line."""
+    from rich.cells import cell_len
+
+    columns = list(zip(table.headers, *table.rows, strict=True))
+    longest = [max(cell_len(cell) for cell in column) for column in columns]
+    words = [max(cell_len(word) for cell in column for word in cell.split() or [""])
+             for column in columns]
+    widths = list(words if wrap else longest)
+    spare = width - sum(widths) - (len(widths) - 1)  # one space between columns
+    if spare < 0:
+        return None
+    # The spare room goes first to the columns it lets print on one line.
+    for index in sorted(range(len(widths)), key=lambda i: longest[i] - widths[i]):
+        extra = min(spare, longest[index] - widths[index])
+        widths[index] += extra
+        spare -= extra
+    return widths
 
 
 def transposed(table: Table) -> Table:
@@ -685,11 +774,28 @@ def transposed(table: Table) -> Table:
     return Table(table.title, headers, rows, table.notes)
 
 
-def _fitting_table(table: Table, console: Any) -> Any:
-    from rich.measure import Measurement
+def stacked(table: Table) -> list[str]:
+    """The table as one block per row (``header: value`` lines), for a terminal too
+    narrow for any grid: lines wrap between words, never inside a figure."""
+    lines = [table.title]
+    for row in table.rows:
+        lines.append(f"{table.headers[0]} {row[0]}")
+        lines += [f"    {header}: {cell}" for header, cell in zip(table.headers[1:], row[1:],
+                                                                   strict=True)]
+    return lines
 
-    wide = _rich_table(table)
-    unbounded = console.options.update_width(1_000_000)  # measure, do not clamp
-    if Measurement.get(console, unbounded, wide).maximum <= console.width:
-        return wide
-    return _rich_table(transposed(table))
+
+def _fitting_table(table: Table, console: Any) -> Any:
+    """The table as it is if it fits on one line per row, else turned (placements as
+    columns), else wrapped between words, else stacked: rich on its own folds a word
+    wider than its column (``first+pe/nultimat/e``), so widths are chosen here."""
+    from rich.console import Group
+    from rich.text import Text
+
+    layouts = [table, transposed(table)]
+    for wrap in (False, True):
+        for layout in layouts:
+            widths = column_widths(layout, console.width, wrap=wrap)
+            if widths is not None:
+                return _rich_table(layout, widths)
+    return Group(*(Text(line) for line in stacked(table)))

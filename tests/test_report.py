@@ -6,6 +6,7 @@ for the module, and a multi-objective one for its Pareto front; the odd studies 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -22,11 +23,10 @@ from mlflow.tracking import MlflowClient
 from sweep.cli import cli
 from sweep.confirm import Confirmation, ConfirmedConfig
 from sweep.report import (
-    fmt,
     fmt_coefficients,
-    fmt_mean_std,
     generalization_gap,
     group_label,
+    number_format,
     placement_coefficients,
     placement_rows,
 )
@@ -108,15 +108,21 @@ def test_report_writes_tables_and_pictures(reported: Reported) -> None:
     assert "## Comparison per placement" in markdown
     assert page.startswith("<!DOCTYPE html>") and "<table>" in page
     drawn = ["optimization_history", "objective_by_placement", "slice", "weight_l2_curves"]
+    if int(optuna.__version__.split(".")[0]) >= 5:  # draws trials that lack a parameter
+        drawn.append("parallel_coordinates")
     for name in drawn:
         png = (out / f"{name}.png").read_bytes()
         assert png.startswith(PNG_MAGIC) and len(png) > 1000, name
-        interactive = (out / f"{name}.html").read_text()
-        assert "<html" in interactive and "plotly" in interactive, name
-        assert f"({name}.png)" in markdown and f"({name}.html)" in markdown
-        assert f"href='{name}.html'" in page
-    # The page shows its pictures wherever it is opened (MLflow's viewer included).
-    assert page.count("src='data:image/png;base64,") == len(drawn)
+        assert not (out / f"{name}.html").exists(), name  # the charts live in report.html
+        assert f"({name}.png)" in markdown and f"(report.html#{name})" in markdown
+        assert f'id="chart-{name}"' in page and f"<h3 id='{name}'>" in page
+    # The page works offline and in MLflow's viewer: plotly.js inside it, once; nothing
+    # loaded from elsewhere, no link that leaves the page; each chart's PNG where scripts
+    # do not run.
+    assert page.count("<script type='text/javascript'>/**") == 1
+    markup = re.sub(r"<script.*?</script>", "", page, flags=re.DOTALL)
+    assert "<script" not in markup and "href=" not in markup
+    assert page.count("<noscript><img src='data:image/png;base64,") == len(drawn)
     # Too few trials share their (conditional) parameters: skipped, and said why.
     assert "### Parameter importances" in markdown and "_Skipped: needs" in markdown
     assert not (out / "pareto_front.png").exists()  # one objective
@@ -188,12 +194,19 @@ def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported
         cells = markdown[row["placement"]]
         assert cells[1] == str(row["trials"])
         assert cells[2].split()[0] == str(row["trial"])
-        assert cells[3] == fmt(row["vs_no_reg"], signed=True)
-        assert cells[4:14] == [fmt(row[k]) for k in (
-            "final/train_data_loss", "final/train_accuracy", "final/val_data_loss",
-            "final/val_accuracy", "final/test_data_loss", "final/test_accuracy",
-            "final/penalty_total", "gap", "final/weights_l2_total", "final/weights_sparsity")]
+        keys = ("vs_no_reg", "final/train_data_loss", "final/train_accuracy",
+                "final/val_data_loss", "final/val_accuracy", "final/test_data_loss",
+                "final/test_accuracy", "final/penalty_total", "gap",
+                "final/weights_l2_total", "final/weights_sparsity")
+        for cell, key in zip(cells[3:14], keys, strict=True):
+            unit = 10.0 ** -len(cell.split(".")[1]) if "e" not in cell else abs(row[key]) / 100
+            assert abs(float(cell) - row[key]) <= unit / 2 + 1e-12, (key, cell, row[key])
         assert cells[14] == fmt_coefficients(row["coefficients"])
+    # One format per column: every figure of a column has the same number of decimals.
+    for column in range(3, 14):
+        shapes = {len(cells[column].split(".")[-1]) for cells in markdown.values()
+                  if cells[column] != "–"}
+        assert len(shapes) == 1, (column, [cells[column] for cells in markdown.values()])
     assert markdown["none (baseline)"][14] == "–"  # no penalty, no coefficient
     assert markdown["uniform_l2 (baseline)"][14].startswith("l2=")
 
@@ -264,8 +277,9 @@ def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
     placements = _markdown_rows(markdown, "Comparison per placement")
     row = next(cells for cells in placements.values()
                if cells[2].split()[0] == str(searched.number))
-    assert row[-2] == fmt_mean_std(better.mean("test_accuracy"), better.std("test_accuracy"),
-                                   4)
+    mean, std = row[-2].removesuffix(" (n=4)").split(" ± ")
+    assert abs(float(mean) - better.mean("test_accuracy")) <= 5e-5
+    assert abs(float(std) - better.std("test_accuracy")) <= 5e-5
     assert row[-1] == f"yes (p={comparison.p_value:.2g})"
     assert placements["none (baseline)"][-1] == "baseline"
 
@@ -273,9 +287,8 @@ def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
     assert list(confirmed) == ["no regularization", f"trial {searched.number}"]
     cells = confirmed[f"trial {searched.number}"]
     assert cells[2] == "4"
-    assert cells[3] == "0.8 ± 0.0082"  # test accuracy, mean ± sample std
-    assert cells[6] == (f"{comparison.difference:+.4g} [{comparison.ci_low:+.4g}, "
-                        f"{comparison.ci_high:+.4g}]")
+    assert cells[3] == "0.8000 ± 0.0082"  # test accuracy, mean ± sample std
+    assert cells[6] == "+0.1000 [+0.1000, +0.1000]"  # every seed differs by exactly 0.1
     assert cells[-1].startswith("yes")
     assert confirmed["no regularization"][-1] == "baseline"
     data = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -304,7 +317,7 @@ def test_multi_objective_study_gets_a_pareto_front(reported: Reported, tmp_path:
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     assert (out / "pareto_front.png").read_bytes().startswith(PNG_MAGIC)
-    assert "plotly" in (out / "pareto_front.html").read_text()
+    assert 'id="chart-pareto_front"' in (out / "report.html").read_text()
     markdown = (out / "report.md").read_text()
     line = next(line for line in markdown.splitlines() if "Pareto front of" in line)
     assert "Pareto front of val_accuracy, penalty/total: trials" in line
@@ -387,7 +400,9 @@ def test_group_labels_follow_named_placements_baselines_and_masks() -> None:
     assert group_label(trial({}, baseline="none", placement={}), named) == "none (baseline)"
     assert group_label(trial({"mask/dense": True, "mask/dense_1": True}, placement=both),
                        masked) == "dense+dense_1"
-    assert group_label(trial({"mask/dense": False}, placement={}), masked) == "none"
+    # No penalty anywhere is the no-regularization model, whichever way it was drawn.
+    assert group_label(trial({"mask/dense": False}, placement={}), masked) == "none (baseline)"
+    assert group_label(trial({"placement": "none"}, placement={}), named) == "none (baseline)"
     assert group_label(trial({}, placement=one), fixed) == "first"
     assert placement_coefficients(both) == {"l2": 1e-3}
     assert placement_coefficients({"dense": {"kernel": {"l1": 1e-4, "l2": 1e-3}},
@@ -396,3 +411,14 @@ def test_group_labels_follow_named_placements_baselines_and_masks() -> None:
     # Regression studies have no accuracy: the gap is on the data loss.
     assert generalization_gap({"final/train_data_loss": 0.25, "final/val_data_loss": 0.5}) \
         == 0.25
+
+
+def test_number_format_is_one_format_per_column() -> None:
+    accuracy = number_format([0.9666, 0.812, None])
+    assert [accuracy(v) for v in (0.9666, 0.812, None)] == ["0.9666", "0.8120", "–"]
+    delta = number_format((), signed=True, like=[0.9666, 0.812])
+    assert [delta(v) for v in (0.002786, -0.001792, 0.0)] == ["+0.0028", "-0.0018", "+0.0000"]
+    norm = number_format([12.345, 9.5])
+    assert [norm(v) for v in (12.345, 9.5)] == ["12.35", "9.50"]
+    penalty = number_format([1.234e-05, 3e-4])
+    assert [penalty(v) for v in (1.234e-05, 0.0)] == ["1.23e-05", "0.00e+00"]
