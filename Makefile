@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := sweep tests $(wildcard bench)
 
-.PHONY: install demo test test-min lint bench clean
+.PHONY: install browser demo test test-min lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sweep run studies/digits.yaml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium and its driver, for the test that opens the MLflow UI and the report
+# in a real browser (tests/test_browser.py). Installed where apt-get can run (root, or
+# sudo without a password); elsewhere that test is skipped and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install \
+			-y -qq chromium chromium-driver >/dev/null; \
+	else echo "note: no chromium and no apt-get to install it: the browser test will skip"; fi
 
 # The declared minimum versions (constraints/minimum.txt) in their own venv, with the
 # tests of workers, signals, heartbeats and the proxy: proves pyproject's floors hold.

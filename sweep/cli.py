@@ -147,20 +147,59 @@ def _checked_spec(study_file: str):
 UI_PORT = 5000
 
 
-def _ui_hint(tracking_uri: str, experiment: str | None = None) -> str:
+def _ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None,
+             spec: Any = None, *, look_up: bool = True) -> str:
     """Where to look: the runs view of the study's experiment, on the tracking server or
-    on the `sweep ui` this prints (MLflow is loaded only when ``experiment`` is given)."""
-    from sweep.tracking import find_experiment_id, runs_view_url
+    on the `sweep ui` this prints, and with ``study`` the links to the study's run and
+    its best trial's run. The ids come from what the study recorded (keys.MLFLOW_PLACE),
+    else from MLflow when ``look_up`` (which costs the import of MLflow, 2 s)."""
+    from sweep.keys import MLFLOW_PLACE
+    from sweep.tracking import find_experiment_id, runs_view_url, sorted_runs_query
 
     served = tracking_uri.startswith(("http://", "https://"))
     base = mask_url(tracking_uri) if served else f"http://127.0.0.1:{UI_PORT}"
-    experiment_id = find_experiment_id(tracking_uri, experiment) if experiment else None
-    link = runs_view_url(base, experiment_id) if experiment_id else base
+    place = {} if study is None else study.user_attrs.get(MLFLOW_PLACE) or {}
+    if place.get("tracking") != mask_url(tracking_uri):  # recorded for another store
+        place = {}
+    experiment_id = place.get("experiment_id") or (
+        find_experiment_id(tracking_uri, experiment) if experiment and look_up else None)
+    query = sorted_runs_query(spec) if spec is not None else None
+    link = runs_view_url(base, experiment_id, query) if experiment_id else base
     if served:
-        return f"open {link}"
-    flag = "" if tracking_uri == os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI) \
-        else f" --tracking-uri '{mask_url(tracking_uri)}'"
-    return f"sweep ui{flag}, then open {link}"
+        first = f"open {link}"
+    else:
+        flag = "" if tracking_uri == os.environ.get("MLFLOW_TRACKING_URI",
+                                                    DEFAULT_TRACKING_URI) \
+            else f" --tracking-uri '{mask_url(tracking_uri)}'"
+        first = f"sweep ui{flag}, then open {link}"
+    if experiment_id is None or study is None:
+        return first
+    study_run = place.get("study_run_id")
+    if study_run is None and not look_up:
+        return first
+    return "\n".join([first, *(f"  {label}: {url}" for label, url in _run_links(
+        tracking_uri, base, experiment_id, study, spec, study_run))])
+
+
+def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spec: Any,
+               study_run: str | None) -> list[tuple[str, str]]:
+    """(label, link) of the study's own run and of the best trial's run, where they exist."""
+    from sweep.results import logged_run_id, sorted_complete
+    from sweep.study import UID_ATTR
+    from sweep.tracking import find_study_run, run_url
+
+    links = []
+    if study_run is None:
+        study_run = find_study_run(tracking_uri, experiment_id,
+                                   study.user_attrs.get(UID_ATTR, ""))
+    if study_run is not None:
+        links.append(("study run", run_url(base, experiment_id, study_run)))
+    ranked = [] if spec is None or spec.is_multi_objective else sorted_complete(study, spec)
+    best_run = logged_run_id(ranked[0], study.user_attrs) if ranked else None
+    if best_run is not None:
+        links.append((f"best run (trial #{ranked[0].number})",
+                      run_url(base, experiment_id, best_run)))
+    return links
 
 
 def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
@@ -184,7 +223,7 @@ def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT
         if spec.is_multi_objective:
             click.echo(f"Pareto front: {len(rows)} trials; list them with: "
                        f"sweep best {spec.name}")
-    click.echo(f"inspect it with: {_ui_hint(tracking_uri, spec.experiment_name)}")
+    click.echo(f"inspect it with: {_ui_hint(tracking_uri, spec.experiment_name, study, spec)}")
     if rows:
         # Flags the environment does not already supply, so that the line works as printed.
         flags = "".join(
@@ -393,6 +432,8 @@ def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | N
             _budget_left(study, spec) or not settled(study)):
         renew_process(left)
     click.echo(f"worker finished its trials of study '{study_name}'.", err=True)
+    click.echo(f"inspect it with: {_ui_hint(tracking_uri, spec.experiment_name, study, spec)}",
+               err=True)
 
 
 def _budget_left(study: Any, spec: Any) -> bool:
@@ -424,9 +465,10 @@ def reap(study_name: str, storage: str, tracking_uri: str) -> None:
 @cli.command()
 @click.argument("study_name")
 @storage_option
+@tracking_option
 @json_option
-def status(study_name: str, storage: str, as_json: bool) -> None:
-    """Counts by state, budget and best value so far."""
+def status(study_name: str, storage: str, tracking_uri: str, as_json: bool) -> None:
+    """Counts by state, budget and best value so far, and where to see it in MLflow."""
     from sweep.results import status as study_status
 
     _, study, spec = _load(storage, study_name)
@@ -449,13 +491,15 @@ def status(study_name: str, storage: str, as_json: bool) -> None:
         click.echo(f"{doc['requeued']} trials were stopped or lost and queued again")
     if doc["trials_per_hour"] is not None:
         eta = doc["eta_seconds"]
-        left = "" if eta is None else f", about {_duration(eta)} left"
+        left = "" if not eta else f", about {_duration(eta)} left"
         click.echo(f"{doc['trials_per_hour']:.1f} trials/hour{left}")
     for w in doc["workers"]:
         beat = w["seconds_since_heartbeat"]
         click.echo(f"  running: trial #{w['trial']} on {w['host']} pid {w['pid']}"
                    f"{'' if w['gpu'] is None else ' gpu ' + w['gpu']}"
                    f"{'' if beat is None else f', heartbeat {beat:.0f} s ago'}")
+    hint = _ui_hint(tracking_uri, spec.experiment_name, study, spec, look_up=False)
+    click.echo(f"inspect it with: {hint}")
 
 
 @cli.command()
@@ -599,6 +643,7 @@ def _link_runs(storage_url: str, replayed: list[Any]) -> int:
     """Record the new run ids on their studies (a finished Optuna trial is read-only)."""
     import optuna
 
+    from sweep.keys import MLFLOW_RUN_ID
     from sweep.storage import open_storage
 
     fresh = [r for r in replayed if r.study_name is not None and r.trial_number is not None]
@@ -616,7 +661,7 @@ def _link_runs(storage_url: str, replayed: list[Any]) -> int:
             study = optuna.load_study(study_name=item.study_name, storage=storage)
         except KeyError:
             continue
-        study.set_user_attr(f"mlflow_run_id/{item.trial_number}", item.run_id)
+        study.set_user_attr(f"{MLFLOW_RUN_ID}/{item.trial_number}", item.run_id)
         linked += 1
     return linked
 
@@ -661,8 +706,8 @@ def ui(tracking_uri: str, host: str, port: int) -> None:
         click.echo(f"this store is served by a tracking server: open {mask_url(tracking_uri)}")
         return
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    for name, experiment_id in _studies_in(tracking_uri):
-        click.echo(f"  {name}: {runs_view_url(base, experiment_id)}")
+    for name, experiment_id, query in _studies_in(tracking_uri):
+        click.echo(f"  {name}: {runs_view_url(base, experiment_id, query)}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
                "--host", host, "--port", str(port), "--workers", "1"]
     click.echo(f"MLflow UI for {mask_url(tracking_uri)} on {base} (Ctrl-C stops it)", err=True)
@@ -673,18 +718,20 @@ def ui(tracking_uri: str, host: str, port: int) -> None:
     os.execv(sys.executable, command)
 
 
-def _studies_in(tracking_uri: str) -> list[tuple[str, str]]:
-    """(experiment name, id) of the experiments that hold a regsweep study run."""
+def _studies_in(tracking_uri: str) -> list[tuple[str, str, str | None]]:
+    """(experiment name, id, runs-view query) of the experiments that hold a regsweep
+    study run; the query is the one the study recorded on its experiment."""
     from mlflow.entities import ViewType
 
-    from sweep.tracking import _client
+    from sweep.tracking import ROLE_STUDY, ROLE_TAG, RUNS_VIEW_TAG, _client
 
     client = _client(tracking_uri)
     found = []
     for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY):
         if client.search_runs([experiment.experiment_id], max_results=1,
-                              filter_string="tags.`sweep.role` = 'study'"):
-            found.append((experiment.name, experiment.experiment_id))
+                              filter_string=f"tags.`{ROLE_TAG}` = '{ROLE_STUDY}'"):
+            found.append((experiment.name, experiment.experiment_id,
+                          experiment.tags.get(RUNS_VIEW_TAG)))
     return found
 
 
@@ -734,7 +781,8 @@ def report(study_name: str, storage: str, tracking_uri: str, out_dir: str | None
                    "an earlier report, the run's tags of the same names hold the current one.",
                    err=True)
     click.echo(f"wrote the report to {out}/ ({out / 'report.html'}) and logged it on the "
-               f"study's MLflow run under report/; {_ui_hint(tracking_uri, spec.experiment_name)}")
+               "study's MLflow run under report/.")
+    click.echo(f"inspect it with: {_ui_hint(tracking_uri, spec.experiment_name, study, spec)}")
 
 
 def main() -> None:

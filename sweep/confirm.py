@@ -259,7 +259,7 @@ def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
              progress: Any) -> ConfirmedConfig:
     from sweep.errors import TrialFailed
-    from sweep.tracking import placement_params
+    from sweep.tracking import ROLE_CONFIRM, ROLE_TAG, placement_params
 
     figures: dict[str, list[float]] = {}
     run_ids: list[str] = []
@@ -268,7 +268,7 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
         run = tracker.start_run(
             f"confirm {pick.label} seed {index + 1}",
             {**placement_params(pick.placement), "seed": str(seed)},
-            {"sweep.role": "confirm", "sweep.confirm_label": pick.label,
+            {ROLE_TAG: ROLE_CONFIRM, "sweep.confirm_label": pick.label,
              **({"sweep.confirm_of": str(pick.trial_number)}
                 if pick.trial_number is not None else {})}, under="confirmation")
         try:

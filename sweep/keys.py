@@ -10,6 +10,12 @@ FAIL_REASON = "fail_reason"  # why a FAIL trial failed
 INTERRUPTED = "interrupted"  # FAIL_REASON of a trial stopped by SIGINT/SIGTERM (re-queued)
 TIMEOUT = "timeout"  # FAIL_REASON of a trial past budget.trial_timeout starts with this
 MLFLOW_RUN_ID = "mlflow_run_id"
+# MLFLOW_RUN_ID of a run spooled during a tracking outage: "spool:<key>" until `sweep sync`
+# stores its real id as the study's user attr "mlflow_run_id/<trial number>".
+SPOOL_PREFIX = "spool:"
+# Study user attr: {"tracking": masked tracking URI, "experiment_id", "study_run_id"}, so
+# that read-only commands print MLflow links without loading MLflow (2 s).
+MLFLOW_PLACE = "mlflow_place"
 SEED = "seed"
 PLACEMENT = "placement"
 # Every trial that trains the same configuration after a stop (re-queued after SIGTERM,

@@ -27,7 +27,7 @@ from typing import Any
 
 from sweep import plots
 from sweep.confirm import Confirmation, ConfirmedConfig, stored_confirmation
-from sweep.results import baseline_trial, pareto_front, sorted_complete
+from sweep.results import baseline_trial, logged_run_id, pareto_front, sorted_complete
 from sweep.space import BASELINE_NONE, describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study import BASELINE_ATTR
@@ -484,10 +484,7 @@ def _run_id(study: Any, trial: Any, by_number: Mapping[int, Any]) -> str | None:
     """The MLflow run that holds the trial's per-epoch curves: a trial that reused an
     earlier one's figures never trained, so the curves are the earlier trial's."""
     source = by_number.get(trial.user_attrs.get("duplicate_of"), trial)
-    run_id = source.user_attrs.get("mlflow_run_id")
-    if isinstance(run_id, str) and run_id.startswith("spool:"):  # `sweep sync` links it
-        run_id = study.user_attrs.get(f"mlflow_run_id/{source.number}")
-    return run_id or None
+    return logged_run_id(source, study.user_attrs)
 
 
 def curve_runs(study: Any, spec: StudySpec) -> tuple[list[tuple[str, str]], list[str]]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sweep.keys import MLFLOW_RUN_ID, SPOOL_PREFIX
 from sweep.limits import deadline, halt_reason
 from sweep.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
@@ -23,6 +24,16 @@ def _state(trial: Any) -> str:
     return trial.state.name
 
 
+def logged_run_id(trial: Any, links: Mapping[str, Any] | None = None) -> str | None:
+    """The MLflow run id a trial logged to. A run spooled during a tracking outage is
+    recorded as ``spool:<key>`` until ``sweep sync`` writes its real id into the study's
+    user attrs (``links``); until then there is no run to point at."""
+    run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
+    if isinstance(run_id, str) and run_id.startswith(SPOOL_PREFIX):
+        run_id = (links or {}).get(f"{MLFLOW_RUN_ID}/{trial.number}")
+    return run_id or None
+
+
 def trial_row(trial: Any, links: dict[str, Any] | None = None,
               metrics: Sequence[str] = ()) -> dict[str, Any]:
     """One trial as a flat record: what ``sweep export`` writes and ``sweep best`` shows.
@@ -30,9 +41,7 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
     runs that were spooled during a tracking outage. ``metrics``: the objectives' names,
     for a value column per objective in a multi-objective study."""
     attrs = trial.user_attrs
-    run_id = attrs.get("mlflow_run_id")
-    if isinstance(run_id, str) and run_id.startswith("spool:"):
-        run_id = (links or {}).get(f"mlflow_run_id/{trial.number}", run_id)
+    run_id = logged_run_id(trial, links) or attrs.get(MLFLOW_RUN_ID)
     duration = trial.duration.total_seconds() if trial.duration is not None else None
     values = trial.values or []
     row: dict[str, Any] = {
@@ -64,8 +73,9 @@ def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
     import optuna
 
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    reverse = spec.primary.resolved_direction == "maximize"
-    return sorted(trials, key=lambda t: (t.values[0], -t.number), reverse=reverse)
+    sign = -1.0 if spec.primary.resolved_direction == "maximize" else 1.0
+    # Ties go to the earlier trial, in either direction.
+    return sorted(trials, key=lambda t: (sign * t.values[0], t.number))
 
 
 def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from sweep.spec import StudySpec
+from sweep.tracking import NOTE_TAG, run_path, sorted_runs_query
 
-NOTE_TAG = "mlflow.note.content"
 CONFIRMATION_TAG = "best/confirmation"  # a tag: the verdict changes as reports come
 
 
@@ -117,16 +117,16 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     a ``sweep.tracking.StudyTracker``)."""
     from sweep.budget import used_budget
     from sweep.confirm import stored_confirmation
-    from sweep.results import baseline_trial, sorted_complete
+    from sweep.results import baseline_trial, logged_run_id, sorted_complete
 
     trials = study.get_trials(deepcopy=False)
     ranked = [] if spec.is_multi_objective else sorted_complete(study, spec)
     best = ranked[0] if ranked else None
-    run_id = None if best is None else best.user_attrs.get("mlflow_run_id")
+    run_id = None if best is None else logged_run_id(best, study.user_attrs)
     link = None
-    if isinstance(run_id, str) and not run_id.startswith("spool:"):
+    if run_id is not None:
         # A link inside the MLflow UI, whatever address it is served at.
-        link = f"#/experiments/{tracker.experiment_id()}/runs/{run_id}"
+        link = run_path(tracker.experiment_id(), run_id)
     confirmation = confirmation if confirmation is not None else stored_confirmation(study)
     note = description(spec, trials=used_budget(trials), budget=spec.budget.n_trials,
                        best=best, best_link=link, baseline=baseline_trial(study),
@@ -135,3 +135,17 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     tracker.describe_study(settings_params(spec), {
         NOTE_TAG: note, CONFIRMATION_TAG: found or "not confirmed over seeds yet"},
         metrics=confirmation_metrics(confirmation))
+    # Also above the experiment's runs table, the first thing the printed link shows.
+    tracker.describe_experiment(note, sorted_runs_query(spec))
+    remember_place(study, tracker)
+
+
+def remember_place(study: Any, tracker: Any) -> None:
+    """Record on the Optuna study where its MLflow runs are (see ``keys.MLFLOW_PLACE``)."""
+    from sweep.keys import MLFLOW_PLACE
+    from sweep.storage import mask_url
+
+    place = {"tracking": mask_url(tracker.tracking_uri),
+             "experiment_id": tracker.experiment_id(), "study_run_id": tracker.parent_run_id()}
+    if study.user_attrs.get(MLFLOW_PLACE) != place:
+        study.set_user_attr(MLFLOW_PLACE, place)

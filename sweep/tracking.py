@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sweep.keys import SPOOL_PREFIX
 from sweep.space import Placement, describe_placement
 from sweep.spool import Spool
 
@@ -30,6 +31,13 @@ STATUS_BY_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED",
                    "INTERRUPTED": "KILLED"}
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 _PARAM_LIMIT = 6000  # MLflow's cap on a param value's length
+STUDY_UID_TAG = "sweep.study_uid"  # on the study's run: the Optuna study's uid
+ROLE_TAG = "sweep.role"  # what a run is: one of the roles below
+ROLE_STUDY, ROLE_TRIAL = "study", "trial"
+ROLE_CONFIRMATION, ROLE_CONFIRM = "confirmation", "confirm"  # the holder, a re-training
+# On the experiment: the query of its runs view (see runs_view_query), for `sweep ui`.
+RUNS_VIEW_TAG = "sweep.runs_view"
+NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
 FLUSH_SECONDS = 5.0  # epoch metrics reach MLflow at least this often (and at the end)
 
 
@@ -53,14 +61,65 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def runs_view_url(base_url: str, experiment_id: str) -> str:
-    """The experiment's runs table. MLflow 3 opens experiments in its GenAI view (an empty
-    traces dashboard for a sweep); this parameter opens the runs instead."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+def runs_view_query(metric: str | None = None, direction: str = "maximize") -> str:
+    """The query of an experiment's runs table: MLflow 3 opens an experiment in its GenAI
+    view (an empty traces dashboard for a sweep) unless ``workflowType`` says otherwise.
+    With ``metric`` (a validation metric that every trial logs as ``final/<metric>``),
+    the table lists the runs flat, best first: sorted by creation time MLflow folds the
+    trials inside the collapsed study run, so a first look sees one row. Confirmation
+    re-trainings log the same metric and are left out by the filter (shown in the search
+    box, so a user sees why). MLflow applies these parameters only on its ``/runs`` route
+    and only when every one of them is given."""
+    if metric is None:
+        return "workflowType=machine_learning"
+    from urllib.parse import urlencode
+
+    return urlencode({
+        "workflowType": "machine_learning",
+        "searchFilter": f"tags.`{ROLE_TAG}` != '{ROLE_CONFIRM}'",
+        "orderByKey": f"metrics.`final/{metric}`",
+        "orderByAsc": "true" if direction == "minimize" else "false",
+        "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
+        "datasetsFilter": "W10=",  # base64 of [], no dataset filter
+    })
+
+
+def sorted_runs_query(spec: Any) -> str:
+    """:func:`runs_view_query` for a study: sorted by its primary objective when that is a
+    validation metric (logged by every trial as ``final/<metric>``)."""
+    primary = spec.primary
+    if not primary.metric.startswith("val_") or spec.is_multi_objective:
+        return runs_view_query()
+    return runs_view_query(primary.metric, primary.resolved_direction)
+
+
+def runs_view_url(base_url: str, experiment_id: str, query: str | None = None) -> str:
+    """The experiment's runs table (``query``: :func:`runs_view_query`'s)."""
+    query = query or runs_view_query()
+    route = "runs" if "orderByKey" in query else ""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}{'/' + route if route else ''}" \
+        f"?{query}"
+
+
+def run_path(experiment_id: str, run_id: str) -> str:
+    """A run's page inside the MLflow UI, in its model-training view (see above)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{runs_view_query()}"
 
 
 def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base_url.rstrip('/')}/{run_path(experiment_id, run_id)}"
+
+
+def find_study_run(tracking_uri: str, experiment_id: str, study_uid: str) -> str | None:
+    """The id of the study's own run, or None when there is none yet (or the store is
+    down): looked up, never created."""
+    try:
+        runs = _client(tracking_uri).search_runs(
+            [experiment_id], filter_string=f"tags.`{STUDY_UID_TAG}` = '{study_uid}'",
+            max_results=1, order_by=["attributes.start_time ASC"])
+    except Exception:  # a hint is not worth an error
+        return None
+    return runs[0].info.run_id if runs else None
 
 
 def find_experiment_id(tracking_uri: str, name: str) -> str | None:
@@ -155,7 +214,7 @@ class StudyTracker:
             return self._parent_id
         runs = self.client.search_runs(
             [self.experiment_id()],
-            filter_string=f"tags.`sweep.study_uid` = '{self.study_uid}'",
+            filter_string=f"tags.`{STUDY_UID_TAG}` = '{self.study_uid}'",
             max_results=1, order_by=["attributes.start_time ASC"],
         )
         if runs:
@@ -163,8 +222,8 @@ class StudyTracker:
             return self._parent_id
         run = self.client.create_run(
             self.experiment_id(), run_name=self.study_name,
-            tags={"sweep.role": "study", "optuna.study_name": self.study_name,
-                  "sweep.study_uid": self.study_uid},
+            tags={ROLE_TAG: ROLE_STUDY, "optuna.study_name": self.study_name,
+                  STUDY_UID_TAG: self.study_uid},
         )
         self._parent_id = run.info.run_id
         if spec is not None:
@@ -185,10 +244,10 @@ class StudyTracker:
             return self._confirmation_id
         run = self.client.create_run(
             self.experiment_id(), run_name="confirmation",
-            tags={"sweep.role": "confirmation", "sweep.confirmation_of": self.study_uid,
+            tags={ROLE_TAG: ROLE_CONFIRMATION, "sweep.confirmation_of": self.study_uid,
                   "optuna.study_name": self.study_name,
                   "mlflow.parentRunId": self.parent_run_id(),
-                  "mlflow.note.content": "Re-trainings of the best configurations and of "
+                  NOTE_TAG: "Re-trainings of the best configurations and of "
                   "the no-regularization baseline over fresh seeds (`sweep report`), each "
                   "tested once: one child run per configuration and seed."})
         self.client.set_terminated(run.info.run_id, "FINISHED")
@@ -210,6 +269,16 @@ class StudyTracker:
             tags=[RunTag(k, v) for k, v in tags.items()],
             metrics=[Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()])
 
+    def describe_experiment(self, note: str, runs_view: str) -> None:
+        """The experiment's description (shown above its runs table) and the query of
+        its runs view. Several studies may share an experiment: the last to publish
+        describes it, and its note names its study."""
+        experiment_id = self.experiment_id()
+        tags = self.client.get_experiment(experiment_id).tags
+        for key, value in ((NOTE_TAG, note), (RUNS_VIEW_TAG, runs_view)):
+            if tags.get(key) != value:
+                self.client.set_experiment_tag(experiment_id, key, value)
+
     def set_parent_status(self, status: str) -> None:
         if status == "RUNNING":
             self.client.update_run(self.parent_run_id(), status="RUNNING")
@@ -229,7 +298,8 @@ class StudyTracker:
         if label is not None:
             values.setdefault("placement", label)
         return self.start_run(name or f"trial-{number}", values,
-                              {"optuna.trial_number": str(number), **(tags or {})})
+                              {"optuna.trial_number": str(number), ROLE_TAG: ROLE_TRIAL,
+                               **(tags or {})})
 
     def start_run(self, run_name: str, params: Mapping[str, str],
                   tags: Mapping[str, str], *, under: str = "study") -> TrialRun:
@@ -338,7 +408,7 @@ class TrialRun:
     @property
     def reference(self) -> str:
         """What the Optuna trial records as ``mlflow_run_id``."""
-        return self.run_id if self.run_id is not None else f"spool:{self.spool.key}"
+        return self.run_id if self.run_id is not None else f"{SPOOL_PREFIX}{self.spool.key}"
 
     def submit(self, op: dict[str, Any], *, wait: bool = False) -> None:
         if wait:
@@ -387,7 +457,7 @@ class TrialRun:
     def copy_history(self, run_id: str, *, up_to_step: int) -> None:
         """Per-epoch metrics of ``run_id`` up to ``up_to_step``, logged on this run too: a
         resumed trial's run then shows the epochs its predecessors trained."""
-        if run_id.startswith("spool:"):
+        if run_id.startswith(SPOOL_PREFIX):
             return  # that run has not reached MLflow yet; `sweep sync` replays it there
         client = self.tracker.client
         try:
@@ -456,7 +526,7 @@ def sync(tracking_uri: str | None = None) -> list[Any]:
 
 def mark_run_lost(tracking_uri: str, run_id: str, worker: str | None) -> None:
     """Close the run of a trial whose worker died (no heartbeat): FAILED, with the reason."""
-    if run_id.startswith("spool:"):
+    if run_id.startswith(SPOOL_PREFIX):
         return
     client = _client(tracking_uri)
     try:

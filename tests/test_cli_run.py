@@ -46,9 +46,14 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     assert "best trial: #" in result.output
     # The hint opens the study's runs table (not MLflow 3's GenAI view) on `sweep ui`.
     experiment_id = MlflowClient(tracking_uri).get_experiment_by_name("e2e").experiment_id
+    # Its runs flat and best first (MLflow folds them inside the study run otherwise), the
+    # confirmation re-trainings filtered out.
     assert (f"inspect it with: sweep ui --tracking-uri '{tracking_uri}', then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}"
-            "?workflowType=machine_learning") in result.output
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+            "?workflowType=machine_learning&searchFilter=tags.%60sweep.role%60+%21%3D+%27"
+            "confirm%27&orderByKey=metrics.%60final%2Fval_accuracy%60&orderByAsc=false"
+            "&startTime=ALL&lifecycleFilter=Active&modelVersionFilter=All+Runs"
+            "&datasetsFilter=W10%3D\n") in result.output
 
     study = optuna.load_study(study_name="e2e", storage=storage_url)
     assert len(study.trials) == 3
@@ -59,6 +64,14 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     (parent,) = _parents(client, "e2e")
     assert parent.data.tags["optuna.study_name"] == "e2e"
     assert parent.info.status == "FINISHED"
+    # ... and links to the study's run and to the best trial's run (ties: the earlier).
+    best = min(study.trials, key=lambda t: (-t.value, t.number))
+    runs = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    links = [f"  study run: {runs}/{parent.info.run_id}",
+             f"  best run (trial #{best.number}): {runs}/{best.user_attrs['mlflow_run_id']}"]
+    assert all(link in result.output for link in links), result.output
+    status = _invoke("status", "e2e", "--storage", storage_url, "--tracking-uri", tracking_uri)
+    assert status.exit_code == 0 and all(link in status.output for link in links), status.output
     children = {int(r.data.tags["optuna.trial_number"]): r for r in
                 _children(client, "e2e", parent.info.run_id)}
     assert sorted(children) == [0, 1, 2]
