@@ -631,8 +631,8 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1240px;
        color: #222; padding: 0 1em; }
 .table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: right;
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.35em; text-align: right;
          vertical-align: top; }
 th { background: #f0f0f0; font-weight: 600; }
 td { font-variant-numeric: tabular-nums; }

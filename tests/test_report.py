@@ -6,6 +6,7 @@ for the module, and a multi-objective one for its Pareto front; the odd studies 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -422,3 +423,20 @@ def test_number_format_is_one_format_per_column() -> None:
     assert [norm(v) for v in (12.345, 9.5)] == ["12.35", "9.50"]
     penalty = number_format([1.234e-05, 3e-4])
     assert [penalty(v) for v in (1.234e-05, 0.0)] == ["1.23e-05", "0.00e+00"]
+
+
+@pytest.mark.parametrize("columns", [80, 44])
+def test_terminal_tables_never_break_inside_a_word(reported: Reported, tmp_path: Path,
+                                                   columns: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", "report", NAME, "--storage", reported.storage,
+         "--tracking-uri", reported.tracking, "--out", str(tmp_path / "out"), "--no-confirm"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": str(columns)})
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.split("Comparison per placement", 1)[1].split("  Each row is", 1)[0]
+    assert max(len(line) for line in table.splitlines()) <= columns  # (links are never cut)
+    rows = _markdown_rows((tmp_path / "out" / "report.md").read_text(),
+                          "Comparison per placement")
+    headers = ["trials", "best", "trial", "Δ", "val_accuracy", "vs", "no-reg", "loss"]
+    for word in headers + [w for cells in rows.values() for c in cells for w in c.split()]:
+        assert word in table, word  # whole, on one line: never `first+pe` / `nultimate`

@@ -1,0 +1,210 @@
+"""What a newcomer sees, in a real browser (Debian's chromium, driven by selenium): the
+link `sweep ui` prints opens the study's trials by name, best first, under the study's
+description; the study run says what won; report.html draws its charts with no network,
+fits a 1280-px window, and draws them inside MLflow's artifact preview too.
+
+Screenshots go to ``test-artifacts/`` (README's MLflow screenshot is made here). Needs
+chromium and chromedriver (`make browser` installs them where apt-get can run); without
+them the tests skip, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import free_port, tiny_study, wait_for, write_study
+from mlflow.tracking import MlflowClient
+
+from sweep.cli import cli
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+NAME = "browser-study"
+WIDTH = 1280
+
+
+def _browser_or_skip() -> tuple[str, str]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium and driver:
+        return chromium, driver
+    reason = "no chromium/chromedriver: `make browser` installs Debian's (needs apt-get)"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium, driver = _browser_or_skip()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", f"--window-size={WIDTH},900",
+                     # No name resolves: nothing on these pages may come from the internet.
+                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+        options.add_argument(argument)
+    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must not look for drivers online
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    session.set_page_load_timeout(60)
+    yield session
+    session.quit()
+
+
+@dataclass(frozen=True)
+class Served:
+    links: dict[str, str]  # what `sweep ui` printed: study name -> link
+    tracking: str
+    report: Path
+    run_names: list[str]
+    study_run: str
+    experiment_id: str
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A finished tiny study with both baselines, its report with a confirmation over two
+    seeds, and `sweep ui` serving its tracking store."""
+    folder = tmp_path_factory.mktemp("browser")
+    storage = f"sqlite:///{folder / 'sweep.db'}"
+    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    search = dict(tiny_study()["search"], baselines=["none", "uniform_l2"])
+    study_file = write_study(folder / "s.yaml", tiny_study(
+        name=NAME, search=search, budget={"n_trials": 5},
+        report={"confirm_top": 1, "seeds": 2}))
+    runner = CliRunner()
+    common = ["--storage", storage, "--tracking-uri", tracking]
+    done = runner.invoke(cli, ["run", str(study_file), *common, "--no-progress"])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(cli, ["report", NAME, *common, "--out", str(folder / "report")])
+    assert done.exit_code == 0, done.output
+
+    client = MlflowClient(tracking)
+    experiment_id = client.get_experiment_by_name(NAME).experiment_id
+    runs = client.search_runs([experiment_id])
+    names = [r.info.run_name for r in runs if r.data.tags.get("sweep.role") == "trial"]
+    study_run = next(r.info.run_id for r in runs if r.data.tags.get("sweep.role") == "study")
+
+    port = free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "sweep", "ui", "--tracking-uri", tracking,
+                           "--port", str(port)], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        line = ui.stdout.readline()  # our links come first, before MLflow's output
+        name, link = line.strip().split(": ", 1)
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}") or ui.poll() is not None,
+                 timeout=90)
+        assert ui.poll() is None, "sweep ui exited"
+        yield Served({name: link}, tracking, folder / "report", names, study_run,
+                     experiment_id)
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
+
+
+def _text(browser: Any) -> str:
+    return browser.find_element("tag name", "body").text
+
+
+def _wait_for_text(browser: Any, *texts: str, timeout: float = 60) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout).until(lambda b: all(t in _text(b) for t in texts))
+    return _text(browser)
+
+
+def _shot(browser: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / name))
+
+
+def test_the_printed_link_opens_the_trials_by_name_best_first(browser: Any,
+                                                              served: Served) -> None:
+    assert list(served.links) == [NAME]
+    browser.get(served.links[NAME])
+    page = _wait_for_text(browser, "#0 baseline: no regularization")
+    _shot(browser, "mlflow-runs.png")
+    # The first screen: the study's description above the runs table, every trial by
+    # what it tried, best first, and no confirmation re-training among them.
+    assert f"regsweep study {NAME}" in page
+    assert "Sort: final/val_accuracy" in page
+    assert "#1 baseline: uniform_l2 l2=3.2e-4" in page
+    assert len(served.run_names) == 5
+    for name in served.run_names:
+        assert name in page, name
+    assert "confirm " not in page
+    client = MlflowClient(served.tracking)
+    values = {r.info.run_name: r.data.metrics["final/val_accuracy"]
+              for r in client.search_runs([served.experiment_id])
+              if r.data.tags.get("sweep.role") == "trial"}
+    shown = sorted(values, key=lambda name: page.index(name))
+    assert [values[n] for n in shown] == sorted(values.values(), reverse=True)
+
+
+def test_the_study_run_says_what_won_and_whether_it_is_real(browser: Any,
+                                                            served: Served) -> None:
+    base = served.links[NAME].split("/#/")[0]
+    browser.get(f"{base}/#/experiments/{served.experiment_id}/runs/{served.study_run}"
+                "?workflowType=machine_learning")
+    page = _wait_for_text(browser, "Description", "Best on validation")
+    _shot(browser, "mlflow-study-run.png")
+    assert f"regsweep study {NAME}" in page
+    assert "confirm/trial_" in page  # the confirmation's figures, as metrics
+
+
+def test_report_draws_offline_and_fits_1280_pixels(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get((served.report / "report.html").as_uri())
+    charts = browser.find_elements(By.CSS_SELECTOR, "div.chart")
+    assert len(charts) >= 4
+    # plotly.js is in the page: every chart draws with no network at all.
+    WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(
+        By.CSS_SELECTOR, "div.chart .js-plotly-plot .main-svg")) >= len(charts))
+    _shot(browser, "report.png")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= WIDTH
+    # No table needs its own scroll bar either: each fits the page.
+    overflowing = browser.execute_script(
+        "return [...document.querySelectorAll('.table-wrap')]"
+        ".filter(w => w.scrollWidth > w.clientWidth + 1).length")
+    assert overflowing == 0
+
+
+def test_report_draws_inside_mlflows_artifact_preview(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base = served.links[NAME].split("/#/")[0]
+    browser.get(f"{base}/#/experiments/{served.experiment_id}/runs/{served.study_run}"
+                "/artifacts/report/report.html")
+    frame = WebDriverWait(browser, 60).until(
+        lambda b: b.find_elements(By.TAG_NAME, "iframe"))[0]
+    browser.switch_to.frame(frame)
+    try:
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(
+            By.CSS_SELECTOR, "div.chart .js-plotly-plot .main-svg")) >= 4)
+        assert "Comparison per placement" in _text(browser)
+    finally:
+        browser.switch_to.default_content()
+    _shot(browser, "mlflow-report-preview.png")
