@@ -264,7 +264,7 @@ def write_result(name: str, *, quick: bool, started: float, parameters: dict[str
     document = {
         "benchmark": name,
         "quick": quick,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **git_info(),
         "machine": machine,
         "wall_seconds": round(time.perf_counter() - started, 1),

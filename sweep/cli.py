@@ -238,13 +238,24 @@ def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT
 # ------------------------------------------------------------------ commands
 @cli.command()
 @click.argument("study_file", type=click.Path(dir_okay=False))
-def validate(study_file: str) -> None:
+@click.option("--run-builder", is_flag=True,
+              help="Import and run model.builder (user code) to check the placements "
+                   "against its layers; without it, validate runs no code of the study.")
+def validate(study_file: str, run_builder: bool) -> None:
     """Check a study file: keys, types, ranges, selectors, data paths. Writes nothing."""
-    spec, space = _checked_spec(study_file)
-    slots = ", ".join(space.candidate_slots) or "none"
+    from sweep.spec import load_spec
+    from sweep.validate import check_study
+
+    spec = load_spec(study_file)
+    space = check_study(spec, run_builder=run_builder)
+    slots = "not checked" if space is None else ", ".join(space.candidate_slots) or "none"
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
                f"sampler {spec.sampler}, objective {spec.primary.metric} "
                f"({spec.primary.resolved_direction}); slots searched: {slots}")
+    if space is None:
+        click.echo(f"note: model.builder {spec.model.builder!r} is code and was not run; "
+                   "`sweep validate --run-builder` builds the model and checks the "
+                   "placements against its layers (run and create always do).")
 
 
 def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
@@ -668,12 +679,19 @@ def _link_runs(storage_url: str, replayed: list[Any]) -> int:
 
 @cli.command()
 @storage_option
-@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. The proxy has no authentication and no TLS: "
+                   "bind another interface only inside a private network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
 def proxy(storage: str, host: str, port: int) -> None:
     """Optuna's gRPC storage proxy, for clusters larger than the database's connection
     limit: workers use --storage grpc://HOST:PORT and share this process's connections.
     The exact study budget is enforced here."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        # Whoever reaches the port can read and rewrite every study (README, Security).
+        click.echo(f"warning: the proxy on {host} has no authentication and no TLS; anyone "
+                   "who reaches this port can read and change every study: keep it inside a "
+                   "private network.", err=True)
     import optuna
 
     from sweep.storage import open_storage

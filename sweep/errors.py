@@ -66,9 +66,9 @@ class FatalError(SweepError):
 
 
 def describe_failure(error: BaseException, limit: int = 500) -> str:
-    """One line for an exception: its type and message. TensorFlow's runtime errors carry
-    whole Python tracebacks in their message; the root cause is the last line of the
-    form ``SomeError: message`` in it."""
+    """One line for an exception: its type and message, passwords masked. TensorFlow's
+    runtime errors carry whole Python tracebacks in their message; the root cause is the
+    last line of the form ``SomeError: message`` in it."""
     text = str(error)
     lines = [line for line in text.splitlines() if line.strip()]
     causes = [m for m in map(_ERROR_LINE.match, lines) if m]
@@ -77,4 +77,7 @@ def describe_failure(error: BaseException, limit: int = 500) -> str:
         reason = f"{type(error).__name__} ({kind}: {message.strip()})"
     else:
         reason = f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+    from sweep.storage import mask_url  # a message may quote a URL with its password
+
+    reason = mask_url(reason)
     return reason if len(reason) <= limit else reason[:limit - 1] + "…"

@@ -30,18 +30,25 @@ class Spool:
     @classmethod
     def for_run(cls, run_id: str | None, create_op: Mapping[str, Any] | None,
                 tracking_uri: str | None = None) -> Spool:
+        """A new spool file. The tracking URI is kept without its password (``***``):
+        ``sweep sync`` takes the secret from its own ``--tracking-uri`` or environment."""
+        from sweep.storage import mask_url
+
         folder = spool_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        # Only the owner reads what the trials measured (0700 folder, 0600 files).
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         spool = cls(folder / f"{uuid.uuid4().hex}.jsonl")
         if run_id is not None:
-            spool.append({"op": "run", "run_id": run_id, "tracking_uri": tracking_uri})
+            spool.append({"op": "run", "run_id": run_id,
+                          "tracking_uri": mask_url(tracking_uri or "")})
         else:
             assert create_op is not None
-            spool.append(create_op)
+            spool.append({**create_op, "tracking_uri": mask_url(create_op["tracking_uri"])})
         return spool
 
     def append(self, op: Mapping[str, Any]) -> None:
-        with self.path.open("a") as handle:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "a") as handle:
             handle.write(json.dumps(op) + "\n")
             handle.flush()
             os.fsync(handle.fileno())

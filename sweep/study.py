@@ -72,7 +72,15 @@ def stored_spec(study: Any) -> StudySpec:
     if data is None:
         raise SpecError("STUDY_NAME", "this study was not created by regsweep (no stored spec)",
                         study.study_name)
-    return parse_spec(data)
+    spec = parse_spec(data)
+    # The spec is what workers train (a builder in it is code they run): one rewritten in
+    # the database behind `sweep create`'s back is refused, not obeyed.
+    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    if recorded is not None and recorded != spec.fingerprint():
+        raise SpecError("STUDY_NAME", "the spec stored in this study was changed outside "
+                        "`sweep create`/`sweep run` (its fingerprint does not match); "
+                        "refusing to train it", study.study_name)
+    return spec
 
 
 def _spec_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -101,7 +109,7 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
             update={"n_trials": n_trials})})
     existing = _find(storage, spec.name)
     if existing is not None and force_new:
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
         archive = f"{spec.name}.archived-{stamp}"
         optuna.copy_study(from_study_name=spec.name, from_storage=storage,
                           to_storage=storage, to_study_name=archive)

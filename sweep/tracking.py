@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sweep.errors import describe_failure
 from sweep.keys import SPOOL_PREFIX
 from sweep.space import Placement, describe_placement
 from sweep.spool import Spool
@@ -439,7 +440,7 @@ class TrialRun:
                 self.spool = Spool.for_run(self.run_id, op if op["op"] == "create_run"
                                            else None, self.tracker.tracking_uri)
                 log.warning("MLflow unreachable (%s); spooling run to %s",
-                            _short(error), self.spool.path)
+                            describe_failure(error, 200), self.spool.path)
                 if op["op"] == "create_run":
                     return
         self.spool.append(op)
@@ -467,7 +468,7 @@ class TrialRun:
                        if 1 <= m.step <= up_to_step]
         except Exception as error:  # the history is a convenience; training goes on
             log.warning("could not copy the metric history of run %s: %s", run_id,
-                        _short(error))
+                        describe_failure(error, 200))
             return
         if history:
             self.submit({"op": "log", "metrics": history,
@@ -498,18 +499,13 @@ class TrialRun:
             self._thread = None
 
 
-def _short(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).splitlines()[0][:200]}" if str(error) else \
-        type(error).__name__
-
-
 def sync(tracking_uri: str | None = None) -> list[Any]:
     """Replay every spooled run into MLflow (``tracking_uri`` overrides the store each
     run was meant for). Returns what was replayed."""
     from sweep.spool import pending, replay
 
     def resolve(first: Mapping[str, Any]) -> tuple[Any, str]:
-        uri = tracking_uri or first["tracking_uri"]
+        uri = unmasked(tracking_uri, first["tracking_uri"])
         if first["op"] == "run":
             return _client(uri), first["run_id"]
         tracker = StudyTracker(uri, experiment=first["experiment"],
@@ -524,6 +520,21 @@ def sync(tracking_uri: str | None = None) -> list[Any]:
     return [replay(path, resolve_run=resolve, apply=apply) for path in pending()]
 
 
+def unmasked(given: str | None, spooled: str) -> str:
+    """The URI to replay a spooled run into: ``given`` (``sync --tracking-uri`` or
+    ``$MLFLOW_TRACKING_URI``) if set, else the spooled one, whose password was not kept."""
+    from sweep.errors import SpecError
+    from sweep.storage import mask_url
+
+    if given:
+        return given
+    if "***" in spooled:
+        raise SpecError("--tracking-uri", "the spooled runs were meant for a store whose "
+                        "password is not kept on disk; pass its URI (or set "
+                        "MLFLOW_TRACKING_URI)", mask_url(spooled))
+    return spooled
+
+
 def mark_run_lost(tracking_uri: str, run_id: str, worker: str | None) -> None:
     """Close the run of a trial whose worker died (no heartbeat): FAILED, with the reason."""
     if run_id.startswith(SPOOL_PREFIX):
@@ -534,4 +545,4 @@ def mark_run_lost(tracking_uri: str, run_id: str, worker: str | None) -> None:
                        f"worker {worker or '?'} stopped sending heartbeats")
         client.set_terminated(run_id, "FAILED")
     except Exception as error:  # the study's bookkeeping must not depend on MLflow
-        log.warning("could not close MLflow run %s: %s", run_id, _short(error))
+        log.warning("could not close MLflow run %s: %s", run_id, describe_failure(error, 200))

@@ -2,14 +2,17 @@
 what the chosen sampler and objective require. Run before anything is written anywhere.
 
 Declared ``layers`` and ``.keras`` files are checked without TensorFlow; a Python builder
-has to be run, which imports it.
+is user code: ``sweep validate`` finds its file but runs it only with ``--run-builder``
+(``run`` and ``create`` run it: they are about to train with it).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import sys
 import zipfile
+from pathlib import Path
 
 from sweep.data import check_data
 from sweep.errors import SpecError
@@ -50,8 +53,24 @@ def describe_layers(spec: StudySpec) -> list[LayerInfo]:
     return describe_model(build_base_model(model, splits.input_shape, splits.n_classes))
 
 
-def check_study(spec: StudySpec) -> SearchSpace:
-    """Everything a run would trip over later, found now. Returns the search space."""
+def builder_source(reference: str) -> Path:
+    """The file of a builder's module, found the way ``import`` would find it (the current
+    folder first) but without importing anything: a module runs code when imported."""
+    module_name = reference.partition(":")[0]
+    parts = module_name.split(".")
+    for root in [Path.cwd(), *(Path(entry) for entry in sys.path if entry)]:
+        base = root.joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    raise SpecError("model.builder", f"no module {module_name!r} in the current folder or "
+                    "on the Python path", reference)
+
+
+def check_study(spec: StudySpec, *, run_builder: bool = True) -> SearchSpace | None:
+    """Everything a run would trip over later, found now. Returns the search space, or
+    None when the model comes from a builder and ``run_builder`` is False: a builder is
+    user code, and its layers (which the placements refer to) exist only once it ran."""
     check_data(spec.data)
     known = [m for m in metric_names(spec.train) if m != "loss"]  # loss carries the penalty
     produced = ", ".join("val_" + m for m in known)
@@ -72,6 +91,9 @@ def check_study(spec: StudySpec) -> SearchSpace:
         raise SpecError("pruner.monitor", "Keras does not produce this metric on the "
                         f"validation split for train.loss {spec.train.loss!r}; use one of "
                         f"{produced}", monitor)
+    if spec.model.builder is not None and not run_builder:
+        builder_source(spec.model.builder)
+        return None
     space = SearchSpace(spec.search, describe_layers(spec))
     if spec.sampler == "grid":
         space.grid()

@@ -13,7 +13,7 @@ from typing import Any
 
 from sweep import interrupt
 from sweep.budget import is_budget_exhausted, used_budget
-from sweep.errors import FatalError, TrialFailed
+from sweep.errors import FatalError, TrialFailed, describe_failure
 from sweep.limits import halt_reason
 from sweep.objective import Objective
 from sweep.progress import StudyProgress
@@ -161,10 +161,11 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 if not _is_storage_error(error):
                     raise
                 failures += 1
+                cause = describe_failure(error, 200)
                 if failures > STORAGE_RETRIES:
-                    raise FatalError(f"storage unreachable: {error}") from error
+                    raise FatalError(f"storage unreachable: {cause}") from error
                 wait = min(30.0, 2.0 ** failures)
-                log.warning("storage error (%s); retrying in %.0f s", error, wait)
+                log.warning("storage error (%s); retrying in %.0f s", cause, wait)
                 progress.console.print(f"storage error, retrying in {wait:.0f} s: "
                                        f"{type(error).__name__}")
                 interrupt.sleep(wait)

@@ -68,3 +68,30 @@ def test_image_folder_with_one_class_is_refused(tmp_path: Path) -> None:
     code, output = _validate(tmp_path, tiny_study(data=data))
     assert code == 2
     assert "data.path" in output
+
+
+def test_validate_runs_no_builder_code_unless_asked(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A builder is code: importing it runs it. validate finds its file and says it did not
+    run it; --run-builder builds the model and checks the placements against its layers."""
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "builder-ran"
+    (tmp_path / "sideeffect_builder.py").write_text(
+        "import pathlib, keras\n"
+        f"pathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "def build(input_shape, n_classes):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(8),\n"
+        "                             keras.layers.Dense(n_classes, activation='softmax')])\n")
+    study = tiny_study(model={"builder": "sideeffect_builder:build"})
+    code, output = _validate(tmp_path, study)
+    assert code == 0, output
+    assert "slots searched: not checked" in output and "--run-builder" in output
+    assert not marker.exists()
+
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "study.yaml"),
+                                      "--run-builder"])
+    assert result.exit_code == 0, result.output
+    assert marker.read_text() == "ran" and "slots searched: dense, dense_1" in result.output
+
+    code, output = _validate(tmp_path, tiny_study(model={"builder": "nosuchmodule:build"}))
+    assert code == 2 and "model.builder" in output and "nosuchmodule" in output

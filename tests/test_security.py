@@ -1,0 +1,98 @@
+"""Who may reach a study, and what it may make a worker do: the proxy listens on loopback
+unless told otherwise (and then warns), a spec rewritten in the database is refused, and
+passwords never reach an output or a file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+from conftest import free_port, tiny_study, wait_for, write_study
+
+from sweep.cli import cli
+from sweep.storage import mask_url
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses listening on ``port``: "127.0.0.1", "any" (0.0.0.0 or ::), ..."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) != port or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            if set(address) == {"0"}:
+                found.add("any")
+                continue
+            v4 = address[-8:] if len(address) == 8 or address.startswith(
+                "0000000000000000FFFF0000") else None  # IPv4, or IPv4-mapped IPv6
+            found.add(socket.inet_ntoa(bytes.fromhex(v4)[::-1]) if v4 else address)
+    return found
+
+
+def test_proxy_listens_on_loopback_unless_told_and_then_warns(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "sweep", "proxy", "--storage", storage,
+                              "--port", str(port)], stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        wait_for(lambda: _listening(port) or proxy.poll() is not None, timeout=60)
+        assert _listening(port) == {"127.0.0.1"}  # nothing else
+    finally:
+        os.killpg(proxy.pid, signal.SIGTERM)
+        _, err = proxy.communicate(timeout=30)
+    assert "no authentication" not in err
+
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "sweep", "proxy", "--storage", storage,
+                              "--host", "0.0.0.0", "--port", str(port)],
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: _listening(port) or proxy.poll() is not None, timeout=60)
+        assert _listening(port) == {"any"}
+        # ... and it is reachable from another address of this machine.
+        socket.create_connection((socket.gethostbyname(socket.gethostname()), port),
+                                 timeout=5).close()
+    finally:
+        os.killpg(proxy.pid, signal.SIGTERM)
+        _, err = proxy.communicate(timeout=30)
+    assert "warning: the proxy on 0.0.0.0 has no authentication and no TLS" in err
+
+
+def test_a_spec_rewritten_in_the_database_is_refused(workdir: Path, storage_url: str,
+                                                     tracking_uri: str) -> None:
+    path = write_study(workdir / "s.yaml", tiny_study(name="tampered"))
+    created = CliRunner().invoke(cli, ["create", str(path), "--storage", storage_url,
+                                       "--tracking-uri", tracking_uri])
+    assert created.exit_code == 0, created.output
+    study = optuna.load_study(study_name="tampered", storage=storage_url)
+    spec = dict(study.user_attrs["spec"])
+    spec["model"] = {"builder": "mybuilder:build"}  # what an attacker would plant
+    study.set_user_attr("spec", spec)
+    (workdir / "mybuilder.py").write_text(
+        f"import pathlib\npathlib.Path({str(workdir / 'pwned')!r}).write_text('x')\n"
+        "def build(input_shape, n_classes):\n    raise SystemExit\n")
+    done = subprocess.run([sys.executable, "-m", "sweep", "worker", "tampered", "--storage",
+                           storage_url, "--tracking-uri", tracking_uri, "--no-progress"],
+                          capture_output=True, text=True, cwd=workdir, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "changed outside `sweep create`" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "pwned").exists()
+    assert optuna.load_study(study_name="tampered", storage=storage_url).trials == []
+
+
+def test_mask_url_hides_passwords_in_userinfo_and_query() -> None:
+    assert mask_url("postgresql://u:s3cr3t@db:5432/x") == "postgresql://u:***@db:5432/x"
+    assert mask_url("postgresql://db/x?user=u&password=s3cr3t&sslmode=require") == \
+        "postgresql://db/x?user=u&password=***&sslmode=require"
+    assert mask_url("http://u:s3cr3t@mlflow:5000") == "http://u:***@mlflow:5000"
+    assert mask_url("sqlite:///sweep.db") == "sqlite:///sweep.db"
