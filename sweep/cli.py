@@ -638,12 +638,28 @@ def list_(storage: str, as_json: bool) -> None:
 def sync(tracking_uri: str | None, storage: str) -> None:
     """Replay trial runs spooled while MLflow was unreachable ($SWEEP_SPOOL_DIR, default
     ./sweep-spool), each exactly once."""
-    from sweep.spool import pending
+    from sweep.spool import pending, spooled_studies
     from sweep.tracking import sync as replay_all
 
     if not pending():
         click.echo("nothing to sync.")
         return
+    # The new run ids go into the studies' trials: without the storage that holds those
+    # studies they would be lost for good once the spool is replayed and deleted.
+    wanted = spooled_studies()
+    if wanted:
+        import optuna
+
+        _quiet_optuna()
+        try:
+            held = set(optuna.get_all_study_names(_read_storage(storage)))
+        except SpecError:  # no such SQLite file: the same answer, without creating it
+            held = set()
+        missing = sorted(wanted - held)
+        if missing:
+            raise SpecError("--storage", f"does not hold the studies of the spooled runs "
+                            f"({', '.join(missing)}); pass the storage they live in",
+                            mask_url(storage))
     replayed = replay_all(tracking_uri)
     linked = _link_runs(storage, replayed)
     ops = sum(r.operations for r in replayed)

@@ -60,6 +60,18 @@ def pending(folder: Path | None = None) -> list[Path]:
         if folder.exists() else []
 
 
+def spooled_studies(folder: Path | None = None) -> set[str]:
+    """The studies whose trial runs wait in the spool (their new run ids must be linked)."""
+    names = set()
+    for path in pending(folder):
+        with path.open() as handle:
+            first = json.loads(handle.readline())
+        name = first.get("tags", {}).get("optuna.study_name")
+        if first.get("op") == "create_run" and name is not None:
+            names.add(name)
+    return names
+
+
 @dataclass(frozen=True)
 class Replayed:
     run_id: str

@@ -281,10 +281,23 @@ class StudyTracker:
                 self.client.set_experiment_tag(experiment_id, key, value)
 
     def set_parent_status(self, status: str) -> None:
-        if status == "RUNNING":
-            self.client.update_run(self.parent_run_id(), status="RUNNING")
-        else:
-            self.client.set_terminated(self.parent_run_id(), status)
+        """The study run's status; while MLflow is unreachable the change is spooled, so
+        that `sweep sync` closes the study run too (not only its trials' runs)."""
+        try:
+            if status == "RUNNING":
+                self.client.update_run(self.parent_run_id(), status="RUNNING")
+            else:
+                self.client.set_terminated(self.parent_run_id(), status)
+        except Exception as error:
+            if status == "RUNNING":
+                raise  # a study that runs again re-opens it itself
+            spool = Spool.for_run(None, {
+                "op": "study_run", "tracking_uri": self.tracking_uri,
+                "experiment": self.experiment_name, "study_name": self.study_name,
+                "study_uid": self.study_uid, "tags": {"sweep.worker": self.worker}})
+            spool.append({"op": "terminate", "status": status})
+            log.warning("MLflow unreachable (%s); the study run's status %s is spooled to %s",
+                        describe_failure(error, 200), status, spool.path)
 
     def start_trial(self, number: int, params: Mapping[str, Any], placement: Placement,
                     seed: int, tags: Mapping[str, str] | None = None, *,
@@ -511,6 +524,8 @@ def sync(tracking_uri: str | None = None) -> list[Any]:
         tracker = StudyTracker(uri, experiment=first["experiment"],
                                study_name=first["study_name"], study_uid=first["study_uid"],
                                worker=first["tags"].get("sweep.worker", ""))
+        if first["op"] == "study_run":  # the study's own run: found, or made, by its uid
+            return tracker.client, tracker.parent_run_id()
         key = first["tags"]["sweep.run_key"]
         found = tracker.client.search_runs(
             [tracker.experiment_id()], filter_string=f"tags.`sweep.run_key` = '{key}'",

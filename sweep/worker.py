@@ -259,6 +259,6 @@ def _close_parent_if_done(study: Any, spec: StudySpec, tracker: StudyTracker) ->
 def _parent_status(tracker: StudyTracker, status: str) -> None:
     try:
         tracker.set_parent_status(status)
-    except Exception as error:  # cosmetic: never worth stopping a worker for
+    except Exception as error:  # never worth stopping a worker for
         log.warning("could not set the study's MLflow run to %s: %s", status,
-                    type(error).__name__)
+                    describe_failure(error, 200))

@@ -196,19 +196,33 @@ def test_tracking_outage_spools_runs_and_sync_replays_them_once(
         assert len(trials) == 3
         assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
         spooled = list((workdir / "sweep-spool").glob("*.jsonl"))
-        assert len(spooled) == 3
+        assert len(spooled) == 4  # 3 trial runs and the study run's FINISHED
+        # Only their owner reads them, and they hold no password.
+        assert (workdir / "sweep-spool").stat().st_mode & 0o777 == 0o700
+        assert {path.stat().st_mode & 0o777 for path in spooled} == {0o600}
 
         server.start()
+        # Without the storage that holds the study the run ids could not be linked: refused.
+        refused = subprocess.run([sys.executable, "-m", "sweep", "sync"], capture_output=True,
+                                 text=True, cwd=workdir, timeout=300)
+        assert refused.returncode == 2, refused.stderr
+        assert "--storage" in refused.stderr and "pg-outage" in refused.stderr
+        assert not (workdir / "sweep.db").exists()
+        assert len(list((workdir / "sweep-spool").glob("*.jsonl"))) == 4
         synced = subprocess.run(
             [sys.executable, "-m", "sweep", "sync", "--storage", postgres_server_url],
             capture_output=True, text=True, cwd=workdir, timeout=300)
         assert synced.returncode == 0, synced.stderr
-        assert "synced 3 runs" in synced.stdout
+        assert "synced 4 runs" in synced.stdout
         again = subprocess.run([sys.executable, "-m", "sweep", "sync"], capture_output=True,
                                text=True, cwd=workdir, timeout=300)
         assert "nothing to sync" in again.stdout
 
         client = MlflowClient(server.url)
+        (parent,) = client.search_runs(
+            [client.get_experiment_by_name("pg-outage").experiment_id],
+            filter_string="tags.`sweep.role` = 'study'")
+        assert parent.info.status == "FINISHED"  # its status change was spooled too
         children = _children(server.url, "pg-outage")
         runs = {int(r.data.tags["optuna.trial_number"]): r for r in children}
         assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [0, 1, 2]
