@@ -23,7 +23,13 @@ import click
 
 from sweep.errors import FatalError, SpecError, StudyHalted
 from sweep.interrupt import stop_exit_code
-from sweep.storage import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, mask_url
+from sweep.storage import (
+    DEFAULT_STORAGE,
+    DEFAULT_TRACKING_URI,
+    check_storage_url,
+    check_tracking_uri,
+    mask_url,
+)
 
 
 class _Group(click.Group):
@@ -45,6 +51,8 @@ class _Group(click.Group):
         except StudyHalted as error:
             click.echo(f"{'error: ' if error.failed else ''}{error}", err=True)
             ctx.exit(1 if error.failed else 0)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except KeyboardInterrupt as error:
             name = (str(error) or "SIGINT").split()[0]
             if ctx.invoked_subcommand in ("run", "worker"):
@@ -56,6 +64,15 @@ class _Group(click.Group):
             else:
                 click.echo(f"stopped ({name}); what was finished is kept.", err=True)
             ctx.exit(stop_exit_code(name))
+        except Exception as error:  # anything else: its cause in one line, not a traceback
+            from sweep.errors import describe_failure, root_cause
+            from sweep.runtime import VERBOSE
+
+            if os.environ.get(VERBOSE):
+                raise
+            click.echo(f"error: {describe_failure(root_cause(error), 300)} "
+                       "(sweep --verbose shows where)", err=True)
+            ctx.exit(1)
 
 
 @contextlib.contextmanager
@@ -69,12 +86,42 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _storage_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # A URL that cannot work is bad input: refused here, before any command writes.
+    return check_storage_url(value) if value else value
+
+
+def _tracking_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return check_tracking_uri(value) if value else value
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` if it is a file (nothing can go below it)."""
+    existing = next((p for p in path.absolute().parents if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
+def _output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (blocking := _blocking_file(Path(value))) is not None:
+        raise SpecError(f"--{param.name}", f"{blocking} is a file, not a folder", value)
+    return value
+
+
+def _output_folder(ctx: click.Context, param: click.Parameter,
+                   value: str | None) -> str | None:
+    if value is not None and (blocking := _blocking_file(Path(value) / "x")) is not None:
+        raise SpecError("--out", f"{blocking} is a file, not a folder", value)
+    return value
+
+
 storage_option = click.option(
     "--storage", envvar="SWEEP_STORAGE", default=DEFAULT_STORAGE, show_default=True,
+    callback=_storage_url,
     help="Optuna storage URL (env SWEEP_STORAGE), e.g. postgresql://user@host/db.")
 tracking_option = click.option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=DEFAULT_TRACKING_URI,
-    show_default=True, help="MLflow tracking URI (env MLFLOW_TRACKING_URI).")
+    show_default=True, callback=_tracking_uri,
+    help="MLflow tracking URI (env MLFLOW_TRACKING_URI).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout and nothing else.")
 progress_option = click.option("--no-progress", is_flag=True,
@@ -298,7 +345,9 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
             "--workers", "SQLite takes one writer at a time; for several workers use "
             "--storage postgresql://user@host/db (see README, 'Many workers')", len(slots))
     from sweep.budget import used_budget
+    from sweep.spool import check_spool_dir
 
+    check_spool_dir()
     spec, space = _checked_spec(study_file)
     study, spec = _create(spec, space, storage, tracking_uri, force_new, n_trials)
     remaining = spec.budget.n_trials - used_budget(study.get_trials(deepcopy=False))
@@ -426,11 +475,13 @@ def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | N
            gpu: int | None, wait_seconds: int, no_progress: bool) -> None:
     """Work on an existing study until its budget is spent."""
     from sweep.lifecycle import TRIALS_LEFT, renew_process
+    from sweep.spool import check_spool_dir
     from sweep.validate import check_study
     from sweep.worker import settled, worker_index
 
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    check_spool_dir()
     _, study, spec = _load_waiting(storage, study_name, wait_seconds)
     space = check_study(spec)
     # This process runs at most `recycle_after` trials, then renews itself (see the spec).
@@ -573,7 +624,7 @@ def _fmt(value: Any) -> str:
 @storage_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write here instead of stdout.")
+              callback=_output_file, help="Write here instead of stdout.")
 def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
     """Every trial: params, resolved placement, final figures, MLflow run id, state."""
     from sweep.results import export_rows
@@ -631,10 +682,10 @@ def list_(storage: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", callback=_tracking_uri,
               help="Replay into this MLflow store (default: the store each run was meant for).")
 @click.option("--storage", envvar="SWEEP_STORAGE", default=DEFAULT_STORAGE, show_default=True,
-              help="Optuna storage whose trials get the new MLflow run ids.")
+              callback=_storage_url, help="Optuna storage whose trials get the new MLflow run ids.")
 def sync(tracking_uri: str | None, storage: str) -> None:
     """Replay trial runs spooled while MLflow was unreachable ($SWEEP_SPOOL_DIR, default
     ./sweep-spool), each exactly once."""
@@ -773,7 +824,7 @@ def _studies_in(tracking_uri: str) -> list[tuple[str, str, str | None]]:
 @click.argument("study_name")
 @storage_option
 @tracking_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_output_folder,
               help="Folder for the report files  [default: ./report-STUDY_NAME/]")
 @click.option("--confirm/--no-confirm", default=None,
               help="Re-train the best report.confirm_top configurations and the baseline "

@@ -81,3 +81,15 @@ def describe_failure(error: BaseException, limit: int = 500) -> str:
 
     reason = mask_url(reason)
     return reason if len(reason) <= limit else reason[:limit - 1] + "…"
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain: SQLAlchemy and Optuna wrap "connection refused"
+    in "An exception is raised during the commit ..."; the user needs the former."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or error.__context__
+        if inner is None or id(inner) in seen:
+            return error
+        seen.add(id(inner))
+        error = inner

@@ -22,6 +22,21 @@ def spool_dir() -> Path:
     return Path(os.environ.get("SWEEP_SPOOL_DIR", "sweep-spool"))
 
 
+def check_spool_dir() -> None:
+    """The spool must be writable before a worker starts: it is where runs go while MLflow
+    is down, and finding out then would lose them."""
+    from sweep.errors import SpecError
+
+    folder = spool_dir().absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise SpecError("SWEEP_SPOOL_DIR", f"cannot be created ({existing} is a file)",
+                        str(spool_dir()))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecError("SWEEP_SPOOL_DIR", f"cannot be written ({existing} is not writable)",
+                        str(spool_dir()))
+
+
 class Spool:
     def __init__(self, path: Path):
         self.path = path

@@ -7,10 +7,15 @@
 from __future__ import annotations
 
 import re
+import warnings
+from pathlib import Path
 from typing import Any
+
+from sweep.errors import SpecError
 
 DEFAULT_STORAGE = "sqlite:///sweep.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PROXY_WAIT = 10.0  # seconds a command waits for `sweep proxy` to answer
 
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*):(?P<password>[^@\s]*)@")
 # libpq and SQLAlchemy also take the password as a query parameter (`?password=…`).
@@ -23,6 +28,70 @@ def mask_url(url: str) -> str:
     → ``…?password=***``, for anything printed, logged or stored."""
     masked = _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
     return _QUERY_SECRET.sub(lambda m: f"{m['head']}***", masked)
+
+
+# What MLflow 3 takes as a tracking URI (a bare path is a local file store).
+TRACKING_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
+                    "databricks", "databricks-uc", "uc")
+_STORAGE_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def _check_sqlite_path(url: str, field: str) -> None:
+    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+    if not path or path == ":memory:":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise SpecError(field, "is a folder, not a database file", mask_url(url))
+    parent = next((p for p in target.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise SpecError(field, f"{parent} is a file, not a folder", mask_url(url))
+
+
+def check_storage_url(url: str, field: str = "--storage") -> str:
+    """A storage URL that can work: ``grpc://HOST:PORT`` or an SQLAlchemy URL of SQLite,
+    PostgreSQL or MySQL whose driver is installed. Bad ones are bad input (exit 2), found
+    before anything is written."""
+    if url.startswith("grpc://"):
+        host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
+        if not host or not port.isdigit():
+            raise SpecError(field, "a proxy URL is grpc://HOST:PORT", mask_url(url))
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(normalize_storage_url(url))
+    except ArgumentError:
+        raise SpecError(field, "not a database URL (sqlite:///FILE, "
+                        "postgresql://USER@HOST/DB or grpc://HOST:PORT)", mask_url(url)) from None
+    if parsed.get_backend_name() not in _STORAGE_BACKENDS:
+        raise SpecError(field, f"unsupported database {parsed.get_backend_name()!r} (use "
+                        "SQLite, PostgreSQL or MySQL)", mask_url(url))
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ImportError, NoSuchModuleError) as error:
+        raise SpecError(field, f"no driver for {parsed.drivername} is installed ({error})",
+                        mask_url(url)) from None
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_path(url, field)
+    return url
+
+
+def check_tracking_uri(uri: str, field: str = "--tracking-uri") -> str:
+    """A tracking URI MLflow can use, found before anything is written (exit 2 if not)."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme not in TRACKING_SCHEMES:
+        raise SpecError(field, f"unsupported scheme {scheme!r} (use "
+                        f"{', '.join(s for s in TRACKING_SCHEMES if s)} or a folder)",
+                        mask_url(uri))
+    if scheme == "sqlite":
+        _check_sqlite_path(uri, field)
+    elif scheme in ("", "file"):
+        folder = Path(uri.removeprefix("file://")) if uri else Path.cwd()
+        if folder.exists() and not folder.is_dir():
+            raise SpecError(field, "is a file, not a folder for a file store", mask_url(uri))
+    return uri
 
 
 def normalize_storage_url(url: str) -> str:
@@ -54,18 +123,26 @@ def open_storage(url: str, *, read_only: bool = False):
     url = normalize_storage_url(url)
     try:
         return open_budgeted_storage(url, engine_kwargs(url), read_only=read_only)
-    except Exception as error:  # bad URL, unreachable server, missing driver, ...
-        from sweep.errors import FatalError
+    except Exception as error:  # unreachable server, refused login, ...
+        from sweep.errors import FatalError, describe_failure, root_cause
 
-        raise FatalError(f"cannot open storage {mask_url(url)}: {error}") from None
+        raise FatalError(f"cannot open storage {mask_url(url)}: "
+                         f"{describe_failure(root_cause(error), 300)}") from None
 
 
 def _grpc_proxy(url: str):
     import optuna
 
-    from sweep.errors import SpecError
+    from sweep.errors import FatalError
 
+    check_storage_url(url)
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
-    if not host or not port.isdigit():
-        raise SpecError("--storage", "a proxy URL is grpc://HOST:PORT", url)
-    return optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+    with warnings.catch_warnings():  # Optuna marks the proxy experimental: not news here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+    try:
+        proxy.wait_server_ready(timeout=PROXY_WAIT)
+    except Exception as error:  # grpc's FutureTimeoutError, ...
+        raise FatalError(f"cannot reach the storage proxy at {url} within {PROXY_WAIT:.0f} s "
+                         f"({type(error).__name__}); is `sweep proxy` running there?") from None
+    return proxy
