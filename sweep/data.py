@@ -188,7 +188,14 @@ def _load_npz(spec: NpzData, seed: int) -> _Loaded:
         if array.ndim == 0:
             raise SpecError("data.path", f"{key} must have one row per sample, not be a scalar",
                             path)
+    for key, array in arrays.items():  # one NaN turns every loss after it into NaN
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise SpecError("data.path", f"{key} has {bad} values that are NaN or infinite",
+                            path)
     x, y = arrays["x_train"], arrays["y_train"]
+    if len(x) == 0:
+        raise SpecError("data.path", "x_train has no rows", path)
     if len(x) != len(y):
         raise SpecError("data.path", f"x_train has {len(x)} rows but y_train has {len(y)}", path)
     test = None

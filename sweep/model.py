@@ -98,8 +98,11 @@ def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: i
         return model
     try:
         return keras.saving.load_model(spec.file, compile=False, safe_mode=True)
-    except (OSError, ValueError) as error:
-        raise SpecError("model.file", f"cannot load: {error}", str(spec.file)) from None
+    except Exception as error:  # OSError, ValueError, TypeError (unknown class), ...
+        from sweep.errors import describe_failure
+
+        raise SpecError("model.file", f"cannot load: {describe_failure(error, 300)}",
+                        str(spec.file)) from None
 
 
 def _regularizer(keras, penalties: Mapping[str, float] | None, layer: str = "",

@@ -94,10 +94,46 @@ def check_study(spec: StudySpec, *, run_builder: bool = True) -> SearchSpace | N
     if spec.model.builder is not None and not run_builder:
         builder_source(spec.model.builder)
         return None
-    space = SearchSpace(spec.search, describe_layers(spec))
+    layers = describe_layers(spec)
+    check_model_on_data(spec)  # before the placements: a broken model explains more
+    space = SearchSpace(spec.search, layers)
     if spec.sampler == "grid":
         space.grid()
     if spec.sampler == "gp" and importlib.util.find_spec("torch") is None:
         raise SpecError("sampler", "Optuna's GP sampler needs PyTorch (pip install torch)",
                         spec.sampler)
     return space
+
+
+def check_model_on_data(spec: StudySpec) -> None:
+    """Load the data and build the base model on it as a trial would, then run the model
+    on two samples: a layer keyword that does not exist, a sample shape the model cannot
+    take, an output that does not match the classes, labels outside them, NaN in the
+    arrays: each is found here (no training), before a study is written, instead of
+    failing every trial. Image folders are read only by trials (they may not fit in
+    memory); their class folders are checked by ``check_data``."""
+    if spec.data.source == "image_folder":
+        return
+    import numpy as np
+
+    from sweep.data import load_data
+    from sweep.errors import describe_failure
+    from sweep.model import build_base_model
+
+    splits = load_data(spec.data, spec.seed)
+    if spec.train.loss == "sparse_categorical_crossentropy" and splits.n_classes is None:
+        raise SpecError("train.loss", "needs class labels (integers from 0), but the data's "
+                        "y values are not", spec.train.loss)
+    model = build_base_model(spec.model, splits.input_shape, splits.n_classes)
+    field = "model.file" if spec.model.file is not None else \
+        "model.builder" if spec.model.builder is not None else "model.layers"
+    try:
+        output = np.asarray(model(splits.x_train[:2], training=False))
+    except Exception as error:
+        raise SpecError(field, f"cannot take the data's samples of shape "
+                        f"{splits.input_shape}: {describe_failure(error, 300)}",
+                        None, show_value=False) from None
+    if spec.train.loss == "sparse_categorical_crossentropy" and \
+            output.shape[-1] != splits.n_classes:
+        raise SpecError(field, f"the model outputs {output.shape[-1]} values per sample but "
+                        f"the data has {splits.n_classes} classes", None, show_value=False)
