@@ -96,3 +96,60 @@ def test_mask_url_hides_passwords_in_userinfo_and_query() -> None:
         "postgresql://db/x?user=u&password=***&sslmode=require"
     assert mask_url("http://u:s3cr3t@mlflow:5000") == "http://u:***@mlflow:5000"
     assert mask_url("sqlite:///sweep.db") == "sqlite:///sweep.db"
+
+
+SECRET = "s3cr3tPW"  # trust auth here: any password is accepted, so it travels everywhere
+
+
+def _with_password(url: str, form: str) -> str:
+    scheme, rest = url.split("://", 1)
+    if form == "userinfo":
+        user, host = rest.split("@", 1) if "@" in rest else ("u", rest)
+        return f"{scheme}://{user}:{SECRET}@{host}"
+    return f"{url}{'&' if '?' in url else '?'}password={SECRET}"
+
+
+def test_no_password_in_any_output_file_or_store(workdir: Path, postgres_server_url: str,
+                                                 mlflow_server) -> None:
+    # Both forms at once: the storage's password as a query parameter (the harder one to
+    # mask), the tracking server's in the URL's userinfo.
+    form = "query"
+    storage = _with_password(postgres_server_url, form)
+    # MLflow takes the password of an http URI as basic auth (the test server ignores it).
+    tracking = _with_password(mlflow_server.url, "userinfo")
+    name = f"secrets-{form}"
+    path = write_study(workdir / "s.yaml", tiny_study(
+        name=name, budget={"n_trials": 2}, report={"confirm_top": 1, "seeds": 2}))
+    common = ["--storage", storage, "--tracking-uri", tracking]
+    outputs = []
+    for command in (["create", str(path), *common],
+                    ["run", str(path), *common, "--no-progress"],
+                    ["worker", name, *common, "--no-progress"],
+                    ["status", name, "--storage", storage, "--tracking-uri", tracking],
+                    ["best", name, "--storage", storage],
+                    ["export", name, "--storage", storage, "--format", "json",
+                     "-o", str(workdir / "export.json")],
+                    ["report", name, *common, "--out", str(workdir / "report")],
+                    ["list", "--storage", storage],
+                    ["sync", *common],
+                    ["run", str(workdir / "missing.yaml"), *common],  # errors, too
+                    ["status", "no-such-study", "--storage", storage]):
+        done = subprocess.run([sys.executable, "-m", "sweep", *command], capture_output=True,
+                              text=True, cwd=workdir, timeout=600)
+        outputs.append((command[0], done.returncode, done.stdout + done.stderr))
+    codes = [code for _, code, _ in outputs]
+    assert codes == [0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2], outputs
+    for command, _, text in outputs:
+        assert SECRET not in text, (command, text)
+    # Nothing written here holds it: export, report, checkpoints, spool, ...
+    for file in workdir.rglob("*"):
+        if file.is_file():
+            assert SECRET.encode() not in file.read_bytes(), file
+    # ... nor the MLflow store (params, tags, descriptions, artifacts) ...
+    for file in mlflow_server.folder.rglob("*"):
+        if file.is_file() and file.name != "server.log":
+            assert SECRET.encode() not in file.read_bytes(), file
+    # ... nor the study in the database.
+    study = optuna.load_study(study_name=name, storage=postgres_server_url)
+    stored = repr(study.user_attrs) + repr([t.user_attrs for t in study.trials])
+    assert SECRET not in stored
