@@ -397,28 +397,31 @@ def _print_confirmation(confirmation: Any) -> None:
 
 def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_new: bool,
             n_trials: int | None):
-    from sweep.storage import open_storage
+    from sweep.storage import first_use_lock, open_storage
     from sweep.study import configure, create_or_resume
     from sweep.worker import make_tracker
 
     _quiet_optuna()
-    storage = open_storage(storage_url)
-    study, spec = create_or_resume(spec, storage, force_new=force_new, n_trials=n_trials,
-                                   space=space)
-    configure(study, spec, space)
-    make_tracker(study, spec, tracking_uri)
+    with first_use_lock(storage_url, tracking_uri):
+        storage = open_storage(storage_url)
+        study, spec = create_or_resume(spec, storage, force_new=force_new,
+                                       n_trials=n_trials, space=space)
+        configure(study, spec, space)
+        make_tracker(study, spec, tracking_uri)
     return study, spec
 
 
 def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int | None,
           no_progress: bool, *, worker_index: int) -> int:
     from sweep.interrupt import stop_on_signals
+    from sweep.storage import first_use_lock
     from sweep.study import configure
     from sweep.worker import checkpoint_root, enable_heartbeats, make_tracker, run_worker
 
     configure(study, spec, space, worker_index=worker_index)
     enable_heartbeats(study._storage, spec, tracking_uri)
-    tracker = make_tracker(study, spec, tracking_uri)
+    with first_use_lock(tracking_uri):  # workers started together share a fresh store
+        tracker = make_tracker(study, spec, tracking_uri)
     with stop_on_signals():
         return run_worker(study, spec, space, tracker, max_trials=max_trials,
                           show_progress=not no_progress,

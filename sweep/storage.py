@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,30 @@ def check_tracking_uri(uri: str, field: str = "--tracking-uri") -> str:
         if folder.exists() and not folder.is_dir():
             raise SpecError(field, "is a file, not a folder for a file store", mask_url(uri))
     return uri
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///FILE`` URL (storage or tracking), else None."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+@contextlib.contextmanager
+def first_use_lock(*urls: str) -> Iterator[None]:
+    """Serialize the first use of local SQLite stores between processes: two `sweep run`
+    started together on a fresh folder would otherwise both create the study (one then
+    sees a false "differs from the spec stored") and both run MLflow's schema migration,
+    which can leave ``mlflow.db`` broken for good. Each file gets a ``.setup.lock`` next to
+    it; locks are taken in a fixed order, so two processes never wait on each other."""
+    files = sorted({f.absolute() for f in map(sqlite_file, urls) if f is not None})
+    with contextlib.ExitStack() as stack:
+        for file in files:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(file.with_name(file.name + ".setup.lock"), "a+"))
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def normalize_storage_url(url: str) -> str:

@@ -153,3 +153,34 @@ def test_no_password_in_any_output_file_or_store(workdir: Path, postgres_server_
     study = optuna.load_study(study_name=name, storage=postgres_server_url)
     stored = repr(study.user_attrs) + repr([t.user_attrs for t in study.trials])
     assert SECRET not in stored
+
+
+def test_several_runs_started_together_on_a_fresh_folder(tmp_path: Path) -> None:
+    """The embedded defaults (./sweep.db, ./mlflow.db) created by three `sweep run` at
+    once: one creates, the others wait and join; the budget holds and the stores work."""
+    from mlflow.tracking import MlflowClient
+
+    for attempt in range(1):  # (2 cores: three start-ups of TensorFlow take a minute)
+        folder = tmp_path / f"fresh-{attempt}"
+        folder.mkdir()
+        study = tiny_study(name="together", budget={"n_trials": 3})
+        study["train"]["epochs"] = 1
+        write_study(folder / "s.yaml", study)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("SWEEP_STORAGE", "MLFLOW_TRACKING_URI")}
+        runs = [subprocess.Popen([sys.executable, "-m", "sweep", "run", "s.yaml",
+                                  "--no-progress"], cwd=folder, env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(3)]
+        results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
+        assert [code for code, _, _ in results] == [0, 0, 0], results
+        for _, _, err in results:
+            assert "differs from the spec stored" not in err and "Traceback" not in err
+        trials = optuna.load_study(study_name="together",
+                                   storage=f"sqlite:///{folder / 'sweep.db'}").trials
+        assert len(trials) == 3
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("together")
+        runs_logged = client.search_runs([experiment.experiment_id],
+                                         filter_string="tags.`sweep.role` = 'trial'")
+        assert len(runs_logged) == 3
