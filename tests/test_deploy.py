@@ -406,8 +406,12 @@ def test_compose_mlflow_server() -> None:
     assert argv[:2] == ["mlflow", "server"]
     options = dict(zip(argv[2::2], argv[3::2], strict=False))
     assert options["--host"] == "0.0.0.0" and options["--port"] == "5000"
-    store = options["--backend-store-uri"]
-    assert store.startswith("postgresql+psycopg://") and store.endswith("@postgres:5432/mlflow")
+    # The store and its password are environment, not command line (`ps` shows that).
+    assert "--backend-store-uri" not in options
+    environment = {k: substitute(v, sample_values()) for k, v in mlflow["environment"].items()}
+    assert environment["MLFLOW_BACKEND_STORE_URI"] == \
+        f"postgresql+psycopg://{env_example()['POSTGRES_USER']}@postgres:5432/mlflow"
+    assert environment["PGPASSWORD"] == SAMPLE_PASSWORD
     assert options["--artifacts-destination"] == "/mlartifacts"
     assert "mlflow:*" in options["--allowed-hosts"].split(",")  # the workers' Host header
     volumes = [v.split(":") for v in mlflow["volumes"]]
@@ -438,8 +442,9 @@ def test_compose_workers_scale_restart_and_wait(name: str) -> None:
                              "create": "service_completed_successfully"}
     environment = {k: substitute(v, sample_values()) for k, v in worker["environment"].items()}
     assert environment["SWEEP_STORAGE"] == (
-        f"postgresql://{env_example()['POSTGRES_USER']}:{SAMPLE_PASSWORD}@postgres:5432/"
+        f"postgresql://{env_example()['POSTGRES_USER']}@postgres:5432/"
         f"{env_example()['POSTGRES_DB']}")
+    assert environment["PGPASSWORD"] == SAMPLE_PASSWORD  # libpq's: in no URL, no argv
     assert environment["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
@@ -484,9 +489,8 @@ def test_compose_password_comes_from_env_only() -> None:
     values = [m["value"] for m in _PASSWORD_ASSIGNMENT.finditer(text)]
     assert values, "POSTGRES_PASSWORD is set somewhere"
     assert all(v.startswith("${POSTGRES_PASSWORD") for v in values), values
-    # Once interpolated, every password in a URL is the one from .env.
-    passwords = [m["password"] for m in _URL_PASSWORD.finditer(substitute(text, sample_values()))]
-    assert passwords and set(passwords) == {SAMPLE_PASSWORD}
+    # No URL carries a password, even once interpolated: it travels as PGPASSWORD.
+    assert not list(_URL_PASSWORD.finditer(substitute(text, sample_values())))
     assert re.findall(r"\$\{POSTGRES_PASSWORD[^}]*\}", text) == re.findall(
         r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", text), "use ${POSTGRES_PASSWORD:?message}"
 
@@ -513,6 +517,12 @@ def test_k8s_kinds() -> None:
     kinds = Counter(doc["kind"] for _, doc in k8s_docs())
     assert kinds["Secret"] == 1 and kinds["Job"] == 2
     assert kinds["Deployment"] == 2 and kinds["Service"] == 2  # mlflow, and the gRPC proxy
+    # The proxy has no authentication: only the workers may reach it.
+    policy = k8s_doc("NetworkPolicy", "regsweep-proxy")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "proxy"
+    (rule,) = policy["spec"]["ingress"]
+    assert [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for peer in rule["from"]] == ["worker"]
     assert all(doc["metadata"]["name"].startswith("regsweep") for _, doc in k8s_docs())
 
 
