@@ -76,7 +76,7 @@ BAD = [
     ("sampler", "bayes", "sampler", "bayes"),
     ("pruner", "early", "pruner.name", "early"),
     ("data.source", "mnist", "data", "mnist"),
-    ("data.validation_split", 1.5, "data.synthetic.validation_split", "1.5"),
+    ("data.validation_split", 1.5, "data.validation_split", "1.5"),
     ("objective.metric", "accuracy", "objective.metric", "val_"),
     ("objective.metric", "val_loss", "objective.metric", "penalty"),
     ("objective.direction", "minimize", "objective", "contradicts"),
@@ -165,3 +165,36 @@ def test_budget_limits_default_and_stay_operational() -> None:
                                             "wall_time": "2h"},
                                     workers={"checkpoint_every": 5}))
     assert limited.fingerprint() == spec.fingerprint()  # resuming may change them
+
+
+@pytest.mark.parametrize(("text", "field", "words"), [
+    ("name: a\nname: b\n", "STUDY_FILE", "key 'name' appears twice in one mapping (line 2)"),
+    ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+     + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 6))
+     + "name: lol\n", "STUDY_FILE", "expands to more than 10000 values"),
+])
+def test_study_files_that_yaml_accepts_but_we_refuse(tmp_path: Path, text: str, field: str,
+                                                      words: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    assert raised.value.field == field and words in str(raised.value)
+
+
+def test_messages_name_keys_of_the_file_not_pydantic_internals(tmp_path: Path) -> None:
+    empty = write_study(tmp_path / "s.yaml", tiny_study(objective=None))
+    empty.write_text(empty.read_text() + "objective:\n")
+    with pytest.raises(SpecError) as raised:
+        load_spec(empty)  # `objective:` left empty
+    assert raised.value.field == "objective" and "required: a mapping such as" in \
+        str(raised.value)
+    cases = [({"data": dict(tiny_study()["data"], validation_split=2)},
+              "data.validation_split", "less than 1"),
+             ({"search": dict(tiny_study()["search"], placement=5)}, "search.placement",
+              "must be a mapping of keys")]
+    for changes, field, words in cases:
+        with pytest.raises(SpecError) as raised:
+            parse_spec(tiny_study(**changes))
+        assert raised.value.field == field and words in str(raised.value), str(raised.value)
+        assert "Spec" not in str(raised.value) and "synthetic." not in str(raised.value)
