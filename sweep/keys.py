@@ -9,6 +9,7 @@ from __future__ import annotations
 FAIL_REASON = "fail_reason"  # why a FAIL trial failed
 INTERRUPTED = "interrupted"  # FAIL_REASON of a trial stopped by SIGINT/SIGTERM (re-queued)
 TIMEOUT = "timeout"  # FAIL_REASON of a trial past budget.trial_timeout starts with this
+LOST = "lost"  # FAIL_REASON of a trial whose worker or database connection was lost starts so
 MLFLOW_RUN_ID = "mlflow_run_id"
 # MLFLOW_RUN_ID of a run spooled during a tracking outage: "spool:<key>" until `sweep sync`
 # stores its real id as the study's user attr "mlflow_run_id/<trial number>".
@@ -28,5 +29,7 @@ EPOCHS_RUN = "epochs_run"
 
 def is_own_failure(reason: object) -> bool:
     """A failure of the trial itself (error, non-finite loss, timeout), which counts
-    toward ``budget.max_failures``; interruptions and lost workers do not."""
-    return isinstance(reason, str) and bool(reason) and reason != INTERRUPTED
+    toward ``budget.max_failures``; interruptions, lost workers and lost database
+    connections do not."""
+    return isinstance(reason, str) and bool(reason) and reason != INTERRUPTED \
+        and not reason.startswith(LOST)

@@ -54,8 +54,11 @@ class StudyProgress:
         self._progress.update(self._trial_task, completed=done, info=info)
 
     def trial_finished(self, study: Any, trial: Any) -> None:
-        """An Optuna ``optimize`` callback."""
-        self.done += 1
+        """An Optuna ``optimize`` callback. The count is the study's, over all workers
+        (``[7/20]``: seven of the twenty trials of the budget are done)."""
+        from sweep.study import finished_count
+
+        self.done = finished_count(study)
         value = "" if not trial.values else f" {self.metric}={trial.values[0]:.4f}"
         reason = trial.user_attrs.get("fail_reason")
         try:

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from sweep.keys import CHECKPOINT, MLFLOW_RUN_ID
+from sweep.keys import CHECKPOINT, FAIL_REASON, LOST, MLFLOW_RUN_ID
 
 log = logging.getLogger("sweep")
 
@@ -82,20 +82,23 @@ def _fail_silent_trials(study: Any) -> None:
                                           states=(optuna.trial.TrialState.RUNNING,))
               if t._trial_id not in ages and t.datetime_start is not None
               and t.datetime_start <= limit]
-    for number in fail_and_retry(study, silent):
+    for number in fail_and_retry(study, silent, f"{LOST}: no heartbeat within {grace} s "
+                                 "of its start (its worker lost the database)"):
         log.warning("trial %d never sent a heartbeat in %d s: failed", number, grace)
 
 
-def fail_and_retry(study: Any, trials: list[Any]) -> list[int]:
-    """Fail these RUNNING trials as a dead worker's are failed, running the storage's
-    stale-trial callback (closes the MLflow run, queues the retry). Returns the numbers
-    of those this call failed (another worker may have been first)."""
+def fail_and_retry(study: Any, trials: list[Any], reason: str) -> list[int]:
+    """Fail these RUNNING trials as a dead worker's are failed, with ``reason`` (it starts
+    with ``keys.LOST``), running the storage's stale-trial callback (closes the MLflow run,
+    queues the retry). Returns the numbers of those this call failed (another worker may
+    have been first)."""
     storage = study._storage
     callback = storage.get_heartbeat_stale_trial_callback() \
         if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
     failed = []
     for trial in trials:
         try:
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue

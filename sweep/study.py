@@ -179,7 +179,12 @@ def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0)
 
 
 def finished_count(study: Any) -> int:
+    """Finished trials that hold a place in the budget, by any worker: a trial stopped or
+    lost and queued again is counted once, by the trial that finishes in its place."""
     import optuna
 
+    from sweep.budget import given_back
+
+    trials = study.get_trials(deepcopy=False)
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED_STATES)
-    return len(study.get_trials(deepcopy=False, states=states))
+    return sum(t.state in states for t in trials) - len(given_back(trials))

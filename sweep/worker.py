@@ -14,6 +14,7 @@ from typing import Any
 from sweep import interrupt
 from sweep.budget import is_budget_exhausted, used_budget
 from sweep.errors import FatalError, TrialFailed, describe_failure
+from sweep.keys import LOST
 from sweep.limits import halt_reason
 from sweep.objective import Objective
 from sweep.progress import StudyProgress
@@ -169,7 +170,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 progress.console.print(f"storage error, retrying in {wait:.0f} s: "
                                        f"{type(error).__name__}")
                 interrupt.sleep(wait)
-                _recover_own_trials(study, tracker.worker)
+                _recover_own_trials(study, tracker.worker, cause)
     trials = study.get_trials(deepcopy=False)
     halted = halted or halt_reason(trials, spec)
     if halted is not None:
@@ -182,7 +183,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
     return started
 
 
-def _recover_own_trials(study: Any, worker: str) -> None:
+def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
     """Trials this worker was running when the storage failed are not running any more,
     but stay RUNNING in the database: fail them now and queue their retries (as for a
     dead worker) instead of waiting out the grace period."""
@@ -193,7 +194,8 @@ def _recover_own_trials(study: Any, worker: str) -> None:
     try:
         fail_and_retry(study, [
             t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get("worker") == worker])
+            if t.user_attrs.get("worker") == worker],
+            f"{LOST}: the database failed while it ran ({cause})")
     except Exception as error:  # still down: the next attempt, or the grace period, will do
         log.warning("could not recover this worker's trials yet: %s", type(error).__name__)
 

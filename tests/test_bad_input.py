@@ -121,3 +121,17 @@ def test_output_paths_under_a_file_are_refused(workdir: Path, command: list[str]
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {field}: ") and "s.yaml is a file" in result.output
     assert sorted(p.name for p in workdir.iterdir()) == ["s.yaml"]
+
+
+@pytest.mark.parametrize("command", [["status", "x"], ["best", "x"], ["list"],
+                                     ["export", "x", "--format", "csv"]])
+def test_an_unreachable_database_is_one_line_with_its_cause(workdir: Path,
+                                                            command: list[str]) -> None:
+    """Not bad input: exit 1, and the cause a user can act on (not SQLAlchemy's wrapper,
+    "An exception is raised during the commit ...")."""
+    url = "postgresql://someone:pw@127.0.0.1:1/db"  # nothing listens on port 1
+    result = CliRunner().invoke(cli, [*command, "--storage", url])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+    assert "Connection refused" in result.output and "someone:***@" in result.output
+    assert "pw@" not in result.output
