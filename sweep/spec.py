@@ -425,30 +425,30 @@ class StudySpec(_Frozen):
     def _classification_metrics(self) -> StudySpec:
         for item in self.objective:
             if item.metric.endswith("accuracy") and not self.train.is_classification:
-                raise ValueError(
-                    f"objective metric {item.metric!r} needs a classification loss "
-                    f"(train.loss is {self.train.loss!r})"
+                raise FieldError(
+                    "objective", f"objective metric {item.metric!r} needs a classification "
+                    f"loss (train.loss is {self.train.loss!r})"
                 )
         return self
 
     @model_validator(mode="after")
     def _objectives_fit_together(self) -> StudySpec:
         if not self.primary.is_keras_metric:
-            raise ValueError(
-                f"the first objective must be a validation metric (val_...), got "
+            raise FieldError(
+                "objective", f"the first objective must be a validation metric (val_...), got "
                 f"{self.primary.metric!r}; list derived ones after it")
         metrics = [item.metric for item in self.objective]
         if len(set(metrics)) != len(metrics):
-            raise ValueError(f"objective lists a metric twice: {metrics}")
+            raise FieldError("objective", f"objective lists a metric twice: {metrics}")
         if self.is_multi_objective:
             if self.pruner.name != "none":
-                raise ValueError(
-                    f"pruner {self.pruner.name!r} cannot be used with several objectives "
-                    "(Optuna prunes single-objective studies only); use pruner: none")
+                raise FieldError(
+                    "pruner", f"pruner {self.pruner.name!r} cannot be used with several "
+                    "objectives (Optuna prunes single-objective studies only); use pruner: none")
             if self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
-                raise ValueError(
-                    f"sampler {self.sampler!r} optimizes one objective only; with several "
-                    f"use one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+                raise FieldError(
+                    "sampler", f"sampler {self.sampler!r} optimizes one objective only; with "
+                    f"several use one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
         return self
 
     @model_validator(mode="after")
@@ -456,10 +456,10 @@ class StudySpec(_Frozen):
         monitor = self.pruner.monitor
         if monitor is not None and ObjectiveSpec(metric=monitor).natural_direction != \
                 self.primary.resolved_direction:
-            raise ValueError(
-                f"pruner.monitor {monitor!r} improves in the other direction than the "
-                f"objective {self.primary.metric!r}; the pruner compares trials in the "
-                "study's direction")
+            raise FieldError(
+                "pruner.monitor", f"pruner.monitor {monitor!r} improves in the other direction "
+                f"than the objective {self.primary.metric!r}; the pruner compares trials in "
+                "the study's direction")
         return self
 
     @property
@@ -500,6 +500,15 @@ class StudySpec(_Frozen):
 
 # --------------------------------------------------------------------------- loading
 _SOURCES = ("digits", "synthetic", "npz", "image_folder")
+
+
+class FieldError(ValueError):
+    """A check across several keys (a model validator has no location of its own): names
+    the key the message is about."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 def _is_union_tag(item: str) -> bool:
@@ -544,6 +553,9 @@ def _errors_from_pydantic(error: ValidationError, *, single_objective: bool) -> 
             message = "required: a mapping such as {metric: val_accuracy, direction: maximize}"
         else:
             message = item["msg"].removeprefix("Value error, ")
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            field, message = cause.field, str(cause)
         value = item.get("input")
         show = kind != "missing" and not (isinstance(value, dict) and kind != "extra_forbidden") \
             and f"(got {value!r})" not in message

