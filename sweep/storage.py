@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from sweep.errors import SpecError
 DEFAULT_STORAGE = "sqlite:///sweep.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PROXY_WAIT = 10.0  # seconds a command waits for `sweep proxy` to answer
+APPLICATION_NAME = "regsweep"  # PostgreSQL's application_name of our connections
 
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*):(?P<password>[^@\s]*)@")
 # libpq and SQLAlchemy also take the password as a query parameter (`?password=…`).
@@ -137,7 +139,12 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Concurrent readers (status, best) wait for the writer instead of failing at once.
         return {"connect_args": {"timeout": 60}}
-    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 300}
+    settings: dict[str, Any] = {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True,
+                                "pool_recycle": 300}
+    if url.startswith("postgresql"):
+        # pg_stat_activity then says which connections are regsweep's, and whose.
+        settings["connect_args"] = {"application_name": f"{APPLICATION_NAME} {os.getpid()}"}
+    return settings
 
 
 def open_storage(url: str, *, read_only: bool = False):

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import create_engine, text
 
 from sweep.budget import used_budget
-from sweep.storage import normalize_storage_url
+from sweep.storage import APPLICATION_NAME, normalize_storage_url
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -43,7 +43,7 @@ def _children(tracking: str, experiment: str):
 def test_four_workers_started_together_finish_exactly_the_budget(
         workdir: Path, postgres_server_url: str, mlflow_server) -> None:
     study = tiny_study(name="pg-budget", budget={"n_trials": 6})
-    study["train"]["epochs"] = 1
+    study["train"]["epochs"] = 10  # long enough that no worker runs them all alone
     path = write_study(workdir / "s.yaml", study)
     _create(path, postgres_server_url, mlflow_server.url)
     workers = [_sweep("worker", "pg-budget", "--storage", postgres_server_url,
@@ -63,8 +63,9 @@ def test_four_workers_started_together_finish_exactly_the_budget(
     by_worker: dict[str, list] = {}
     for trial in result.trials:
         by_worker.setdefault(trial.user_attrs["worker"], []).append(trial)
+    assert len(by_worker) >= 2, by_worker.keys()
     firsts = [min(ts, key=lambda t: t.number).params for ts in by_worker.values()]
-    assert len(firsts) == 1 or any(a != firsts[0] for a in firsts[1:])
+    assert any(a != firsts[0] for a in firsts[1:])
 
 
 def test_killed_worker_trial_is_failed_retried_and_its_run_closed(
@@ -133,9 +134,12 @@ def test_dropped_database_connections_cost_at_most_the_trials_in_flight(
         for finished in (1, 2):
             wait_for(lambda f=finished: sum(t.state.is_finished() for t in trials()) >= f)
             with admin.connect() as connection:
+                # The worker's own connections only (its application_name), not this
+                # test's polling ones.
                 killed = connection.execute(text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+                    "WHERE datname = current_database() AND application_name = :name"),
+                    {"name": f"{APPLICATION_NAME} {worker.pid}"}).scalar()
             assert killed >= 1
         _, err = worker.communicate(timeout=400)
     finally:
@@ -143,6 +147,8 @@ def test_dropped_database_connections_cost_at_most_the_trials_in_flight(
         if worker.poll() is None:
             worker.kill()
     assert worker.returncode == 0, err
+    # Its connections were cut twice mid-study (a cut between queries is mended silently by
+    # pool_pre_ping; one during a query takes the retry path): the budget still holds.
     final = trials()
     assert used_budget(final) == 4
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in final) >= 2
