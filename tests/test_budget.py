@@ -24,7 +24,7 @@ def _create(url: str, name: str, n_trials: int) -> None:
 def _race(url: str, name: str, barrier, results) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
-    barrier.wait()  # every worker asks for its first trial at the same moment
+    barrier.wait(timeout=120)  # every worker asks for its first trial at the same moment
     ran = 0
 
     def objective(trial: optuna.Trial) -> float:
@@ -48,12 +48,17 @@ def _run_race(url: str, name: str, workers: int, n_trials: int) -> list[int]:
     results = context.Queue()
     processes = [context.Process(target=_race, args=(url, name, barrier, results))
                  for _ in range(workers)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-        assert process.exitcode == 0
-    return [results.get(timeout=5) for _ in processes]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+            assert process.exitcode == 0
+        return [results.get(timeout=5) for _ in processes]
+    finally:  # a failed race leaves no process behind
+        for process in processes:
+            if process.is_alive():
+                process.kill()
 
 
 def test_four_workers_racing_on_postgres_never_exceed_the_budget(

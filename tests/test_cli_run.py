@@ -272,7 +272,6 @@ def test_passwords_are_masked_in_output(workdir: Path) -> None:
 
 def test_worker_waits_for_a_study_created_after_it_started(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
-    import time
 
     gone = CliRunner().invoke(cli, ["worker", "later", "--storage", storage_url, "--wait", "2"])
     assert gone.exit_code == 2 and "no study storage" in gone.output
@@ -280,8 +279,13 @@ def test_worker_waits_for_a_study_created_after_it_started(
         [sys.executable, "-m", "sweep", "worker", "later", "--storage", storage_url,
          "--tracking-uri", tracking_uri, "--wait", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
-    assert worker.poll() is None  # still waiting
+    # It says it is waiting (an event, not a guess from elapsed time) and keeps waiting.
+    assert worker.stderr is not None
+    line = ""
+    while "waiting up to 120 s for study 'later'" not in line:
+        line = worker.stderr.readline()
+        assert line or worker.poll() is None, "the worker ended without waiting"
+    assert worker.poll() is None
     study_file = write_study(workdir / "later.yaml", tiny_study(name="later",
                                                                 budget={"n_trials": 1}))
     assert _invoke("create", str(study_file), "--storage", storage_url,
