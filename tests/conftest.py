@@ -185,6 +185,8 @@ class MlflowServer:
              "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
              "--artifacts-destination", str(self.folder / "artifacts")],
             stdout=subprocess.DEVNULL, stderr=self._log_file(),
+            # No job runner and its seven consumers: trials need none of it (as `sweep ui`).
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             # Its own process group: `mlflow server` runs uvicorn/gunicorn children, which
             # some MLflow versions (3.5) leave serving when only the parent is stopped.
             start_new_session=True)
