@@ -28,7 +28,7 @@ test: $(STAMP) browser
 
 # Debian's chromium and its driver, for the test that opens the MLflow UI and the report
 # in a real browser (tests/test_browser.py). Installed where apt-get can run (root, or
-# sudo without a password); elsewhere that test is skipped and says why.
+# sudo without a password); elsewhere those tests fail and say why.
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -37,7 +37,7 @@ browser:
 	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install \
 			-y -qq chromium chromium-driver >/dev/null; \
-	else echo "note: no chromium and no apt-get to install it: the browser test will skip"; fi
+	else echo "note: no chromium and no apt-get to install it: tests/test_browser.py will fail"; fi
 
 # The declared minimum versions (constraints/minimum.txt) in their own venv, with the
 # tests of workers, signals, heartbeats and the proxy: proves pyproject's floors hold.

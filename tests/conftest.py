@@ -161,6 +161,17 @@ def wait_for(predicate, timeout: float = 180.0, every: float = 0.3):
     raise AssertionError("timed out waiting")
 
 
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers 200 at ``url`` now."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     import socket
 

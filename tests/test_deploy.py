@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -656,10 +655,6 @@ def fake_sweep(tmp_path: Path) -> dict[str, str]:
             "SLURM_ARRAY_TASK_ID": "3", **SBATCH_SAMPLES}
 
 
-needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-
-
-@needs_bash
 def test_sbatch_script_runs_the_worker_with_parseable_arguments(
         fake_sweep: dict[str, str], tmp_path: Path) -> None:
     done = subprocess.run(["bash", str(SBATCH), "--max-trials", "5"], env=fake_sweep,
@@ -671,7 +666,6 @@ def test_sbatch_script_runs_the_worker_with_parseable_arguments(
     assert ctx.params["max_trials"] == 5 and ctx.params["no_progress"] is True
 
 
-@needs_bash
 @pytest.mark.parametrize("missing", ["SWEEP_STORAGE", "MLFLOW_TRACKING_URI", "STUDY_NAME"])
 def test_sbatch_script_refuses_to_start_without_its_environment(
         fake_sweep: dict[str, str], tmp_path: Path, missing: str) -> None:

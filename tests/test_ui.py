@@ -6,10 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
-from conftest import free_port, wait_for
+from conftest import answers, free_port, wait_for
 from mlflow.tracking import MlflowClient
 
 
@@ -28,14 +27,6 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def test_ui_prints_the_runs_view_of_each_study_and_starts_lean(workdir: Path) -> None:
     store = f"sqlite:///{workdir / 'ui.db'}"
     client = MlflowClient(store)
@@ -48,7 +39,7 @@ def test_ui_prints_the_runs_view_of_each_study_and_starts_lean(workdir: Path) ->
                           stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(base) or ui.poll() is not None, timeout=90)
+        wait_for(lambda: answers(base) or ui.poll() is not None, timeout=90)
         assert ui.poll() is None
         tree = _process_tree(ui.pid)
         assert len(tree) <= 3, tree  # MLflow's default: 16 processes
