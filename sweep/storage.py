@@ -96,7 +96,20 @@ def check_tracking_uri(uri: str, field: str = "--tracking-uri") -> str:
         folder = Path(uri.removeprefix("file://")) if uri else Path.cwd()
         if folder.exists() and not folder.is_dir():
             raise SpecError(field, "is a file, not a folder for a file store", mask_url(uri))
+        if not _file_store_allowed():
+            raise SpecError(field, "this MLflow refuses folder stores: use sqlite:///mlflow.db "
+                            "(or set MLFLOW_ALLOW_FILE_STORE=true)", mask_url(uri))
     return uri
+
+
+def _file_store_allowed() -> bool:
+    """Newer MLflow 3 releases raise on a folder store unless told otherwise; found here,
+    before the study is created, instead of after (exit 1 with the study half set up)."""
+    try:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    except ImportError:  # an MLflow from before the opt-out: folder stores still work
+        return True
+    return bool(MLFLOW_ALLOW_FILE_STORE.get())
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -24,12 +24,10 @@ from mlflow.tracking import MlflowClient
 from sweep.cli import cli
 from sweep.confirm import Confirmation, ConfirmedConfig
 from sweep.report import (
-    fmt_coefficients,
     generalization_gap,
     group_label,
     number_format,
     placement_coefficients,
-    placement_rows,
 )
 from sweep.spec import parse_spec
 from sweep.storage import open_storage
@@ -58,6 +56,15 @@ def _parent_run(tracking: str, study: Any) -> Any:
         filter_string=f"tags.`sweep.role` = 'study' and "
                       f"tags.`sweep.study_uid` = '{study.user_attrs[UID_ATTR]}'")
     return run
+
+
+def _label(trial: Any) -> str:
+    """The report's group of a trial of the tiny study, by the rule README states: a
+    baseline's kind, `none (baseline)` for a model without penalty, else the placement."""
+    if trial.user_attrs.get("baseline"):
+        return f"{trial.user_attrs['baseline']} (baseline)"
+    return "none (baseline)" if trial.user_attrs["placement"] == {} else \
+        trial.params["placement"]
 
 
 def _complete(study: Any) -> list[Any]:
@@ -138,12 +145,11 @@ def test_report_is_logged_on_the_parent_run_with_the_best_values(reported: Repor
     assert logged == {path.name for path in reported.out.iterdir()}
     assert "study_spec.json" in {i.path for i in client.list_artifacts(run.info.run_id)}
 
-    spec = parse_spec(study.user_attrs["spec"])
     best = max(_complete(study), key=lambda t: (t.values[0], -t.number))
     metrics, params = run.data.metrics, run.data.params
     assert metrics["best/val_accuracy"] == pytest.approx(best.values[0])
     assert metrics["best/trial_number"] == best.number
-    assert params["best/placement"] == group_label(best, spec)
+    assert params["best/placement"] == _label(best)
     for name, value in best.params.items():
         assert params[f"best/{name}"] == str(value)
 
@@ -161,10 +167,10 @@ def test_report_is_logged_on_the_parent_run_with_the_best_values(reported: Repor
 # ------------------------------------------------------------------ the table is the trials
 def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported) -> None:
     study = optuna.load_study(study_name=NAME, storage=reported.storage)
-    spec = parse_spec(study.user_attrs["spec"])
     complete = _complete(study)
+    assert parse_spec(study.user_attrs["spec"]).search.placement.choices == (
+        "none", "first", "all")
     rows = json.loads((reported.out / "report.json").read_text())["placements"]
-    assert rows == json.loads(json.dumps(placement_rows(study, spec)))
 
     labels = [row["placement"] for row in rows]
     assert {"none (baseline)", "uniform_l2 (baseline)"} <= set(labels)
@@ -174,7 +180,7 @@ def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported
     markdown = _markdown_rows((reported.out / "report.md").read_text(),
                               "Comparison per placement")
     for row in rows:
-        members = [t for t in complete if group_label(t, spec) == row["placement"]]
+        members = [t for t in complete if _label(t) == row["placement"]]
         assert row["trials"] == len(members)
         best = study.trials[row["trial"]]
         # Chosen on validation: no member has a better validation value.
@@ -188,8 +194,10 @@ def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported
             assert row[key] == best.user_attrs[key], key
         assert row["gap"] == best.user_attrs["final/train_accuracy"] - \
             best.user_attrs["final/val_accuracy"]
-        expected = {k: v for k, v in best.params.items() if k in ("l1", "l2")} or \
-            placement_coefficients(best.user_attrs["placement"])
+        # Searched coefficients, else (baselines) the one value every layer got.
+        applied = {kind: value for layer in best.user_attrs["placement"].values()
+                   for kinds in layer.values() for kind, value in kinds.items()}
+        expected = {k: v for k, v in best.params.items() if k in ("l1", "l2")} or applied
         assert row["coefficients"] == expected
         # The rendered row says the same, figure by figure.
         cells = markdown[row["placement"]]
@@ -202,7 +210,10 @@ def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported
         for cell, key in zip(cells[3:14], keys, strict=True):
             unit = 10.0 ** -len(cell.split(".")[1]) if "e" not in cell else abs(row[key]) / 100
             assert abs(float(cell) - row[key]) <= unit / 2 + 1e-12, (key, cell, row[key])
-        assert cells[14] == fmt_coefficients(row["coefficients"])
+        shown = dict(item.split("=") for item in cells[14].split(", ")) \
+            if row["coefficients"] else {}
+        assert {k: float(v) for k, v in shown.items()} == pytest.approx(row["coefficients"],
+                                                                       rel=0.01)
     # One format per column: every figure of a column has the same number of decimals.
     for column in range(3, 14):
         shapes = {len(cells[column].split(".")[-1]) for cells in markdown.values()
@@ -249,10 +260,9 @@ def _copy_study(reported: Reported, name: str, **overrides: Any) -> Any:
 def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
                                                             tmp_path: Path) -> None:
     study = _copy_study(reported, "tiny-report-confirmed")
-    spec = parse_spec(study.user_attrs["spec"])
     # The best trial of a searched placement (a row of the table) is re-trained.
-    shown = next(row for row in placement_rows(study, spec) if row["baseline"] is None)
-    searched = study.trials[shown["trial"]]
+    searched = max((t for t in _complete(study) if _label(t) in ("first", "all")),
+                   key=lambda t: (t.values[0], -t.number))
     base = next(t for t in _complete(study) if t.user_attrs.get("baseline") == "none")
     seeds = (11, 12, 13, 14)
 
@@ -265,43 +275,40 @@ def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
 
     confirmation = Confirmation(metric="test_accuracy", direction="maximize", configs=(
         config("no regularization", base, "none", (0.70, 0.71, 0.69, 0.70)),
-        config(f"trial {searched.number}", searched, None, (0.80, 0.81, 0.79, 0.80))))
+        config(f"trial {searched.number}", searched, None, (0.80, 0.83, 0.79, 0.82))))
     study.set_user_attr("confirmation", confirmation.to_json())
 
     result = _report(study.study_name, reported.storage, reported.tracking, tmp_path / "out")
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "out" / "report.md").read_text()
-    better = confirmation.configs[1]
-    comparison = confirmation.compare(better)
-    assert comparison is not None and comparison.significant
 
     placements = _markdown_rows(markdown, "Comparison per placement")
     row = next(cells for cells in placements.values()
                if cells[2].split()[0] == str(searched.number))
-    mean, std = row[-2].removesuffix(" (n=4)").split(" ± ")
-    assert abs(float(mean) - better.mean("test_accuracy")) <= 5e-5
-    assert abs(float(std) - better.std("test_accuracy")) <= 5e-5
-    assert row[-1] == f"yes (p={comparison.p_value:.2g})"
+    # Mean and sample sd of 0.80, 0.83, 0.79, 0.82; the paired t-test of its differences
+    # to the baseline (0.10, 0.12, 0.10, 0.12: t = 19.05, 3 degrees of freedom).
+    assert row[-2] == "0.8100 ± 0.0183 (n=4)"
+    assert row[-1] == "yes (p=0.00032)"
     assert placements["none (baseline)"][-1] == "baseline"
 
     confirmed = _markdown_rows(markdown, "Confirmation over seeds")
     assert list(confirmed) == ["no regularization", f"trial {searched.number}"]
     cells = confirmed[f"trial {searched.number}"]
     assert cells[2] == "4"
-    assert cells[3] == "0.8000 ± 0.0082"  # test accuracy, mean ± sample std
-    assert cells[6] == "+0.1000 [+0.1000, +0.1000]"  # every seed differs by exactly 0.1
-    assert cells[-1].startswith("yes")
+    assert cells[3] == "0.8100 ± 0.0183"  # test accuracy, mean ± sample std
+    assert cells[6] == "+0.1100 [+0.0916, +0.1284]"  # 0.11 ± t(0.975, 3) · 0.0058
+    assert cells[-1] == "yes (p=0.00032)"
     assert confirmed["no regularization"][-1] == "baseline"
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["confirmation"][1]["significant"] is True
-    assert data["confirmation"][1]["test_accuracy_mean"] == better.mean("test_accuracy")
+    assert data["confirmation"][1]["test_accuracy_mean"] == pytest.approx(0.81)
 
     # The same results on the study's run, where the MLflow runs table shows them.
     metrics = _parent_run(reported.tracking, study).data.metrics
     slug = f"confirm/trial_{searched.number}"
-    assert metrics[f"{slug}/test_accuracy_mean"] == pytest.approx(0.8)
+    assert metrics[f"{slug}/test_accuracy_mean"] == pytest.approx(0.81)
     assert metrics[f"{slug}/exceeds_noise"] == 1.0
-    assert metrics[f"{slug}/delta"] == pytest.approx(0.1)
+    assert metrics[f"{slug}/delta"] == pytest.approx(0.11)
     assert metrics["confirm/baseline/test_accuracy_mean"] == pytest.approx(0.7)
 
 
@@ -440,3 +447,90 @@ def test_terminal_tables_never_break_inside_a_word(reported: Reported, tmp_path:
     headers = ["trials", "best", "trial", "Δ", "val_accuracy", "vs", "no-reg", "loss"]
     for word in headers + [w for cells in rows.values() for c in cells for w in c.split()]:
         assert word in table, word  # whole, on one line: never `first+pe` / `nultimate`
+
+
+# ------------------------------------------------------------------ literal figures
+def _figures(val: float, train: float, test: float, val_loss: float, train_loss: float,
+             test_loss: float, penalty: float, l2_total: float,
+             sparsity: float) -> dict[str, float]:
+    return {"final/val_accuracy": val, "final/train_accuracy": train,
+            "final/test_accuracy": test, "final/val_data_loss": val_loss,
+            "final/train_data_loss": train_loss, "final/test_data_loss": test_loss,
+            "final/penalty_total": penalty, "final/weights_l2_total": l2_total,
+            "final/weights_sparsity": sparsity}
+
+
+def _synthetic_study(storage: str, name: str) -> Any:
+    """Six finished trials with figures written by hand: the no-regularization baseline,
+    the uniform-L2 baseline, two trials of placement `first`, one of `all` and one of
+    `none` (the same model as the baseline, so the same row)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    spec = parse_spec(tiny_study(name=name, budget={"n_trials": 6}, report={"confirm_top": 0}))
+    study, _ = create_or_resume(spec, open_storage(storage))
+    placement = CategoricalDistribution(("none", "first", "all"))
+    switch = CategoricalDistribution((True, False))
+    coefficient = FloatDistribution(1e-5, 1e-2, log=True)
+
+    def first(l2: float) -> dict[str, Any]:
+        return {"dense": {"kernel": {"l2": l2}}}
+
+    def both(l2: float) -> dict[str, Any]:
+        return {"dense": {"kernel": {"l2": l2}}, "dense_1": {"kernel": {"l2": l2}}}
+
+    trials = [  # (params, user attrs, validation accuracy)
+        ({}, {"baseline": "none", "placement": {},
+              **_figures(0.70, 0.80, 0.68, 0.60, 0.50, 0.62, 0.0, 3.0, 0.0)}),
+        ({}, {"baseline": "uniform_l2", "placement": both(0.001),
+              **_figures(0.72, 0.74, 0.71, 0.58, 0.55, 0.59, 0.012, 2.5, 0.0)}),
+        ({"placement": "first", "l1_on": False, "l2": 0.002}, {"placement": first(0.002),
+              **_figures(0.75, 0.78, 0.74, 0.55, 0.52, 0.57, 0.004, 2.0, 0.25)}),
+        ({"placement": "first", "l1_on": False, "l2": 0.004}, {"placement": first(0.004),
+              **_figures(0.73, 0.77, 0.72, 0.56, 0.53, 0.58, 0.008, 1.9, 0.0)}),
+        ({"placement": "all", "l1_on": False, "l2": 0.01}, {"placement": both(0.01),
+              **_figures(0.65, 0.66, 0.64, 0.70, 0.68, 0.71, 0.05, 1.2, 0.5)}),
+        ({"placement": "none"}, {"placement": {}, "duplicate_of": 0,
+              **_figures(0.70, 0.80, 0.68, 0.60, 0.50, 0.62, 0.0, 3.0, 0.0)}),
+    ]
+    known = {"placement": placement, "l1_on": switch, "l2": coefficient}
+    for params, attrs in trials:
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: known[k] for k in params},
+            values=[attrs["final/val_accuracy"]], user_attrs=attrs))
+    return study
+
+
+def test_placement_rows_of_a_hand_written_study(reported: Reported, tmp_path: Path) -> None:
+    name = f"tiny-report-literal-{uuid.uuid4().hex[:6]}"
+    _synthetic_study(reported.storage, name)
+    result = _report(name, reported.storage, reported.tracking, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())["placements"]
+    # Best group first; within a group its best trial; #5 (placement none) joins #0.
+    assert [(r["placement"], r["trials"], r["trial"]) for r in rows] == [
+        ("first", 2, 2), ("uniform_l2 (baseline)", 1, 1), ("none (baseline)", 2, 0),
+        ("all", 1, 4)]
+    by_label = {row["placement"]: row for row in rows}
+    assert [round(r["vs_no_reg"], 6) for r in rows] == [0.05, 0.02, 0.0, -0.05]
+    assert [round(r["gap"], 6) for r in rows] == [0.03, 0.02, 0.1, 0.01]
+    assert [r["coefficients"] for r in rows] == [
+        {"l2": 0.002}, {"l2": 0.001}, {}, {"l2": 0.01}]
+    assert by_label["first"]["final/test_accuracy"] == 0.74
+    assert by_label["all"]["final/weights_sparsity"] == 0.5
+
+    table = _markdown_rows((tmp_path / "out" / "report.md").read_text(),
+                           "Comparison per placement")
+    assert list(table) == ["first", "uniform_l2 (baseline)", "none (baseline)", "all"]
+    # placement | trials | best trial | vs no reg | train loss | train acc | val loss |
+    # val acc | test loss | test acc | penalty | gap | weights L2 | sparsity | coefficients
+    assert table["first"][1:] == [
+        "2", "2", "+0.0500", "0.5200", "0.7800", "0.5500", "0.7500", "0.5700", "0.7400",
+        "0.00400", "0.0300", "2.000", "0.2500", "l2=2.00e-03"]
+    assert table["none (baseline)"][1:] == [
+        "2", "0", "+0.0000", "0.5000", "0.8000", "0.6000", "0.7000", "0.6200", "0.6800",
+        "0.00000", "0.1000", "3.000", "0.0000", "–"]
+    # One format per column: the penalty column shows 0.004 and 0.05 alike.
+    assert [table[label][10] for label in table] == ["0.00400", "0.01200", "0.00000",
+                                                    "0.05000"]
+    assert table["all"][3] == "-0.0500" and table["all"][14] == "l2=1.00e-02"
+    assert table["uniform_l2 (baseline)"][14] == "l2=1.00e-03"
