@@ -78,6 +78,9 @@ CASES: list[Case] = [
      "--tracking-uri", "foo://bar"),
     ("tracking store under a file", lambda f: {}, ["--tracking-uri", "sqlite:///s.yaml/m.db"],
      {}, "--tracking-uri", "s.yaml"),
+    # MLflow (since 3.7 or so) raises on folder stores unless MLFLOW_ALLOW_FILE_STORE is set.
+    ("folder store MLflow refuses", lambda f: {}, ["--tracking-uri", "mlruns"],
+     {"MLFLOW_ALLOW_FILE_STORE": "false"}, "--tracking-uri", "MLFLOW_ALLOW_FILE_STORE=true"),
     ("storage that is not a URL", lambda f: {}, ["--storage", "nonsense"], {},
      "--storage", "nonsense"),
     ("storage with no driver", lambda f: {}, ["--storage", "mysql://u@h/db"], {},
