@@ -4,10 +4,12 @@ traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,7 +54,15 @@ def test_signal_closes_the_running_trial(workdir: Path, storage_url: str, tracki
         time.sleep(0.5)
         trial = _running_trial(storage_url, study["name"])
     assert trial is not None, process.communicate(timeout=5)
-    time.sleep(1.0)  # inside model.fit
+    # Signalled once an epoch has reached MLflow: the worker is inside model.fit, not in
+    # TensorFlow's import or the model's build.
+    client = MlflowClient(tracking_uri)
+    run_id = trial.user_attrs["mlflow_run_id"]
+    logged: list[int] = []
+    while not logged and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        logged = [m.step for m in client.get_metric_history(run_id, "val_accuracy")]
+    assert logged, process.communicate(timeout=5)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     # SIGTERM is a pre-emption, a clean stop (exit 0); Ctrl-C keeps the shell's 130.
@@ -66,8 +76,13 @@ def test_signal_closes_the_running_trial(workdir: Path, storage_url: str, tracki
     assert closed.user_attrs["fail_reason"] == "interrupted"
     (queued,) = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
     assert queued.params == closed.params
-    run = MlflowClient(tracking_uri).get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.info.status == "KILLED"
+    assert client.get_run(run_id).info.status == "KILLED"
+    # Where it stopped: between two training steps of a later epoch than the one seen,
+    # with the epochs done saved for the configuration's next trial to resume from.
+    epochs = [m.step for m in client.get_metric_history(run_id, "val_accuracy")]
+    (saved,) = (Path(storage_url.removeprefix("sqlite:///")).parent /
+                "sweep-checkpoints").glob(f"study-*/trial-{closed.number}/state.json")
+    assert 1 <= max(logged) <= max(epochs) == json.loads(saved.read_text())["epoch"] < 5000
 
 
 def _deliver(signum: int) -> None:
@@ -97,13 +112,14 @@ def test_a_late_second_signal_forces_the_interrupt(monkeypatch: pytest.MonkeyPat
 def test_sleep_ends_early_on_a_request() -> None:
     with interrupt.stop_on_signals():
         started = time.monotonic()
-        signal.setitimer(signal.ITIMER_REAL, 0.1)
-        previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+        # Another thread sends the signal (no ITIMER_REAL: pytest-timeout's alarm uses it).
+        sender = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM))
+        sender.start()
         try:
             with pytest.raises(KeyboardInterrupt):
                 interrupt.sleep(30)
         finally:
-            signal.signal(signal.SIGALRM, previous)
+            sender.join()
         assert time.monotonic() - started < 5
     interrupt.reset()
     assert not interrupt.requested()
