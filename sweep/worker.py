@@ -102,8 +102,19 @@ def _is_storage_error(error: BaseException) -> bool:
     import optuna
     import sqlalchemy.exc
 
-    return isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
-                      | optuna.exceptions.StorageInternalError)
+    kinds = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+             optuna.exceptions.StorageInternalError)
+    # Looked for along the chain: when the database is gone at the end of a trial, Optuna's
+    # _run_trial (4.x, 5.0) masks the storage error with an UnboundLocalError of its own (its
+    # `finally` reads the state that the failed read never set).
+    seen: BaseException | None = error
+    for _ in range(20):
+        if seen is None:
+            break
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
