@@ -6,7 +6,9 @@ that is never given back (measured with tests/test_launcher.py's study). Trials 
 the same kinds of penalty on the same slots differ only in coefficient values and initial
 weights, so they share one model here: its penalties read their coefficients from
 variables, and each trial loads its own seed's initial weights and a fresh optimizer
-state into it. Values of a trial are the same as with a freshly cloned model.
+state into it. A trial ends with the weights a freshly cloned model with Keras' own
+penalties reaches from the same seed (tests/test_trainer.py); only random layers such as
+Dropout draw another (equally seeded, reproducible) stream, the base model's.
 """
 
 from __future__ import annotations

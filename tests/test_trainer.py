@@ -42,3 +42,50 @@ def test_speed_switches_reach_the_compiled_model() -> None:
 
     plain = Trainer(_spec()).fit({}, 1, lambda *_: None).model
     assert plain.layers[0].compute_dtype == "float32" and plain.steps_per_execution == 1
+
+
+def test_a_cached_model_trains_exactly_like_a_freshly_cloned_one() -> None:
+    """sweep.reuse's claim: a trial on the shared compiled model (coefficients in
+    variables, weights and optimizer state loaded) ends with the weights a freshly cloned
+    model with Keras' own L1/L2 reaches from the same seed."""
+    import numpy as np
+
+    from sweep.data import load_data
+    from sweep.model import build_base_model, regularize
+    from sweep.runtime import import_keras
+    from sweep.slots import describe_model, slot_names
+    from sweep.train import Batches, compile_model, fit
+
+    # Without the Dropout layer: the cached model's dropout stream is the base model's
+    # (its seed generator's state is loaded with the weights), a fresh clone draws its own.
+    layers = [layer for layer in tiny_study()["model"]["layers"] if "Dropout" not in layer]
+    spec = parse_spec(tiny_study(model={"layers": layers}))
+    first = {"dense": {"kernel": {"l2": 1e-3}}, "dense_1": {"kernel": {"l1": 1e-4}}}
+    second = {"dense": {"kernel": {"l2": 5e-2}}, "dense_1": {"kernel": {"l1": 2e-2}}}
+    trainer = Trainer(spec)
+    trainer.fit(first, 3, lambda *_: None)  # builds and trains the shared model
+    cached = trainer.fit(second, 5, lambda *_: None).model  # same structure: reused
+    assert len(trainer._models._entries) == 1
+
+    keras = import_keras()
+    splits = load_data(spec.data, spec.seed)
+    keras.utils.set_random_seed(5)
+    base = build_base_model(spec.model, splits.input_shape, splits.n_classes,
+                            mixed_precision=False)
+    fresh = regularize(base, second, slot_names(describe_model(base)))
+    assert isinstance(fresh.get_layer("dense").kernel_regularizer, keras.regularizers.L2)
+    compile_model(fresh, spec.train)
+    fit(fresh, Batches(splits, spec.train), [], seed=5)
+    for ours, theirs in zip(cached.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    # Not vacuous: the first trial's coefficients would have given other weights.
+    assert not np.allclose(cached.get_weights()[0], trainer.fit(
+        first, 5, lambda *_: None).model.get_weights()[0], atol=1e-4)
+
+
+def test_jit_compile_reaches_the_compiled_model_and_trains() -> None:
+    trainer = Trainer(_spec(jit_compile=True))
+    fitted = trainer.fit({"dense": {"kernel": {"l2": 1e-3}}}, 2, lambda *_: None)
+    assert fitted.model.jit_compile is True and fitted.failure is None
+    assert math.isfinite(trainer.final_figures(fitted)["final/val_data_loss"])
+    assert Trainer(_spec()).fit({}, 2, lambda *_: None).model.jit_compile is False
