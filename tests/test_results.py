@@ -1,0 +1,97 @@
+"""sweep.results: the read-only views behind `status`, `best`, `export` and `list`, on a
+study of hand-made trials (no training), read back through Optuna's storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from conftest import tiny_study
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+from sweep.results import best_rows, export_rows, list_studies, logged_run_id, status
+from sweep.spec import parse_spec
+from sweep.storage import open_storage
+from sweep.study import create_or_resume
+
+CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}
+FIRST = {"dense": {"kernel": {"l2": 0.001}}}
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> tuple[Any, Any, Any]:
+    """Budget 6: baseline 0.70, #1 0.75 (spooled run, synced), #2 0.72, #3 lost worker
+    (FAIL, retried as #5), #4 interrupted (FAIL, queued again as #6), #5 RUNNING,
+    #6 WAITING."""
+    spec = parse_spec(tiny_study(name="made", budget={"n_trials": 6}))
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study, _ = create_or_resume(spec, storage)
+
+    def add(state: TrialState, value: float | None = None, params: dict | None = None,
+            system: dict | None = None, **attrs: Any) -> None:
+        study.add_trial(create_trial(
+            state=state, value=value, params=params or {},
+            distributions={k: CHOICE[k] for k in params or {}},
+            user_attrs=attrs, system_attrs=system or {}))
+
+    add(TrialState.COMPLETE, 0.70, baseline="none", placement={}, mlflow_run_id="r0",
+        **{"final/val_accuracy": 0.70})
+    add(TrialState.COMPLETE, 0.75, {"placement": "first"}, placement=FIRST,
+        mlflow_run_id="spool:k1", worker="node1:11", **{"final/val_accuracy": 0.75})
+    add(TrialState.COMPLETE, 0.72, {"placement": "first"}, placement=FIRST,
+        mlflow_run_id="r2", duplicate_of=None)
+    add(TrialState.FAIL, None, {"placement": "all"}, fail_reason="heartbeat lost")
+    add(TrialState.FAIL, None, {"placement": "all"}, fail_reason="interrupted")
+    add(TrialState.RUNNING, None, {"placement": "all"}, {"retry_history": [3]},
+        worker="node2:22", gpu="1")
+    add(TrialState.WAITING, None, {"placement": "all"})
+    study.set_user_attr("mlflow_run_id/1", "r1-synced")
+    return study, spec, storage
+
+
+def test_status_counts_each_trial_once(made: tuple[Any, Any, Any]) -> None:
+    study, spec, _ = made
+    shown = status(study, spec)
+    assert shown["states"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 2, "RUNNING": 1,
+                               "WAITING": 1}
+    # The lost and the interrupted trial gave their places to #5 and #6.
+    assert (shown["finished"], shown["requeued"], shown["remaining"]) == (3, 2, 1)
+    assert (shown["best_trial"], shown["best_value"]) == (1, 0.75)
+    assert shown["best_placement"] == "dense: kernel l2=0.001"
+    (worker,) = shown["workers"]
+    assert (worker["trial"], worker["host"], worker["pid"], worker["gpu"]) == (
+        5, "node2", "22", "1")
+    assert shown["stopped"] is None
+
+
+def test_best_rows_link_synced_runs_and_compare_with_the_baseline(
+        made: tuple[Any, Any, Any]) -> None:
+    study, spec, _ = made
+    rows = best_rows(study, spec, top=2)
+    assert [(r["number"], r["value"]) for r in rows] == [(1, 0.75), (2, 0.72)]
+    assert [round(r["vs_baseline"], 6) for r in rows] == [0.05, 0.02]
+    assert rows[0]["mlflow_run_id"] == "r1-synced"  # spooled, then synced
+    assert rows[0]["param:placement"] == "first" and rows[0]["baseline_trial"] == 0
+    assert rows[0]["final/val_accuracy"] == 0.75
+    # Before `sweep sync` a spooled run has no MLflow id to point at.
+    assert logged_run_id(study.trials[1]) is None
+    assert logged_run_id(study.trials[2]) == "r2"
+
+
+def test_export_and_list(made: tuple[Any, Any, Any]) -> None:
+    study, spec, storage = made
+    rows = export_rows(study, spec)
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3 + ["FAIL"] * 2 + [
+        "RUNNING", "WAITING"]
+    assert [r["fail_reason"] for r in rows[3:5]] == ["heartbeat lost", "interrupted"]
+    assert rows[0]["baseline"] == "none" and rows[0]["placement"] == "none"
+    (listed,) = list_studies(storage)
+    assert listed == {
+        "study": "made", "trials": 7, "budget": 6, "finished": 3, "requeued": 2,
+        "complete": 3, "pruned": 0, "fail": 2, "running": 1, "direction": "maximize",
+        "best_value": 0.75}
+    assert optuna.load_study(study_name="made", storage=storage).user_attrs[
+        "mlflow_run_id/1"] == "r1-synced"
