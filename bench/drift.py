@@ -93,6 +93,11 @@ def main() -> None:
 
     ratio = median(cycle[late]) / median(cycle[early])
     growth = rss[-1] - rss[4]
+    # Noise, A/A within the same process: how much the median of 5 trials changes from one
+    # window of 5 to the next (trials 3-7 vs 8-12, ...), the largest change in the run.
+    windows = [median(cycle[i:i + 5]) for i in range(2, n_trials - 4, 5)]
+    neighbours = [b / a for a, b in itertools.pairwise(windows)]
+    noise = max(abs(r - 1.0) for r in neighbours) if neighbours else None
     medians = {
         "trial_5_seconds": median(cycle[early]), f"trial_{n_trials}_seconds": median(cycle[late]),
         "trial_5_duration_seconds": median(duration[early]),
@@ -109,11 +114,14 @@ def main() -> None:
         f"single trial {n_trials}/5": cycle[-1] / cycle[4],
         "rss growth MB (trial 5 to last)": growth,
         "rss growth MB (trial 1 to 5)": rss[4] - rss[0],
+        "next/previous window of 5 (A/A)": ", ".join(f"{r:.3f}" for r in neighbours),
     }
     targets = [
         target(f"drift: trial {n_trials} / trial 5 wall time", ratio, TIME_LIMIT, unit="x",
+               noise=noise,
                definition="median complete-to-complete time of the last 5 trials over that "
-                          "of trials 3-7"),
+                          "of trials 3-7; noise: the largest change between two adjacent "
+                          "windows of 5 trials in the same run"),
         target(f"drift: worker RSS growth trial 5 to {n_trials}", growth, RSS_LIMIT_MB,
                unit="MB", definition="worker_rss_mb after the last trial minus after trial 5"),
     ]

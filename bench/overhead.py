@@ -37,6 +37,7 @@ from _common import (
     run_timed,
     scratch,
     seconds_between,
+    spread,
     study_trials,
     target,
     write_result,
@@ -200,14 +201,20 @@ def main() -> None:
         "steady trial sweep/reuse": (medians["sweep_steady_trial_seconds"]
                                      / medians["reuse_steady_trial_seconds"]),
     }
+    # The headline is like for like: the same training path with and without the
+    # bookkeeping. Against (a), a loop that retraces a fresh model per configuration, the
+    # sweep wins by design (one compiled model per structure), which says nothing about
+    # what its bookkeeping costs; that ratio is shown, not judged.
+    per_repeat = [b["process_seconds"] / a["process_seconds"]
+                  for b, a in zip(raw["sweep"], raw["reuse"], strict=True)]
+    ratios["process sweep/reuse, per repeat"] = ", ".join(f"{r:.3f}" for r in per_repeat)
     targets = [
-        target("overhead: sweep run / bare model.fit loop, whole processes",
-               ratios["process sweep/keras"], LIMIT, unit="x",
-               definition="median process wall of (b) over median of (a), stores created"),
         target("overhead: sweep run / bare fit on the sweep's own training path, "
                "whole processes", ratios["process sweep/reuse"], LIMIT, unit="x",
-               definition="(b)/(a2): bookkeeping alone (Optuna, MLflow, callbacks, final "
-                          "evaluation, start-up)"),
+               noise=spread(per_repeat),
+               definition="(b)/(a2): the bookkeeping alone (Optuna, MLflow, callbacks, final "
+                          "evaluation on every split, start-up); noise: the largest distance "
+                          "of a repeat's own ratio from their median"),
     ]
     rows = []
     for mode, label in (("keras", "(a) bare model.fit loop"),
@@ -231,9 +238,9 @@ def main() -> None:
                     "stores": "SQLite for Optuna and MLflow, created before the timed run",
                     "sampler": "tpe (configurations queued with enqueue_trial)"},
         raw=raw, medians=medians, ratios=ratios, targets=targets,
-        notes=["(a) builds and traces a fresh model per configuration, as hand-written code "
-               "does; the sweep reuses one compiled model per placement structure, so (a2) "
-               "isolates the bookkeeping cost"])
+        notes=["the target is (b)/(a2), like for like; (b)/(a) ('process sweep/keras') is "
+               "shown only: (a) builds and traces a fresh model per configuration, as "
+               "hand-written code does, which the sweep avoids by design"])
 
 
 if __name__ == "__main__":

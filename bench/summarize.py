@@ -30,9 +30,16 @@ def _commit(doc: dict[str, Any]) -> str:
 def _value(value: Any, unit: str = "") -> str:
     if value is None:
         return "not measured"
+    if isinstance(value, str):
+        return value
     small = isinstance(value, float) and 0 < abs(value) < 0.001
     text = f"{value:.2e}" if small else fmt(value)
     return f"{text} {unit}".strip()
+
+
+def _verdict(t: dict[str, Any]) -> str:
+    verdict = t.get("verdict") or ("met" if t["met"] else "missed")
+    return {"missed": "**MISSED**", "not measured": "**not measured**"}.get(verdict, verdict)
 
 
 def render() -> str:
@@ -60,14 +67,15 @@ def render() -> str:
                      + ")" + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".")
     if any(doc["quick"] for doc in docs.values()):
         lines += ["", "**Some figures below come from `--quick` smoke runs and mean nothing.**"]
-    lines += ["", "| benchmark | target | measured | limit | result |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["", "| benchmark | target | measured | noise (±) | limit | result |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for name, doc in docs.items():
         for t in doc["targets"]:
+            noise = t.get("noise")
             lines.append(f"| {name}{' (quick)' if doc['quick'] else ''} | {t['name']} | "
-                         f"{_value(t['value'], t['unit'])} | {t['op']} "
-                         f"{_value(t['limit'], t['unit'])} | "
-                         f"{'met' if t['met'] else '**MISSED**'} |")
+                         f"{_value(t['value'], t['unit'])} | "
+                         f"{'–' if noise is None else _value(noise)} | {t['op']} "
+                         f"{_value(t['limit'], t['unit'])} | {_verdict(t)} |")
     lines += ["", "Each benchmark's other figures (medians over its repeats; ratios measured "
               "within the same run):", ""]
     for name, doc in docs.items():

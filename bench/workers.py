@@ -1,11 +1,14 @@
 """workers: finished trials per second with 1, 2, 4 and 8 workers on one PostgreSQL study.
 
 coordination  the cost of sharing a study alone: K processes (bench/coord_worker.py), each
-              the worker side of `sweep worker` (stored spec, its own sampler seed, TPE
-              with constant_liar, heartbeats, the exact-budget lock, the search space)
-              with a trivial objective that sleeps 1 s (trials "take >= 1 s" without
-              competing for the CPU), then with one that returns at once (the raw rate
-              at which the study hands out trials);
+              the real `sweep worker` (stored spec, its own sampler seed, TPE with
+              constant_liar, heartbeats, the exact-budget lock, the search space, every
+              user attribute of a trial, an MLflow run per trial with per-epoch metrics
+              and final figures, MLflow in PostgreSQL) whose training is replaced by a
+              sleep of 1 s (trials "take >= 1 s" without competing for the CPU), then of
+              0 s (the raw rate at which the study hands out trials). K = 1, 2, 4, 8 take
+              turns within each of 3 repeats (each K first once); figures are medians
+              over repeats, the noise of a scaling ratio the spread of its repeats;
 training      `sweep run --workers K` on a small real training (Optuna and MLflow both in
               PostgreSQL, created beforehand with `sweep create`); on a 2-core machine the
               trainings compete for the cores, so this cannot scale past 2.
@@ -26,7 +29,6 @@ from typing import Any
 
 from _common import (
     BENCH,
-    POSTGRES_URL,
     PYTHON,
     SWEEP,
     bench_env,
@@ -38,6 +40,7 @@ from _common import (
     run_timed,
     scratch,
     seconds_between,
+    spread,
     study_trials,
     target,
     write_result,
@@ -55,12 +58,16 @@ def coordination_spec(name: str, n_trials: int) -> dict[str, Any]:
         "model": {"layers": [{"Dense": {"units": 16, "activation": "relu"}},
                              {"Dense": {"units": 16, "activation": "relu"}},
                              {"Dense": {"units": 3, "activation": "softmax"}}]},
+        # No `none` placement and no zero coefficient: every configuration is new, so
+        # no trial reuses an earlier one's figures instead of "training".
         "search": {"targets": ["kernel"],
-                   "placement": {"choices": ["none", "first", "last", "all"]},
-                   "l1": {"low": 1e-6, "high": 1e-2, "log": True, "allow_zero": True},
+                   "placement": {"choices": ["first", "last", "all"]},
+                   "l1": {"low": 1e-6, "high": 1e-2, "log": True},
                    "l2": {"low": 1e-6, "high": 1e-2, "log": True},
                    "baselines": []},
+        "train": {"epochs": 3},
         "sampler": "tpe", "pruner": "none", "budget": {"n_trials": n_trials},
+        "workers": {"recycle_after": 1000},  # one process per worker, as timed
     }
 
 
@@ -116,29 +123,30 @@ def throughput(trials: list[Any], process_seconds: float) -> dict[str, Any]:
             "trials_per_worker": sorted(len(v) for v in by_worker.values())}
 
 
-def coordination(url: str, workers: int, per_worker: int, sleep: float) -> dict[str, Any]:
-    import optuna
-
-    from sweep.spec import parse_spec
-    from sweep.storage import open_storage
-    from sweep.study import create_or_resume
-    from sweep.validate import check_study
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    name = f"coord-{'sleep' if sleep else 'zero'}-{workers}"
-    spec = parse_spec(coordination_spec(name, workers * per_worker))
-    create_or_resume(spec, open_storage(url), space=check_study(spec))
-    env = bench_env()
-    begin = time.perf_counter()
-    processes = [subprocess.Popen([PYTHON, str(BENCH / "coord_worker.py"), url, name,
-                                   str(sleep), str(index + 1)], env=env,
-                                  stderr=subprocess.PIPE, text=True)
-                 for index in range(workers)]
-    errors = [p.communicate()[1] for p in processes]
-    seconds = time.perf_counter() - begin
+def coordination(url: str, tracking: str, workers: int, per_worker: int, sleep: float,
+                 repeat: int) -> dict[str, Any]:
+    name = f"coord-{'sleep' if sleep else 'zero'}-{workers}-r{repeat}"
+    with scratch("coord") as folder:
+        study_file = write_yaml(folder / "study.yaml",
+                                coordination_spec(name, workers * per_worker))
+        run_timed([SWEEP, "create", str(study_file), "--storage", url, "--tracking-uri",
+                   tracking], cwd=folder)
+        begin = time.perf_counter()
+        processes = [subprocess.Popen(
+            [PYTHON, str(BENCH / "coord_worker.py"), url, tracking, name, str(sleep)],
+            env=bench_env(SWEEP_WORKER_INDEX=str(index + 1)), cwd=folder,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for index in range(workers)]
+        errors = [p.communicate()[1] for p in processes]
+        seconds = time.perf_counter() - begin
     if any(p.returncode for p in processes):
         raise RuntimeError(f"a coordination worker failed: {errors}")
-    return throughput(study_trials(url, name), seconds)
+    trials = study_trials(url, name)
+    result = throughput(trials, seconds)
+    result["attrs_per_trial"] = median([len(t.user_attrs) for t in trials])
+    result["budget_exact"] = len(trials) == workers * per_worker and all(
+        t.state.name == "COMPLETE" for t in trials)
+    return result
 
 
 def training(url: str, tracking: str, workers: int, n_trials: int, quick: bool
@@ -161,73 +169,90 @@ def main() -> None:
     counts = [1, 2, 4] if args.quick else [1, 2, 4, 8]
     train_counts = [1, 2] if args.quick else counts
     per_worker_sleep, per_worker_zero = (3, 5) if args.quick else (8, 12)
+    repeats = 1 if args.quick else 3
     train_trials = 4 if args.quick else 12
-    raw: dict[str, dict[int, Any]] = {"sleep_1s": {}, "zero": {}, "training": {}}
-    try:
-        with postgres_database("probe"):
-            pass
-    except Exception as error:  # no server: the targets are reported as not measured
-        print(f"no PostgreSQL server at {POSTGRES_URL}: {error}")
-        write_result("workers", quick=args.quick, started=started,
-                     parameters={"postgres": POSTGRES_URL}, raw={}, medians={}, ratios={},
-                     targets=[target("coordination: trials/s scaling 1 to 4 workers, trials "
-                                     "of 1 s", None, SCALING_LIMIT * 4, op=">=", unit="x")],
-                     notes=[f"not measured: no PostgreSQL server ({type(error).__name__}); "
-                            "set SWEEP_BENCH_POSTGRES_URL"])
-        return
+    runs: dict[str, dict[int, list[Any]]] = {"sleep_1s": {k: [] for k in counts},
+                                             "zero": {k: [] for k in counts}}
+    training_runs: dict[int, Any] = {}
     with postgres_database("optuna") as url, postgres_database("mlflow") as tracking:
-        for k in counts:
-            raw["sleep_1s"][k] = coordination(url, k, per_worker_sleep, 1.0)
-            raw["zero"][k] = coordination(url, k, per_worker_zero, 0.0)
-            print(f"coordination, {k} workers: "
-                  f"{raw['sleep_1s'][k]['steady_trials_per_second']:.2f} trials/s (1 s), "
-                  f"{raw['zero'][k]['steady_trials_per_second']:.1f} trials/s (0 s)")
+        for repeat in range(repeats):
+            order = counts[repeat % len(counts):] + counts[:repeat % len(counts)]
+            for k in order:
+                runs["sleep_1s"][k].append(coordination(url, tracking, k, per_worker_sleep,
+                                                        1.0, repeat))
+                runs["zero"][k].append(coordination(url, tracking, k, per_worker_zero, 0.0,
+                                                    repeat))
+                print(f"repeat {repeat + 1}/{repeats}, {k} workers: "
+                      f"{runs['sleep_1s'][k][-1]['steady_trials_per_second']:.2f} trials/s "
+                      f"(1 s), {runs['zero'][k][-1]['steady_trials_per_second']:.1f} (0 s)")
         for k in train_counts:
-            raw["training"][k] = training(url, tracking, k, train_trials, args.quick)
+            training_runs[k] = training(url, tracking, k, train_trials, args.quick)
             print(f"training, {k} workers: "
-                  f"{raw['training'][k]['steady_trials_per_second']:.2f} trials/s steady, "
-                  f"{raw['training'][k]['process_trials_per_second']:.2f} per process second")
+                  f"{training_runs[k]['steady_trials_per_second']:.2f} trials/s steady, "
+                  f"{training_runs[k]['process_trials_per_second']:.2f} per process second")
 
-    def scaling(kind: str, k: int, key: str = "steady_trials_per_second") -> float | None:
-        one, many = raw[kind][1].get(key), raw[kind][k].get(key)
-        return None if not one or not many else many / one
+    def rate(kind: str, k: int) -> float:
+        return median([r["steady_trials_per_second"] for r in runs[kind][k]])
 
-    ratios = {f"{kind} {k}/1 workers": scaling(kind, k) for kind in raw for k in raw[kind]
-              if k > 1}
-    ratios |= {f"training {k}/1 workers, whole process": scaling(
-        "training", k, "process_trials_per_second") for k in train_counts[1:]}
-    medians = {f"{kind} {k} workers trials/s": raw[kind][k]["steady_trials_per_second"]
-               for kind in raw for k in raw[kind]}
+    def per_repeat_scaling(kind: str, k: int) -> list[float]:
+        return [many["steady_trials_per_second"] / one["steady_trials_per_second"]
+                for one, many in zip(runs[kind][1], runs[kind][k], strict=True)]
+
+    ratios: dict[str, Any] = {}
+    for kind in runs:
+        for k in counts[1:]:
+            ratios[f"{kind} {k}/1 workers"] = rate(kind, k) / rate(kind, 1)
+            ratios[f"{kind} {k}/1 workers, per repeat"] = ", ".join(
+                f"{r:.2f}" for r in per_repeat_scaling(kind, k))
+    for k in train_counts[1:]:
+        one, many = training_runs[1], training_runs[k]
+        ratios[f"training {k}/1 workers"] = (many["steady_trials_per_second"]
+                                             / one["steady_trials_per_second"])
+        ratios[f"training {k}/1 workers, whole process"] = (
+            many["process_trials_per_second"] / one["process_trials_per_second"])
+    ratios["budget exact in every run"] = all(
+        r["budget_exact"] for by_k in runs.values() for rs in by_k.values() for r in rs)
+    medians = {f"{kind} {k} workers trials/s": rate(kind, k) for kind in runs for k in counts}
+    medians |= {f"training {k} workers trials/s": training_runs[k]["steady_trials_per_second"]
+                for k in train_counts}
     medians |= {f"coordination ms per trial, {k} workers (sleep 1 s)":
-                1000 * (k / raw["sleep_1s"][k]["steady_trials_per_second"] - 1.0)
-                for k in counts}
+                1000 * (k / rate("sleep_1s", k) - 1.0) for k in counts}
+    medians["user attributes per trial"] = runs["sleep_1s"][1][0]["attrs_per_trial"]
     four = 4 if 4 in counts else counts[-1]
     targets = [target(f"coordination: trials/s scaling 1 to {four} workers, trials of 1 s",
-                      scaling("sleep_1s", four), SCALING_LIMIT * four, op=">=", unit="x",
+                      ratios[f"sleep_1s {four}/1 workers"], SCALING_LIMIT * four, op=">=",
+                      unit="x", noise=spread(per_repeat_scaling("sleep_1s", four)),
                       definition=f"steady-state trials/s with {four} workers over 1 worker, "
-                                 f"trivial objective sleeping 1 s; target 0.9 x {four}")]
+                                 f"real worker with a 1-s sleep for training; median of "
+                                 f"{repeats} interleaved repeats; target 0.9 x {four}")]
     rows = []
     for kind, label in (("sleep_1s", "coordination, trials of 1 s"),
-                        ("zero", "coordination, trials of 0 s"),
-                        ("training", "real small trainings")):
-        for k in raw[kind]:
-            r = raw[kind][k]
-            rows.append([label, k, r["steady_trials_per_second"], scaling(kind, k),
-                         r["span_trials_per_second"], r["process_trials_per_second"],
-                         r["median_trial_seconds"], r["trials"]])
-    print_table("workers on PostgreSQL (trials/s)",
-                ["", "workers", "steady", "scaling", "span", "per process s",
-                 "median trial s", "trials"], rows)
+                        ("zero", "coordination, trials of 0 s")):
+        for k in counts:
+            rows.append([label, k, rate(kind, k), rate(kind, k) / rate(kind, 1),
+                         median([r["span_trials_per_second"] for r in runs[kind][k]]),
+                         median([r["median_trial_seconds"] for r in runs[kind][k]]),
+                         runs[kind][k][0]["trials"]])
+    for k in train_counts:
+        r = training_runs[k]
+        rows.append(["real small trainings", k, r["steady_trials_per_second"],
+                     r["steady_trials_per_second"] / training_runs[1]["steady_trials_per_second"],
+                     r["span_trials_per_second"], r["median_trial_seconds"], r["trials"]])
+    print_table("workers on PostgreSQL (trials/s, medians over repeats)",
+                ["", "workers", "steady", "scaling", "span", "median trial s", "trials"], rows)
     print_targets(targets)
     write_result(
         "workers", quick=args.quick, started=started,
-        parameters={"workers": counts, "trials_per_worker_sleep": per_worker_sleep,
+        parameters={"workers": counts, "repeats": repeats,
+                    "trials_per_worker_sleep": per_worker_sleep,
                     "trials_per_worker_zero": per_worker_zero,
                     "training_trials_per_run": train_trials,
                     "training_study": training_spec("train-K", train_trials, args.quick),
                     "storage": "PostgreSQL (fresh database, dropped afterwards), MLflow "
                                "in a second fresh PostgreSQL database"},
-        raw={kind: {str(k): v for k, v in by_k.items()} for kind, by_k in raw.items()},
+        raw={"coordination": {kind: {str(k): v for k, v in by_k.items()}
+                              for kind, by_k in runs.items()},
+             "training": {str(k): v for k, v in training_runs.items()}},
         medians=medians, ratios=ratios, targets=targets)
 
 

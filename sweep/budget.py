@@ -86,9 +86,9 @@ class BudgetedStorage(RDBStorage):
 
     def used_budget(self, study_id: int) -> int:
         """``used_budget`` of the study's trials, counted by the database. Reading every
-        trial instead cost 16 ms at 50 trials and 115 ms at 500 (SQLite), under the lock
-        that every worker's next trial waits for; these queries touch the FAIL trials
-        only."""
+        trial instead grows with the study, under the lock that every worker's next trial
+        waits for; these queries touch the FAIL trials only (bench/workers.py measures the
+        coordination cost per trial)."""
         from optuna.storages._rdb.models import (
             TrialModel,
             TrialSystemAttributeModel,
@@ -182,8 +182,8 @@ def open_budgeted_storage(url: str, engine_kwargs: dict[str, Any], *,
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # Read-only commands skip the schema version check and table creation (~0.2 s of
-    # `sweep status`); anything that writes keeps both.
+    # Read-only commands skip the schema version check and table creation (part of
+    # `sweep status`'s start-up, timed by bench/startup.py); anything that writes keeps both.
     if not read_only:
         return BudgetedStorage(url, engine_kwargs=engine_kwargs)
     with _without_alembic():
@@ -193,9 +193,9 @@ def open_budgeted_storage(url: str, engine_kwargs: dict[str, Any], *,
 
 @contextlib.contextmanager
 def _without_alembic() -> Iterator[None]:
-    """Optuna's RDB storage loads alembic (~0.3 s of imports, a third of `sweep status`)
-    to check or migrate the schema, which a read-only command never does; its version
-    manager is built here without it. Anything that writes uses the real one."""
+    """Optuna's RDB storage loads alembic (a large share of `sweep status`'s imports,
+    bench/startup.py) to check or migrate the schema, which a read-only command never
+    does; its version manager is built here without it. Anything that writes uses the real one."""
     from optuna.storages._rdb import storage as rdb
 
     original = rdb._VersionManager

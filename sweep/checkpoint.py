@@ -9,8 +9,8 @@ replaced atomically after the arrays are written, so a worker killed in the midd
 save leaves the previous checkpoint intact.
 
 The training thread only copies the variables to host memory; a background thread
-writes them (Keras' ``save_weights`` on the training thread cost 36 ms per epoch, +47 %
-of the demo CNN's 77 ms epoch, in bench/checkpoint_cost.py).
+writes them (Keras' ``save_weights`` on the training thread stalled every epoch;
+bench/checkpoint_cost.py measures what this writer costs).
 
 Why a file system and not the MLflow artifact store or the database: a checkpoint is
 written every epoch and read at most once; a shared file system (what SLURM and

@@ -204,7 +204,7 @@ def _ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None
     """Where to look: the runs view of the study's experiment, on the tracking server or
     on the `sweep ui` this prints, and with ``study`` the links to the study's run and
     its best trial's run. The ids come from what the study recorded (keys.MLFLOW_PLACE),
-    else from MLflow when ``look_up`` (which costs the import of MLflow, 2 s)."""
+    else from MLflow when ``look_up`` (which costs the import of MLflow)."""
     from sweep.keys import MLFLOW_PLACE
     from sweep.tracking import find_experiment_id, runs_view_url, sorted_runs_query
 

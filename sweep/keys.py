@@ -15,7 +15,8 @@ MLFLOW_RUN_ID = "mlflow_run_id"
 # stores its real id as the study's user attr "mlflow_run_id/<trial number>".
 SPOOL_PREFIX = "spool:"
 # Study user attr: {"tracking": masked tracking URI, "experiment_id", "study_run_id"}, so
-# that read-only commands print MLflow links without loading MLflow (2 s).
+# that read-only commands print MLflow links without importing MLflow (bench/startup.py
+# checks that they do not).
 MLFLOW_PLACE = "mlflow_place"
 SEED = "seed"
 PLACEMENT = "placement"

@@ -52,7 +52,7 @@ def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: i
     keras = import_keras()
     # Layer names must not depend on how many models this process built before:
     # clear_session resets Keras' name counters (and frees the previous trial's graph).
-    # free_memory=False: its garbage collection costs ~0.4 s a trial and frees nothing
+    # free_memory=False: its full garbage collection runs every trial and frees nothing
     # that sweep.reuse has not already made unnecessary.
     keras.backend.clear_session(free_memory=False)
     # Keras keeps the policy in its global state, which clear_session has just reset.

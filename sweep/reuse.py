@@ -1,8 +1,10 @@
 """One compiled model per placement *structure*, reused across trials.
 
-Every new Keras model makes TensorFlow trace its training and evaluation functions again:
-about 1.6 s per trial for a tiny model on two CPU cores, and some 4.5 MB of host memory
-that is never given back (measured with tests/test_launcher.py's study). Trials that put
+Every new Keras model makes TensorFlow trace its training and evaluation functions again,
+which costs seconds per trial for a small model on two CPU cores (bench/overhead.py: a
+fresh model per configuration, (a), against this path, (a2)) and host memory that is
+never given back (tests/test_launcher.py holds a worker's RSS flat over 30 trials).
+Trials that put
 the same kinds of penalty on the same slots differ only in coefficient values and initial
 weights, so they share one model here: its penalties read their coefficients from
 variables, and each trial loads its own seed's initial weights and a fresh optimizer

@@ -460,9 +460,9 @@ class TrialRun:
 
     def log_epoch(self, step: int, metrics: Mapping[str, float]) -> None:
         """Buffer one epoch's metrics; they go out as one batch every ``FLUSH_SECONDS``
-        and when the run finishes. One MLflow write per epoch cost 16 ms of CPU (SQLite
-        store) next to a 0.36 s epoch in bench/logging; the MLflow UI's curves then lag
-        by a few seconds at most."""
+        and when the run finishes: MLflow's cost is per call, not per metric, in large
+        part (bench/logging_cost.py measures the write's CPU per epoch); the MLflow UI's
+        curves then lag by a few seconds at most."""
         stamp = _now_ms()
         self._pending += [[k, float(v), stamp, step] for k, v in metrics.items()]
         if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
