@@ -23,6 +23,7 @@ from _common import (
     print_targets,
     run_timed,
     scratch,
+    spread,
     target,
     write_result,
 )
@@ -111,7 +112,9 @@ def main() -> None:
     medians["python -c 'import tensorflow'"] = median(tf_import)
     targets = [
         target(f"{label} wall time", medians[label], LIMIT_SECONDS, unit="s",
-               definition=f"median of {repeats} whole-process runs after a warm-up")
+               noise=spread(timings[label]),
+               definition=f"median of {repeats} whole-process runs after a warm-up; noise: "
+                          "the largest distance of a run from the median")
         for label in commands
     ] + [
         target(f"{label}: imports none of {', '.join(HEAVY)}",

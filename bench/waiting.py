@@ -28,6 +28,7 @@ from _common import (
     print_table,
     print_targets,
     scratch,
+    spread,
     target,
     write_result,
     write_yaml,
@@ -133,7 +134,9 @@ def main() -> None:
                    [r["cpu_a"] / r["seconds"] * 60 for r in rows])}
     targets = [target("waiting: CPU of a waiting worker / CPU of a training worker",
                       ratios["waiting_cpu_share_of_training"], LIMIT, unit="share",
-                      definition="same window, /proc utime+stime")]
+                      noise=spread(share),
+                      definition="same window, /proc utime+stime; median of the windows, "
+                                 "noise their spread")]
     print_table(f"waiting: {repeats} windows of {window:.0f} s, poll every {INTERVAL} s",
                 ["", "value"],
                 [["waiting worker CPU (s per minute)", medians["waiting_cpu_seconds_per_minute"]],
