@@ -39,6 +39,12 @@ def main() -> None:
     total = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only == list(BENCHMARKS):  # only a complete run stands for `make bench`
+        # The versions the figures were taken with (`pip install -c` reproduces them).
+        frozen = subprocess.run([PYTHON, "-m", "pip", "freeze", "--exclude-editable"],
+                                capture_output=True, text=True, check=True).stdout
+        (BENCH / "versions.txt").write_text(
+            "# pip freeze of the environment of the last full `make bench` "
+            "(bench/README.md's figures)\n" + frozen)
         (RESULTS / "run_all.json").write_text(json.dumps({
             "quick": args.quick, "wall_seconds": round(total, 1), "runs": runs,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from fnmatch import fnmatch
@@ -675,3 +676,14 @@ def test_sbatch_script_refuses_to_start_without_its_environment(
     assert done.returncode != 0
     assert f"set {missing}" in done.stderr
     assert not Path(fake_sweep["FAKE_SWEEP_ARGV"]).exists(), "the worker must not start"
+
+
+def test_minimum_constraints_are_pyprojects_floors() -> None:
+    """`make test-min` installs constraints/minimum.txt: it must be pyproject's floors."""
+    done = subprocess.run([sys.executable, str(ROOT / "constraints" / "floors.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pins = dict(line.split("==") for line in (ROOT / "constraints" / "minimum.txt")
+                .read_text().splitlines() if line and not line.startswith("#"))
+    assert pins["keras"] == "3.14" and pins["optuna"] == "4.9"
+    assert pins["psycopg-binary"] == pins["psycopg"] == "3.1.8"
