@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := sweep tests $(wildcard bench)
 
-.PHONY: install browser demo test test-min lint bench clean
+.PHONY: install browser demo test test-min test-slurm lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ test-min: browser
 	$(MIN_VENV)/bin/pip install --quiet -c constraints/minimum.txt -e '.[dev]'
 	$(MIN_VENV)/bin/pip check
 	$(MIN_VENV)/bin/python -m pytest -q
+
+# The job array on a real single-node SLURM (Debian's slurm-wlm and munge, installed with
+# apt-get: run as root), started and stopped by docker/slurm/single-node.sh.
+test-slurm: $(STAMP)
+	bash docker/slurm/single-node.sh up
+	$(BIN)/python -m pytest -q -o addopts=-ra tests/slurm; status=$$?; \
+		bash docker/slurm/single-node.sh down; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

@@ -627,6 +627,8 @@ def sbatch_directives() -> dict[str, str]:
 def test_sbatch_directives() -> None:
     directives = sbatch_directives()
     assert directives["--gres"] == "gpu:1"
+    # The signal goes to the worker's job step, before the limit; pre-empted tasks requeue.
+    assert directives["--signal"] == "TERM@120" and "--requeue" in directives
     assert re.fullmatch(r"\d+-\d+(%\d+)?", directives["--array"])
     for key in ("--cpus-per-task", "--mem", "--time"):
         assert directives.get(key), key
@@ -635,12 +637,13 @@ def test_sbatch_directives() -> None:
 
 def test_sbatch_checks_its_environment_then_execs_the_worker() -> None:
     text = SBATCH.read_text()
-    exec_at = text.index("exec sweep worker")
+    exec_at = text.index("exec srun")
     for name in ("SWEEP_STORAGE", "MLFLOW_TRACKING_URI", "STUDY_NAME"):
         check = text.find(f': "${{{name}:?')
         assert 0 <= check < exec_at, f"no `: \"${{{name}:?...}}\"` before the worker starts"
-    (line,) = sbatch_sweep_lines()
-    assert line[1][:2] == ["worker", "$STUDY_NAME"]
+    # Under Slurm as a job step, by hand directly: the same worker command either way.
+    step, direct = sbatch_sweep_lines()
+    assert step[1] == direct[1] and step[1][:2] == ["worker", "$STUDY_NAME"]
 
 
 @pytest.fixture
