@@ -64,7 +64,11 @@ def make_status_store(folder: Path) -> tuple[str, str]:
 def imported_modules(arguments: list[str]) -> dict[str, Any]:
     """Run the command under `python -X importtime` and list the heavy packages it
     imported, with the slowest top-level imports (where the start-up time goes)."""
-    done = run_timed([PYTHON, "-X", "importtime", "-m", "sweep", *arguments])
+    # SWEEP_VERBOSE: TensorFlow's import otherwise runs with stderr pointed at /dev/null
+    # (sweep.runtime hides its start-up lines), and with it the importtime lines that
+    # would show it.
+    done = run_timed([PYTHON, "-X", "importtime", "-m", "sweep", *arguments],
+                     env=bench_env(SWEEP_VERBOSE="1"))
     cumulative: dict[str, int] = {}
     heavy: set[str] = set()
     for line in done.stderr.splitlines():
