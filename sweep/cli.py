@@ -293,13 +293,18 @@ def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT
 @click.option("--run-builder", is_flag=True,
               help="Import and run model.builder (user code) to check the placements "
                    "against its layers; without it, validate runs no code of the study.")
-def validate(study_file: str, run_builder: bool) -> None:
+@click.option("--build", is_flag=True,
+              help="Also build the model and run it on two samples of the data (layer "
+                   "keywords, input shape, outputs against the classes): imports "
+                   "TensorFlow, so seconds instead of a fraction of one. run and create "
+                   "always do it.")
+def validate(study_file: str, run_builder: bool, build: bool) -> None:
     """Check a study file: keys, types, ranges, selectors, data paths. Writes nothing."""
     from sweep.spec import load_spec
     from sweep.validate import check_study
 
     spec = load_spec(study_file)
-    space = check_study(spec, run_builder=run_builder)
+    space = check_study(spec, run_builder=run_builder, build_model=build)
     slots = "not checked" if space is None else ", ".join(space.candidate_slots) or "none"
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
                f"sampler {spec.sampler}, objective {spec.primary.metric} "

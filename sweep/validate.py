@@ -13,6 +13,7 @@ import importlib.util
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from sweep.data import check_data
 from sweep.errors import SpecError
@@ -67,10 +68,13 @@ def builder_source(reference: str) -> Path:
                     "on the Python path", reference)
 
 
-def check_study(spec: StudySpec, *, run_builder: bool = True) -> SearchSpace | None:
+def check_study(spec: StudySpec, *, run_builder: bool = True,
+                build_model: bool = True) -> SearchSpace | None:
     """Everything a run would trip over later, found now. Returns the search space, or
     None when the model comes from a builder and ``run_builder`` is False: a builder is
-    user code, and its layers (which the placements refer to) exist only once it ran."""
+    user code, and its layers (which the placements refer to) exist only once it ran.
+    ``build_model`` runs the model on the data (``check_model_on_data``), which imports
+    TensorFlow: `sweep validate` asks for it only with ``--build``."""
     check_data(spec.data)
     known = [m for m in metric_names(spec.train) if m != "loss"]  # loss carries the penalty
     produced = ", ".join("val_" + m for m in known)
@@ -95,7 +99,10 @@ def check_study(spec: StudySpec, *, run_builder: bool = True) -> SearchSpace | N
         builder_source(spec.model.builder)
         return None
     layers = describe_layers(spec)
-    check_model_on_data(spec)  # before the placements: a broken model explains more
+    # Before the placements: broken data or a broken model explains more.
+    splits = check_data_content(spec)
+    if build_model and splits is not None and spec.model.builder is None:
+        check_model_on_data(spec, splits)
     space = SearchSpace(spec.search, layers)
     if spec.sampler == "grid":
         space.grid()
@@ -105,27 +112,34 @@ def check_study(spec: StudySpec, *, run_builder: bool = True) -> SearchSpace | N
     return space
 
 
-def check_model_on_data(spec: StudySpec) -> None:
-    """Load the data and build the base model on it as a trial would, then run the model
-    on two samples: a layer keyword that does not exist, a sample shape the model cannot
-    take, an output that does not match the classes, labels outside them, NaN in the
-    arrays: each is found here (no training), before a study is written, instead of
-    failing every trial. Image folders are read only by trials (they may not fit in
-    memory); their class folders are checked by ``check_data``. A builder's model is user
-    code down to its layers' ``call`` (which may block or run for long): it is checked in
-    the trials, under the watchdog of ``budget.trial_timeout``, not here."""
-    if spec.data.source == "image_folder" or spec.model.builder is not None:
-        return
-    import numpy as np
-
+def check_data_content(spec: StudySpec) -> Any:
+    """Load the data as a trial would (numpy, no TensorFlow): an empty archive, rows that
+    do not match, NaN, labels a classification loss cannot take are found here. Returns
+    the splits, or None for image folders: they are read only by trials (they may not fit
+    in memory); ``check_data`` checked their class folders."""
+    if spec.data.source == "image_folder":
+        return None
     from sweep.data import load_data
-    from sweep.errors import describe_failure
-    from sweep.model import build_base_model
 
     splits = load_data(spec.data, spec.seed)
     if spec.train.loss == "sparse_categorical_crossentropy" and splits.n_classes is None:
         raise SpecError("train.loss", "needs class labels (integers from 0), but the data's "
                         "y values are not", spec.train.loss)
+    return splits
+
+
+def check_model_on_data(spec: StudySpec, splits: Any) -> None:
+    """Build the base model on the loaded data as a trial would, then run it on two
+    samples: a layer keyword that does not exist, a sample shape the model cannot take,
+    an output that does not match the classes are found here (no training), before a
+    study is written, instead of failing every trial. Imports TensorFlow. A builder's
+    model is user code down to its layers' ``call`` (which may block or run for long): it
+    is checked in the trials, under the watchdog of ``budget.trial_timeout``, not here."""
+    import numpy as np
+
+    from sweep.errors import describe_failure
+    from sweep.model import build_base_model
+
     model = build_base_model(spec.model, splits.input_shape, splits.n_classes)
     field = "model.file" if spec.model.file is not None else "model.layers"
     try:

@@ -235,8 +235,9 @@ def test_several_workers_on_sqlite_are_refused_with_advice(workdir: Path) -> Non
     assert not (workdir / "sweep.db").exists()
 
 
-# (validate builds the model on the data, which takes Keras: it is not in this list.)
-@pytest.mark.parametrize("command", [["--help"], ["status", "tiny"], ["best", "tiny"],
+# (`validate --build` builds the model on the data, which takes Keras: not in this list.)
+@pytest.mark.parametrize("command", [["--help"], ["validate", "STUDY"], ["status", "tiny"],
+                                     ["best", "tiny"],
                                      ["export", "tiny", "--format", "csv"], ["list"]])
 def test_commands_that_do_not_train_do_not_import_tensorflow_or_mlflow(
         workdir: Path, command: list[str]) -> None:

@@ -95,3 +95,25 @@ def test_validate_runs_no_builder_code_unless_asked(tmp_path: Path,
 
     code, output = _validate(tmp_path, tiny_study(model={"builder": "nosuchmodule:build"}))
     assert code == 2 and "model.builder" in output and "nosuchmodule" in output
+
+
+def test_the_data_is_checked_without_tensorflow_and_the_model_with_build(
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(60, 6)).astype("float32")
+    x[3, 2] = np.nan
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=(np.arange(60) % 3).astype("float32"))
+    data = {"source": "npz", "path": str(tmp_path / "d.npz"), "validation_split": 0.25,
+            "test_split": 0.25}
+    code, output = _validate(tmp_path, tiny_study(data=data))
+    assert code == 2 and "error: data.path: x_train has 1 values that are NaN" in output
+
+    layers = [{"Dense": {"units": 8, "activaton": "relu"}},
+              {"Dense": {"units": 3, "activation": "softmax"}}]
+    path = write_study(tmp_path / "m.yaml", tiny_study(model={"layers": layers}))
+    quick = CliRunner().invoke(cli, ["validate", str(path)])
+    assert quick.exit_code == 0 and "slots searched: dense, dense_1" in quick.output
+    built = CliRunner().invoke(cli, ["validate", str(path), "--build"])
+    assert built.exit_code == 2
+    assert built.output.startswith("error: model.layers[0].Dense: Unrecognized keyword")
