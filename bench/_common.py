@@ -104,14 +104,16 @@ def spread(values: Sequence[float]) -> float | None:
 
 
 def target(name: str, value: float | None, limit: float, *, op: str = "<=",
-           unit: str = "", definition: str = "", noise: float | None = None) -> dict[str, Any]:
+           unit: str = "", definition: str = "", noise: float | None = None,
+           missing: str = "not measured") -> dict[str, Any]:
     """A target of an issue, with its measured value and, where the benchmark has one, its
     noise (``spread`` of the repeats). The verdict is "met" or "missed" only when the
     value is further from the limit than the noise; closer, it is "within noise", which
-    is neither. ``None`` (not measured) is missed."""
+    is neither. A value of ``None`` is missed, with ``missing`` as its verdict: "not
+    measured", or why the figure does not exist (a seed that never reached its goal)."""
     met = value is not None and (value <= limit if op == "<=" else value >= limit)
     if value is None:
-        verdict = "not measured"
+        verdict = missing
     elif noise is not None and abs(value - limit) <= noise:
         verdict = "within noise"
     else:

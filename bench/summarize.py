@@ -39,7 +39,9 @@ def _value(value: Any, unit: str = "") -> str:
 
 def _verdict(t: dict[str, Any]) -> str:
     verdict = t.get("verdict") or ("met" if t["met"] else "missed")
-    return {"missed": "**MISSED**", "not measured": "**not measured**"}.get(verdict, verdict)
+    if verdict in ("met", "within noise"):
+        return verdict
+    return "**MISSED**" if verdict == "missed" else f"**{verdict}**"
 
 
 def render() -> str:
