@@ -58,6 +58,24 @@ def write_study(path: Path, study: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _absl_handler_on_the_real_stderr() -> None:
+    """absl's log handler (created when TensorFlow is imported) keeps the sys.stderr of
+    that moment, in a test session one of pytest's capture streams. MLflow 3.5's schema
+    migration calls logging.config.fileConfig, which closes every handler, and absl closes
+    its stream unless it is the sys.stderr of *that* moment: inside a CliRunner it is
+    not, so pytest's own capture stream got closed and the session died ("lost
+    sys.stderr", found by `make test-min`). Outside tests the stream is the real stderr,
+    which absl never closes; here too."""
+    import sys
+
+    logging_module = sys.modules.get("absl.logging")
+    handler = getattr(logging_module, "_absl_handler", None)
+    python_handler = getattr(handler, "python_handler", None)
+    if python_handler is not None and python_handler.stream is not sys.__stderr__:
+        python_handler.setStream(sys.__stderr__)
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in an empty folder, as a user would, with no store URLs in the environment."""
