@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import threading
 import zlib
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from sqlalchemy import text
 
 from sweep.errors import SweepError
 from sweep.keys import FAIL_REASON, INTERRUPTED
+
+log = logging.getLogger("sweep")
 
 _LOCK_NAMESPACE = 0x5357  # "SW": keeps our advisory-lock keys apart from other apps'
 
@@ -159,6 +162,17 @@ class BudgetedStorage(RDBStorage):
         self.grace_period = grace
         self.heartbeat_stale_trial_callback = callback
         self.failed_trial_callback = callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """One beat. A beat that fails (database restarting, connections cut) is logged and
+        the next one comes at the next interval: raised, it would end Optuna's heartbeat
+        thread with a traceback, and the trial, still training, would stop beating and
+        look dead to every other worker (measured by tests/test_workers_pg.py)."""
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:  # any storage failure: try again at the next beat
+            log.warning("heartbeat of trial id %d not recorded (%s); next one in %s s",
+                        trial_id, type(error).__name__, self.heartbeat_interval)
 
 
 @contextlib.contextmanager

@@ -294,7 +294,9 @@ def _box_matplotlib(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
     plt = _pyplot()
     _, axes = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 4.0))
     labels = [label for label, _ in groups]
-    axes.boxplot([list(values) for _, values in groups], tick_labels=labels)
+    # Labels set on the axis, not through boxplot: its keyword was renamed in matplotlib 3.9.
+    axes.boxplot([list(values) for _, values in groups])
+    axes.set_xticks(range(1, len(labels) + 1), labels)
     jitter = np.random.default_rng(0)  # fixed: the same study draws the same picture
     for position, (_, values) in enumerate(groups, start=1):
         xs = position + jitter.uniform(-0.08, 0.08, size=len(values))

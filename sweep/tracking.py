@@ -39,6 +39,10 @@ ROLE_CONFIRMATION, ROLE_CONFIRM = "confirmation", "confirm"  # the holder, a re-
 # On the experiment: the query of its runs view (see runs_view_query), for `sweep ui`.
 RUNS_VIEW_TAG = "sweep.runs_view"
 NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
+# Without a kind, MLflow's UI guesses one and asks the user to confirm it in a dialog
+# over the runs table (3.7 and later); a sweep is model development, said once here.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
 FLUSH_SECONDS = 5.0  # epoch metrics reach MLflow at least this often (and at the end)
 
 
@@ -197,7 +201,8 @@ class StudyTracker:
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:
                 try:
-                    self._experiment_id = self.client.create_experiment(self.experiment_name)
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment_name, tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT})
                 except Exception:  # another worker created it first: use theirs
                     found = self.client.get_experiment_by_name(self.experiment_name)
                     if found is None:
@@ -279,6 +284,9 @@ class StudyTracker:
         for key, value in ((NOTE_TAG, note), (RUNS_VIEW_TAG, runs_view)):
             if tags.get(key) != value:
                 self.client.set_experiment_tag(experiment_id, key, value)
+        if EXPERIMENT_KIND_TAG not in tags:  # an experiment made before: a user's kind stays
+            self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG,
+                                           MODEL_DEVELOPMENT)
 
     def set_parent_status(self, status: str) -> None:
         """The study run's status; while MLflow is unreachable the change is spooled, so

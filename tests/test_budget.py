@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import tiny_study
+from sqlalchemy import text
 
 from sweep.budget import BudgetExhausted, used_budget
 from sweep.spec import parse_spec
@@ -105,3 +106,25 @@ def test_retries_and_interrupted_trials_give_their_budget_back(tmp_path: Path) -
     # ...and once retried, the lost trial no longer counts: its retry does.
     assert used_budget(trials) == 2 == backend.used_budget(study._study_id)
     assert len(trials) == 4
+
+
+def test_a_failed_heartbeat_is_logged_and_the_next_one_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'beats.db'}"
+    _create(url, "beats", 3)
+    storage = open_storage(url)
+    trial_id = optuna.load_study(study_name="beats", storage=storage).ask()._trial_id
+    storage.configure_heartbeat(1, 4)
+    with storage.engine.begin() as connection:  # the database loses its heartbeat table
+        connection.execute(text("ALTER TABLE trial_heartbeats RENAME TO gone"))
+    with caplog.at_level("WARNING", logger="sweep"):
+        storage.record_heartbeat(trial_id)  # raised, it would end Optuna's heartbeat thread
+    assert [r.getMessage() for r in caplog.records if r.name == "sweep"] == [
+        f"heartbeat of trial id {trial_id} not recorded (StorageInternalError); next one in 1 s"]
+    with storage.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE gone RENAME TO trial_heartbeats"))
+    storage.record_heartbeat(trial_id)
+    with storage.engine.connect() as connection:
+        beats = connection.execute(text("SELECT count(*) FROM trial_heartbeats "
+                                        "WHERE trial_id = :id"), {"id": trial_id}).scalar()
+    assert beats == 1

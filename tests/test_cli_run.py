@@ -45,7 +45,10 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     assert result.exit_code == 0, result.output
     assert "best trial: #" in result.output
     # The hint opens the study's runs table (not MLflow 3's GenAI view) on `sweep ui`.
-    experiment_id = MlflowClient(tracking_uri).get_experiment_by_name("e2e").experiment_id
+    experiment = MlflowClient(tracking_uri).get_experiment_by_name("e2e")
+    experiment_id = experiment.experiment_id
+    # Of a known kind: MLflow's UI asks a user to confirm a guessed one in a dialog.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     # Its runs flat and best first (MLflow folds them inside the study run otherwise), the
     # confirmation re-trainings filtered out.
     assert (f"inspect it with: sweep ui --tracking-uri '{tracking_uri}', then open "
