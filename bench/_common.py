@@ -197,7 +197,7 @@ def postgres_base_url() -> str:
     """``$SWEEP_BENCH_POSTGRES_URL``, else a server of this process's own, started at first
     use (about a second) and removed when the process ends."""
     global _embedded_url
-    from sweep.storage import normalize_storage_url
+    from sweep.locations import normalize_storage_url
 
     if POSTGRES_URL:
         return normalize_storage_url(POSTGRES_URL)
@@ -242,7 +242,7 @@ def study_trials(storage_url: str, name: str) -> list[Any]:
     """The study's trials, read back through Optuna, in trial-number order."""
     import optuna
 
-    from sweep.storage import open_storage
+    from sweep.study.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=name, storage=open_storage(storage_url))

@@ -7,7 +7,8 @@ Modes:
           ``keras.regularizers.L2`` on every kernel, compiled, ``fit`` on the numpy arrays;
   reuse   the training path of a sweep worker without its bookkeeping: the same tf.data
           pipelines and the same compiled model reused across configurations
-          (``sweep.train.Batches``, ``sweep.reuse.ModelCache``), ``fit`` without callbacks.
+          (``sweep.training.fit.Batches``, ``sweep.training.cache.ModelCache``), ``fit``
+          without callbacks.
 
 Both use the study's data split, layers, epochs, batch size, optimizer and learning rate,
 and seed each configuration as the sweep seeds its trial (``keras.utils.set_random_seed``
@@ -30,7 +31,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 def train_keras(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     import keras
 
-    from sweep.slots import KERNEL_LAYER_CLASSES
+    from sweep.placement.slots import KERNEL_LAYER_CLASSES
 
     out = []
     for config in configs:
@@ -55,11 +56,11 @@ def train_keras(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[d
 
 
 def train_reuse(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from sweep.model import build_base_model
-    from sweep.reuse import ModelCache
-    from sweep.runtime import import_keras
-    from sweep.slots import describe_model, slot_names
-    from sweep.train import Batches, fit
+    from sweep.placement.slots import describe_model, slot_names
+    from sweep.training.cache import ModelCache
+    from sweep.training.fit import Batches, fit
+    from sweep.training.model import build_base_model
+    from sweep.training.runtime import import_keras
 
     keras = import_keras()
     models = ModelCache(spec.train)
@@ -88,8 +89,8 @@ def main() -> None:
     arguments.add_argument("--out", type=Path, required=True)
     args = arguments.parse_args()
 
-    from sweep.data import load_data
     from sweep.spec import load_spec
+    from sweep.training.data import load_data
 
     spec = load_spec(args.study_file)
     splits = load_data(spec.data, spec.seed)

@@ -1,13 +1,13 @@
 """checkpoint: what saving a trial's training state at every epoch end costs, as a share
 of the epoch, on the overhead benchmark's study (the demo's CNN on digits).
 
-The model is trained on the sweep's own training path (``sweep.train.Batches``,
-``sweep.reuse.ModelCache``, ``sweep.train.fit``) in fits that take turns, with the same
-seed, epochs and data:
+The model is trained on the sweep's own training path
+(``sweep.training.fit.Batches``, ``sweep.training.cache.ModelCache``,
+``sweep.training.fit.fit``) in fits that take turns, with the same seed, epochs and data:
 
   none       no checkpoint;
   none_b     no checkpoint again (an A/A pair: its difference to `none` is the noise);
-  every_1    ``sweep.callbacks.TrainingCheckpoint`` saving every epoch (the default;
+  every_1    ``sweep.training.callbacks.TrainingCheckpoint`` saving every epoch (the default;
              variables copied on the training thread, written by ``checkpoint.Writer``'s);
   every_5    saving every fifth epoch (``workers.checkpoint_every: 5``).
 
@@ -51,15 +51,15 @@ def main() -> None:
     repeats = 1 if args.quick else 8
     epochs = 4 if args.quick else 12
 
-    from sweep.callbacks import TrainingCheckpoint
-    from sweep.checkpoint import Writer
-    from sweep.data import load_data
-    from sweep.model import build_base_model
-    from sweep.reuse import ModelCache
-    from sweep.runtime import import_keras
-    from sweep.slots import describe_model, slot_names
+    from sweep.placement.slots import describe_model, slot_names
     from sweep.spec import parse_spec
-    from sweep.train import Batches, fit
+    from sweep.training.cache import ModelCache
+    from sweep.training.callbacks import TrainingCheckpoint
+    from sweep.training.checkpoint import Writer
+    from sweep.training.data import load_data
+    from sweep.training.fit import Batches, fit
+    from sweep.training.model import build_base_model
+    from sweep.training.runtime import import_keras
 
     keras = import_keras()
     spec = parse_spec(study(1, epochs))

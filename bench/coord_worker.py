@@ -22,7 +22,7 @@ SPLITS = ("train", "val", "test")
 
 
 class SimulatedTrainer:
-    """``sweep.trainer.Trainer``'s interface without TensorFlow: same epochs, same metric
+    """``sweep.training.trainer.Trainer``'s interface without TensorFlow: same epochs, same metric
     names and counts per epoch (Keras metrics, per-layer weight statistics, penalties),
     the same final figures; values depend on the placement, so TPE has something to
     model."""
@@ -35,7 +35,7 @@ class SimulatedTrainer:
 
     def fit(self, placement: dict, seed: int, sink: Callable[[int, dict[str, float]], None],
             callbacks: Sequence[Any] = (), *, resume: Any = None, on_resume: Any = None) -> Any:
-        from sweep.trainer import Fitted
+        from sweep.training.trainer import Fitted
 
         epochs = self.spec.train.epochs
         score = zlib.crc32(repr(sorted(placement.items())).encode()) / 2**32
@@ -65,11 +65,11 @@ class SimulatedTrainer:
 def main() -> None:
     storage_url, tracking_uri, name, sleep = sys.argv[1], sys.argv[2], sys.argv[3], float(
         sys.argv[4])
-    import sweep.objective
+    import sweep.workers.objective
     from sweep.cli import main as sweep_main
 
     SimulatedTrainer.sleep = sleep
-    sweep.objective.Trainer = SimulatedTrainer  # type: ignore[misc, assignment]
+    sweep.workers.objective.Trainer = SimulatedTrainer  # type: ignore[misc, assignment]
     sys.argv = ["sweep", "worker", name, "--storage", storage_url, "--tracking-uri",
                 tracking_uri, "--no-progress"]
     sweep_main()

@@ -2,11 +2,11 @@
 of the epoch, for a model with 10 regularizable layers (10 Dense layers, L1+L2 on every
 kernel).
 
-The model is trained on the sweep's own training path (``sweep.train.Batches``,
-``sweep.reuse.ModelCache``) in fits that take turns:
+The model is trained on the sweep's own training path (``sweep.training.fit.Batches``,
+``sweep.training.cache.ModelCache``) in fits that take turns:
 
   none      no callback at all;
-  logging   ``sweep.callbacks.WeightNormCallback`` handing every epoch's Keras metrics,
+  logging   ``sweep.training.callbacks.WeightNormCallback`` handing every epoch's Keras metrics,
             per-layer norms, sparsities and penalties to ``TrialRun.log_epoch`` of a real
             MLflow run (SQLite store created beforehand; writes happen on the run's
             background thread, as in a trial);
@@ -72,14 +72,14 @@ def main() -> None:
     started = time.perf_counter()
     repeats = 1 if args.quick else 6
 
-    from sweep.callbacks import NonFiniteLossGuard, StopRequestCheck, WeightNormCallback
-    from sweep.data import load_data
-    from sweep.model import build_base_model
-    from sweep.reuse import ModelCache
-    from sweep.runtime import import_keras
-    from sweep.slots import describe_model, slot_names
-    from sweep.tracking import StudyTracker
-    from sweep.train import Batches, fit
+    from sweep.placement.slots import describe_model, slot_names
+    from sweep.tracking.tracker import StudyTracker
+    from sweep.training.cache import ModelCache
+    from sweep.training.callbacks import NonFiniteLossGuard, StopRequestCheck, WeightNormCallback
+    from sweep.training.data import load_data
+    from sweep.training.fit import Batches, fit
+    from sweep.training.model import build_base_model
+    from sweep.training.runtime import import_keras
 
     keras = import_keras()
     spec = spec_for(args.quick)

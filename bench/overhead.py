@@ -78,7 +78,7 @@ def study(n_configs: int, epochs: int) -> dict[str, Any]:
 
 
 def configs_for(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    from sweep.objective import trial_seed
+    from sweep.workers.objective import trial_seed
 
     return [{"l2": value, "seed": trial_seed(spec["seed"], number)}
             for number, value in enumerate(spec["search"]["l2"]["choices"])]
@@ -98,7 +98,7 @@ def run_sweep(folder: Path, spec: dict[str, Any], configs: list[dict[str, Any]]
               ) -> dict[str, Any]:
     import optuna
 
-    from sweep.storage import open_storage
+    from sweep.study.storage import open_storage
 
     study_file = write_yaml(folder / "study.yaml", spec)
     storage = f"sqlite:///{folder / 'sweep.db'}"

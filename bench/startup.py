@@ -39,7 +39,7 @@ def make_status_store(folder: Path) -> tuple[str, str]:
     import optuna
     import yaml
 
-    from sweep.storage import open_storage
+    from sweep.study.storage import open_storage
 
     storage = f"sqlite:///{folder / 'sweep.db'}"
     tracking = f"sqlite:///{folder / 'mlflow.db'}"
@@ -65,7 +65,7 @@ def imported_modules(arguments: list[str]) -> dict[str, Any]:
     """Run the command under `python -X importtime` and list the heavy packages it
     imported, with the slowest top-level imports (where the start-up time goes)."""
     # SWEEP_VERBOSE: TensorFlow's import otherwise runs with stderr pointed at /dev/null
-    # (sweep.runtime hides its start-up lines), and with it the importtime lines that
+    # (sweep.training.runtime hides its start-up lines), and with it the importtime lines that
     # would show it.
     done = run_timed([PYTHON, "-X", "importtime", "-m", "sweep", *arguments],
                      env=bench_env(SWEEP_VERBOSE="1"))

@@ -47,7 +47,7 @@ def cpu_seconds(pid: int) -> float:
 def transactions(url: str) -> int:
     from sqlalchemy import create_engine, text
 
-    from sweep.storage import normalize_storage_url
+    from sweep.locations import normalize_storage_url
 
     engine = create_engine(normalize_storage_url(url))
     try:

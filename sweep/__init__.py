@@ -16,24 +16,24 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "TrialFailed": "sweep.errors", "FatalError": "sweep.errors",
     # the study file
     "StudySpec": "sweep.spec", "load_spec": "sweep.spec", "parse_spec": "sweep.spec",
-    "check_study": "sweep.validate",
+    "check_study": "sweep.study.check",
     # models, slots and placements
-    "LayerInfo": "sweep.slots", "describe_model": "sweep.slots",
-    "select": "sweep.selectors", "SearchSpace": "sweep.space",
-    "build_base_model": "sweep.model", "regularize": "sweep.model",
-    "weight_metrics": "sweep.weights", "ModelCache": "sweep.reuse",
+    "LayerInfo": "sweep.placement.slots", "describe_model": "sweep.placement.slots",
+    "select": "sweep.placement.selectors", "SearchSpace": "sweep.placement.space",
+    "build_base_model": "sweep.training.model", "regularize": "sweep.training.model",
+    "weight_metrics": "sweep.training.weights", "ModelCache": "sweep.training.cache",
     # data
-    "load_data": "sweep.data", "Splits": "sweep.data",
+    "load_data": "sweep.training.data", "Splits": "sweep.training.data",
     # studies and workers
-    "open_storage": "sweep.storage", "BudgetExhausted": "sweep.budget",
-    "create_or_resume": "sweep.study", "run_worker": "sweep.worker",
-    "StudyTracker": "sweep.tracking", "Trainer": "sweep.trainer",
+    "open_storage": "sweep.study.storage", "BudgetExhausted": "sweep.study.budget",
+    "create_or_resume": "sweep.study.create", "run_worker": "sweep.workers.loop",
+    "StudyTracker": "sweep.tracking.tracker", "Trainer": "sweep.training.trainer",
     # answers: baselines, Pareto fronts, confirmation over seeds, the report
-    "best_rows": "sweep.results", "baseline_trial": "sweep.results",
-    "pareto_front": "sweep.results", "export_rows": "sweep.results",
-    "Confirmation": "sweep.confirm", "ensure_confirmation": "sweep.confirm",
-    "stored_confirmation": "sweep.confirm", "placement_rows": "sweep.report",
-    "build_report": ("sweep.report", "build"),
+    "best_rows": "sweep.study.results", "baseline_trial": "sweep.study.results",
+    "pareto_front": "sweep.study.results", "export_rows": "sweep.study.results",
+    "Confirmation": "sweep.answers.confirm", "ensure_confirmation": "sweep.answers.confirm",
+    "stored_confirmation": "sweep.answers.confirm", "placement_rows": "sweep.answers.report",
+    "build_report": ("sweep.answers.report", "build"),
     # stopping cleanly on SIGINT/SIGTERM
     "stop_on_signals": "sweep.interrupt",
 }

@@ -23,13 +23,14 @@ import click
 
 from sweep.errors import FatalError, SpecError, StudyHalted
 from sweep.interrupt import stop_exit_code
-from sweep.storage import (
+from sweep.locations import (
     DEFAULT_STORAGE,
     DEFAULT_TRACKING_URI,
+    blocking_file,
     check_storage_url,
     check_tracking_uri,
-    mask_url,
 )
+from sweep.redact import mask_url
 
 
 class _Group(click.Group):
@@ -42,7 +43,7 @@ class _Group(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(2)
         except FatalError as error:
-            from sweep.runtime import VERBOSE
+            from sweep.training.runtime import VERBOSE
 
             if os.environ.get(VERBOSE):
                 raise
@@ -66,7 +67,7 @@ class _Group(click.Group):
             ctx.exit(stop_exit_code(name))
         except Exception as error:  # anything else: its cause in one line, not a traceback
             from sweep.errors import describe_failure, root_cause
-            from sweep.runtime import VERBOSE
+            from sweep.training.runtime import VERBOSE
 
             if os.environ.get(VERBOSE):
                 raise
@@ -95,21 +96,15 @@ def _tracking_uri(ctx: click.Context, param: click.Parameter, value: str | None)
     return check_tracking_uri(value) if value else value
 
 
-def _blocking_file(path: Path) -> Path | None:
-    """The nearest existing ancestor of ``path`` if it is a file (nothing can go below it)."""
-    existing = next((p for p in path.absolute().parents if p.exists()), None)
-    return existing if existing is not None and not existing.is_dir() else None
-
-
 def _output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and (blocking := _blocking_file(Path(value))) is not None:
+    if value is not None and (blocking := blocking_file(Path(value))) is not None:
         raise SpecError(f"--{param.name}", f"{blocking} is a file, not a folder", value)
     return value
 
 
 def _output_folder(ctx: click.Context, param: click.Parameter,
                    value: str | None) -> str | None:
-    if value is not None and (blocking := _blocking_file(Path(value) / "x")) is not None:
+    if value is not None and (blocking := blocking_file(Path(value) / "x")) is not None:
         raise SpecError("--out", f"{blocking} is a file, not a folder", value)
     return value
 
@@ -134,7 +129,7 @@ progress_option = click.option("--no-progress", is_flag=True,
               help="Show TensorFlow's start-up lines and a traceback with any error.")
 def cli(verbose: bool) -> None:
     """regsweep: find where L1/L2 penalties belong in a Keras network, and how strong."""
-    from sweep.runtime import VERBOSE
+    from sweep.training.runtime import VERBOSE
 
     if verbose:
         os.environ[VERBOSE] = "1"  # also for the worker processes a launcher starts
@@ -150,7 +145,7 @@ def _quiet_optuna() -> None:
 
 def _read_storage(url: str, *, read_only: bool = True):
     """Open a storage that must already exist (read-only commands)."""
-    from sweep.storage import open_storage
+    from sweep.study.storage import open_storage
 
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         path = Path(url.removeprefix("sqlite:///"))
@@ -160,7 +155,7 @@ def _read_storage(url: str, *, read_only: bool = True):
 
 
 def _load(storage_url: str, name: str, *, read_only: bool = True):
-    from sweep.study import load
+    from sweep.study.create import load
 
     _quiet_optuna()
     storage = _read_storage(storage_url, read_only=read_only)
@@ -190,7 +185,7 @@ def _load_waiting(storage_url: str, name: str, seconds: int):
 
 def _checked_spec(study_file: str):
     from sweep.spec import load_spec
-    from sweep.validate import check_study
+    from sweep.study.check import check_study
 
     spec = load_spec(study_file)
     return spec, check_study(spec)
@@ -206,7 +201,7 @@ def _ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None
     its best trial's run. The ids come from what the study recorded (keys.MLFLOW_PLACE),
     else from MLflow when ``look_up`` (which costs the import of MLflow)."""
     from sweep.keys import MLFLOW_PLACE
-    from sweep.tracking import find_experiment_id, runs_view_url, sorted_runs_query
+    from sweep.tracking.tracker import find_experiment_id, runs_view_url, sorted_runs_query
 
     served = tracking_uri.startswith(("http://", "https://"))
     base = mask_url(tracking_uri) if served else f"http://127.0.0.1:{UI_PORT}"
@@ -236,9 +231,9 @@ def _ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None
 def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spec: Any,
                study_run: str | None) -> list[tuple[str, str]]:
     """(label, link) of the study's own run and of the best trial's run, where they exist."""
-    from sweep.results import logged_run_id, sorted_complete
-    from sweep.study import UID_ATTR
-    from sweep.tracking import find_study_run, run_url
+    from sweep.study.create import UID_ATTR
+    from sweep.study.results import logged_run_id, sorted_complete
+    from sweep.tracking.tracker import find_study_run, run_url
 
     links = []
     if study_run is None:
@@ -255,7 +250,7 @@ def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spe
 
 
 def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
-    from sweep.results import best_rows
+    from sweep.study.results import best_rows
 
     rows = best_rows(study, spec, 1)
     if not rows:
@@ -301,7 +296,7 @@ def _print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT
 def validate(study_file: str, run_builder: bool, build: bool) -> None:
     """Check a study file: keys, types, ranges, selectors, data paths. Writes nothing."""
     from sweep.spec import load_spec
-    from sweep.validate import check_study
+    from sweep.study.check import check_study
 
     spec = load_spec(study_file)
     space = check_study(spec, run_builder=run_builder, build_model=build)
@@ -347,15 +342,15 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
         gpus: list[str], trials_per_gpu: int, force_new: bool, confirm_top: int | None,
         no_progress: bool) -> None:
     """Create (or resume) a study from STUDY_FILE and run it to its budget."""
-    from sweep.launcher import plan_slots
+    from sweep.workers.launcher import plan_slots
 
     slots = plan_slots(workers, gpus, trials_per_gpu)
     if len(slots) > 1 and storage.startswith("sqlite"):
         raise SpecError(
             "--workers", "SQLite takes one writer at a time; for several workers use "
             "--storage postgresql://user@host/db (see README, 'Many workers')", len(slots))
-    from sweep.budget import used_budget
-    from sweep.spool import check_spool_dir
+    from sweep.study.budget import used_budget
+    from sweep.tracking.spool import check_spool_dir
 
     check_spool_dir()
     spec, space = _checked_spec(study_file)
@@ -376,9 +371,9 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
 
 def _confirm(study: Any, spec: Any, tracking_uri: str, *, top: int | None = None,
              show_progress: bool = True) -> Any:
-    """Re-train the best configs and the baseline over seeds (sweep.confirm); Ctrl-C
+    """Re-train the best configs and the baseline over seeds (sweep.answers.confirm); Ctrl-C
     stops between trainings and keeps what is done."""
-    from sweep.confirm import ensure_confirmation
+    from sweep.answers.confirm import ensure_confirmation
     from sweep.interrupt import stop_on_signals
 
     with stop_on_signals():
@@ -407,9 +402,10 @@ def _print_confirmation(confirmation: Any) -> None:
 
 def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_new: bool,
             n_trials: int | None):
-    from sweep.storage import first_use_lock, open_storage
-    from sweep.study import configure, create_or_resume
-    from sweep.worker import make_tracker
+    from sweep.locations import first_use_lock
+    from sweep.study.create import configure, create_or_resume
+    from sweep.study.storage import open_storage
+    from sweep.workers.loop import make_tracker
 
     _quiet_optuna()
     with first_use_lock(storage_url, tracking_uri):
@@ -424,9 +420,9 @@ def _create(spec: Any, space: Any, storage_url: str, tracking_uri: str, force_ne
 def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int | None,
           no_progress: bool, *, worker_index: int) -> int:
     from sweep.interrupt import stop_on_signals
-    from sweep.storage import first_use_lock
-    from sweep.study import configure
-    from sweep.worker import checkpoint_root, enable_heartbeats, make_tracker, run_worker
+    from sweep.locations import first_use_lock
+    from sweep.study.create import configure
+    from sweep.workers.loop import checkpoint_root, enable_heartbeats, make_tracker, run_worker
 
     configure(study, spec, space, worker_index=worker_index)
     enable_heartbeats(study._storage, spec, tracking_uri)
@@ -440,8 +436,8 @@ def _work(study: Any, spec: Any, space: Any, tracking_uri: str, max_trials: int 
 
 def _supervise(study: Any, spec: Any, storage: str, tracking_uri: str, slots: list[Any], *,
                show_progress: bool) -> None:
-    from sweep.launcher import supervise
-    from sweep.limits import halt_reason
+    from sweep.study.limits import halt_reason
+    from sweep.workers.launcher import supervise
 
     extra: list[str] = [] if show_progress else ["--no-progress"]
     if len(slots) > 1:
@@ -452,7 +448,7 @@ def _supervise(study: Any, spec: Any, storage: str, tracking_uri: str, slots: li
 
 def _raise_if_halted(study: Any, spec: Any) -> None:
     """Workers that stopped on a study limit said so; the launcher repeats the verdict."""
-    from sweep.limits import halt_reason
+    from sweep.study.limits import halt_reason
 
     halted = halt_reason(study.get_trials(deepcopy=False), spec)
     if halted is not None and halted.failed:
@@ -487,10 +483,10 @@ def create(study_file: str, storage: str, tracking_uri: str) -> None:
 def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | None,
            gpu: int | None, wait_seconds: int, no_progress: bool) -> None:
     """Work on an existing study until its budget is spent."""
-    from sweep.lifecycle import TRIALS_LEFT, renew_process
-    from sweep.spool import check_spool_dir
-    from sweep.validate import check_study
-    from sweep.worker import settled, worker_index
+    from sweep.study.check import check_study
+    from sweep.tracking.spool import check_spool_dir
+    from sweep.workers.lifecycle import TRIALS_LEFT, renew_process
+    from sweep.workers.loop import settled, worker_index
 
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -512,7 +508,7 @@ def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | N
 
 
 def _budget_left(study: Any, spec: Any) -> bool:
-    from sweep.budget import used_budget
+    from sweep.study.budget import used_budget
 
     return used_budget(study.get_trials(deepcopy=False)) < spec.budget.n_trials
 
@@ -524,8 +520,8 @@ def _budget_left(study: Any, spec: Any) -> bool:
 def reap(study_name: str, storage: str, tracking_uri: str) -> None:
     """Fail the trials of dead workers now (stale heartbeat), queue their retries and mark
     their MLflow runs FAILED. Workers do this on their own before each trial."""
-    from sweep.reaper import reap as reap_study
-    from sweep.worker import enable_heartbeats
+    from sweep.study.reaper import reap as reap_study
+    from sweep.workers.loop import enable_heartbeats
 
     storage_obj, study, spec = _load(storage, study_name, read_only=False)
     enable_heartbeats(storage_obj, spec, tracking_uri)
@@ -544,7 +540,7 @@ def reap(study_name: str, storage: str, tracking_uri: str) -> None:
 @json_option
 def status(study_name: str, storage: str, tracking_uri: str, as_json: bool) -> None:
     """Counts by state, budget and best value so far, and where to see it in MLflow."""
-    from sweep.results import status as study_status
+    from sweep.study.results import status as study_status
 
     _, study, spec = _load(storage, study_name)
     doc = study_status(study, spec)
@@ -584,7 +580,7 @@ def status(study_name: str, storage: str, tracking_uri: str, as_json: bool) -> N
 @json_option
 def best(study_name: str, storage: str, top: int, as_json: bool) -> None:
     """The best completed trials, chosen on the validation metric."""
-    from sweep.results import best_rows
+    from sweep.study.results import best_rows
 
     _, study, spec = _load(storage, study_name)
     rows = best_rows(study, spec, top)
@@ -640,7 +636,7 @@ def _fmt(value: Any) -> str:
               callback=_output_file, help="Write here instead of stdout.")
 def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
     """Every trial: params, resolved placement, final figures, MLflow run id, state."""
-    from sweep.results import export_rows
+    from sweep.study.results import export_rows
 
     _, study, spec = _load(storage, study_name)
     rows = export_rows(study, spec)
@@ -671,7 +667,7 @@ def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
 @json_option
 def list_(storage: str, as_json: bool) -> None:
     """Every study in the storage."""
-    from sweep.results import list_studies
+    from sweep.study.results import list_studies
 
     _quiet_optuna()
     rows = list_studies(_read_storage(storage))
@@ -702,8 +698,8 @@ def list_(storage: str, as_json: bool) -> None:
 def sync(tracking_uri: str | None, storage: str) -> None:
     """Replay trial runs spooled while MLflow was unreachable ($SWEEP_SPOOL_DIR, default
     ./sweep-spool), each exactly once."""
-    from sweep.spool import pending, spooled_studies
-    from sweep.tracking import sync as replay_all
+    from sweep.tracking.spool import pending, spooled_studies
+    from sweep.tracking.tracker import sync as replay_all
 
     if not pending():
         click.echo("nothing to sync.")
@@ -735,7 +731,7 @@ def _link_runs(storage_url: str, replayed: list[Any]) -> int:
     import optuna
 
     from sweep.keys import MLFLOW_RUN_ID
-    from sweep.storage import open_storage
+    from sweep.study.storage import open_storage
 
     fresh = [r for r in replayed if r.study_name is not None and r.trial_number is not None]
     if not fresh:
@@ -774,7 +770,7 @@ def proxy(storage: str, host: str, port: int) -> None:
                    "private network.", err=True)
     import optuna
 
-    from sweep.storage import open_storage
+    from sweep.study.storage import open_storage
 
     if storage.startswith("grpc://"):
         raise SpecError("--storage", "the proxy serves a database, not another proxy", storage)
@@ -798,7 +794,7 @@ def proxy(storage: str, host: str, port: int) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=UI_PORT, show_default=True)
 def ui(tracking_uri: str, host: str, port: int) -> None:
     """Start a lean MLflow UI for this tracking store and print each study's runs view."""
-    from sweep.tracking import runs_view_url
+    from sweep.tracking.tracker import runs_view_url
 
     if tracking_uri.startswith(("http://", "https://")):
         click.echo(f"this store is served by a tracking server: open {mask_url(tracking_uri)}")
@@ -821,7 +817,7 @@ def _studies_in(tracking_uri: str) -> list[tuple[str, str, str | None]]:
     study run; the query is the one the study recorded on its experiment."""
     from mlflow.entities import ViewType
 
-    from sweep.tracking import ROLE_STUDY, ROLE_TAG, RUNS_VIEW_TAG, _client
+    from sweep.tracking.tracker import ROLE_STUDY, ROLE_TAG, RUNS_VIEW_TAG, _client
 
     client = _client(tracking_uri)
     found = []
@@ -850,9 +846,9 @@ def report(study_name: str, storage: str, tracking_uri: str, out_dir: str | None
     --out and logged on the study's MLflow parent run under report/."""
     import optuna
 
-    from sweep.report import build, print_terminal, publish
-    from sweep.study import UID_ATTR
-    from sweep.tracking import StudyTracker
+    from sweep.answers.report import build, print_terminal, publish
+    from sweep.study.create import UID_ATTR
+    from sweep.tracking.tracker import StudyTracker
 
     _, study, spec = _load(storage, study_name, read_only=confirm is False)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -77,7 +77,7 @@ def describe_failure(error: BaseException, limit: int = 500) -> str:
         reason = f"{type(error).__name__} ({kind}: {message.strip()})"
     else:
         reason = f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
-    from sweep.storage import mask_url  # a message may quote a URL with its password
+    from sweep.redact import mask_url  # a message may quote a URL with its password
 
     reason = mask_url(reason)
     return reason if len(reason) <= limit else reason[:limit - 1] + "…"

@@ -1,7 +1,7 @@
 """The study file: YAML (safe loading only) → validated, frozen, keyword-only objects.
 
 Structural checks (types, unknown keys, ranges) live here; checks that need the model's
-layers or the data on disk live in ``sweep.validate`` so that this module stays pure.
+layers or the data on disk live in ``sweep.study.check`` so that this module stays pure.
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ class WorkersSpec(_Frozen):
     max_retry: int = Field(2, ge=0)
     # A worker process replaces itself with a fresh one (same pid, os.execv) after this many
     # trials. TensorFlow never frees traced graphs or GPU memory inside a process; trials
-    # reuse compiled models (sweep.reuse), which keeps host memory flat, and renewal bounds
+    # reuse compiled models (sweep.training.cache), which keeps host memory flat, and renewal bounds
     # whatever a long-lived process would still accumulate.
     recycle_after: PositiveInt = 50
     # Training state (weights, optimizer, epoch) saved every `checkpoint_every` epochs, so

@@ -105,7 +105,7 @@ def postgres_base_url() -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from sweep.storage import normalize_storage_url
+    from sweep.locations import normalize_storage_url
 
     given = os.environ.get("SWEEP_TEST_POSTGRES_URL")
     if given:

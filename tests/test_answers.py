@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from sweep.cli import cli
 from sweep.errors import SpecError
 from sweep.spec import parse_spec
-from sweep.validate import check_study
+from sweep.study.check import check_study
 
 BASELINES = ["none", "uniform_l2"]
 

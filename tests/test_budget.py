@@ -11,9 +11,9 @@ import pytest
 from conftest import tiny_study
 from sqlalchemy import text
 
-from sweep.budget import BudgetExhausted, used_budget
 from sweep.spec import parse_spec
-from sweep.storage import open_storage
+from sweep.study.budget import BudgetExhausted, used_budget
+from sweep.study.storage import open_storage
 
 
 def _create(url: str, name: str, n_trials: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sweep import checkpoint
+from sweep.training import checkpoint
 
 
 def test_default_root_is_next_to_a_sqlite_storage(tmp_path: Path, monkeypatch) -> None:

@@ -1,5 +1,5 @@
-"""sweep.confirm: the paired and Welch tests against scipy, and a real confirmation over seeds whose
-runs are in MLflow and whose result is stored in the study."""
+"""sweep.answers.confirm: the paired and Welch tests against scipy, and a real confirmation
+over seeds whose runs are in MLflow and whose result is stored in the study."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from conftest import tiny_study, write_study
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from sweep.cli import cli
-from sweep.confirm import (
+from sweep.answers.confirm import (
     Confirmation,
     ConfirmedConfig,
     paired,
     stored_confirmation,
     welch,
 )
+from sweep.cli import cli
 
 
 def test_welch_matches_scipy() -> None:

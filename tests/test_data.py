@@ -1,4 +1,5 @@
-"""sweep.data: loading, deterministic stratified splits and the cheap checks of `sweep validate`.
+"""sweep.training.data: loading, deterministic stratified splits and the cheap checks of
+`sweep validate`.
 
 No TensorFlow here; the only slow step is importing scikit-learn for the digits data (once).
 """
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweep.data import Splits, check_data, load_data
 from sweep.errors import SpecError
 from sweep.spec import DigitsData, ImageFolderData, NpzData, SyntheticData
+from sweep.training.data import Splits, check_data, load_data
 
 SPLIT_NAMES = ("train", "val", "test")
 

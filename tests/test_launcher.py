@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from conftest import tiny_study, write_study
 
-from sweep.launcher import plan_slots, worker_env
+from sweep.workers.launcher import plan_slots, worker_env
 
 
 def test_one_slot_per_gpu_times_trials_per_gpu() -> None:

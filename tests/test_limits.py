@@ -7,8 +7,8 @@ import datetime as dt
 import optuna
 from conftest import tiny_study
 
-from sweep.limits import deadline, halt_reason, own_failures
 from sweep.spec import parse_spec
+from sweep.study.limits import deadline, halt_reason, own_failures
 
 FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
 

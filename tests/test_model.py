@@ -1,4 +1,4 @@
-"""sweep.model: base models from the three sources, and regularized clones that carry
+"""sweep.training.model: base models from the three sources, and regularized clones that carry
 exactly the penalties of a placement while the base model stays untouched."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from conftest_models import CNN_LAYERS, CNN_NAMES, IMAGE_SHAPE, N_CLASSES, keras, two_branch
 
 from sweep.errors import SpecError
-from sweep.model import build_base_model, regularize
-from sweep.slots import describe_model, slot_names
+from sweep.placement.slots import describe_model, slot_names
 from sweep.spec import ModelSpec
+from sweep.training.model import build_base_model, regularize
 
 FIELDS = {"kernel": "kernel_regularizer", "bias": "bias_regularizer",
           "activity": "activity_regularizer"}

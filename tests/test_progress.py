@@ -1,4 +1,4 @@
-"""sweep.progress: live bars when the worker's stderr is a terminal (a real pseudo-
+"""sweep.study.progress: live bars when the worker's stderr is a terminal (a real pseudo-
 terminal here), one line per finished trial with the study-wide count otherwise."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import optuna
 import pytest
 from conftest import free_port, tiny_study, wait_for, write_study
 
-from sweep.budget import used_budget
+from sweep.study.budget import used_budget
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -21,17 +21,17 @@ from click.testing import CliRunner
 from conftest import tiny_study, write_study
 from mlflow.tracking import MlflowClient
 
-from sweep.cli import cli
-from sweep.confirm import Confirmation, ConfirmedConfig
-from sweep.report import (
+from sweep.answers.confirm import Confirmation, ConfirmedConfig
+from sweep.answers.report import (
     generalization_gap,
     group_label,
     number_format,
     placement_coefficients,
 )
+from sweep.cli import cli
 from sweep.spec import parse_spec
-from sweep.storage import open_storage
-from sweep.study import UID_ATTR, create_or_resume
+from sweep.study.create import UID_ATTR, create_or_resume
+from sweep.study.storage import open_storage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAME = "tiny-report"
@@ -242,7 +242,7 @@ def test_report_runs_without_tensorflow_and_can_be_repeated(reported: Reported,
 def _copy_study(reported: Reported, name: str, **overrides: Any) -> Any:
     """A new study (own spec, own uid, so its own MLflow parent run) holding the real
     study's completed trials, with objective values recomputed for its spec."""
-    from sweep.objective import objective_values
+    from sweep.workers.objective import objective_values
 
     source = optuna.load_study(study_name=NAME, storage=reported.storage)
     search = dict(tiny_study()["search"], baselines=["none", "uniform_l2"])
@@ -357,7 +357,7 @@ def test_a_one_trial_study_without_baseline_still_reports(reported: Reported,
 
 
 def test_best_params_that_mlflow_cannot_change_go_to_tags(tracking_uri: str) -> None:
-    from sweep.tracking import StudyTracker
+    from sweep.tracking.tracker import StudyTracker
 
     tracker = StudyTracker(tracking_uri, experiment="tiny-report-tags", study_name="t",
                            study_uid=uuid.uuid4().hex, worker="test")

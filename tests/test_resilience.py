@@ -16,7 +16,7 @@ import pytest
 from conftest import tiny_study, wait_for, write_study
 from mlflow.tracking import MlflowClient
 
-from sweep.budget import used_budget
+from sweep.study.budget import used_budget
 
 pytestmark = pytest.mark.timeout(600)
 COMPLETE, FAIL, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE,

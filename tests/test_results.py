@@ -1,4 +1,4 @@
-"""sweep.results: the read-only views behind `status`, `best`, `export` and `list`, on a
+"""sweep.study.results: the read-only views behind `status`, `best`, `export` and `list`, on a
 study of hand-made trials (no training), read back through Optuna's storage."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from conftest import tiny_study
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweep.results import best_rows, export_rows, list_studies, logged_run_id, status
 from sweep.spec import parse_spec
-from sweep.storage import open_storage
-from sweep.study import create_or_resume
+from sweep.study.create import create_or_resume
+from sweep.study.results import best_rows, export_rows, list_studies, logged_run_id, status
+from sweep.study.storage import open_storage
 
 CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}
 FIRST = {"dense": {"kernel": {"l2": 0.001}}}

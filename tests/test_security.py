@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import free_port, tiny_study, wait_for, write_study
 
 from sweep.cli import cli
-from sweep.storage import mask_url
+from sweep.redact import mask_url
 
 
 def _listening(port: int) -> set[str]:

@@ -1,4 +1,4 @@
-"""sweep.selectors: the placement grammar on architectures built with real Keras."""
+"""sweep.placement.selectors: the placement grammar on architectures built with real Keras."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from conftest import tiny_study
 from conftest_models import CNN_LAYERS, cnn, mlp, normalized_cnn, sequential, two_branch
 
 from sweep.errors import SpecError
-from sweep.selectors import KEYWORDS, SelectorError, select
-from sweep.slots import LayerInfo, describe_declared, describe_model
+from sweep.placement.selectors import KEYWORDS, SelectorError, select
+from sweep.placement.slots import LayerInfo, describe_declared, describe_model
 from sweep.spec import parse_spec
-from sweep.validate import check_study
+from sweep.study.check import check_study
 
 
 @pytest.fixture(scope="module")

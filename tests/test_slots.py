@@ -1,5 +1,6 @@
-"""sweep.slots: which layers are slots, their names, and the three ways to describe a model
-(declared layers list, live model, ``.keras`` file) agreeing with Keras and each other."""
+"""sweep.placement.slots: which layers are slots, their names, and the three ways to
+describe a model (declared layers list, live model, ``.keras`` file) agreeing with Keras
+and each other."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import inspect
 import pytest
 from conftest_models import CNN_LAYERS, CNN_NAMES, cnn, keras, sequential, two_branch
 
-from sweep.slots import (
+from sweep.placement.slots import (
     DECLARABLE_LAYER_CLASSES,
     FLATTENING_CLASSES,
     KERNEL_LAYER_CLASSES,

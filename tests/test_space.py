@@ -1,4 +1,4 @@
-"""sweep.space: define-by-run suggestions with real Optuna trials. A FixedTrial raises on
+"""sweep.placement.space: define-by-run suggestions with real Optuna trials. A FixedTrial raises on
 any parameter it was not given, so ``trial.params == given`` proves that exactly these
 parameters, and no dead one, were suggested."""
 
@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 from sweep.errors import SpecError
-from sweep.slots import LayerInfo, describe_declared
-from sweep.space import SearchSpace, describe_placement
+from sweep.placement.slots import LayerInfo, describe_declared
+from sweep.placement.space import SearchSpace, describe_placement
 from sweep.spec import SearchSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,5 +1,5 @@
-"""sweep.spool: runs kept on local disk while MLflow is down, replayed once, in order,
-resuming where an interrupted replay stopped."""
+"""sweep.tracking.spool: runs kept on local disk while MLflow is down, replayed once, in
+order, resuming where an interrupted replay stopped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sweep import spool
+from sweep.tracking import spool
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import optuna
 from conftest import tiny_study
 
-from sweep.confirm import Confirmation, ConfirmedConfig
+from sweep.answers.confirm import Confirmation, ConfirmedConfig
+from sweep.answers.note import description, settings_params, verdict
 from sweep.spec import parse_spec
-from sweep.study_note import description, settings_params, verdict
 
 SEEDS = (11, 12, 13, 14)
 

@@ -1,4 +1,4 @@
-"""sweep.trainer: one configuration trained end to end, and the speed switches of the
+"""sweep.training.trainer: one configuration trained end to end, and the speed switches of the
 training spec as the process sees them (GPU paths are checked through Keras' config)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 from conftest import tiny_study
 
 from sweep.spec import parse_spec
-from sweep.trainer import Trainer
+from sweep.training.trainer import Trainer
 
 
 def _spec(**train):
@@ -45,16 +45,16 @@ def test_speed_switches_reach_the_compiled_model() -> None:
 
 
 def test_a_cached_model_trains_exactly_like_a_freshly_cloned_one() -> None:
-    """sweep.reuse's claim: a trial on the shared compiled model (coefficients in
+    """sweep.training.cache's claim: a trial on the shared compiled model (coefficients in
     variables, weights and optimizer state loaded) ends with the weights a freshly cloned
     model with Keras' own L1/L2 reaches from the same seed."""
     import numpy as np
 
-    from sweep.data import load_data
-    from sweep.model import build_base_model, regularize
-    from sweep.runtime import import_keras
-    from sweep.slots import describe_model, slot_names
-    from sweep.train import Batches, compile_model, fit
+    from sweep.placement.slots import describe_model, slot_names
+    from sweep.training.data import load_data
+    from sweep.training.fit import Batches, compile_model, fit
+    from sweep.training.model import build_base_model, regularize
+    from sweep.training.runtime import import_keras
 
     # Without the Dropout layer: the cached model's dropout stream is the base model's
     # (its seed generator's state is loaded with the weights), a fresh clone draws its own.

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from sweep import interrupt, watchdog
+from sweep import interrupt
 from sweep.errors import TrialTimedOut
+from sweep.workers import watchdog
 
 
 @pytest.fixture(autouse=True)

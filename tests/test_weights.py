@@ -1,5 +1,5 @@
-"""sweep.weights and sweep.callbacks: weight statistics and penalties against numpy on known
-weights, and the per-epoch callbacks on tiny real training runs."""
+"""sweep.training.weights and sweep.training.callbacks: weight statistics and penalties
+against numpy on known weights, and the per-epoch callbacks on tiny real training runs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest_models import keras
 
-from sweep.callbacks import NonFiniteLossGuard, PruningCallback, WeightNormCallback
-from sweep.model import regularize
-from sweep.weights import weight_metrics
+from sweep.training.callbacks import NonFiniteLossGuard, PruningCallback, WeightNormCallback
+from sweep.training.model import regularize
+from sweep.training.weights import weight_metrics
 
 SLOTS = ["hidden", "out"]
 

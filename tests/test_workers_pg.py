@@ -19,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sweep.budget import used_budget
-from sweep.storage import APPLICATION_NAME, normalize_storage_url
+from sweep.locations import normalize_storage_url
+from sweep.study.budget import used_budget
+from sweep.study.storage import APPLICATION_NAME
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -1,4 +1,5 @@
-"""Where studies and runs live: URL defaults, password masking, the Optuna storage.
+"""Where studies and runs live: URL defaults and checks (before anything is written), local
+SQLite files and their first-use lock.
 
 ``--storage`` falls back to ``$SWEEP_STORAGE``, then ``sqlite:///sweep.db``;
 ``--tracking-uri`` to ``$MLFLOW_TRACKING_URI``, then ``sqlite:///mlflow.db``.
@@ -8,49 +9,42 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from sweep.errors import SpecError
+from sweep.redact import mask_url
 
 DEFAULT_STORAGE = "sqlite:///sweep.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-PROXY_WAIT = 10.0  # seconds a command waits for `sweep proxy` to answer
-APPLICATION_NAME = "regsweep"  # PostgreSQL's application_name of our connections
-
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*):(?P<password>[^@\s]*)@")
-# libpq and SQLAlchemy also take the password as a query parameter (`?password=…`).
-_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|sslpassword|token|secret)=)"
-                           r"[^&#\s]*", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` → ``postgresql://u:***@h/db`` and ``…?password=secret``
-    → ``…?password=***``, for anything printed, logged or stored."""
-    masked = _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
-    return _QUERY_SECRET.sub(lambda m: f"{m['head']}***", masked)
+_STORAGE_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
 # What MLflow 3 takes as a tracking URI (a bare path is a local file store).
 TRACKING_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
                     "databricks", "databricks-uc", "uc")
-_STORAGE_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` or its nearest ancestor that exists: where a file or folder below it can
+    (or cannot) be created."""
+    return next((p for p in (path.absolute(), *path.absolute().parents) if p.exists()), None)
+
+
+def blocking_file(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` if it is a file (nothing can go below it)."""
+    existing = nearest_existing(path.absolute().parent)
+    return existing if existing is not None and not existing.is_dir() else None
 
 
 def _check_sqlite_path(url: str, field: str) -> None:
-    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
-    if not path or path == ":memory:":
+    target = sqlite_file(url.replace("sqlite+pysqlite:", "sqlite:", 1))
+    if target is None:
         return
-    target = Path(path)
     if target.is_dir():
         raise SpecError(field, "is a folder, not a database file", mask_url(url))
-    parent = next((p for p in target.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise SpecError(field, f"{parent} is a file, not a folder", mask_url(url))
+    if (blocking := blocking_file(target)) is not None:
+        raise SpecError(field, f"{blocking} is a file, not a folder", mask_url(url))
 
 
 def check_storage_url(url: str, field: str = "--storage") -> str:
@@ -141,55 +135,3 @@ def normalize_storage_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
-
-
-def engine_kwargs(url: str) -> dict[str, Any]:
-    """Connection settings for the Optuna RDB storage.
-
-    A worker needs one connection at a time, so pools stay small (many workers × a small
-    pool fits under PostgreSQL's connection limit); ``pool_pre_ping`` and ``pool_recycle``
-    replace connections that the server or a proxy has dropped."""
-    if url.startswith("sqlite"):
-        # Concurrent readers (status, best) wait for the writer instead of failing at once.
-        return {"connect_args": {"timeout": 60}}
-    settings: dict[str, Any] = {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True,
-                                "pool_recycle": 300}
-    if url.startswith("postgresql"):
-        # pg_stat_activity then says which connections are regsweep's, and whose.
-        settings["connect_args"] = {"application_name": f"{APPLICATION_NAME} {os.getpid()}"}
-    return settings
-
-
-def open_storage(url: str, *, read_only: bool = False):
-    """The Optuna storage for ``url``: RDB with the exact-budget lock (sweep.budget), or
-    ``grpc://host:port`` for a `sweep proxy` (which holds that lock on its side)."""
-    from sweep.budget import open_budgeted_storage
-
-    if url.startswith("grpc://"):
-        return _grpc_proxy(url)
-    url = normalize_storage_url(url)
-    try:
-        return open_budgeted_storage(url, engine_kwargs(url), read_only=read_only)
-    except Exception as error:  # unreachable server, refused login, ...
-        from sweep.errors import FatalError, describe_failure, root_cause
-
-        raise FatalError(f"cannot open storage {mask_url(url)}: "
-                         f"{describe_failure(root_cause(error), 300)}") from None
-
-
-def _grpc_proxy(url: str):
-    import optuna
-
-    from sweep.errors import FatalError
-
-    check_storage_url(url)
-    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
-    with warnings.catch_warnings():  # Optuna marks the proxy experimental: not news here
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        proxy = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
-    try:
-        proxy.wait_server_ready(timeout=PROXY_WAIT)
-    except Exception as error:  # grpc's FutureTimeoutError, ...
-        raise FatalError(f"cannot reach the storage proxy at {url} within {PROXY_WAIT:.0f} s "
-                         f"({type(error).__name__}); is `sweep proxy` running there?") from None
-    return proxy

@@ -56,7 +56,7 @@ class StudyProgress:
     def trial_finished(self, study: Any, trial: Any) -> None:
         """An Optuna ``optimize`` callback. The count is the study's, over all workers
         (``[7/20]``: seven of the twenty trials of the budget are done)."""
-        from sweep.study import finished_count
+        from sweep.study.create import finished_count
 
         self.done = finished_count(study)
         value = "" if not trial.values else f" {self.metric}={trial.values[0]:.4f}"

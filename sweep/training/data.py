@@ -257,7 +257,7 @@ def _load_image_folder(spec: ImageFolderData, seed: int) -> _Loaded:
 def _read_images(
     spec: ImageFolderData, classes: list[tuple[Path, list[Path]]], field: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    # Imported here so that importing sweep.data stays cheap.
+    # Imported here so that importing sweep.training.data stays cheap.
     from PIL import Image
 
     height, width = spec.image_size

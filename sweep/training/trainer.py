@@ -1,8 +1,9 @@
 """Train one configuration (a resolved placement) with one seed, inside a worker.
 
-Shared by search trials (``sweep.objective``) and confirmation runs (``sweep.confirm``):
-the data pipelines and the compiled models are built once per process and reused
-(``sweep.reuse``), so the n-th training costs what the first one did.
+Shared by search trials (``sweep.workers.objective``) and confirmation runs
+(``sweep.answers.confirm``): the data pipelines and the compiled models are built once per
+process and reused (``sweep.training.cache``), so the n-th training costs what the first
+one did.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Fitted:
 
 @dataclass(frozen=True)
 class Resume:
-    """Where a trial's training state is saved (``sweep.checkpoint``) and how often."""
+    """Where a trial's training state is saved (``sweep.training.checkpoint``) and how often."""
 
     path: Path
     every: int  # epochs; 0 saves nothing
@@ -40,8 +41,8 @@ class Resume:
 class Trainer:
     def __init__(self, spec: StudySpec):
         self.spec = spec
-        self._models: Any = None  # sweep.reuse.ModelCache, created with TensorFlow
-        self._batches: Any = None  # sweep.train.Batches, likewise
+        self._models: Any = None  # sweep.training.cache.ModelCache, created with TensorFlow
+        self._batches: Any = None  # sweep.training.fit.Batches, likewise
 
     def fit(self, placement: dict, seed: int, sink: EpochSink,
             callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
@@ -50,19 +51,19 @@ class Trainer:
         Keras logs plus weight norms and penalties go to ``sink``. With ``resume``, the
         training state saved there is restored first (``on_resume`` is told what was
         restored) and saved again every ``resume.every`` epochs."""
-        from sweep import checkpoint
-        from sweep.callbacks import (
+        from sweep.placement.slots import describe_model, slot_names
+        from sweep.training import checkpoint
+        from sweep.training.cache import ModelCache
+        from sweep.training.callbacks import (
             NonFiniteLossGuard,
             StopRequestCheck,
             TrainingCheckpoint,
             WeightNormCallback,
         )
-        from sweep.data import load_data
-        from sweep.model import build_base_model
-        from sweep.reuse import ModelCache
-        from sweep.runtime import import_keras
-        from sweep.slots import describe_model, slot_names
-        from sweep.train import Batches, fit
+        from sweep.training.data import load_data
+        from sweep.training.fit import Batches, fit
+        from sweep.training.model import build_base_model
+        from sweep.training.runtime import import_keras
 
         keras = import_keras()
         spec = self.spec
@@ -110,7 +111,7 @@ class Trainer:
     def final_figures(self, fitted: Fitted) -> dict[str, float]:
         """``final/<split>_<metric>`` on every split, plus the penalty, the total weight
         norm and the sparsity. The test split is evaluated here, after training, only."""
-        from sweep.train import evaluate
+        from sweep.training.fit import evaluate
 
         final = evaluate(fitted.model, self._batches)
         measured = fitted.norms.measure()

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import SpecError
-from sweep.runtime import import_keras
-from sweep.slots import declared_layer_names
+from sweep.placement.slots import declared_layer_names
 from sweep.spec import ModelSpec
+from sweep.training.runtime import import_keras
 
 # layer -> target ("kernel" | "bias" | "activity") -> kind ("l1" | "l2") -> coefficient
 Placement = Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -53,7 +53,7 @@ def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: i
     # Layer names must not depend on how many models this process built before:
     # clear_session resets Keras' name counters (and frees the previous trial's graph).
     # free_memory=False: its full garbage collection runs every trial and frees nothing
-    # that sweep.reuse has not already made unnecessary.
+    # that sweep.training.cache has not already made unnecessary.
     keras.backend.clear_session(free_memory=False)
     # Keras keeps the policy in its global state, which clear_session has just reset.
     keras.mixed_precision.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
@@ -123,7 +123,7 @@ def regularize(base, placement: Placement, slots: list[str], *,
     penalty already present in a builder's or file's model does not leak into a trial
     that did not ask for it. Layers that are not slots are cloned unchanged.
     ``make_regularizer(keras, {kind: value} | None, layer, target)`` builds each penalty
-    (default: Keras' own L1/L2/L1L2; ``sweep.reuse`` passes adjustable ones).
+    (default: Keras' own L1/L2/L1L2; ``sweep.training.cache`` passes adjustable ones).
     """
     keras = import_keras()
     make_regularizer = make_regularizer or _regularizer

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep import checkpoint, interrupt, requeue, watchdog
+from sweep import interrupt
 from sweep.errors import TrialFailed, describe_failure
 from sweep.keys import (
     CHECKPOINT,
@@ -30,11 +30,13 @@ from sweep.keys import (
     RESUMED_FROM_TRIAL,
     SEED,
 )
-from sweep.space import SearchSpace
+from sweep.placement.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study import BASELINE_ATTR
-from sweep.tracking import StudyTracker, TrialRun, duplicate_run_name, trial_run_name
-from sweep.trainer import Trainer
+from sweep.study.create import BASELINE_ATTR
+from sweep.tracking.tracker import StudyTracker, TrialRun, duplicate_run_name, trial_run_name
+from sweep.training import checkpoint
+from sweep.training.trainer import Trainer
+from sweep.workers import requeue, watchdog
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -61,7 +63,7 @@ class Objective:
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
 
-        from sweep.space import describe_placement
+        from sweep.placement.space import describe_placement
 
         try:
             interrupt.check()  # a stop requested between trials: do not start this one
@@ -143,7 +145,7 @@ class Objective:
         timeout: the worker goes on with its next trial) or end it (a stop request)."""
         from optuna.trial import TrialState
 
-        from sweep.lifecycle import leave_process
+        from sweep.workers.lifecycle import leave_process
 
         storage = trial.study._storage
         try:
@@ -185,8 +187,8 @@ class Objective:
                folder: Path | None, previous_run: str | None) -> float | list[float]:
         import optuna
 
-        from sweep.callbacks import EpochProgress, PruningCallback
-        from sweep.trainer import Resume
+        from sweep.training.callbacks import EpochProgress, PruningCallback
+        from sweep.training.trainer import Resume
 
         # Intermediate values go to Optuna only for a pruner (single-objective studies
         # only): each is a storage commit per epoch; the curves themselves are in MLflow.

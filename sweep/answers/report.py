@@ -5,12 +5,12 @@ named placement, the baseline kind, or the set of regularized slots), each group
 by its best trial *on the validation objective*: train, validation and test figures with
 the data loss apart from the penalty, the generalization gap, the weight norm and
 sparsity, the coefficients, the difference to the no-regularization baseline, and, when
-the study holds a confirmation over seeds (``sweep.confirm``), whether the gain exceeds
+the study holds a confirmation over seeds (``sweep.answers.confirm``), whether the gain exceeds
 seed-to-seed noise.
 
 The table builders are pure functions of the study; the renderers turn the same
 :class:`Table` objects into a terminal table (rich), Markdown and HTML. Nothing here
-imports TensorFlow, and MLflow is reached only through :class:`sweep.tracking.StudyTracker`.
+imports TensorFlow, and MLflow is reached only through :class:`sweep.tracking.tracker.StudyTracker`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep import plots
-from sweep.confirm import Confirmation, ConfirmedConfig, stored_confirmation
-from sweep.results import baseline_trial, logged_run_id, pareto_front, sorted_complete
-from sweep.space import BASELINE_NONE, describe_placement
+from sweep.answers import plots
+from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
+from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study import BASELINE_ATTR
+from sweep.study.create import BASELINE_ATTR
+from sweep.study.results import baseline_trial, logged_run_id, pareto_front, sorted_complete
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
 MARKDOWN_FILE = "report.md"
@@ -582,7 +582,7 @@ def draw(study: Any, spec: StudySpec, out: Path, tracker: Any | None) -> list[pl
 def publish(report: Report, study: Any, spec: StudySpec, out: Path, tracker: Any) -> list[str]:
     """Log the best trial's values and the report folder on the study's parent run.
     Returns the ``best/*`` params MLflow kept from an earlier report (see log_best)."""
-    from sweep import study_note
+    from sweep.answers import note as study_note
 
     metrics, params = best_for_tracking(study, spec)
     tracker.parent_run_id(spec.canonical())  # a run created now gets the spec, as workers do

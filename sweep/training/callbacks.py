@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from sweep import interrupt
-from sweep.runtime import import_keras
-from sweep.weights import weight_metrics
+from sweep.training.runtime import import_keras
+from sweep.training.weights import weight_metrics
 
 keras = import_keras()
 
@@ -113,7 +113,7 @@ class StopRequestCheck(keras.callbacks.Callback):
 
 class TrainingCheckpoint(keras.callbacks.Callback):
     """Saves the training state every ``every`` epochs (Keras' ``BackupAndRestore`` on the
-    same principle; ``sweep.checkpoint`` has the layout and writes it): here only the copy
+    same principle; ``sweep.training.checkpoint`` has the layout and writes it): here only the copy
     of the variables to host memory, on the training thread. Restoring is done before
     ``fit`` (``Trainer``), because the data order depends on the epoch too. The last
     epoch is not saved: the trial ends right after it."""
@@ -124,7 +124,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.every = every
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from sweep.checkpoint import training_variables
+        from sweep.training.checkpoint import training_variables
 
         done = epoch + 1
         if not self.every or done % self.every or done >= self.params.get("epochs", 0) \

@@ -45,7 +45,7 @@ def weight_metrics(
 # One traced function per (model, slots, threshold). Run eagerly, the statistics are over
 # a hundred small ops for a 10-layer model (bench/logging_cost.py measures the cost in
 # the training loop); traced, one call. Compiled models are reused across trials
-# (sweep.reuse) and their penalty coefficients are variables, so a trace serves every
+# (sweep.training.cache) and their penalty coefficients are variables, so a trace serves every
 # trial of its model.
 _traced: weakref.WeakKeyDictionary[Any, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 

@@ -13,8 +13,8 @@ import warnings
 from typing import Any
 
 from sweep.errors import SpecError
+from sweep.redact import mask_url
 from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
-from sweep.storage import mask_url
 
 SPEC_ATTR = "spec"
 FINGERPRINT_ATTR = "spec_fingerprint"
@@ -183,7 +183,7 @@ def finished_count(study: Any) -> int:
     lost and queued again is counted once, by the trial that finishes in its place."""
     import optuna
 
-    from sweep.budget import given_back
+    from sweep.study.budget import given_back
 
     trials = study.get_trials(deepcopy=False)
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED_STATES)

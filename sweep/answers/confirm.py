@@ -25,7 +25,7 @@ from sweep.keys import INTERRUPTED
 
 CONFIRMATION_ATTR = "confirmation"
 SIGNIFICANCE = 0.05  # two-sided level of the test against the baseline
-# Confirmation seeds live far from trial seeds (sweep.objective.trial_seed), so no
+# Confirmation seeds live far from trial seeds (sweep.workers.objective.trial_seed), so no
 # confirmation run repeats a search trial's initialization or data order.
 _SEED_OFFSET = 1_000_003
 
@@ -187,8 +187,8 @@ class _Pick:
 def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
     """The no-regularization baseline, then the ``top`` best distinct configurations by
     the primary *validation* objective (the test split plays no part in choosing)."""
-    from sweep.results import baseline_trial, sorted_complete
-    from sweep.space import BASELINE_NONE
+    from sweep.placement.space import BASELINE_NONE
+    from sweep.study.results import baseline_trial, sorted_complete
 
     base = baseline_trial(study)
     picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {})]
@@ -238,9 +238,9 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
 
     if not todo:
         return store()
-    from sweep.progress import ConfirmProgress
-    from sweep.trainer import Trainer
-    from sweep.worker import make_tracker
+    from sweep.study.progress import ConfirmProgress
+    from sweep.training.trainer import Trainer
+    from sweep.workers.loop import make_tracker
 
     tracker = make_tracker(study, spec, tracking_uri)
     trainer = Trainer(spec)
@@ -259,7 +259,7 @@ def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
              progress: Any) -> ConfirmedConfig:
     from sweep.errors import TrialFailed
-    from sweep.tracking import ROLE_CONFIRM, ROLE_TAG, placement_params
+    from sweep.tracking.tracker import ROLE_CONFIRM, ROLE_TAG, placement_params
 
     figures: dict[str, list[float]] = {}
     run_ids: list[str] = []

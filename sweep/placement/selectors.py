@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from sweep.slots import FLATTENING_CLASSES, LayerInfo
+from sweep.placement.slots import FLATTENING_CLASSES, LayerInfo
 
 KEYWORDS = (
     "none", "all", "first", "last", "penultimate", "before_flatten", "after_flatten",

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
-from sweep.budget import is_budget_exhausted, used_budget
 from sweep.errors import FatalError, TrialFailed, describe_failure
 from sweep.keys import LOST
-from sweep.limits import halt_reason
-from sweep.objective import Objective
-from sweep.progress import StudyProgress
-from sweep.space import SearchSpace
+from sweep.placement.space import SearchSpace
 from sweep.spec import StudySpec
-from sweep.study import UID_ATTR, finished_count
-from sweep.tracking import StudyTracker
+from sweep.study.budget import is_budget_exhausted, used_budget
+from sweep.study.create import UID_ATTR, finished_count
+from sweep.study.limits import halt_reason
+from sweep.study.progress import StudyProgress
+from sweep.tracking.tracker import StudyTracker
+from sweep.workers.objective import Objective
 
 log = logging.getLogger("sweep")
 
@@ -49,7 +49,7 @@ def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -
     """Heartbeats, grace period and retries come from the study's stored spec only: Optuna
     applies the *local* grace period when it fails other workers' trials, so a worker
     allowed its own value would fail live trials of its peers."""
-    from sweep.reaper import StaleTrialCallback
+    from sweep.study.reaper import StaleTrialCallback
 
     storage = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
     if hasattr(storage, "configure_heartbeat"):
@@ -63,7 +63,7 @@ def checkpoint_root(study: Any, spec: StudySpec) -> Path:
     """``workers.checkpoint_dir``; else ``$SWEEP_CHECKPOINT_DIR`` (a launcher's shared
     mount: containers and cluster nodes see one folder under different paths); else the
     default next to the storage (sweep.checkpoint)."""
-    from sweep.checkpoint import default_root
+    from sweep.training.checkpoint import default_root
 
     configured = spec.workers.checkpoint_dir or os.environ.get("SWEEP_CHECKPOINT_DIR")
     if configured:
@@ -88,9 +88,9 @@ def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker
 
 
 def describe_study(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
-    """The study run's settings and description (sweep.study_note); never worth stopping a
+    """The study run's settings and description (sweep.answers.note); never worth stopping a
     worker for."""
-    from sweep import study_note
+    from sweep.answers import note as study_note
 
     try:
         study_note.publish(study, spec, tracker)
@@ -200,7 +200,7 @@ def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
     dead worker) instead of waiting out the grace period."""
     from optuna.trial import TrialState
 
-    from sweep.reaper import fail_and_retry
+    from sweep.study.reaper import fail_and_retry
 
     try:
         fail_and_retry(study, [
@@ -220,7 +220,7 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
-    from sweep.reaper import reap
+    from sweep.study.reaper import reap
 
     announced = False
     while True:

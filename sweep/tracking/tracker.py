@@ -22,8 +22,8 @@ from typing import Any
 
 from sweep.errors import describe_failure
 from sweep.keys import SPOOL_PREFIX
-from sweep.space import Placement, describe_placement
-from sweep.spool import Spool
+from sweep.placement.space import Placement, describe_placement
+from sweep.tracking.spool import Spool
 
 log = logging.getLogger("sweep")
 
@@ -523,7 +523,7 @@ class TrialRun:
 def sync(tracking_uri: str | None = None) -> list[Any]:
     """Replay every spooled run into MLflow (``tracking_uri`` overrides the store each
     run was meant for). Returns what was replayed."""
-    from sweep.spool import pending, replay
+    from sweep.tracking.spool import pending, replay
 
     def resolve(first: Mapping[str, Any]) -> tuple[Any, str]:
         uri = unmasked(tracking_uri, first["tracking_uri"])
@@ -547,7 +547,7 @@ def unmasked(given: str | None, spooled: str) -> str:
     """The URI to replay a spooled run into: ``given`` (``sync --tracking-uri`` or
     ``$MLFLOW_TRACKING_URI``) if set, else the spooled one, whose password was not kept."""
     from sweep.errors import SpecError
-    from sweep.storage import mask_url
+    from sweep.redact import mask_url
 
     if given:
         return given

@@ -17,7 +17,7 @@ written every epoch and read at most once; a shared file system (what SLURM and
 Kubernetes clusters mount on every node) costs one local-speed write, where the artifact
 store would upload the whole model over HTTP each epoch and the database would hold
 large blobs in the table every worker polls. No TensorFlow here: the Keras side is
-``sweep.callbacks.TrainingCheckpoint``.
+``sweep.training.callbacks.TrainingCheckpoint``.
 """
 
 from __future__ import annotations

@@ -14,12 +14,17 @@ import sys
 import zipfile
 from pathlib import Path
 
-from sweep.data import Splits, check_data
 from sweep.errors import SpecError
-from sweep.slots import DECLARABLE_LAYER_CLASSES, LayerInfo, describe_declared, describe_keras_file
-from sweep.space import SearchSpace
+from sweep.placement.slots import (
+    DECLARABLE_LAYER_CLASSES,
+    LayerInfo,
+    describe_declared,
+    describe_keras_file,
+)
+from sweep.placement.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.train import metric_names
+from sweep.training.data import Splits, check_data
+from sweep.training.fit import metric_names
 
 
 def describe_layers(spec: StudySpec) -> list[LayerInfo]:
@@ -45,9 +50,9 @@ def describe_layers(spec: StudySpec) -> list[LayerInfo]:
         except (zipfile.BadZipFile, KeyError, ValueError) as error:
             raise SpecError("model.file", f"not a .keras model file ({error})",
                             str(model.file)) from None
-    from sweep.data import load_data
-    from sweep.model import build_base_model
-    from sweep.slots import describe_model
+    from sweep.placement.slots import describe_model
+    from sweep.training.data import load_data
+    from sweep.training.model import build_base_model
 
     splits = load_data(spec.data, spec.seed)
     return describe_model(build_base_model(model, splits.input_shape, splits.n_classes))
@@ -118,7 +123,7 @@ def check_data_content(spec: StudySpec) -> Splits | None:
     in memory); ``check_data`` checked their class folders."""
     if spec.data.source == "image_folder":
         return None
-    from sweep.data import load_data
+    from sweep.training.data import load_data
 
     splits = load_data(spec.data, spec.seed)
     if spec.train.loss == "sparse_categorical_crossentropy" and splits.n_classes is None:
@@ -137,7 +142,7 @@ def check_model_on_data(spec: StudySpec, splits: Splits) -> None:
     import numpy as np
 
     from sweep.errors import describe_failure
-    from sweep.model import build_base_model
+    from sweep.training.model import build_base_model
 
     model = build_base_model(spec.model, splits.input_shape, splits.n_classes)
     field = "model.file" if spec.model.file is not None else "model.layers"

@@ -35,15 +35,15 @@ class StaleTrialCallback:
     def __call__(self, study: Any, trial: Any) -> None:
         run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
         if run_id and self.tracking_uri:
-            from sweep.tracking import mark_run_lost
+            from sweep.tracking.tracker import mark_run_lost
 
             mark_run_lost(self.tracking_uri, run_id, trial.user_attrs.get("worker"))
         self.retry(study, trial)
         retried = len(trial.system_attrs.get("retry_history", [])) < self.max_retry
         origin = trial.user_attrs.get(CHECKPOINT)
         if not retried and origin is not None and self.checkpoints is not None:
-            from sweep import checkpoint
-            from sweep.study import UID_ATTR
+            from sweep.study.create import UID_ATTR
+            from sweep.training import checkpoint
 
             # No retry will resume it: the configuration's checkpoint goes.
             checkpoint.remove(checkpoint.folder(self.checkpoints(study),
@@ -68,7 +68,7 @@ def _fail_silent_trials(study: Any) -> None:
     would stay RUNNING forever: fail them once they are older than the grace period."""
     import datetime as _dt
 
-    from sweep.results import heartbeat_ages
+    from sweep.study.results import heartbeat_ages
 
     storage = study._storage
     grace = getattr(getattr(storage, "_backend", storage), "grace_period", None)

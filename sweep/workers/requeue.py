@@ -1,7 +1,7 @@
 """A stopped trial's configuration, queued again with its place in the budget.
 
 A trial stopped by SIGTERM/SIGINT (pre-emption, Ctrl-C) ends FAIL with reason
-'interrupted', which gives its place in the budget back (``sweep.budget``); the new
+'interrupted', which gives its place in the budget back (``sweep.study.budget``); the new
 WAITING trial created here takes that place, with the same parameters, user attributes
 (placement, seed, the checkpoint it resumes from) and intermediate values. Workers take
 waiting trials before sampling new ones, so the next one to ask resumes it.

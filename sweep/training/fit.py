@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from sweep.data import Splits
-from sweep.runtime import import_keras
 from sweep.spec import TrainSpec
+from sweep.training.data import Splits
+from sweep.training.runtime import import_keras
 
 _OPTIMIZERS = {
     "adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sweep.errors import SpecError
-from sweep.selectors import SelectorError, select
-from sweep.slots import LayerInfo
+from sweep.placement.selectors import SelectorError, select
+from sweep.placement.slots import LayerInfo
 from sweep.spec import CoefficientChoices, CoefficientRange, SearchSpec
 
 Placement = dict[str, dict[str, dict[str, float]]]

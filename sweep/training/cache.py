@@ -19,10 +19,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from sweep.model import Placement, regularize
-from sweep.runtime import import_keras
 from sweep.spec import TrainSpec
-from sweep.train import compile_model
+from sweep.training.fit import compile_model
+from sweep.training.model import Placement, regularize
+from sweep.training.runtime import import_keras
 
 # Structures kept per worker; an evicted model's traces stay in memory until the worker
 # renews itself (workers.recycle_after), so this bounds memory, not correctness.

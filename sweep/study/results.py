@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.keys import MLFLOW_RUN_ID, SPOOL_PREFIX
-from sweep.limits import deadline, halt_reason
-from sweep.space import BASELINE_NONE, describe_placement
+from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
-from sweep.study import BASELINE_ATTR
+from sweep.study.create import BASELINE_ATTR
+from sweep.study.limits import deadline, halt_reason
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -162,7 +162,7 @@ def _throughput(trials: list[Any], remaining: int) -> tuple[float | None, float 
 
 
 def status(study: Any, spec: StudySpec) -> dict[str, Any]:
-    from sweep.budget import given_back, used_budget
+    from sweep.study.budget import given_back, used_budget
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(_state(t) for t in trials)
@@ -217,7 +217,7 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
 def list_studies(storage: Any) -> list[dict[str, Any]]:
     import optuna
 
-    from sweep.budget import given_back
+    from sweep.study.budget import given_back
 
     rows = []
     for name in optuna.get_all_study_names(storage):

@@ -3,7 +3,7 @@ with the run) and a Markdown description (``mlflow.note.content``), renewed when
 study ends and after each ``sweep report``: the objective, the best trial with a link,
 its effect against no regularization, and whether confirmation over seeds supports it.
 
-No MLflow here: the tracker logs what these functions compute (``sweep.tracking``).
+No MLflow here: the tracker logs what these functions compute (``sweep.tracking.tracker``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sweep.spec import StudySpec
-from sweep.tracking import NOTE_TAG, run_path, sorted_runs_query
+from sweep.tracking.tracker import NOTE_TAG, run_path, sorted_runs_query
 
 CONFIRMATION_TAG = "best/confirmation"  # a tag: the verdict changes as reports come
 
@@ -114,10 +114,10 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
 def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = None,
             report_path: str | None = None) -> None:
     """Write the settings and the current description on the study's run (``tracker``:
-    a ``sweep.tracking.StudyTracker``)."""
-    from sweep.budget import used_budget
-    from sweep.confirm import stored_confirmation
-    from sweep.results import baseline_trial, logged_run_id, sorted_complete
+    a ``sweep.tracking.tracker.StudyTracker``)."""
+    from sweep.answers.confirm import stored_confirmation
+    from sweep.study.budget import used_budget
+    from sweep.study.results import baseline_trial, logged_run_id, sorted_complete
 
     trials = study.get_trials(deepcopy=False)
     ranked = [] if spec.is_multi_objective else sorted_complete(study, spec)
@@ -143,7 +143,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
 def remember_place(study: Any, tracker: Any) -> None:
     """Record on the Optuna study where its MLflow runs are (see ``keys.MLFLOW_PLACE``)."""
     from sweep.keys import MLFLOW_PLACE
-    from sweep.storage import mask_url
+    from sweep.redact import mask_url
 
     place = {"tracking": mask_url(tracker.tracking_uri),
              "experiment_id": tracker.experiment_id(), "study_run_id": tracker.parent_run_id()}

@@ -26,9 +26,9 @@ def check_spool_dir() -> None:
     """The spool must be writable before a worker starts: it is where runs go while MLflow
     is down, and finding out then would lose them."""
     from sweep.errors import SpecError
+    from sweep.locations import nearest_existing
 
-    folder = spool_dir().absolute()
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    existing = nearest_existing(spool_dir())
     if existing is None or not existing.is_dir():
         raise SpecError("SWEEP_SPOOL_DIR", f"cannot be created ({existing} is a file)",
                         str(spool_dir()))
@@ -47,7 +47,7 @@ class Spool:
                 tracking_uri: str | None = None) -> Spool:
         """A new spool file. The tracking URI is kept without its password (``***``):
         ``sweep sync`` takes the secret from its own ``--tracking-uri`` or environment."""
-        from sweep.storage import mask_url
+        from sweep.redact import mask_url
 
         folder = spool_dir()
         # Only the owner reads what the trials measured (0700 folder, 0600 files).

@@ -1,0 +1,65 @@
+"""The Optuna storage of a study: RDB with the exact-budget lock, or a `sweep proxy`."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from sweep.locations import check_storage_url, normalize_storage_url
+from sweep.redact import mask_url
+
+PROXY_WAIT = 10.0  # seconds a command waits for `sweep proxy` to answer
+APPLICATION_NAME = "regsweep"  # PostgreSQL's application_name of our connections
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """Connection settings for the Optuna RDB storage.
+
+    A worker needs one connection at a time, so pools stay small (many workers × a small
+    pool fits under PostgreSQL's connection limit); ``pool_pre_ping`` and ``pool_recycle``
+    replace connections that the server or a proxy has dropped."""
+    if url.startswith("sqlite"):
+        # Concurrent readers (status, best) wait for the writer instead of failing at once.
+        return {"connect_args": {"timeout": 60}}
+    settings: dict[str, Any] = {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True,
+                                "pool_recycle": 300}
+    if url.startswith("postgresql"):
+        # pg_stat_activity then says which connections are regsweep's, and whose.
+        settings["connect_args"] = {"application_name": f"{APPLICATION_NAME} {os.getpid()}"}
+    return settings
+
+
+def open_storage(url: str, *, read_only: bool = False):
+    """The Optuna storage for ``url``: RDB with the exact-budget lock (sweep.study.budget), or
+    ``grpc://host:port`` for a `sweep proxy` (which holds that lock on its side)."""
+    from sweep.study.budget import open_budgeted_storage
+
+    if url.startswith("grpc://"):
+        return _grpc_proxy(url)
+    url = normalize_storage_url(url)
+    try:
+        return open_budgeted_storage(url, engine_kwargs(url), read_only=read_only)
+    except Exception as error:  # unreachable server, refused login, ...
+        from sweep.errors import FatalError, describe_failure, root_cause
+
+        raise FatalError(f"cannot open storage {mask_url(url)}: "
+                         f"{describe_failure(root_cause(error), 300)}") from None
+
+
+def _grpc_proxy(url: str):
+    import optuna
+
+    from sweep.errors import FatalError
+
+    check_storage_url(url)
+    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
+    with warnings.catch_warnings():  # Optuna marks the proxy experimental: not news here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+    try:
+        proxy.wait_server_ready(timeout=PROXY_WAIT)
+    except Exception as error:  # grpc's FutureTimeoutError, ...
+        raise FatalError(f"cannot reach the storage proxy at {url} within {PROXY_WAIT:.0f} s "
+                         f"({type(error).__name__}); is `sweep proxy` running there?") from None
+    return proxy
