@@ -11,8 +11,10 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str | tuple[str, str]] = {
+    # run a study, read its answer (sweep.api)
+    "run": "sweep.api", "load": "sweep.api", "Study": "sweep.api", "Best": "sweep.api",
     # errors
-    "SweepError": "sweep.errors", "SpecError": "sweep.errors",
+    "SweepError": "sweep.errors", "SpecError": "sweep.errors", "StudyHalted": "sweep.errors",
     "TrialFailed": "sweep.errors", "FatalError": "sweep.errors",
     # the study file
     "StudySpec": "sweep.spec", "load_spec": "sweep.spec", "parse_spec": "sweep.spec",
@@ -32,7 +34,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "best_rows": "sweep.study.results", "baseline_trial": "sweep.study.results",
     "pareto_front": "sweep.study.results", "export_rows": "sweep.study.results",
     "Confirmation": "sweep.answers.confirm", "ensure_confirmation": "sweep.answers.confirm",
-    "stored_confirmation": "sweep.answers.confirm", "placement_rows": "sweep.answers.report",
+    "stored_confirmation": "sweep.answers.confirm", "placement_rows": "sweep.answers.rows",
     "build_report": ("sweep.answers.report", "build"),
     # stopping cleanly on SIGINT/SIGTERM
     "stop_on_signals": "sweep.interrupt",

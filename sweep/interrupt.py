@@ -128,8 +128,13 @@ def _listen(read_fd: int) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within this block SIGINT/SIGTERM request a stop instead of raising anywhere."""
+    """Within this block SIGINT/SIGTERM request a stop instead of raising anywhere. Only
+    the main thread can install signal handlers: elsewhere (the Python API called from a
+    thread) signals keep their usual effect."""
     reset()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {s: signal.signal(s, _handler) for s in _STOP_SIGNALS}
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)

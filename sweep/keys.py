@@ -1,31 +1,86 @@
-"""Names of what a trial records, defined once (Optuna user attrs and their values).
-
-MLflow tag names and the remaining trial attributes still live next to their single
-writer; new names that cross modules go here.
-"""
+"""Every name a study, a trial or an MLflow run carries, defined once: Optuna user and
+system attributes, MLflow tags, metric and param prefixes, and fail reasons. Everything
+else in sweep/ imports these; tests spell them out as literals, since they are the
+contract that stored studies and runs keep."""
 
 from __future__ import annotations
 
-FAIL_REASON = "fail_reason"  # why a FAIL trial failed
-INTERRUPTED = "interrupted"  # FAIL_REASON of a trial stopped by SIGINT/SIGTERM (re-queued)
-TIMEOUT = "timeout"  # FAIL_REASON of a trial past budget.trial_timeout starts with this
-LOST = "lost"  # FAIL_REASON of a trial whose worker or database connection was lost starts so
-MLFLOW_RUN_ID = "mlflow_run_id"
-# MLFLOW_RUN_ID of a run spooled during a tracking outage: "spool:<key>" until `sweep sync`
-# stores its real id as the study's user attr "mlflow_run_id/<trial number>".
-SPOOL_PREFIX = "spool:"
-# Study user attr: {"tracking": masked tracking URI, "experiment_id", "study_run_id"}, so
-# that read-only commands print MLflow links without importing MLflow (bench/startup.py
-# checks that they do not).
+# ---------------------------------------------------------------- study user attrs
+SPEC = "spec"  # the canonical study file (workers read the spec from here)
+FINGERPRINT = "spec_fingerprint"  # hash of what defines the trials (StudySpec.fingerprint)
+STUDY_UID = "study_uid"  # names the study's MLflow run across resumes
+CONFIRMATION = "confirmation"  # the stored confirmation over seeds (JSON)
+# {"tracking": masked tracking URI, "experiment_id", "study_run_id"}, so that read-only
+# commands print MLflow links without importing MLflow (bench/startup.py checks it).
 MLFLOW_PLACE = "mlflow_place"
+
+# ---------------------------------------------------------------- trial user attrs
+PLACEMENT = "placement"  # the resolved placement: {slot: {target: {l1|l2: value}}}
+BASELINE = "baseline"  # of the queued baseline trials: their kind (none, uniform_l2)
 SEED = "seed"
-PLACEMENT = "placement"
+MLFLOW_RUN_ID = "mlflow_run_id"
+WORKER = "worker"  # host:pid of the worker that ran it
+GPU = "gpu"  # the worker's CUDA_VISIBLE_DEVICES
+WORKER_RSS_MB = "worker_rss_mb"
+EPOCHS_RUN = "epochs_run"
+PRUNED_AT_EPOCH = "pruned_at_epoch"
+DUPLICATE_OF = "duplicate_of"  # an earlier trial of the same configuration, reused
 # Every trial that trains the same configuration after a stop (re-queued after SIGTERM,
 # or retried after its worker died) shares the checkpoint of the first one: its number.
 CHECKPOINT = "checkpoint_of"
 RESUMED_FROM_EPOCH = "resumed_from_epoch"  # the first epoch a resumed trial trained itself
 RESUMED_FROM_TRIAL = "resumed_from_trial"  # the trial whose checkpoint it resumed from
-EPOCHS_RUN = "epochs_run"
+FAIL_REASON = "fail_reason"  # why a FAIL trial failed
+# MLFLOW_RUN_ID of a run spooled during a tracking outage: "spool:<key>" until `sweep sync`
+# stores its real id on the study (synced_run_key).
+SPOOL_PREFIX = "spool:"
+
+# Optuna's own system attr: the trial numbers a retried trial descends from.
+RETRY_HISTORY = "retry_history"
+
+# ---------------------------------------------------------------- fail reasons
+INTERRUPTED = "interrupted"  # FAIL_REASON of a trial stopped by SIGINT/SIGTERM (re-queued)
+TIMEOUT = "timeout"  # FAIL_REASON of a trial past budget.trial_timeout starts with this
+LOST = "lost"  # FAIL_REASON of a trial whose worker or database connection was lost starts so
+
+# ---------------------------------------------------------------- metric and param prefixes
+FINAL = "final/"  # a trial's final figures (user attrs and MLflow metrics)
+BEST = "best/"  # the best trial's figures on the study's run
+CONFIRM = "confirm/"  # confirmation figures on the study's run
+STUDY_PARAM = "study/"  # the study's settings, params of its run
+
+# ---------------------------------------------------------------- MLflow tags
+ROLE_TAG = "sweep.role"  # what a run is: one of the roles below
+ROLE_STUDY, ROLE_TRIAL = "study", "trial"
+ROLE_CONFIRMATION, ROLE_CONFIRM = "confirmation", "confirm"  # the holder, a re-training
+STUDY_UID_TAG = "sweep.study_uid"  # on the study's run: the Optuna study's uid
+WORKER_TAG = "sweep.worker"
+STUDY_NAME_TAG = "optuna.study_name"  # the names Optuna's own MLflow callback uses
+TRIAL_NUMBER_TAG = "optuna.trial_number"
+RUN_KEY_TAG = "sweep.run_key"  # finds a spooled run again when it is replayed
+BASELINE_TAG = "sweep.baseline"
+DUPLICATE_OF_TAG = "sweep.duplicate_of"
+PRUNED_AT_EPOCH_TAG = "sweep.pruned_at_epoch"
+FAIL_REASON_TAG = "sweep.fail_reason"
+RESUMED_FROM_RUN_TAG = "sweep.resumed_from_run"
+CONFIRM_LABEL_TAG = "sweep.confirm_label"
+CONFIRM_OF_TAG = "sweep.confirm_of"
+CONFIRMATION_OF_TAG = "sweep.confirmation_of"
+CONFIRMATION_TAG = "best/confirmation"  # the verdict: changes as reports come
+# On the experiment: the query of its runs view (see runs_view_query), for `sweep ui`.
+RUNS_VIEW_TAG = "sweep.runs_view"
+NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+# Without a kind, MLflow's UI guesses one and asks the user to confirm it in a dialog
+# over the runs table (3.7 and later); a sweep is model development, said once here.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
+
+
+def synced_run_key(trial_number: int) -> str:
+    """The study user attr where `sweep sync` records a spooled trial's real run id."""
+    return f"{MLFLOW_RUN_ID}/{trial_number}"
 
 
 def is_own_failure(reason: object) -> bool:

@@ -54,7 +54,7 @@ def test_baselines_are_trained_first_and_best_reports_the_difference(
     assert list(values.values()) == [pytest.approx(10 ** -3.5)] * 2
     assert len(study.trials) == 4  # the baselines count in the budget
 
-    result = _invoke("best", "base", "--storage", storage_url, "--top", "4", "--json")
+    result = _invoke("best", "base", "--storage", storage_url, "--top", "4", "--format", "json")
     rows = json.loads(result.output)
     baseline_value = first.value
     for row in rows:
@@ -86,7 +86,8 @@ def test_multi_objective_study_returns_a_non_dominated_pareto_front(
         assert trial.values == [pytest.approx(trial.user_attrs["final/val_accuracy"]),
                                 pytest.approx(trial.user_attrs["final/penalty_total"])]
 
-    rows = json.loads(_invoke("best", "pareto", "--storage", storage_url, "--json").output)
+    rows = json.loads(_invoke("best", "pareto", "--storage", storage_url, "--format",
+                              "json").output)
     front = [(r["value:val_accuracy"], r["value:penalty/total"]) for r in rows]
     assert {r["number"] for r in rows} == {t.number for t in study.best_trials}
     everyone = [tuple(t.values) for t in study.trials]

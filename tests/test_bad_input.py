@@ -121,7 +121,7 @@ def test_bad_input_exits_2_names_the_field_and_writes_nothing(
 
 @pytest.mark.parametrize(("command", "field"), [
     (["export", "any", "--format", "csv", "-o", "s.yaml/out.csv"], "--output"),
-    (["report", "any", "--out", "s.yaml/report", "--no-confirm"], "--out"),
+    (["report", "any", "-o", "s.yaml/report", "--no-confirm"], "--output"),
 ])
 def test_output_paths_under_a_file_are_refused(workdir: Path, command: list[str],
                                                field: str) -> None:

@@ -85,7 +85,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     common = ["--storage", storage, "--tracking-uri", tracking]
     done = runner.invoke(cli, ["run", str(study_file), *common, "--no-progress"])
     assert done.exit_code == 0, done.output
-    done = runner.invoke(cli, ["report", NAME, *common, "--out", str(folder / "report")])
+    done = runner.invoke(cli, ["report", NAME, *common, "--output", str(folder / "report")])
     assert done.exit_code == 0, done.output
 
     client = MlflowClient(tracking)

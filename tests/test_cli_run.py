@@ -118,11 +118,12 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
                 assert float(run.data.params[f"resolved/{layer}/kernel/{kind}"]) == value
 
     # Read-only commands on the same stores.
-    status = json.loads(_invoke("status", "e2e", "--storage", storage_url, "--json").output)
+    status = json.loads(_invoke("status", "e2e", "--storage", storage_url, "--format",
+                                "json").output)
     assert status["finished"] == 3 and status["states"]["COMPLETE"] == 3
     assert status["best_value"] == pytest.approx(study.best_value)
     best = json.loads(_invoke("best", "e2e", "--storage", storage_url, "--top", "2",
-                              "--json").output)
+                              "--format", "json").output)
     assert [row["value"] for row in best] == sorted(
         (t.value for t in study.trials), reverse=True)[:2]
     table = _invoke("best", "e2e", "--storage", storage_url, "--top", "5")
@@ -136,7 +137,7 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     assert _invoke("export", "e2e", "--storage", storage_url, "--format", "json",
                    "-o", str(out)).exit_code == 0
     assert len(json.loads(out.read_text())) == 3
-    listed = json.loads(_invoke("list", "--storage", storage_url, "--json").output)
+    listed = json.loads(_invoke("list", "--storage", storage_url, "--format", "json").output)
     assert [(r["study"], r["complete"]) for r in listed] == [("e2e", 3)]
 
 

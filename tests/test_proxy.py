@@ -67,7 +67,8 @@ def test_workers_through_the_proxy_share_an_exact_budget(
             assert worker.returncode == 0, err
             assert "Traceback" not in err
         status = subprocess.run(
-            [sys.executable, "-m", "sweep", "status", "via-proxy", "--storage", url, "--json"],
+            [sys.executable, "-m", "sweep", "status", "via-proxy", "--storage", url,
+             "--format", "json"],
             capture_output=True, text=True)
         assert status.returncode == 0, status.stderr
         assert '"finished": 4' in status.stdout

@@ -22,15 +22,13 @@ from conftest import tiny_study, write_study
 from mlflow.tracking import MlflowClient
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig
-from sweep.answers.report import (
-    generalization_gap,
-    group_label,
-    number_format,
-    placement_coefficients,
-)
+from sweep.answers.rows import group_label, placement_coefficients
+from sweep.answers.tables import number_format
 from sweep.cli import cli
+from sweep.keys import STUDY_UID
 from sweep.spec import parse_spec
-from sweep.study.create import UID_ATTR, create_or_resume
+from sweep.study.create import create_or_resume
+from sweep.study.results import generalization_gap
 from sweep.study.storage import open_storage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -43,7 +41,7 @@ def _invoke(*args: str):
 
 def _report(name: str, storage: str, tracking: str, out: Path, *extra: str):
     return _invoke("report", name, "--storage", storage, "--tracking-uri", tracking,
-                   "--out", str(out), "--no-confirm", *extra)
+                   "--output", str(out), "--no-confirm", *extra)
 
 
 def _parent_run(tracking: str, study: Any) -> Any:
@@ -54,7 +52,7 @@ def _parent_run(tracking: str, study: Any) -> Any:
     (run,) = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`sweep.role` = 'study' and "
-                      f"tags.`sweep.study_uid` = '{study.user_attrs[UID_ATTR]}'")
+                      f"tags.`sweep.study_uid` = '{study.user_attrs[STUDY_UID]}'")
     return run
 
 
@@ -103,7 +101,7 @@ def reported(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Rep
     assert run.exit_code == 0, run.output
     # Without --no-confirm: confirm_top is 0, so no re-training is asked for.
     result = _invoke("report", NAME, "--storage", storage, "--tracking-uri", tracking_uri,
-                     "--out", str(folder / "out"))
+                     "--output", str(folder / "out"))
     assert result.exit_code == 0, result.output
     return Reported(storage, tracking_uri, folder / "out", result.output)
 
@@ -437,7 +435,7 @@ def test_terminal_tables_never_break_inside_a_word(reported: Reported, tmp_path:
                                                    columns: int) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "sweep", "report", NAME, "--storage", reported.storage,
-         "--tracking-uri", reported.tracking, "--out", str(tmp_path / "out"), "--no-confirm"],
+         "--tracking-uri", reported.tracking, "--output", str(tmp_path / "out"), "--no-confirm"],
         capture_output=True, text=True, env={**os.environ, "COLUMNS": str(columns)})
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("Comparison per placement", 1)[1].split("  Each row is", 1)[0]

@@ -171,7 +171,7 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
     assert b.poll() is None, b_log.read_text()
 
     # Status while a trial is RUNNING on PostgreSQL (used to crash on time zones).
-    status = _sweep_run("status", "pg-end", "--storage", postgres_server_url, "--json")
+    status = _sweep_run("status", "pg-end", "--storage", postgres_server_url, "--format", "json")
     assert status.returncode == 0, status.stderr
     doc = json.loads(status.stdout)
     assert doc["states"]["RUNNING"] == 1
@@ -196,7 +196,7 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
     assert client.get_run(lost.user_attrs["mlflow_run_id"]).info.status == "FAILED"
     assert client.get_run(retry.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
     assert _parent(mlflow_server.url, "pg-end").info.status == "FINISHED"
-    final = _sweep_run("status", "pg-end", "--storage", postgres_server_url, "--json")
+    final = _sweep_run("status", "pg-end", "--storage", postgres_server_url, "--format", "json")
     doc = json.loads(final.stdout)
     assert doc["finished"] == 1 and doc["budget"] == 1  # never "2/1 finished"
 
@@ -381,7 +381,7 @@ def test_wall_time_stops_new_trials(workdir: Path, storage_url: str,
     trials = _trials("deadline", storage_url)
     assert len(trials) == 1 and trials[0].state == COMPLETE
     assert _parent(tracking_uri, "deadline").info.status == "FINISHED"
-    status = _sweep_run("status", "deadline", "--storage", storage_url, "--json")
+    status = _sweep_run("status", "deadline", "--storage", storage_url, "--format", "json")
     doc = json.loads(status.stdout)
     assert doc["stopped"].startswith("study stopped: budget.wall_time")
     assert doc["seconds_left"] == 0

@@ -129,7 +129,7 @@ def test_no_password_in_any_output_file_or_store(workdir: Path, postgres_server_
                     ["best", name, "--storage", storage],
                     ["export", name, "--storage", storage, "--format", "json",
                      "-o", str(workdir / "export.json")],
-                    ["report", name, *common, "--out", str(workdir / "report")],
+                    ["report", name, *common, "--output", str(workdir / "report")],
                     ["list", "--storage", storage],
                     ["sync", *common],
                     ["run", str(workdir / "missing.yaml"), *common],  # errors, too

@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution
 
 from sweep.spec import parse_spec
 from sweep.study.create import make_sampler
-from sweep.workers.loop import worker_index
+from sweep.study.identity import worker_index
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
 
@@ -44,5 +44,5 @@ def test_worker_index_comes_from_the_launcher_or_the_host(
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     started_by_hand = worker_index()
     assert started_by_hand >= 1  # never 0, the index of a fresh one-worker study
-    monkeypatch.setattr("sweep.workers.loop.worker_name", lambda: "another-host:4242")
+    monkeypatch.setattr("sweep.study.identity.worker_name", lambda: "another-host:4242")
     assert worker_index() != started_by_hand

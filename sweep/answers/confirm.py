@@ -21,9 +21,19 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sweep.keys import INTERRUPTED
+from sweep.keys import (
+    BASELINE,
+    CONFIRM_LABEL_TAG,
+    CONFIRM_OF_TAG,
+    CONFIRMATION,
+    FINAL,
+    INTERRUPTED,
+    PLACEMENT,
+    ROLE_CONFIRM,
+    ROLE_TAG,
+    SEED,
+)
 
-CONFIRMATION_ATTR = "confirmation"
 SIGNIFICANCE = 0.05  # two-sided level of the test against the baseline
 # Confirmation seeds live far from trial seeds (sweep.workers.objective.trial_seed), so no
 # confirmation run repeats a search trial's initialization or data order.
@@ -39,7 +49,7 @@ class ConfirmedConfig:
     baseline: str | None  # "none" / "uniform_l2" for baselines, else None
     placement: dict[str, Any]
     seeds: tuple[int, ...]
-    # Per seed, same order as ``seeds``: the final figures without the "final/" prefix,
+    # Per seed, same order as ``seeds``: the final figures without the FINAL prefix,
     # e.g. test_accuracy, test_data_loss, val_accuracy, train_data_loss, penalty_total.
     # A seed that failed has no figures, so these tuples are then shorter than ``seeds``
     # and ``Confirmation.compare`` falls back from the paired test to Welch's.
@@ -171,7 +181,7 @@ def confirmation_seeds(study_seed: int, count: int) -> tuple[int, ...]:
 
 
 def stored_confirmation(study: Any) -> Confirmation | None:
-    text = study.user_attrs.get(CONFIRMATION_ATTR)
+    text = study.user_attrs.get(CONFIRMATION)
     return Confirmation.from_json(text) if text else None
 
 
@@ -194,11 +204,11 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
     picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {})]
     seen: list[dict[str, Any]] = [{}]
     for trial in sorted_complete(study, spec):
-        placement = trial.user_attrs.get("placement") or {}
+        placement = trial.user_attrs.get(PLACEMENT) or {}
         if len(picks) > top or placement in seen:
             continue
         seen.append(placement)
-        kind = trial.user_attrs.get("baseline")
+        kind = trial.user_attrs.get(BASELINE)
         label = f"trial {trial.number} ({kind or _describe(trial.params)})"
         picks.append(_Pick(label, trial.number, kind, placement))
     return picks
@@ -207,6 +217,17 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in params.items()) or "fixed"
+
+
+def confirm_stoppable(study: Any, spec: Any, *, tracking_uri: str, top: int | None = None,
+                      show_progress: bool = True) -> Confirmation | None:
+    """``ensure_confirmation`` where Ctrl-C or SIGTERM stop between trainings and keep
+    what is done."""
+    from sweep.interrupt import stop_on_signals
+
+    with stop_on_signals():
+        return ensure_confirmation(study, spec, tracking_uri=tracking_uri, top=top,
+                                   show_progress=show_progress)
 
 
 def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progress: bool = True,
@@ -233,14 +254,14 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
                         if _key(p.placement, seeds) in done)
         result = Confirmation(metric=metric, direction=spec.primary.resolved_direction,
                               configs=configs)
-        study.set_user_attr(CONFIRMATION_ATTR, result.to_json())
+        study.set_user_attr(CONFIRMATION, result.to_json())
         return result
 
     if not todo:
         return store()
+    from sweep.answers.note import make_tracker
     from sweep.study.progress import ConfirmProgress
     from sweep.training.trainer import Trainer
-    from sweep.workers.loop import make_tracker
 
     tracker = make_tracker(study, spec, tracking_uri)
     trainer = Trainer(spec)
@@ -259,7 +280,7 @@ def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
              progress: Any) -> ConfirmedConfig:
     from sweep.errors import TrialFailed
-    from sweep.tracking.tracker import ROLE_CONFIRM, ROLE_TAG, placement_params
+    from sweep.tracking.tracker import placement_params
 
     figures: dict[str, list[float]] = {}
     run_ids: list[str] = []
@@ -267,9 +288,9 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
         progress.step(f"{pick.label}, seed {index + 1}/{len(seeds)}")
         run = tracker.start_run(
             f"confirm {pick.label} seed {index + 1}",
-            {**placement_params(pick.placement), "seed": str(seed)},
-            {ROLE_TAG: ROLE_CONFIRM, "sweep.confirm_label": pick.label,
-             **({"sweep.confirm_of": str(pick.trial_number)}
+            {**placement_params(pick.placement), SEED: str(seed)},
+            {ROLE_TAG: ROLE_CONFIRM, CONFIRM_LABEL_TAG: pick.label,
+             **({CONFIRM_OF_TAG: str(pick.trial_number)}
                 if pick.trial_number is not None else {})}, under="confirmation")
         try:
             fitted = trainer.fit(pick.placement, seed, run.log_epoch)
@@ -287,7 +308,7 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
             run.finish("COMPLETE", final)
         run_ids.append(run.reference)
         for name, value in final.items():
-            figures.setdefault(name.removeprefix("final/"), []).append(float(value))
+            figures.setdefault(name.removeprefix(FINAL), []).append(float(value))
     return ConfirmedConfig(label=pick.label, trial_number=pick.trial_number,
                            baseline=pick.baseline, placement=pick.placement, seeds=seeds,
                            figures={k: tuple(v) for k, v in figures.items()},

@@ -1,5 +1,5 @@
 """What the study's MLflow run says about the study: its settings (params, written once
-with the run) and a Markdown description (``mlflow.note.content``), renewed when the
+with the run) and a Markdown description (``{NOTE_TAG}``), renewed when the
 study ends and after each ``sweep report``: the objective, the best trial with a link,
 its effect against no regularization, and whether confirmation over seeds supports it.
 
@@ -8,12 +8,16 @@ No MLflow here: the tracker logs what these functions compute (``sweep.tracking.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from sweep.keys import CONFIRM, CONFIRMATION_TAG, MLFLOW_PLACE, NOTE_TAG, STUDY_PARAM, STUDY_UID
 from sweep.spec import StudySpec
-from sweep.tracking.tracker import NOTE_TAG, run_path, sorted_runs_query
+from sweep.study.identity import worker_name
+from sweep.tracking.tracker import StudyTracker, run_path, sorted_runs_query
 
-CONFIRMATION_TAG = "best/confirmation"  # a tag: the verdict changes as reports come
+log = logging.getLogger("sweep")
+
 
 
 def settings_params(spec: StudySpec) -> dict[str, str]:
@@ -24,16 +28,16 @@ def settings_params(spec: StudySpec) -> dict[str, str]:
     placements = "mask" + (f" ({placement.mask})" if isinstance(placement.mask, str) else "") \
         if placement.mask else ", ".join(placement.choices or ())
     return {
-        "study/objective": ", ".join(f"{o.metric} ({o.resolved_direction})"
+        f"{STUDY_PARAM}objective": ", ".join(f"{o.metric} ({o.resolved_direction})"
                                      for o in spec.objective),
-        "study/sampler": spec.sampler,
-        "study/pruner": spec.pruner.name,
-        "study/placements": placements,
-        "study/targets": ", ".join(search.targets),
-        "study/coefficients": search.coefficients,
-        "study/data": spec.data.source,
-        "study/epochs": str(spec.train.epochs),
-        "study/seed": str(spec.seed),
+        f"{STUDY_PARAM}sampler": spec.sampler,
+        f"{STUDY_PARAM}pruner": spec.pruner.name,
+        f"{STUDY_PARAM}placements": placements,
+        f"{STUDY_PARAM}targets": ", ".join(search.targets),
+        f"{STUDY_PARAM}coefficients": search.coefficients,
+        f"{STUDY_PARAM}data": spec.data.source,
+        f"{STUDY_PARAM}epochs": str(spec.train.epochs),
+        f"{STUDY_PARAM}seed": str(spec.seed),
     }
 
 
@@ -66,14 +70,14 @@ def confirmation_metrics(confirmation: Any) -> dict[str, float]:
         slug = "baseline" if config.baseline == "none" else f"trial_{config.trial_number}"
         mean, std = config.mean(metric), config.std(metric)
         if mean is not None:
-            found[f"confirm/{slug}/{metric}_mean"] = float(mean)
+            found[f"{CONFIRM}{slug}/{metric}_mean"] = float(mean)
         if std is not None:
-            found[f"confirm/{slug}/{metric}_std"] = float(std)
+            found[f"{CONFIRM}{slug}/{metric}_std"] = float(std)
         comparison = confirmation.compare(config)
         if comparison is not None:
-            found[f"confirm/{slug}/delta"] = float(comparison.difference)
-            found[f"confirm/{slug}/p_value"] = float(comparison.p_value)
-            found[f"confirm/{slug}/exceeds_noise"] = 1.0 if comparison.significant else 0.0
+            found[f"{CONFIRM}{slug}/delta"] = float(comparison.difference)
+            found[f"{CONFIRM}{slug}/p_value"] = float(comparison.p_value)
+            found[f"{CONFIRM}{slug}/exceeds_noise"] = 1.0 if comparison.significant else 0.0
     return found
 
 
@@ -142,10 +146,33 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
 
 def remember_place(study: Any, tracker: Any) -> None:
     """Record on the Optuna study where its MLflow runs are (see ``keys.MLFLOW_PLACE``)."""
-    from sweep.keys import MLFLOW_PLACE
     from sweep.redact import mask_url
 
     place = {"tracking": mask_url(tracker.tracking_uri),
              "experiment_id": tracker.experiment_id(), "study_run_id": tracker.parent_run_id()}
     if study.user_attrs.get(MLFLOW_PLACE) != place:
         study.set_user_attr(MLFLOW_PLACE, place)
+
+
+def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker:
+    """The tracker of this process's runs, with the study's run opened and described."""
+    tracker = StudyTracker(
+        tracking_uri, experiment=spec.experiment_name, study_name=spec.name,
+        study_uid=study.user_attrs[STUDY_UID], worker=worker_name(),
+    )
+    try:
+        tracker.parent_run_id(spec.canonical())
+    except Exception as error:  # MLflow down: trials spool their runs; sync links them
+        log.warning("MLflow unreachable at start-up (%s); trial runs will be spooled",
+                    type(error).__name__)
+        return tracker
+    describe_study(study, spec, tracker)
+    return tracker
+
+
+def describe_study(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
+    """``publish``, never worth stopping a worker for."""
+    try:
+        publish(study, spec, tracker)
+    except Exception as error:
+        log.warning("could not describe the study's MLflow run: %s", type(error).__name__)

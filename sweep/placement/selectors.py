@@ -1,6 +1,6 @@
 """Placement selectors: which slots a named placement regularizes.
 
-Grammar (DESIGN.md): ``none``, ``all``, ``first``, ``last`` (the output layer),
+Grammar: ``none``, ``all``, ``first``, ``last`` (the output layer),
 ``penultimate``, ``before_flatten`` (the slot feeding a Flatten or global-pooling layer),
 ``after_flatten`` (the slot fed by it), ``conv``, ``dense``, a layer name, and unions
 ``a+b``. ``before_flatten``/``after_flatten`` follow the model graph, so they work for

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from sqlalchemy import text
 
 from sweep.errors import SweepError
-from sweep.keys import FAIL_REASON, INTERRUPTED
+from sweep.keys import FAIL_REASON, INTERRUPTED, RETRY_HISTORY, SPEC
 
 log = logging.getLogger("sweep")
 
@@ -53,7 +53,7 @@ def given_back(trials: list[Any]) -> set[int]:
     (a lost worker's trial) or interrupted (its configuration was queued again)."""
     retried: set[int] = set()
     for trial in trials:
-        retried.update(trial.system_attrs.get("retry_history", []))
+        retried.update(trial.system_attrs.get(RETRY_HISTORY, []))
     return {t.number for t in trials
             if t.state == TrialState.FAIL and (
                 t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}
@@ -69,7 +69,7 @@ class BudgetedStorage(RDBStorage):
     _thread_lock = threading.Lock()
 
     def budget(self, study_id: int) -> int | None:
-        spec = self.get_study_user_attrs(study_id).get("spec") or {}
+        spec = self.get_study_user_attrs(study_id).get(SPEC) or {}
         return (spec.get("budget") or {}).get("n_trials")
 
     # Optuna's cache layer (_CachedStorage, which wraps every RDB storage in a study) calls
@@ -116,7 +116,7 @@ class BudgetedStorage(RDBStorage):
                     select(TrialSystemAttributeModel.value_json)
                     .join(TrialModel, TrialModel.trial_id == TrialSystemAttributeModel.trial_id)
                     .where(TrialModel.study_id == study_id,
-                           TrialSystemAttributeModel.key == "retry_history")).scalars():
+                           TrialSystemAttributeModel.key == RETRY_HISTORY)).scalars():
                 retried.update(json.loads(history))
         given_back = {trial_id for trial_id, number in failed.items()
                       if trial_id in interrupted or number in retried}

@@ -13,13 +13,10 @@ import warnings
 from typing import Any
 
 from sweep.errors import SpecError
+from sweep.keys import BASELINE, FINGERPRINT, PLACEMENT, SPEC, STUDY_UID
 from sweep.redact import mask_url
 from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
 
-SPEC_ATTR = "spec"
-FINGERPRINT_ATTR = "spec_fingerprint"
-UID_ATTR = "study_uid"
-BASELINE_ATTR = "baseline"  # user attr of the queued baseline trials: its kind
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -68,14 +65,14 @@ def make_pruner(spec: StudySpec):
 
 
 def stored_spec(study: Any) -> StudySpec:
-    data = study.user_attrs.get(SPEC_ATTR)
+    data = study.user_attrs.get(SPEC)
     if data is None:
         raise SpecError("STUDY_NAME", "this study was not created by regsweep (no stored spec)",
                         study.study_name)
     spec = parse_spec(data)
     # The spec is what workers train (a builder in it is code they run): one rewritten in
     # the database behind `sweep create`'s back is refused, not obeyed.
-    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    recorded = study.user_attrs.get(FINGERPRINT)
     if recorded is not None and recorded != spec.fingerprint():
         raise SpecError("STUDY_NAME", "the spec stored in this study was changed outside "
                         "`sweep create`/`sweep run` (its fingerprint does not match); "
@@ -116,8 +113,8 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
         optuna.delete_study(study_name=spec.name, storage=storage)
         existing = None
     if existing is not None:
-        if existing.user_attrs.get(FINGERPRINT_ATTR) != spec.fingerprint():
-            stored = existing.user_attrs.get(SPEC_ATTR) or {}
+        if existing.user_attrs.get(FINGERPRINT) != spec.fingerprint():
+            stored = existing.user_attrs.get(SPEC) or {}
             differences = _spec_differences(
                 {k: v for k, v in stored.items() if k not in OPERATIONAL_KEYS},
                 spec.canonical(operational=False))
@@ -127,17 +124,17 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
                 f"({'; '.join(differences[:5]) or 'fingerprint differs'}); "
                 "rename the study, or pass --force-new to archive the old one and start afresh",
                 spec.name, show_value=False)
-        if existing.user_attrs[SPEC_ATTR] != spec.canonical():
-            existing.set_user_attr(SPEC_ATTR, spec.canonical())
+        if existing.user_attrs[SPEC] != spec.canonical():
+            existing.set_user_attr(SPEC, spec.canonical())
         return existing, spec
     directions = spec.directions
     study = optuna.create_study(
         study_name=spec.name, storage=storage, directions=directions,
         sampler=make_sampler(spec, space), pruner=make_pruner(spec),
     )
-    study.set_user_attr(SPEC_ATTR, spec.canonical())
-    study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint())
-    study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+    study.set_user_attr(SPEC, spec.canonical())
+    study.set_user_attr(FINGERPRINT, spec.fingerprint())
+    study.set_user_attr(STUDY_UID, uuid.uuid4().hex)
     if space is not None:
         enqueue_baselines(study, spec, space)
     return study, spec
@@ -148,7 +145,7 @@ def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
     trials first), so every study answers "better than no regularization, and than plain
     weight decay?" The queued trials carry their placement; they count in the budget."""
     for name, placement in space.baselines()[:spec.budget.n_trials]:
-        study.enqueue_trial({}, user_attrs={BASELINE_ATTR: name, "placement": placement},
+        study.enqueue_trial({}, user_attrs={BASELINE: name, PLACEMENT: placement},
                             skip_if_exists=False)
 
 
@@ -168,6 +165,18 @@ def load(storage: Any, name: str, *, storage_url: str = ""):
         raise SpecError("STUDY_NAME", f"no such study in {mask_url(storage_url) or 'storage'}",
                         name)
     return study, stored_spec(study)
+
+
+def load_named(storage_url: str, name: str, *, read_only: bool = True,
+               field: str = "--storage"):
+    """(storage, study, spec) of the study ``name`` in an existing storage (``field``:
+    how the caller names the storage in errors)."""
+    from sweep.study.storage import quiet_optuna, read_storage
+
+    quiet_optuna()
+    storage = read_storage(storage_url, read_only=read_only, field=field)
+    study, spec = load(storage, name, storage_url=storage_url)
+    return storage, study, spec
 
 
 def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0) -> None:

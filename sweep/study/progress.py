@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sweep.keys import FAIL_REASON
+
 
 class StudyProgress:
     def __init__(self, *, study_name: str, budget: int, done: int, epochs: int, metric: str,
@@ -60,7 +62,7 @@ class StudyProgress:
 
         self.done = finished_count(study)
         value = "" if not trial.values else f" {self.metric}={trial.values[0]:.4f}"
-        reason = trial.user_attrs.get("fail_reason")
+        reason = trial.user_attrs.get(FAIL_REASON)
         try:
             best = f" (best {study.best_value:.4f})"
         except (ValueError, RuntimeError):  # none complete yet / several objectives

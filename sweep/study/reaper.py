@@ -16,7 +16,15 @@ from typing import Any
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from sweep.keys import CHECKPOINT, FAIL_REASON, LOST, MLFLOW_RUN_ID
+from sweep.keys import (
+    CHECKPOINT,
+    FAIL_REASON,
+    LOST,
+    MLFLOW_RUN_ID,
+    RETRY_HISTORY,
+    STUDY_UID,
+    WORKER,
+)
 
 log = logging.getLogger("sweep")
 
@@ -37,17 +45,16 @@ class StaleTrialCallback:
         if run_id and self.tracking_uri:
             from sweep.tracking.tracker import mark_run_lost
 
-            mark_run_lost(self.tracking_uri, run_id, trial.user_attrs.get("worker"))
+            mark_run_lost(self.tracking_uri, run_id, trial.user_attrs.get(WORKER))
         self.retry(study, trial)
-        retried = len(trial.system_attrs.get("retry_history", [])) < self.max_retry
+        retried = len(trial.system_attrs.get(RETRY_HISTORY, [])) < self.max_retry
         origin = trial.user_attrs.get(CHECKPOINT)
         if not retried and origin is not None and self.checkpoints is not None:
-            from sweep.study.create import UID_ATTR
             from sweep.training import checkpoint
 
             # No retry will resume it: the configuration's checkpoint goes.
             checkpoint.remove(checkpoint.folder(self.checkpoints(study),
-                                                study.user_attrs[UID_ATTR], origin))
+                                                study.user_attrs[STUDY_UID], origin))
 
 
 def reap(study: Any) -> list[int]:

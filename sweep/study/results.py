@@ -7,15 +7,32 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sweep.keys import MLFLOW_RUN_ID, SPOOL_PREFIX
+from sweep.keys import (
+    BASELINE,
+    DUPLICATE_OF,
+    EPOCHS_RUN,
+    FAIL_REASON,
+    FINAL,
+    GPU,
+    MLFLOW_RUN_ID,
+    PLACEMENT,
+    PRUNED_AT_EPOCH,
+    SEED,
+    SPEC,
+    SPOOL_PREFIX,
+    WORKER,
+    synced_run_key,
+)
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
-from sweep.study.create import BASELINE_ATTR
 from sweep.study.limits import deadline, halt_reason
+
+log = logging.getLogger("sweep")
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -30,8 +47,48 @@ def logged_run_id(trial: Any, links: Mapping[str, Any] | None = None) -> str | N
     user attrs (``links``); until then there is no run to point at."""
     run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
     if isinstance(run_id, str) and run_id.startswith(SPOOL_PREFIX):
-        run_id = (links or {}).get(f"{MLFLOW_RUN_ID}/{trial.number}")
+        run_id = (links or {}).get(synced_run_key(trial.number))
     return run_id or None
+
+
+def generalization_gap(final: Mapping[str, Any], name: str | None = None) -> float | None:
+    """How much better the model does on its training data than on validation data, from
+    a trial's ``final/*`` figures: train − validation for an accuracy, validation − train
+    for a loss. ``name``: the metric (``accuracy``, ``data_loss``, ...); without it,
+    accuracy where recorded, else the data loss."""
+    for metric in [name] if name else ["accuracy", "data_loss"]:
+        train, val = final.get(f"{FINAL}train_{metric}"), final.get(f"{FINAL}val_{metric}")
+        if train is not None and val is not None:
+            return train - val if metric.endswith("accuracy") else val - train
+    return None
+
+
+def link_runs(storage_url: str, replayed: Sequence[Any]) -> int:
+    """Record the real run ids of replayed spooled runs on their studies (a finished Optuna
+    trial is read-only, so on the study: see ``logged_run_id``). Returns how many."""
+    import optuna
+
+    from sweep.errors import FatalError
+    from sweep.study.storage import open_storage, quiet_optuna
+
+    fresh = [r for r in replayed if r.study_name is not None and r.trial_number is not None]
+    if not fresh:
+        return 0
+    quiet_optuna()
+    try:
+        storage = open_storage(storage_url)
+    except FatalError as error:
+        log.warning("trials not linked to their runs: %s", error)
+        return 0
+    linked = 0
+    for item in fresh:
+        try:
+            study = optuna.load_study(study_name=item.study_name, storage=storage)
+        except KeyError:
+            continue
+        study.set_user_attr(synced_run_key(item.trial_number), item.run_id)
+        linked += 1
+    return linked
 
 
 def trial_row(trial: Any, links: dict[str, Any] | None = None,
@@ -48,23 +105,23 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
         "number": trial.number,
         "state": _state(trial),
         "value": values[0] if values else None,
-        "baseline": attrs.get(BASELINE_ATTR),
-        "placement": describe_placement(attrs.get("placement") or {}),
-        "resolved_placement": json.dumps(attrs.get("placement") or {}, sort_keys=True),
-        "seed": attrs.get("seed"),
-        "epochs_run": attrs.get("epochs_run"),
-        "pruned_at_epoch": attrs.get("pruned_at_epoch"),
+        BASELINE: attrs.get(BASELINE),
+        "placement": describe_placement(attrs.get(PLACEMENT) or {}),
+        "resolved_placement": json.dumps(attrs.get(PLACEMENT) or {}, sort_keys=True),
+        SEED: attrs.get(SEED),
+        EPOCHS_RUN: attrs.get(EPOCHS_RUN),
+        PRUNED_AT_EPOCH: attrs.get(PRUNED_AT_EPOCH),
         "duration_s": round(duration, 3) if duration is not None else None,
-        "mlflow_run_id": run_id,
-        "worker": attrs.get("worker"),
-        "duplicate_of": attrs.get("duplicate_of"),
-        "fail_reason": attrs.get("fail_reason"),
+        MLFLOW_RUN_ID: run_id,
+        WORKER: attrs.get(WORKER),
+        DUPLICATE_OF: attrs.get(DUPLICATE_OF),
+        FAIL_REASON: attrs.get(FAIL_REASON),
     }
     if len(metrics) > 1:
         row.update({f"value:{metric}": values[i] if len(values) > i else None
                     for i, metric in enumerate(metrics)})
     row.update({f"param:{k}": v for k, v in trial.params.items()})
-    row.update({k: v for k, v in attrs.items() if k.startswith("final/")})
+    row.update({k: v for k, v in attrs.items() if k.startswith(FINAL)})
     return row
 
 
@@ -85,10 +142,10 @@ def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     for trial in complete:
-        if trial.user_attrs.get(BASELINE_ATTR) == kind:
+        if trial.user_attrs.get(BASELINE) == kind:
             return trial
     if kind == BASELINE_NONE:
-        return next((t for t in complete if t.user_attrs.get("placement") == {}), None)
+        return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}), None)
     return None
 
 
@@ -173,10 +230,10 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     remaining = max(0, spec.budget.n_trials - used_budget(trials))
     ages = (heartbeat_ages(study) or {}) if counts.get("RUNNING") else {}
     workers = [
-        {"trial": t.number, "worker": t.user_attrs.get("worker"),
-         "host": (t.user_attrs.get("worker") or "?:?").rsplit(":", 1)[0],
-         "pid": (t.user_attrs.get("worker") or "?:?").rsplit(":", 1)[1],
-         "gpu": t.user_attrs.get("gpu"),
+        {"trial": t.number, "worker": t.user_attrs.get(WORKER),
+         "host": (t.user_attrs.get(WORKER) or "?:?").rsplit(":", 1)[0],
+         "pid": (t.user_attrs.get(WORKER) or "?:?").rsplit(":", 1)[1],
+         "gpu": t.user_attrs.get(GPU),
          "seconds_since_heartbeat": round(ages[t._trial_id], 1) if t._trial_id in ages
          else None}
         for t in trials if _state(t) == "RUNNING"
@@ -197,7 +254,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         "states": {state: counts.get(state, 0) for state in STATES},
         "best_value": best[0].values[0] if best else None,
         "best_trial": best[0].number if best else None,
-        "best_placement": describe_placement(best[0].user_attrs.get("placement") or {})
+        "best_placement": describe_placement(best[0].user_attrs.get(PLACEMENT) or {})
         if best else None,
         "remaining": remaining,
         "requeued": len(requeued),
@@ -227,7 +284,7 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         complete = [t for t in trials if _state(t) == "COMPLETE" and t.values]
         maximize = study.directions[0].name == "MAXIMIZE"
         best = (max if maximize else min)((t.values[0] for t in complete), default=None)
-        budget = (study.user_attrs.get("spec") or {}).get("budget", {}).get("n_trials")
+        budget = (study.user_attrs.get(SPEC) or {}).get("budget", {}).get("n_trials")
         requeued = len(given_back(trials))
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 from sweep.locations import check_storage_url, normalize_storage_url
@@ -45,6 +46,25 @@ def open_storage(url: str, *, read_only: bool = False):
 
         raise FatalError(f"cannot open storage {mask_url(url)}: "
                          f"{describe_failure(root_cause(error), 300)}") from None
+
+
+def quiet_optuna() -> None:
+    """Our own progress lines say what finished and why; Optuna's INFO lines would repeat
+    them."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def read_storage(url: str, *, read_only: bool = True, field: str = "--storage"):
+    """A storage that must already exist (commands that read a study): a missing SQLite
+    file is bad input, never created as a side effect."""
+    from sweep.errors import SpecError
+
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" \
+            and not Path(url.removeprefix("sqlite:///")).exists():
+        raise SpecError(field, "no study storage at this path", url)
+    return open_storage(url, read_only=read_only)
 
 
 def _grpc_proxy(url: str):

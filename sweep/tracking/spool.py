@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweep.keys import STUDY_NAME_TAG, TRIAL_NUMBER_TAG
+
 
 def spool_dir() -> Path:
     return Path(os.environ.get("SWEEP_SPOOL_DIR", "sweep-spool"))
@@ -81,7 +83,7 @@ def spooled_studies(folder: Path | None = None) -> set[str]:
     for path in pending(folder):
         with path.open() as handle:
             first = json.loads(handle.readline())
-        name = first.get("tags", {}).get("optuna.study_name")
+        name = first.get("tags", {}).get(STUDY_NAME_TAG)
         if first.get("op") == "create_run" and name is not None:
             names.add(name)
     return names
@@ -111,9 +113,9 @@ def replay(path: Path, *, resolve_run: Callable[[Mapping[str, Any]], tuple[Any, 
         partial.replace(progress_path)
     first = records[0]
     tags = first.get("tags", {})
-    number = tags.get("optuna.trial_number")
+    number = tags.get(TRIAL_NUMBER_TAG)
     path.unlink()
     progress_path.unlink(missing_ok=True)
     return Replayed(run_id=run_id, operations=len(records) - 1,
-                    study_name=tags.get("optuna.study_name"),
+                    study_name=tags.get(STUDY_NAME_TAG),
                     trial_number=int(number) if number is not None else None, key=path.stem)

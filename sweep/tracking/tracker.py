@@ -1,6 +1,6 @@
 """Every MLflow call regsweep makes lives here.
 
-Layout (DESIGN.md): one experiment per study; one parent run per study (tag
+Layout (README, "The MLflow UI"): one experiment per study; one parent run per study (tag
 ``sweep.role=study``), found again when the study is resumed; one nested child run per
 trial named by what it tried (``#5 before_flatten l2=4.7e-4``); per-epoch metrics with
 step = epoch; run status follows the trial (COMPLETE→FINISHED, PRUNED→KILLED,
@@ -21,7 +21,30 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sweep.errors import describe_failure
-from sweep.keys import SPOOL_PREFIX
+from sweep.keys import (
+    CONFIRMATION_OF_TAG,
+    EXPERIMENT_KIND_TAG,
+    FAIL_REASON_TAG,
+    FINAL,
+    MODEL_DEVELOPMENT,
+    NOTE_TAG,
+    PARENT_RUN_TAG,
+    PLACEMENT,
+    RESUMED_FROM_RUN_TAG,
+    ROLE_CONFIRM,
+    ROLE_CONFIRMATION,
+    ROLE_STUDY,
+    ROLE_TAG,
+    ROLE_TRIAL,
+    RUN_KEY_TAG,
+    RUNS_VIEW_TAG,
+    SEED,
+    SPOOL_PREFIX,
+    STUDY_NAME_TAG,
+    STUDY_UID_TAG,
+    TRIAL_NUMBER_TAG,
+    WORKER_TAG,
+)
 from sweep.placement.space import Placement, describe_placement
 from sweep.tracking.spool import Spool
 
@@ -32,17 +55,6 @@ STATUS_BY_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED",
                    "INTERRUPTED": "KILLED"}
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 _PARAM_LIMIT = 6000  # MLflow's cap on a param value's length
-STUDY_UID_TAG = "sweep.study_uid"  # on the study's run: the Optuna study's uid
-ROLE_TAG = "sweep.role"  # what a run is: one of the roles below
-ROLE_STUDY, ROLE_TRIAL = "study", "trial"
-ROLE_CONFIRMATION, ROLE_CONFIRM = "confirmation", "confirm"  # the holder, a re-training
-# On the experiment: the query of its runs view (see runs_view_query), for `sweep ui`.
-RUNS_VIEW_TAG = "sweep.runs_view"
-NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
-# Without a kind, MLflow's UI guesses one and asks the user to confirm it in a dialog
-# over the runs table (3.7 and later); a sweep is model development, said once here.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-MODEL_DEVELOPMENT = "custom_model_development"
 FLUSH_SECONDS = 5.0  # epoch metrics reach MLflow at least this often (and at the end)
 
 
@@ -228,7 +240,7 @@ class StudyTracker:
             return self._parent_id
         run = self.client.create_run(
             self.experiment_id(), run_name=self.study_name,
-            tags={ROLE_TAG: ROLE_STUDY, "optuna.study_name": self.study_name,
+            tags={ROLE_TAG: ROLE_STUDY, STUDY_NAME_TAG: self.study_name,
                   STUDY_UID_TAG: self.study_uid},
         )
         self._parent_id = run.info.run_id
@@ -243,16 +255,16 @@ class StudyTracker:
             return self._confirmation_id
         runs = self.client.search_runs(
             [self.experiment_id()],
-            filter_string=f"tags.`sweep.confirmation_of` = '{self.study_uid}'",
+            filter_string=f"tags.`{CONFIRMATION_OF_TAG}` = '{self.study_uid}'",
             max_results=1, order_by=["attributes.start_time ASC"])
         if runs:
             self._confirmation_id = runs[0].info.run_id
             return self._confirmation_id
         run = self.client.create_run(
             self.experiment_id(), run_name="confirmation",
-            tags={ROLE_TAG: ROLE_CONFIRMATION, "sweep.confirmation_of": self.study_uid,
-                  "optuna.study_name": self.study_name,
-                  "mlflow.parentRunId": self.parent_run_id(),
+            tags={ROLE_TAG: ROLE_CONFIRMATION, CONFIRMATION_OF_TAG: self.study_uid,
+                  STUDY_NAME_TAG: self.study_name,
+                  PARENT_RUN_TAG: self.parent_run_id(),
                   NOTE_TAG: "Re-trainings of the best configurations and of "
                   "the no-regularization baseline over fresh seeds (`sweep report`), each "
                   "tested once: one child run per configuration and seed."})
@@ -302,7 +314,7 @@ class StudyTracker:
             spool = Spool.for_run(None, {
                 "op": "study_run", "tracking_uri": self.tracking_uri,
                 "experiment": self.experiment_name, "study_name": self.study_name,
-                "study_uid": self.study_uid, "tags": {"sweep.worker": self.worker}})
+                "study_uid": self.study_uid, "tags": {WORKER_TAG: self.worker}})
             spool.append({"op": "terminate", "status": status})
             log.warning("MLflow unreachable (%s); the study run's status %s is spooled to %s",
                         describe_failure(error, 200), status, spool.path)
@@ -316,11 +328,11 @@ class StudyTracker:
         placement, logged as the ``placement`` param when the search has none of its own
         (baselines, a single choice, masks)."""
         values = {**{k: str(v) for k, v in params.items()}, **placement_params(placement),
-                  "seed": str(seed)}
+                  SEED: str(seed)}
         if label is not None:
-            values.setdefault("placement", label)
+            values.setdefault(PLACEMENT, label)
         return self.start_run(name or f"trial-{number}", values,
-                              {"optuna.trial_number": str(number), ROLE_TAG: ROLE_TRIAL,
+                              {TRIAL_NUMBER_TAG: str(number), ROLE_TAG: ROLE_TRIAL,
                                **(tags or {})})
 
     def start_run(self, run_name: str, params: Mapping[str, str],
@@ -332,8 +344,8 @@ class StudyTracker:
                   "study_uid": self.study_uid, "run_name": run_name,
                   # A key chosen here, before MLflow is asked: if the store creates the run but
                   # the answer is lost, `sweep sync` finds that run instead of making another.
-                  "tags": {"optuna.study_name": self.study_name, **tags,
-                           "sweep.worker": self.worker, "sweep.run_key": uuid.uuid4().hex}}
+                  "tags": {STUDY_NAME_TAG: self.study_name, **tags,
+                           WORKER_TAG: self.worker, RUN_KEY_TAG: uuid.uuid4().hex}}
         values = dict(params)
         run = TrialRun(self)
         run.submit(create, wait=True)
@@ -345,7 +357,7 @@ class StudyTracker:
             self.parent_run_id()
         run = self.client.create_run(
             self.experiment_id(), run_name=op["run_name"],
-            tags={**op["tags"], "mlflow.parentRunId": parent})
+            tags={**op["tags"], PARENT_RUN_TAG: parent})
         return run.info.run_id
 
     # ------------------------------------------------------------ the report (sweep report)
@@ -483,7 +495,7 @@ class TrialRun:
             return  # that run has not reached MLflow yet; `sweep sync` replays it there
         client = self.tracker.client
         try:
-            keys = [k for k in client.get_run(run_id).data.metrics if not k.startswith("final/")]
+            keys = [k for k in client.get_run(run_id).data.metrics if not k.startswith(FINAL)]
             history = [[m.key, m.value, m.timestamp, m.step] for key in keys
                        for m in client.get_metric_history(run_id, key)
                        if 1 <= m.step <= up_to_step]
@@ -493,7 +505,7 @@ class TrialRun:
             return
         if history:
             self.submit({"op": "log", "metrics": history,
-                         "tags": {"sweep.resumed_from_run": run_id}})
+                         "tags": {RESUMED_FROM_RUN_TAG: run_id}})
 
     def flush(self) -> None:
         if self._pending:
@@ -505,7 +517,7 @@ class TrialRun:
                reason: str | None = None, tags: Mapping[str, str] | None = None) -> None:
         """Log the final figures, close the run with the trial's state, wait until done."""
         self.flush()
-        tags = {**(tags or {}), **({"sweep.fail_reason": reason[:5000]} if reason else {})}
+        tags = {**(tags or {}), **({FAIL_REASON_TAG: reason[:5000]} if reason else {})}
         if final or tags:
             stamp = _now_ms()
             self.submit({"op": "log", "tags": tags,
@@ -531,12 +543,12 @@ def sync(tracking_uri: str | None = None) -> list[Any]:
             return _client(uri), first["run_id"]
         tracker = StudyTracker(uri, experiment=first["experiment"],
                                study_name=first["study_name"], study_uid=first["study_uid"],
-                               worker=first["tags"].get("sweep.worker", ""))
+                               worker=first["tags"].get(WORKER_TAG, ""))
         if first["op"] == "study_run":  # the study's own run: found, or made, by its uid
             return tracker.client, tracker.parent_run_id()
-        key = first["tags"]["sweep.run_key"]
+        key = first["tags"][RUN_KEY_TAG]
         found = tracker.client.search_runs(
-            [tracker.experiment_id()], filter_string=f"tags.`sweep.run_key` = '{key}'",
+            [tracker.experiment_id()], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'",
             max_results=1)
         return tracker.client, found[0].info.run_id if found else tracker.create_run(first)
 
@@ -564,7 +576,7 @@ def mark_run_lost(tracking_uri: str, run_id: str, worker: str | None) -> None:
         return
     client = _client(tracking_uri)
     try:
-        client.set_tag(run_id, "sweep.fail_reason",
+        client.set_tag(run_id, FAIL_REASON_TAG,
                        f"worker {worker or '?'} stopped sending heartbeats")
         client.set_terminated(run_id, "FAILED")
     except Exception as error:  # the study's bookkeeping must not depend on MLflow

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep.keys import FINAL
 from sweep.spec import TrainSpec
 from sweep.training.data import Splits
 from sweep.training.runtime import import_keras
@@ -116,5 +117,5 @@ def evaluate(model: Any, batches: Batches) -> dict[str, float]:
     for split, dataset in batches.ordered.items():
         scores = model.evaluate(dataset, verbose=0, return_dict=True)
         for name, value in scores.items():
-            results[f"final/{split}_{name}"] = float(value)
+            results[f"{FINAL}{split}_{name}"] = float(value)
     return results

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
+from sweep.keys import FINAL
 from sweep.spec import StudySpec
 
 EpochSink = Callable[[int, dict[str, float]], None]
@@ -115,7 +116,7 @@ class Trainer:
 
         final = evaluate(fitted.model, self._batches)
         measured = fitted.norms.measure()
-        final["final/penalty_total"] = measured["penalty/total"]
-        final["final/weights_l2_total"] = measured.get("weights/l2_total", 0.0)
-        final["final/weights_sparsity"] = measured.get("weights/sparsity", 0.0)
+        final[f"{FINAL}penalty_total"] = measured["penalty/total"]
+        final[f"{FINAL}weights_l2_total"] = measured.get("weights/l2_total", 0.0)
+        final[f"{FINAL}weights_sparsity"] = measured.get("weights/sparsity", 0.0)
         return final

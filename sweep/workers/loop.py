@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import zlib
 from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
+from sweep.answers.note import describe_study
 from sweep.errors import FatalError, TrialFailed, describe_failure
-from sweep.keys import LOST
+from sweep.keys import LOST, WORKER
 from sweep.placement.space import SearchSpace
 from sweep.spec import StudySpec
 from sweep.study.budget import is_budget_exhausted, used_budget
-from sweep.study.create import UID_ATTR, finished_count
+from sweep.study.create import finished_count
 from sweep.study.limits import halt_reason
 from sweep.study.progress import StudyProgress
 from sweep.tracking.tracker import StudyTracker
@@ -28,21 +27,6 @@ log = logging.getLogger("sweep")
 # Consecutive storage failures (database restarted, connections dropped) a worker rides
 # out before giving up; each costs at most the trial in flight.
 STORAGE_RETRIES = 8
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def worker_index() -> int:
-    """Distinguishes workers' sampler seeds. Launchers set SWEEP_WORKER_INDEX (or the
-    cluster's own index); a worker started by hand gets one from its host and pid, so
-    two workers never replay the same random start-up trials."""
-    for variable in ("SWEEP_WORKER_INDEX", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"):
-        value = os.environ.get(variable, "")
-        if value.isdigit():
-            return int(value)
-    return 1 + zlib.crc32(worker_name().encode()) % 1_000_003
 
 
 def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -> None:
@@ -70,32 +54,6 @@ def checkpoint_root(study: Any, spec: StudySpec) -> Path:
         return Path(configured).expanduser()
     backend = getattr(study._storage, "_backend", study._storage)
     return default_root(getattr(backend, "url", None))
-
-
-def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker:
-    tracker = StudyTracker(
-        tracking_uri, experiment=spec.experiment_name, study_name=spec.name,
-        study_uid=study.user_attrs[UID_ATTR], worker=worker_name(),
-    )
-    try:
-        tracker.parent_run_id(spec.canonical())
-    except Exception as error:  # MLflow down: trials spool their runs; sync links them
-        log.warning("MLflow unreachable at start-up (%s); trial runs will be spooled",
-                    type(error).__name__)
-        return tracker
-    describe_study(study, spec, tracker)
-    return tracker
-
-
-def describe_study(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
-    """The study run's settings and description (sweep.answers.note); never worth stopping a
-    worker for."""
-    from sweep.answers import note as study_note
-
-    try:
-        study_note.publish(study, spec, tracker)
-    except Exception as error:
-        log.warning("could not describe the study's MLflow run: %s", type(error).__name__)
 
 
 def _is_storage_error(error: BaseException) -> bool:
@@ -205,7 +163,7 @@ def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
     try:
         fail_and_retry(study, [
             t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get("worker") == worker],
+            if t.user_attrs.get(WORKER) == worker],
             f"{LOST}: the database failed while it ran ({cause})")
     except Exception as error:  # still down: the next attempt, or the grace period, will do
         log.warning("could not recover this worker's trials yet: %s", type(error).__name__)

@@ -20,19 +20,30 @@ import numpy as np
 from sweep import interrupt
 from sweep.errors import TrialFailed, describe_failure
 from sweep.keys import (
+    BASELINE,
+    BASELINE_TAG,
     CHECKPOINT,
+    DUPLICATE_OF,
+    DUPLICATE_OF_TAG,
     EPOCHS_RUN,
     FAIL_REASON,
+    FINAL,
+    GPU,
     INTERRUPTED,
     MLFLOW_RUN_ID,
     PLACEMENT,
+    PRUNED_AT_EPOCH,
+    PRUNED_AT_EPOCH_TAG,
     RESUMED_FROM_EPOCH,
     RESUMED_FROM_TRIAL,
+    RUN_NAME_TAG,
     SEED,
+    WORKER,
+    WORKER_RSS_MB,
 )
 from sweep.placement.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study.create import BASELINE_ATTR
+from sweep.study.results import generalization_gap
 from sweep.tracking.tracker import StudyTracker, TrialRun, duplicate_run_name, trial_run_name
 from sweep.training import checkpoint
 from sweep.training.trainer import Trainer
@@ -71,7 +82,7 @@ class Objective:
             self._interrupted(trial)
             raise
         attrs = trial.user_attrs
-        baseline = attrs.get(BASELINE_ATTR)
+        baseline = attrs.get(BASELINE)
         # A baseline trial was queued with its placement; it searches nothing.
         placement = attrs[PLACEMENT] if baseline else self.space.suggest(trial)
         # A trial that goes on with a stopped one's configuration (re-queued after a stop,
@@ -83,13 +94,13 @@ class Objective:
         trial.set_user_attr(SEED, seed)
         trial.set_user_attr(PLACEMENT, placement)
         trial.set_user_attr(CHECKPOINT, origin)
-        trial.set_user_attr("worker", self.tracker.worker)
+        trial.set_user_attr(WORKER, self.tracker.worker)
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-            trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
+            trial.set_user_attr(GPU, os.environ["CUDA_VISIBLE_DEVICES"])
         label = baseline or self.space.label(trial.params, placement)
         run = self.tracker.start_trial(
             trial.number, trial.params, placement, seed,
-            tags={"sweep.baseline": baseline} if baseline else None, label=label,
+            tags={BASELINE_TAG: baseline} if baseline else None, label=label,
             name=trial_run_name(trial.number, label, placement, baseline))
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
@@ -108,7 +119,7 @@ class Objective:
                 values = self._train(trial, run, placement, seed, folder, previous_run)
         except optuna.TrialPruned:
             run.finish("PRUNED", tags={
-                "sweep.pruned_at_epoch": str(trial.user_attrs.get("pruned_at_epoch", ""))})
+                PRUNED_AT_EPOCH_TAG: str(trial.user_attrs.get(PRUNED_AT_EPOCH, ""))})
             checkpoint.remove(folder)
             raise
         except KeyboardInterrupt:
@@ -165,14 +176,14 @@ class Objective:
         """Same resolved placement as a finished trial: the model would be the same, so its
         figures are reused instead of training again (a zero coefficient is no penalty,
         so differently-named searches often land on the same model)."""
-        final = {k: v for k, v in earlier.user_attrs.items() if k.startswith("final/")}
+        final = {k: v for k, v in earlier.user_attrs.items() if k.startswith(FINAL)}
         for name, figure in final.items():
             trial.set_user_attr(name, figure)
-        trial.set_user_attr("duplicate_of", earlier.number)
+        trial.set_user_attr(DUPLICATE_OF, earlier.number)
         # Renamed: the UI then says at a glance that this run trained nothing.
         run.finish("COMPLETE", final, tags={
-            "sweep.duplicate_of": str(earlier.number),
-            "mlflow.runName": duplicate_run_name(trial.number, earlier.number)})
+            DUPLICATE_OF_TAG: str(earlier.number),
+            RUN_NAME_TAG: duplicate_run_name(trial.number, earlier.number)})
         values = [float(v) for v in earlier.values]
         return values[0] if len(values) == 1 else values
 
@@ -217,14 +228,14 @@ class Objective:
         if fitted.failure:
             raise TrialFailed(fitted.failure)
         if pruning is not None and pruning.pruned_at is not None:
-            trial.set_user_attr("pruned_at_epoch", pruning.pruned_at)
+            trial.set_user_attr(PRUNED_AT_EPOCH, pruning.pruned_at)
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
 
         final = self.trainer.final_figures(fitted)
         values = objective_values(self.spec, final)
         for name, figure in final.items():
             trial.set_user_attr(name, figure)
-        trial.set_user_attr("worker_rss_mb", _rss_mb())
+        trial.set_user_attr(WORKER_RSS_MB, _rss_mb())
         run.finish("COMPLETE", final)
         return values[0] if len(values) == 1 else values
 
@@ -235,12 +246,9 @@ def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
     for item in spec.objective:
         metric = item.metric
         if metric.startswith(GAP_PREFIX):
-            name = metric.removeprefix(GAP_PREFIX)
-            train, val = final.get(f"final/train_{name}"), final.get(f"final/val_{name}")
-            value = None if train is None or val is None else (
-                train - val if name.endswith("accuracy") else val - train)
+            value = generalization_gap(final, metric.removeprefix(GAP_PREFIX))
         else:
-            value = final.get("final/" + metric.replace("/", "_"))
+            value = final.get(FINAL + metric.replace("/", "_"))
         if value is None or not math.isfinite(value):
             raise TrialFailed(f"{metric} is not a finite number ({value})")
         values.append(float(value))
@@ -253,7 +261,7 @@ def _same_config(trial: Any, placement: dict) -> Any:
 
     for other in trial.study.get_trials(deepcopy=False,
                                         states=(optuna.trial.TrialState.COMPLETE,)):
-        if other.user_attrs.get("placement") == placement and "duplicate_of" not in \
+        if other.user_attrs.get(PLACEMENT) == placement and DUPLICATE_OF not in \
                 other.user_attrs:
             return other
     return None

@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweep.keys import FAIL_REASON
+from sweep.keys import (
+    EPOCHS_RUN,
+    FAIL_REASON,
+    GPU,
+    PRUNED_AT_EPOCH,
+    RETRY_HISTORY,
+    WORKER,
+    WORKER_RSS_MB,
+)
 
 # User attrs that describe how one attempt ended, not the configuration.
-_NOT_INHERITED = (FAIL_REASON, "worker", "gpu", "worker_rss_mb", "epochs_run",
-                  "pruned_at_epoch")
+_NOT_INHERITED = (FAIL_REASON, WORKER, GPU, WORKER_RSS_MB, EPOCHS_RUN, PRUNED_AT_EPOCH)
 
 
 def requeue(study: Any, trial: Any) -> None:
@@ -29,7 +36,7 @@ def requeue(study: Any, trial: Any) -> None:
 
     system_attrs = dict(trial.system_attrs)
     system_attrs.setdefault("failed_trial", trial.number)
-    system_attrs.setdefault("retry_history", [])
+    system_attrs.setdefault(RETRY_HISTORY, [])
     study.add_trial(optuna.create_trial(
         state=optuna.trial.TrialState.WAITING,
         params=trial.params, distributions=trial.distributions,

@@ -1,0 +1,253 @@
+"""The comparison as tables of text (:class:`Table`), and the :class:`Report` that holds
+them: number formats, headers and the notes under each table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweep.answers import plots
+from sweep.answers.confirm import Confirmation
+from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
+from sweep.keys import FINAL, PLACEMENT
+from sweep.placement.space import describe_placement
+from sweep.spec import GAP_PREFIX, StudySpec
+from sweep.study.results import baseline_trial, pareto_front, sorted_complete
+
+ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
+JSON_FILE = "report.json"
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    study_name: str
+    summary: tuple[str, ...]
+    tables: tuple[Table, ...]
+    figures: tuple[plots.Figure, ...] = ()
+    # Machine-readable: the rows behind the tables (also written as report.json).
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[str]:
+        """The files of the report, relative to its folder."""
+        drawn = [f.png for f in self.figures if f.png]
+        return [MARKDOWN_FILE, HTML_FILE, JSON_FILE, *drawn]
+
+
+# ------------------------------------------------------------------ grouping
+def fmt(value: Any, *, signed: bool = False) -> str:
+    """Numbers as the CLI shows them (4 significant digits); missing as '–'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:+.4g}" if signed else f"{value:.4g}"
+    return str(value)
+
+
+def number_format(values: Iterable[Any], *, signed: bool = False,
+                  like: Iterable[Any] | None = None) -> Callable[[Any], str]:
+    """One format for a whole column: as many decimals as give its largest magnitude 4
+    significant digits (``0.9666``, ``12.34``), scientific below 0.001, so that the
+    digits of a column line up and compare. ``like``: the values whose precision to use
+    (a difference takes the precision of the quantity it is a difference of)."""
+    numbers = [abs(v) for v in (values if like is None else like)
+               if isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)]
+    largest = max(numbers, default=0.0)
+    sign = "+" if signed else ""
+    if 0 < largest < 1e-3:
+        spec = f"{sign}.2e"
+    else:
+        decimals = 4 if largest == 0 else min(6, max(0, 3 - math.floor(math.log10(largest))))
+        spec = f"{sign}.{decimals}f"
+
+    def format_one(value: Any) -> str:
+        if isinstance(value, float | int) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return format(value, spec)
+        return fmt(value)
+    return format_one
+
+
+def fmt_coefficients(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{name}={value:.2e}" for name, value in values.items()) or "–"
+
+
+def fmt_mean_std(mean: float | None, std: float | None, n: int | None = None,
+                 number: Callable[[Any], str] = fmt) -> str:
+    if mean is None:
+        return "–"
+    text = f"{number(mean)} ± {number(std)}" if std is not None else number(mean)
+    return f"{text} (n={n})" if n is not None else text
+
+
+def fmt_verdict(significant: bool | None, p_value: float | None, is_baseline: bool) -> str:
+    if is_baseline:
+        return "baseline"
+    if significant is None:
+        return "–"
+    return f"{'yes' if significant else 'no'} (p={p_value:.2g})"
+
+
+# ------------------------------------------------------------------ tables
+def _objective_key(metric: str, classification: bool) -> str | None:
+    """The row key that already shows an objective, if any."""
+    if metric.startswith("val_"):
+        return f"{FINAL}{metric}"
+    if metric in ("penalty/total", "weights/l2_total"):
+        return FINAL + metric.replace("/", "_")
+    if metric.startswith(GAP_PREFIX):
+        shown = "accuracy" if classification else "data_loss"
+        return "gap" if metric == GAP_PREFIX + shown else None
+    return None
+
+
+def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table:
+    primary = spec.primary.metric
+    classification = spec.train.is_classification
+    columns: list[tuple[str, str]] = []  # (row key, header)
+    for index, item in enumerate(spec.objective):
+        key = _objective_key(item.metric, classification)
+        if key is None or not any(key in row for row in rows):
+            value_key = f"value:{item.metric}" if spec.is_multi_objective else "value"
+            columns.append((value_key, item.metric if index else f"{item.metric} (objective)"))
+    columns += [(key, header) for key, header in FIGURES if any(key in r for r in rows)]
+    gap = "gap (train − val acc)" if any(f"{FINAL}train_accuracy" in r for r in rows) else \
+        "gap (val − train data loss)"
+    columns.append(("gap", gap))
+    columns += [(key, header) for key, header in WEIGHT_FIGURES if any(key in r for r in rows)]
+    confirmed = any(row.get("confirmed") for row in rows)
+    metric = next((row["confirmed_metric"] for row in rows if row.get("confirmed")), "")
+    headers = ("placement", "trials", "best trial", f"Δ {primary} vs no-reg",
+               *(header for _, header in columns), "coefficients",
+               *((f"confirmed {metric} (mean ± std)", "exceeds noise") if confirmed else ()))
+    formats = {key: number_format(row.get(key) for row in rows) for key, _ in columns}
+    delta = number_format((row["vs_no_reg"] for row in rows), signed=True,
+                          like=[row["value"] for row in rows])
+    body = []
+    confirmed_format = number_format(row.get("confirmed_mean") for row in rows)
+    for row in rows:
+        cells = [row["placement"], str(row["trials"]), _trial_cell(row),
+                 delta(row["vs_no_reg"])]
+        cells += [formats[key](row.get(key)) for key, _ in columns]
+        cells.append(fmt_coefficients(row["coefficients"]))
+        if confirmed:
+            cells += _confirmed_cells(row, confirmed_format)
+        body.append(tuple(cells))
+    return Table(f"Comparison per placement (best trial of each by {primary})",
+                 headers, tuple(body), tuple(_placement_notes(rows, spec)))
+
+
+def _trial_cell(row: Mapping[str, Any]) -> str:
+    if row.get("duplicate_of") is not None:  # trained once, reused: say by whom
+        return f"{row['trial']} (= {row['duplicate_of']})"
+    return str(row["trial"])
+
+
+def _confirmed_cells(row: Mapping[str, Any], number: Callable[[Any], str]) -> list[str]:
+    if not row.get("confirmed"):
+        return ["–", "–"]
+    return [fmt_mean_std(row["confirmed_mean"], row["confirmed_std"], row["confirmed_n"],
+                         number),
+            fmt_verdict(row["significant"], row["p_value"], row["confirmed_is_baseline"])]
+
+
+def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> list[str]:
+    primary = spec.primary.metric
+    notes = [
+        f"Each row is the best completed trial of its placement by {primary} on the "
+        "validation split; test figures are shown, never used to choose.",
+        "data loss: the loss without the penalty; penalty: the regularization terms Keras "
+        "adds to the loss (Keras' own loss = data loss + penalty).",
+        "gap: how much better the model does on its training data than on validation data "
+        "(positive: overfitting).",
+        "‖w‖₂ total: L2 norm of all kernels; sparsity: share of weights with |w| below "
+        f"{spec.tracking.sparsity_threshold:g}.",
+    ]
+    if rows and rows[0]["baseline_trial"] is None:
+        notes.append("No completed no-regularization trial: the Δ column is empty.")
+    else:
+        notes.append(f"Δ vs no-reg: {primary} minus that of the no-regularization trial "
+                     f"#{rows[0]['baseline_trial'] if rows else '?'}.")
+    reused = next((row for row in rows if row.get("duplicate_of") is not None), None)
+    if reused is not None:
+        notes.append(f"best trial '{_trial_cell(reused)}': trial {reused['trial']} drew the "
+                     f"same model as trial {reused['duplicate_of']} and reused its figures "
+                     "instead of training again.")
+    if any(row.get("confirmed") for row in rows):
+        notes.append("confirmed: the configuration re-trained over fresh seeds, evaluated once "
+                     "on the test split; exceeds noise: better than no regularization by "
+                     "a paired t-test over the shared seeds at p < 0.05.")
+    return notes
+
+
+def confirmation_table(rows: Sequence[Mapping[str, Any]], confirmation: Confirmation,
+                       val_metric: str) -> Table:
+    metric = confirmation.metric
+    names = unique(["test_accuracy", "test_data_loss", metric, val_metric])
+    names = [n for n in names if any(f"{n}_mean" in row for row in rows)]
+    headers = ("configuration", "trial", "seeds", *(f"{n} (mean ± std)" for n in names),
+               f"Δ {metric} vs no-reg [95% CI]", "p", "exceeds noise")
+    formats = {n: number_format(row.get(f"{n}_mean") for row in rows) for n in names}
+    delta = number_format((), signed=True, like=[row.get(f"{metric}_mean") for row in rows])
+    body = []
+    for row in rows:
+        cells = [row["label"], fmt(row["trial"]), str(row["seeds"])]
+        cells += [fmt_mean_std(row.get(f"{n}_mean"), row.get(f"{n}_std"), number=formats[n])
+                  for n in names]
+        if row["difference"] is None:
+            cells += ["–", "–"]
+        else:
+            cells += [f"{delta(row['difference'])} [{delta(row['ci_low'])}, "
+                      f"{delta(row['ci_high'])}]", f"{row['p_value']:.2g}"]
+        cells.append(fmt_verdict(row["significant"], row["p_value"], row["is_baseline"]))
+        body.append(tuple(cells))
+    seeds = max((row["seeds"] for row in rows), default=0)
+    notes = (f"Each configuration re-trained over {seeds} seeds that no trial used; "
+             f"Δ: mean {metric} minus the no-regularization baseline's; every configuration "
+             "gets the same seeds, so p is a paired t-test of the per-seed differences.",)
+    return Table(f"Confirmation over seeds ({metric})", headers, tuple(body), notes)
+
+
+def summary_lines(study: Any, spec: StudySpec) -> list[str]:
+    from collections import Counter
+
+    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    ranked = sorted_complete(study, spec)
+    primary = spec.primary
+    lines = [
+        f"{sum(counts.values())} trials: {counts.get('COMPLETE', 0)} complete, "
+        f"{counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed, "
+        f"{counts.get('RUNNING', 0) + counts.get('WAITING', 0)} running or waiting.",
+        f"Chosen on {primary.metric} ({primary.resolved_direction}) over the validation "
+        "split; the test split only evaluates.",
+    ]
+    if ranked:
+        best = ranked[0]
+        label = group_label(best, spec)
+        resolved = describe_placement(best.user_attrs.get(PLACEMENT) or {})
+        lines.append(f"Best trial: #{best.number}, {primary.metric} = {best.values[0]:.4g}, "
+                     f"placement {label}" + ("" if resolved == label else f": {resolved}") + ".")
+    base = baseline_trial(study)
+    lines.append("No completed no-regularization trial." if base is None else
+                 f"No-regularization baseline: trial #{base.number}, {primary.metric} = "
+                 f"{base.values[0]:.4g}.")
+    if spec.is_multi_objective and ranked:
+        front = ", ".join(str(t.number) for t in pareto_front(study, spec))
+        metrics = ", ".join(item.metric for item in spec.objective)
+        lines.append(f"Pareto front of {metrics}: trials {front}.")
+    return lines
+
+

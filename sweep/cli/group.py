@@ -1,0 +1,73 @@
+"""The ``sweep`` group: its exit codes and one-line errors, and ``--verbose``.
+
+Exit codes: 0 success, 2 bad input (spec, flags, unknown study) with the field and the
+value named, 1 a runtime failure. Commands that do not train never import TensorFlow or
+MLflow, so they answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from sweep.errors import FatalError, SpecError, StudyHalted
+from sweep.interrupt import stop_exit_code
+
+
+class _Group(click.Group):
+    """Turns our exceptions into the documented exit codes and one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SpecError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(2)
+        except FatalError as error:
+            from sweep.training.runtime import VERBOSE
+
+            if os.environ.get(VERBOSE):
+                raise
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(1)
+        except StudyHalted as error:
+            click.echo(f"{'error: ' if error.failed else ''}{error}", err=True)
+            ctx.exit(1 if error.failed else 0)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt as error:
+            name = (str(error) or "SIGINT").split()[0]
+            if ctx.invoked_subcommand in ("run", "worker"):
+                # The running trial has already been closed (FAIL "interrupted", run
+                # KILLED) and its configuration queued again.
+                click.echo(f"stopped ({name}): a trial in progress was queued again with "
+                           "its place in the budget; the next worker resumes it from its "
+                           "last checkpoint.", err=True)
+            else:
+                click.echo(f"stopped ({name}); what was finished is kept.", err=True)
+            ctx.exit(stop_exit_code(name))
+        except Exception as error:  # anything else: its cause in one line, not a traceback
+            from sweep.errors import describe_failure, root_cause
+            from sweep.training.runtime import VERBOSE
+
+            if os.environ.get(VERBOSE):
+                raise
+            click.echo(f"error: {describe_failure(root_cause(error), 300)} "
+                       "(sweep --verbose shows where)", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="regsweep")
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's start-up lines and a traceback with any error.")
+def cli(verbose: bool) -> None:
+    """regsweep: find where L1/L2 penalties belong in a Keras network, and how strong."""
+    from sweep.training.runtime import VERBOSE
+
+    if verbose:
+        os.environ[VERBOSE] = "1"  # also for the worker processes a launcher starts
+
+

@@ -1,0 +1,135 @@
+"""The options commands share, each defined once: the stores, ``-o/--output``,
+``--format``, progress; and the old spellings they replace, kept for one release."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sweep.errors import SpecError
+from sweep.locations import (
+    DEFAULT_STORAGE,
+    DEFAULT_TRACKING_URI,
+    blocking_file,
+    check_storage_url,
+    check_tracking_uri,
+)
+
+FORMATS = ("table", "json", "csv")
+
+
+def deprecated(old: str, new: str) -> None:
+    click.echo(f"warning: {old} is deprecated and goes in the next release; use {new}.",
+               err=True)
+
+
+def _storage_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # A URL that cannot work is bad input: refused here, before any command writes.
+    return check_storage_url(value) if value else value
+
+
+def _tracking_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return check_tracking_uri(value) if value else value
+
+
+def storage_option(help: str = "Optuna storage URL (env SWEEP_STORAGE), e.g. "
+                               "postgresql://user@host/db.") -> Callable:
+    return click.option("--storage", envvar="SWEEP_STORAGE", default=DEFAULT_STORAGE,
+                        show_default=True, callback=_storage_url, help=help)
+
+
+def tracking_option(default: str | None = DEFAULT_TRACKING_URI,
+                    help: str = "MLflow tracking URI (env MLFLOW_TRACKING_URI).") -> Callable:
+    return click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=default,
+                        show_default=default is not None, callback=_tracking_uri, help=help)
+
+
+def output_option(*, folder: bool = False, old: str | None = None,
+                  help: str = "Write here instead of stdout.") -> Callable:
+    """``-o/--output`` for every path a command writes; ``old`` is a previous spelling
+    still accepted with a warning."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if param.name == "old_output":
+            deprecated(old or "", "-o/--output")
+        probe = Path(value) / "x" if folder else Path(value)
+        if (blocking := blocking_file(probe)) is not None:
+            raise SpecError(f"--{'output' if param.name == 'old_output' else param.name}",
+                            f"{blocking} is a file, not a folder", value)
+        return value
+
+    kind = click.Path(file_okay=False) if folder else click.Path(dir_okay=False)
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def merged(*args: Any, old_output: str | None = None, **kwargs: Any) -> Any:
+            if old_output is not None and kwargs.get("output") is None:
+                kwargs["output"] = old_output
+            return command(*args, **kwargs)
+
+        if old is not None:
+            merged = click.option(old, "old_output", type=kind, callback=check, hidden=True,
+                                  expose_value=True)(merged)
+        return click.option("-o", "--output", type=kind, callback=check, help=help)(merged)
+
+    return decorate
+
+
+def format_option(default: str = "table") -> Callable:
+    """``--format table|json|csv`` (``--json``: the previous spelling, with a warning)."""
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def merged(*args: Any, as_json: bool = False, **kwargs: Any) -> Any:
+            if as_json:
+                deprecated("--json", "--format json")
+                kwargs["fmt"] = "json"
+            return command(*args, **kwargs)
+
+        merged = click.option("--json", "as_json", is_flag=True, hidden=True)(merged)
+        return click.option("--format", "fmt", type=click.Choice(FORMATS), default=default,
+                            show_default=True,
+                            help="table for people; json or csv for programs (nothing "
+                                 "else is printed on stdout).")(merged)
+
+    return decorate
+
+
+progress_option = click.option("--no-progress", is_flag=True,
+                               help="One line per finished trial instead of progress bars.")
+
+
+def as_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV, columns in order of first appearance; nested values as JSON."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: json.dumps(v) if isinstance(v, dict | list) else v
+                      for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def emit(text: str, output: str | None, what: str) -> None:
+    """``text`` on stdout, or into ``output`` whole or not at all: a crash never leaves
+    half a file under the real name."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text)
+    partial.replace(target)
+    click.echo(f"wrote {what} to {target}", err=True)

@@ -1,0 +1,44 @@
+"""`sweep report`: the comparison per placement, written to a folder and logged on the
+study's MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sweep.cli.group import cli
+from sweep.cli.hints import ui_hint
+from sweep.cli.options import output_option, progress_option, storage_option, tracking_option
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option()
+@tracking_option()
+@output_option(folder=True, old="--out",
+               help="Folder for the report files  [default: ./report-STUDY_NAME/]")
+@click.option("--confirm/--no-confirm", default=None,
+              help="Re-train the best report.confirm_top configurations and the baseline "
+                   "over report.seeds seeds first (needs TensorFlow; a stored confirmation "
+                   "is reused)  [default: confirm when report.confirm_top > 0]")
+@progress_option
+def report(study_name: str, storage: str, tracking_uri: str, output: str | None,
+           confirm: bool | None, no_progress: bool) -> None:
+    """The comparison per placement (terminal, Markdown, HTML) and its pictures, written to
+    -o/--output and logged on the study's MLflow parent run under report/."""
+    from sweep.answers.render import print_terminal
+    from sweep.answers.report import make_report
+    from sweep.study.create import load_named
+
+    _, study, spec = load_named(storage, study_name, read_only=confirm is False)
+    out = Path(output or f"report-{study_name}")
+    _, stale = make_report(study, spec, tracking_uri, out, confirm=confirm,
+                           show_progress=not no_progress, show=print_terminal)
+    if stale:
+        click.echo(f"note: MLflow params cannot change; {', '.join(stale)} keep the value of "
+                   "an earlier report, the run's tags of the same names hold the current one.",
+                   err=True)
+    click.echo(f"wrote the report to {out}/ ({out / 'report.html'}) and logged it on the "
+               "study's MLflow run under report/.")
+    click.echo(f"inspect it with: {ui_hint(tracking_uri, spec.experiment_name, study, spec)}")

@@ -1,0 +1,198 @@
+"""Commands that build and train: validate, run, create, worker, reap."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from sweep.cli.group import cli
+from sweep.cli.hints import print_best, ui_hint
+from sweep.cli.options import progress_option, storage_option, tracking_option
+from sweep.errors import SpecError
+from sweep.redact import mask_url
+
+
+def checked_spec(study_file: str):
+    from sweep.spec import load_spec
+    from sweep.study.check import check_study
+
+    spec = load_spec(study_file)
+    return spec, check_study(spec)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.option("--run-builder", is_flag=True,
+              help="Import and run model.builder (user code) to check the placements "
+                   "against its layers; without it, validate runs no code of the study.")
+@click.option("--build", is_flag=True,
+              help="Also build the model and run it on two samples of the data (layer "
+                   "keywords, input shape, outputs against the classes): imports "
+                   "TensorFlow, so seconds instead of a fraction of one. run and create "
+                   "always do it.")
+def validate(study_file: str, run_builder: bool, build: bool) -> None:
+    """Check a study file: keys, types, ranges, selectors, data paths. Writes nothing."""
+    from sweep.spec import load_spec
+    from sweep.study.check import check_study
+
+    spec = load_spec(study_file)
+    space = check_study(spec, run_builder=run_builder, build_model=build)
+    slots = "not checked" if space is None else ", ".join(space.candidate_slots) or "none"
+    click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
+               f"sampler {spec.sampler}, objective {spec.primary.metric} "
+               f"({spec.primary.resolved_direction}); slots searched: {slots}")
+    if space is None:
+        click.echo(f"note: model.builder {spec.model.builder!r} is code and was not run; "
+                   "`sweep validate --run-builder` builds the model and checks the "
+                   "placements against its layers (run and create always do).")
+
+
+def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    if not value:
+        return []
+    gpus = [g.strip() for g in value.split(",")]
+    if not all(g.isdigit() for g in gpus) or len(set(gpus)) != len(gpus):
+        raise click.BadParameter(f"must be distinct GPU ids like 0,1,2 (got {value!r})")
+    return gpus
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@storage_option()
+@tracking_option()
+@click.option("--n-trials", type=click.IntRange(min=1),
+              help="Study-wide budget for this run (overrides budget.n_trials).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine (needs a server database, not SQLite).")
+@click.option("--gpus", callback=_parse_gpus,
+              help="One worker per GPU, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES per worker).")
+@click.option("--trials-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Workers sharing each GPU (for small models).")
+@click.option("--force-new", is_flag=True,
+              help="If the stored spec differs, archive the old study and start a new one.")
+@click.option("--confirm", "confirm_top", type=click.IntRange(min=0),
+              help="Afterwards re-train the best K configs and the no-regularization "
+                   "baseline over report.seeds seeds, tested once on the test split "
+                   "(default: none; `sweep report` does it with report.confirm_top).")
+@progress_option
+def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, workers: int,
+        gpus: list[str], trials_per_gpu: int, force_new: bool, confirm_top: int | None,
+        no_progress: bool) -> None:
+    """Create (or resume) a study from STUDY_FILE and run it to its budget."""
+    from sweep.workers.launcher import plan_slots
+
+    slots = plan_slots(workers, gpus, trials_per_gpu)
+    if len(slots) > 1 and storage.startswith("sqlite"):
+        raise SpecError(
+            "--workers", "SQLite takes one writer at a time; for several workers use "
+            "--storage postgresql://user@host/db (see README, 'Many workers')", len(slots))
+    from sweep.tracking.spool import check_spool_dir
+    from sweep.workers.session import create_study, run_here
+
+    check_spool_dir()
+    spec, space = checked_spec(study_file)
+    study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
+                               n_trials=n_trials)
+    run_here(study, spec, space, storage, tracking_uri, slots, gpus=bool(gpus),
+             show_progress=not no_progress)
+    print_best(study, spec, tracking_uri, storage)
+    if confirm_top:
+        print_confirmation(confirm(study, spec, tracking_uri, top=confirm_top,
+                                   show_progress=not no_progress))
+
+
+def confirm(study: Any, spec: Any, tracking_uri: str, *, top: int | None = None,
+            show_progress: bool = True) -> Any:
+    """Re-train the best configs and the baseline over seeds (sweep.answers.confirm); Ctrl-C
+    stops between trainings and keeps what is done."""
+    from sweep.answers.confirm import confirm_stoppable
+
+    return confirm_stoppable(study, spec, tracking_uri=tracking_uri, top=top,
+                             show_progress=show_progress)
+
+
+def print_confirmation(confirmation: Any) -> None:
+    if confirmation is None:
+        click.echo("nothing to confirm: no completed trial besides the baseline.")
+        return
+    metric = confirmation.metric
+    click.echo(f"confirmed over {len(confirmation.configs[0].seeds)} seeds "
+               f"({metric}, mean ± std; vs no regularization, 95% CI):")
+    for config in confirmation.configs:
+        mean, std = config.mean(metric), config.std(metric)
+        figure = "failed" if mean is None else f"{mean:.4f} ± {std or 0.0:.4f}"
+        line = f"  {config.label:<44} {figure}"
+        comparison = confirmation.compare(config)
+        if comparison is not None:
+            verdict = "exceeds seed noise" if comparison.significant else "within seed noise"
+            line += (f"  {comparison.difference:+.4f} [{comparison.ci_low:+.4f}, "
+                     f"{comparison.ci_high:+.4f}] p={comparison.p_value:.3g} ({verdict})")
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@storage_option()
+@tracking_option()
+def create(study_file: str, storage: str, tracking_uri: str) -> None:
+    """Create a study (spec stored inside it) for workers to join."""
+    from sweep.workers.session import create_study
+
+    spec, space = checked_spec(study_file)
+    _, spec = create_study(spec, space, storage, tracking_uri)
+    click.echo(f"study '{spec.name}' is ready in {mask_url(storage)}; start workers with:\n"
+               f"  sweep worker {spec.name} --storage '{mask_url(storage)}'")
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option()
+@tracking_option()
+@click.option("--max-trials", type=click.IntRange(min=1),
+              help="Stop this worker after this many trials (the study budget still holds).")
+@click.option("--gpu", type=click.IntRange(min=0),
+              help="Use only this GPU (sets CUDA_VISIBLE_DEVICES before TensorFlow starts).")
+@click.option("--wait", "wait_seconds", type=click.IntRange(min=0), default=0,
+              show_default=True,
+              help="Wait up to this many seconds for the storage and the study to exist "
+                   "(cluster workers that may start before `sweep create` has run).")
+@progress_option
+def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | None,
+           gpu: int | None, wait_seconds: int, no_progress: bool) -> None:
+    """Work on an existing study until its budget is spent."""
+    from sweep.study.check import check_study
+    from sweep.tracking.spool import check_spool_dir
+    from sweep.workers.session import wait_for_study, work_in_batches
+
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    check_spool_dir()
+    _, study, spec = wait_for_study(storage, study_name, wait_seconds)
+    work_in_batches(study, spec, check_study(spec), tracking_uri, max_trials=max_trials,
+                    show_progress=not no_progress)
+    click.echo(f"worker finished its trials of study '{study_name}'.", err=True)
+    click.echo(f"inspect it with: {ui_hint(tracking_uri, spec.experiment_name, study, spec)}",
+               err=True)
+
+
+@cli.command()
+@click.argument("study_name")
+@storage_option()
+@tracking_option()
+def reap(study_name: str, storage: str, tracking_uri: str) -> None:
+    """Fail the trials of dead workers now (stale heartbeat), queue their retries and mark
+    their MLflow runs FAILED. Workers do this on their own before each trial."""
+    from sweep.study.create import load_named
+    from sweep.study.reaper import reap as reap_study
+    from sweep.workers.loop import enable_heartbeats
+
+    storage_obj, study, spec = load_named(storage, study_name, read_only=False)
+    enable_heartbeats(storage_obj, spec, tracking_uri)
+    failed = reap_study(study)
+    if failed:
+        click.echo(f"failed {len(failed)} stale trials ({', '.join(map(str, failed))}); "
+                   "retries are queued where max_retry allows.")
+    else:
+        click.echo("no stale trials.")

@@ -1,0 +1,163 @@
+"""How a study is judged and run: objectives, report, pruner, budget, workers, tracking."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from sweep.spec.base import DERIVED_OBJECTIVES, GAP_PREFIX, PRUNERS, Frozen
+
+
+# --------------------------------------------------------------------------- objective
+class ObjectiveSpec(Frozen):
+    metric: str = "val_accuracy"
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _on_validation_data(cls, metric: str):
+        if metric in DERIVED_OBJECTIVES or (metric.startswith(GAP_PREFIX)
+                                            and len(metric) > len(GAP_PREFIX)):
+            return metric
+        if not metric.startswith("val_"):
+            raise ValueError(
+                "must be measured on the validation split, i.e. start with 'val_' "
+                f"(got {metric!r}); the test split is only for final evaluation "
+                f"(or one of {', '.join(DERIVED_OBJECTIVES)}, gap/<metric>)"
+            )
+        if metric == "val_loss":
+            raise ValueError(
+                "'val_loss' includes the regularization penalty and would favour weak "
+                "penalties; use 'val_data_loss' (the same loss without the penalty)"
+            )
+        return metric
+
+    @property
+    def is_keras_metric(self) -> bool:
+        return self.metric.startswith("val_")
+
+    @property
+    def natural_direction(self) -> str:
+        if self.is_keras_metric and self.metric.endswith("accuracy"):
+            return "maximize"
+        return "minimize"
+
+    @property
+    def resolved_direction(self) -> str:
+        return self.direction or self.natural_direction
+
+    @model_validator(mode="after")
+    def _sensible_direction(self) -> ObjectiveSpec:
+        natural = self.natural_direction
+        if self.direction is not None and self.direction != natural:
+            raise ValueError(
+                f"direction {self.direction!r} contradicts metric {self.metric!r} "
+                f"(it should be {natural!r})"
+            )
+        return self
+
+
+class ReportSpec(Frozen):
+    """What `sweep report` (and `sweep run --confirm`) re-trains to tell signal from noise:
+    the best `confirm_top` configurations (chosen on validation) and the unregularized
+    baseline, each over `seeds` fresh seeds, evaluated once on the test split."""
+
+    confirm_top: int = Field(3, ge=0)
+    seeds: int = Field(5, ge=2, le=100)
+
+
+class PrunerSpec(Frozen):
+    name: Literal[PRUNERS] = "none"  # type: ignore[valid-type]
+    warmup_epochs: int = Field(1, ge=0)
+    interval: PositiveInt = 1
+    # The per-epoch validation metric reported to the pruner; default: the objective's.
+    monitor: str | None = None
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"90m"``, ``"8h"``, ``"1h30m"``,
+    ``"45s"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be seconds or a duration like '90m' or '8h' (got {value!r})")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        value = float(value)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)) if isinstance(value, str) else None
+        if match is None or not any(match.groups()):
+            raise ValueError(
+                f"must be seconds or a duration like '90m' or '8h' (got {value!r})")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"must be a positive duration (got {value!r})")
+    return seconds
+
+
+class BudgetSpec(Frozen):
+    """How much the study may spend, across all its workers. Operational: a resumed study
+    may change any of these."""
+
+    n_trials: PositiveInt = 20
+    # No trial starts later than this after the study's first trial started.
+    wall_time: float | None = None
+    # A trial running longer ends FAIL ('timeout ...'), even if its training step hangs.
+    trial_timeout: float | None = None
+    # Trials FAILED for their own reasons (errors, non-finite loss, timeouts; not
+    # interruptions, not lost workers) after which no worker starts another trial.
+    max_failures: PositiveInt = 10
+
+    @field_validator("wall_time", "trial_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+
+class WorkersSpec(Frozen):
+    """How workers share a study (RDB storage): liveness and retries."""
+
+    # A running trial records a heartbeat every `heartbeat_interval` seconds; one silent
+    # for `grace_period` seconds belongs to a dead worker and is failed, then retried with
+    # the same parameters at most `max_retry` times.
+    heartbeat_interval: PositiveInt = 30
+    grace_period: PositiveInt = 120
+    max_retry: int = Field(2, ge=0)
+    # A worker process replaces itself with a fresh one (same pid, os.execv) after this many
+    # trials. TensorFlow never frees traced graphs or GPU memory inside a process; trials
+    # reuse compiled models (sweep.training.cache), which keeps host memory flat, and renewal bounds
+    # whatever a long-lived process would still accumulate.
+    recycle_after: PositiveInt = 50
+    # Training state (weights, optimizer, epoch) saved every `checkpoint_every` epochs, so
+    # that a pre-empted or killed trial resumes where it stopped. The folder must be one
+    # that every worker of the study reaches (a shared file system on a cluster); by
+    # default `sweep-checkpoints/` next to a SQLite storage, else in the worker's folder.
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = Field(1, ge=0)  # 0: no checkpoints
+
+    @model_validator(mode="after")
+    def _grace_exceeds_interval(self) -> WorkersSpec:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"grace_period must exceed heartbeat_interval (got {self.grace_period} <= "
+                f"{self.heartbeat_interval})")
+        return self
+
+
+class TrackingSpec(Frozen):
+    experiment: str | None = None
+    # |w| below this counts as zero in sparsity/<layer>.
+    sparsity_threshold: float = Field(1e-3, gt=0.0)
+
+

@@ -1,0 +1,136 @@
+"""The whole study file: :class:`StudySpec`, its cross-section checks and its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sweep.spec.base import (
+    MULTI_OBJECTIVE_SAMPLERS,
+    OPERATIONAL_KEYS,
+    SAMPLERS,
+    FieldError,
+    Frozen,
+)
+from sweep.spec.inputs import DataSpec, ModelSpec, SearchSpec, TrainSpec
+from sweep.spec.settings import (
+    BudgetSpec,
+    ObjectiveSpec,
+    PrunerSpec,
+    ReportSpec,
+    TrackingSpec,
+    WorkersSpec,
+)
+
+
+# --------------------------------------------------------------------------- study
+class StudySpec(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    seed: int = Field(0, ge=0, lt=2**31)
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec
+    # One objective, or several (a Pareto front); the first is the primary one.
+    objective: tuple[ObjectiveSpec, ...] = Field((ObjectiveSpec(),), min_length=1)
+    sampler: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    pruner: PrunerSpec = PrunerSpec()
+    budget: BudgetSpec = BudgetSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    workers: WorkersSpec = WorkersSpec()
+    report: ReportSpec = ReportSpec()
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any):
+        return [value] if isinstance(value, dict) else value
+
+    @field_validator("pruner", mode="before")
+    @classmethod
+    def _pruner_by_name(cls, value: Any):
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _classification_metrics(self) -> StudySpec:
+        for item in self.objective:
+            if item.metric.endswith("accuracy") and not self.train.is_classification:
+                raise FieldError(
+                    "objective", f"objective metric {item.metric!r} needs a classification "
+                    f"loss (train.loss is {self.train.loss!r})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _objectives_fit_together(self) -> StudySpec:
+        if not self.primary.is_keras_metric:
+            raise FieldError(
+                "objective", f"the first objective must be a validation metric (val_...), got "
+                f"{self.primary.metric!r}; list derived ones after it")
+        metrics = [item.metric for item in self.objective]
+        if len(set(metrics)) != len(metrics):
+            raise FieldError("objective", f"objective lists a metric twice: {metrics}")
+        if self.is_multi_objective:
+            if self.pruner.name != "none":
+                raise FieldError(
+                    "pruner", f"pruner {self.pruner.name!r} cannot be used with several "
+                    "objectives (Optuna prunes single-objective studies only); use pruner: none")
+            if self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+                raise FieldError(
+                    "sampler", f"sampler {self.sampler!r} optimizes one objective only; with "
+                    f"several use one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _monitor_agrees_with_objective(self) -> StudySpec:
+        monitor = self.pruner.monitor
+        if monitor is not None and ObjectiveSpec(metric=monitor).natural_direction != \
+                self.primary.resolved_direction:
+            raise FieldError(
+                "pruner.monitor", f"pruner.monitor {monitor!r} improves in the other direction "
+                f"than the objective {self.primary.metric!r}; the pruner compares trials in "
+                "the study's direction")
+        return self
+
+    @property
+    def pruning_metric(self) -> str:
+        return self.pruner.monitor or self.primary.metric
+
+    @property
+    def primary(self) -> ObjectiveSpec:
+        """The first objective: what progress shows, pruning watches and tables sort by."""
+        return self.objective[0]
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objective) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [item.resolved_direction for item in self.objective]
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def canonical(self, *, operational: bool = True) -> dict[str, Any]:
+        """The spec as plain JSON data, the form stored inside the Optuna study."""
+        data = self.model_dump(mode="json")
+        if not operational:
+            for key in OPERATIONAL_KEYS:
+                data.pop(key)
+        return data
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes what a trial means (the budget and the worker
+        settings do not)."""
+        text = json.dumps(self.canonical(operational=False), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+

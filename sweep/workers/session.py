@@ -1,0 +1,123 @@
+"""A worker's session: the study created or joined, this process's batch of trials and
+its renewal, and the local workers that `sweep run` supervises."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from sweep.errors import FatalError, SpecError
+from sweep.redact import mask_url
+
+
+def wait_for_study(storage_url: str, name: str, seconds: int):
+    """(storage, study, spec), retried every 2 s for up to ``seconds`` while the study (or
+    its database) is not there yet: cluster workers may start before `sweep create`."""
+    from sweep.study.create import load_named
+
+    deadline = time.monotonic() + seconds
+    said = False
+    while True:
+        try:
+            return load_named(storage_url, name, read_only=False)
+        except (SpecError, FatalError) as error:
+            if time.monotonic() >= deadline or (
+                    isinstance(error, SpecError) and error.field != "STUDY_NAME"
+                    and "no study storage" not in error.message):
+                raise
+            if not said:  # once: a cluster log shows why the worker has not started yet
+                print(f"waiting up to {seconds} s for study '{name}' in "
+                      f"{mask_url(storage_url)} ({error})", file=sys.stderr, flush=True)
+                said = True
+            time.sleep(2)
+
+
+def create_study(spec: Any, space: Any, storage_url: str, tracking_uri: str, *,
+                 force_new: bool = False, n_trials: int | None = None):
+    """Create or resume the study and its MLflow run: (study, the spec it holds)."""
+    from sweep.answers.note import make_tracker
+    from sweep.locations import first_use_lock
+    from sweep.study.create import configure, create_or_resume
+    from sweep.study.storage import open_storage, quiet_optuna
+
+    quiet_optuna()
+    with first_use_lock(storage_url, tracking_uri):
+        storage = open_storage(storage_url)
+        study, spec = create_or_resume(spec, storage, force_new=force_new,
+                                       n_trials=n_trials, space=space)
+        configure(study, spec, space)
+        make_tracker(study, spec, tracking_uri)
+    return study, spec
+
+
+def work(study: Any, spec: Any, space: Any, tracking_uri: str, *, max_trials: int | None,
+         show_progress: bool, worker_index: int) -> int:
+    """Run trials in this process (sweep.workers.loop); SIGINT/SIGTERM stop it at a safe
+    point. Returns the number of trials it ran."""
+    from sweep.answers.note import make_tracker
+    from sweep.interrupt import stop_on_signals
+    from sweep.locations import first_use_lock
+    from sweep.study.create import configure
+    from sweep.workers.loop import checkpoint_root, enable_heartbeats, run_worker
+
+    configure(study, spec, space, worker_index=worker_index)
+    enable_heartbeats(study._storage, spec, tracking_uri)
+    with first_use_lock(tracking_uri):  # workers started together share a fresh store
+        tracker = make_tracker(study, spec, tracking_uri)
+    with stop_on_signals():
+        return run_worker(study, spec, space, tracker, max_trials=max_trials,
+                          show_progress=show_progress,
+                          checkpoint_root=checkpoint_root(study, spec))
+
+
+def work_in_batches(study: Any, spec: Any, space: Any, tracking_uri: str, *,
+                    max_trials: int | None, show_progress: bool) -> None:
+    """`sweep worker`: at most ``workers.recycle_after`` trials in this process, which
+    then renews itself (same pid) while the study has work left, because TensorFlow never
+    gives back what a long run of trials accumulates (see the spec)."""
+    from sweep.study.identity import worker_index
+    from sweep.workers.lifecycle import TRIALS_LEFT, renew_process
+    from sweep.workers.loop import settled
+
+    left = int(os.environ.get(TRIALS_LEFT, 0)) or max_trials
+    batch = spec.workers.recycle_after if left is None else min(left, spec.workers.recycle_after)
+    done = work(study, spec, space, tracking_uri, max_trials=batch,
+                show_progress=show_progress, worker_index=worker_index())
+    left = None if left is None else left - done
+    if done == batch and (left is None or left > 0) and (
+            budget_left(study, spec) or not settled(study)):
+        renew_process(left)
+
+
+def budget_left(study: Any, spec: Any) -> bool:
+    from sweep.study.budget import used_budget
+
+    return used_budget(study.get_trials(deepcopy=False)) < spec.budget.n_trials
+
+
+def run_here(study: Any, spec: Any, space: Any, storage: str, tracking_uri: str,
+             slots: list[Any], *, gpus: bool, show_progress: bool) -> None:
+    """`sweep run`: a small study in this process (no start-up cost), else worker
+    processes supervised by this one (sweep.workers.launcher). Raises ``StudyHalted`` when
+    a study limit failed it."""
+    from sweep.study.budget import used_budget
+    from sweep.study.limits import halt_reason
+    from sweep.workers.launcher import supervise
+
+    remaining = spec.budget.n_trials - used_budget(study.get_trials(deepcopy=False))
+    if len(slots) == 1 and not gpus and remaining <= spec.workers.recycle_after:
+        work(study, spec, space, tracking_uri, max_trials=None, show_progress=show_progress,
+             worker_index=0)
+        return
+    extra: list[str] = [] if show_progress and len(slots) == 1 else ["--no-progress"]
+    if len(slots) > 1:
+        print(f"starting {len(slots)} workers on study '{spec.name}'", file=sys.stderr,
+              flush=True)
+    supervise(spec.name, storage, tracking_uri, slots, extra_args=extra,
+              halted=lambda: halt_reason(study.get_trials(deepcopy=False), spec) is not None)
+    # Workers that stopped on a study limit said so; the launcher repeats the verdict.
+    halted = halt_reason(study.get_trials(deepcopy=False), spec)
+    if halted is not None and halted.failed:
+        raise halted

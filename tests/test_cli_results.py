@@ -1,0 +1,98 @@
+"""sweep.cli.results and sweep.cli.options: every command that prints results takes
+``--format table|json|csv`` and ``-o/--output``; the old spellings (``--json``, report's
+``--out``) still work for one release and say so on stderr. On the hand-made study of
+test_results (no training), read back from the files and streams the commands write."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from test_results import made  # noqa: F401  (the fixture)
+
+from sweep.cli import cli
+
+
+def _invoke(*args: str):
+    # stdout and stderr apart: click 8.1 (our floor) mixes them unless told not to.
+    runner = CliRunner(mix_stderr=False) if "mix_stderr" in inspect.signature(
+        CliRunner.__init__).parameters else CliRunner()
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+def _url(fixture: tuple[Any, Any, Any]) -> str:
+    storage = fixture[2]
+    return getattr(storage, "url", None) or storage._backend.url
+
+
+def test_best_as_csv_on_stdout(made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+    result = _invoke("best", "made", "--storage", _url(made), "--top", "2", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["number"], r["value"], r["mlflow_run_id"], round(float(r["vs_baseline"]), 6))
+            for r in rows] == [("1", "0.75", "r1-synced", 0.05), ("2", "0.72", "r2", 0.02)]
+
+
+def test_list_as_json_into_a_file(made: tuple[Any, Any, Any], tmp_path: Path) -> None:  # noqa: F811
+    target = tmp_path / "out" / "studies.json"
+    result = _invoke("list", "--storage", _url(made), "--format", "json", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"wrote 1 studies to {target}" in result.stderr
+    assert json.loads(target.read_text()) == [{
+        "study": "made", "trials": 7, "budget": 6, "finished": 3, "requeued": 2,
+        "complete": 3, "pruned": 0, "fail": 2, "running": 1, "direction": "maximize",
+        "best_value": 0.75}]
+    assert not list(target.parent.glob(".*partial"))
+
+
+def test_status_as_csv_is_one_flat_row(made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+    result = _invoke("status", "made", "--storage", _url(made), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert (row["study"], row["finished"], row["states:COMPLETE"], row["states:WAITING"],
+            row["best_trial"]) == ("made", "3", "3", "1", "1")
+    assert json.loads(row["workers"])[0]["host"] == "node2"
+
+
+def test_export_as_a_table_into_a_file(made: tuple[Any, Any, Any],  # noqa: F811
+                                      tmp_path: Path) -> None:
+    target = tmp_path / "trials.txt"
+    result = _invoke("export", "made", "--storage", _url(made), "--format", "table",
+                     "--output", str(target))
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert "made: 7 trials" in text
+    assert "dense: kernel l2=0.001" in text and "r1-synced" in text and "WAITING" in text
+
+
+def test_export_writes_csv_by_default(made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+    result = _invoke("export", "made", "--storage", _url(made))
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3 + ["FAIL"] * 2 + [
+        "RUNNING", "WAITING"]
+
+
+def test_the_old_json_flag_still_works_and_says_it_is_deprecated(
+        made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+    old = _invoke("status", "made", "--storage", _url(made), "--json")
+    new = _invoke("status", "made", "--storage", _url(made), "--format", "json")
+    assert old.exit_code == new.exit_code == 0
+    assert json.loads(old.stdout)["states"] == json.loads(new.stdout)["states"] == {
+        "COMPLETE": 3, "PRUNED": 0, "FAIL": 2, "RUNNING": 1, "WAITING": 1}
+    assert "warning: --json is deprecated" in old.stderr and "--format json" in old.stderr
+    assert new.stderr == ""
+
+
+def test_the_old_out_option_of_report_names_the_new_one(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("a file, not a folder\n")
+    result = _invoke("report", "any", "--out", str(tmp_path / "s.yaml" / "r"),
+                     "--no-confirm")
+    assert result.exit_code == 2
+    assert "warning: --out is deprecated" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: --output:")
