@@ -96,3 +96,9 @@ def test_the_checks_see_lazy_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    import tensorflow as tf\n    from sweep import cli\n")
     assert _imports(sample) == [(2, "tensorflow"), (3, "sweep"), (3, "sweep.cli")]
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {module: n for module, path in _modules()
+            if (n := len(path.read_text().splitlines())) > 400}
+    assert long == {}

@@ -63,7 +63,7 @@ def test_four_workers_started_together_finish_exactly_the_budget(
     assert not (workdir / "sweep-spool").exists()  # every run reached the server
     runs = _children(mlflow_server.url, "pg-budget")
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in runs) == list(range(6))
-    # That workers draw different random start-up trials: tests/test_study.py.
+    # That workers draw different random start-up trials: tests/test_create.py.
 
 
 def test_killed_worker_trial_is_failed_retried_and_its_run_closed(

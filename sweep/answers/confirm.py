@@ -280,7 +280,7 @@ def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
              progress: Any) -> ConfirmedConfig:
     from sweep.errors import TrialFailed
-    from sweep.tracking.tracker import placement_params
+    from sweep.tracking.names import placement_params
 
     figures: dict[str, list[float]] = {}
     run_ids: list[str] = []

@@ -14,7 +14,8 @@ from typing import Any
 from sweep.keys import CONFIRM, CONFIRMATION_TAG, MLFLOW_PLACE, NOTE_TAG, STUDY_PARAM, STUDY_UID
 from sweep.spec import StudySpec
 from sweep.study.identity import worker_name
-from sweep.tracking.tracker import StudyTracker, run_path, sorted_runs_query
+from sweep.tracking.links import run_path, sorted_runs_query
+from sweep.tracking.tracker import StudyTracker
 
 log = logging.getLogger("sweep")
 

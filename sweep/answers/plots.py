@@ -3,55 +3,31 @@ report.md, and as an interactive plotly chart for report.html.
 
 Every function returns a :class:`Figure` that either names its PNG and carries its chart
 or says why it was skipped: an odd study (one trial, nothing completed, no baseline, no
-MLflow run) loses a picture, never the report. The charts are HTML fragments without
-plotly.js: report.html embeds plotly.js once for all of them (:func:`plotly_js`), so the
-page works offline and inside MLflow's artifact preview, which shows it from a ``blob:``
-URL where neither a CDN (no internet) nor a relative link to a shared copy resolves.
+MLflow run) loses a picture, never the report. Both forms of a picture are drawn by
+``sweep.answers.figure``.
 
 Nothing here imports TensorFlow or MLflow; the weight curves arrive as plain numbers.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweep.answers.figure import Figure, pyplot, render, skip
 from sweep.spec import StudySpec
 
 # Importance and parallel coordinates need trials that share their parameters; with
 # fewer than this many such trials the picture says nothing.
 MIN_TRIALS_IMPORTANCE = 4
 MIN_TRIALS_PARALLEL = 2
-_DPI = 110
 
 # One layer's curve: (epoch, value) points.
 Curve = list[tuple[int, float]]
 
 
-@dataclass(frozen=True)
-class Figure:
-    name: str  # file stem inside the report folder
-    title: str
-    png: str | None = None  # file name, relative to the report folder
-    # The interactive chart: a <div> and its script, for a page that loads plotly.js.
-    chart: str | None = field(default=None, repr=False)
-    skipped: str | None = None  # why there is no picture
-    note: str | None = None  # what a reader should know (trials left out, ...)
-
-
 # ------------------------------------------------------------------ helpers
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display, no GUI toolkit needed
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _complete(study: Any) -> list[Any]:
     import optuna
 
@@ -64,53 +40,6 @@ def _primary(spec: StudySpec) -> tuple[Callable[[Any], float] | None, str]:
     if spec.is_multi_objective:
         return (lambda trial: trial.values[0]), spec.primary.metric
     return None, spec.primary.metric
-
-
-def _save_png(axes: Any, path: Path) -> None:
-    plt = _pyplot()
-    first = axes.flat[0] if hasattr(axes, "flat") else axes
-    figure = first.figure
-    try:
-        figure.savefig(path, dpi=_DPI, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-
-
-def _chart(figure: Any, name: str) -> str:
-    # Charts follow the page's width (a fixed 1280-px layout would overflow narrow windows
-    # and MLflow's preview pane).
-    figure.update_layout(autosize=True, margin={"l": 60, "r": 30, "t": 60, "b": 60})
-    return str(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
-                              default_width="100%", config={"displaylogo": False,
-                                                            "responsive": True}))
-
-
-def plotly_js() -> str:
-    """plotly.js itself (about 4.6 MB), to embed once in a page of charts."""
-    from plotly.offline import get_plotlyjs
-
-    return str(get_plotlyjs())
-
-
-def _render(name: str, title: str, out: Path, plotly: Callable[[], Any],
-            matplotlib: Callable[[], Any], note: str | None = None) -> Figure:
-    """Both files of one picture, or a skipped :class:`Figure` that says what failed."""
-    try:
-        with warnings.catch_warnings():
-            # Optuna marks its matplotlib backend experimental; that is not news to a reader.
-            warnings.simplefilter("ignore")
-            chart = _chart(plotly(), name)
-            _save_png(matplotlib(), out / f"{name}.png")
-    except Exception as error:  # a picture must never take the report down
-        _pyplot().close("all")  # whatever the failed drawing left open
-        (out / f"{name}.png").unlink(missing_ok=True)
-        message = str(error).splitlines()[0] if str(error) else ""
-        return Figure(name, title, skipped=f"could not draw: {type(error).__name__}: {message}")
-    return Figure(name, title, png=f"{name}.png", chart=chart, note=note)
-
-
-def _skip(name: str, title: str, reason: str) -> Figure:
-    return Figure(name, title, skipped=reason)
 
 
 def _searched(trials: Sequence[Any]) -> list[Any]:
@@ -143,9 +72,9 @@ def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
 
     name, title = "optimization_history", f"Optimization history ({spec.primary.metric})"
     if not _complete(study):
-        return _skip(name, title, "no completed trial")
+        return skip(name, title, "no completed trial")
     target, label = _primary(spec)
-    return _render(
+    return render(
         name, title, out,
         lambda: vis.plot_optimization_history(study, target=target, target_name=label),
         lambda: vis_mpl.plot_optimization_history(study, target=target, target_name=label))
@@ -160,7 +89,7 @@ def param_importances(study: Any, spec: StudySpec, out: Path) -> Figure:
     searched = _searched(_complete(study))
     params, having = shared_params(searched, MIN_TRIALS_IMPORTANCE)
     if len(params) < 2:
-        return _skip(name, title, f"needs {MIN_TRIALS_IMPORTANCE} completed trials that "
+        return skip(name, title, f"needs {MIN_TRIALS_IMPORTANCE} completed trials that "
                      "have the same 2 or more searched parameters (parameters are "
                      f"conditional; {len(searched)} searched trials completed)")
     target, label = _primary(spec)
@@ -169,7 +98,7 @@ def param_importances(study: Any, spec: StudySpec, out: Path) -> Figure:
         return optuna.importance.FanovaImportanceEvaluator(seed=0)
 
     note = _left_out_note(having, len(searched), params)
-    return _render(
+    return render(
         name, title, out,
         lambda: vis.plot_param_importances(study, evaluator=evaluator(), params=params,
                                            target=target, target_name=label),
@@ -208,11 +137,11 @@ def parallel_coordinates(study: Any, spec: StudySpec, out: Path) -> Figure:
         params, having = shared_params(searched, MIN_TRIALS_PARALLEL)
         note = _left_out_note(having, len(searched), params)
     if len(params) < 2:
-        return _skip(name, title, f"needs {MIN_TRIALS_PARALLEL} completed trials that "
+        return skip(name, title, f"needs {MIN_TRIALS_PARALLEL} completed trials that "
                      "have the same 2 or more searched parameters (the slice plot shows "
                      "each parameter on its own)")
     target, label = _primary(spec)
-    return _render(
+    return render(
         name, title, out,
         lambda: vis.plot_parallel_coordinate(study, params=params, target=target,
                                              target_name=label),
@@ -255,9 +184,9 @@ def coefficient_slices(study: Any, spec: StudySpec, out: Path) -> Figure:
     searched = _searched(_complete(study))
     params = sorted({p for t in searched for p in t.params})
     if not params:
-        return _skip(name, title, "no completed trial has a searched parameter")
+        return skip(name, title, "no completed trial has a searched parameter")
     target, label = _primary(spec)
-    return _render(
+    return render(
         name, title, out,
         lambda: vis.plot_slice(study, params=params, target=target, target_name=label),
         lambda: _tidy_slices(vis_mpl.plot_slice(study, params=params, target=target,
@@ -270,8 +199,8 @@ def objective_by_placement(groups: Sequence[tuple[str, Sequence[float]]], spec: 
     (``groups``: label and values, in the report table's order)."""
     name, title = "objective_by_placement", f"{spec.primary.metric} per placement"
     if not groups:
-        return _skip(name, title, "no completed trial")
-    return _render(name, title, out, lambda: _box_plotly(groups, spec.primary.metric, title),
+        return skip(name, title, "no completed trial")
+    return render(name, title, out, lambda: _box_plotly(groups, spec.primary.metric, title),
                    lambda: _box_matplotlib(groups, spec.primary.metric, title))
 
 
@@ -291,7 +220,7 @@ def _box_matplotlib(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
                     title: str) -> Any:
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     _, axes = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 4.0))
     labels = [label for label, _ in groups]
     # Labels set on the axis, not through boxplot: its keyword was renamed in matplotlib 3.9.
@@ -315,12 +244,12 @@ def pareto_front(study: Any, spec: StudySpec, out: Path) -> Figure:
     metrics = [item.metric for item in spec.objective]
     name, title = "pareto_front", f"Pareto front of {', '.join(metrics)}"
     if not spec.is_multi_objective:
-        return _skip(name, title, "the study has one objective")
+        return skip(name, title, "the study has one objective")
     if len(metrics) > 3:
-        return _skip(name, title, f"Optuna draws 2 or 3 objectives, the study has {len(metrics)}")
+        return skip(name, title, f"Optuna draws 2 or 3 objectives, the study has {len(metrics)}")
     if not _complete(study):
-        return _skip(name, title, "no completed trial")
-    return _render(
+        return skip(name, title, "no completed trial")
+    return render(
         name, title, out,
         lambda: vis.plot_pareto_front(study, target_names=metrics),
         lambda: vis_mpl.plot_pareto_front(study, target_names=metrics))
@@ -332,8 +261,8 @@ def weight_curves(curves: dict[str, dict[str, Curve]], out: Path, *,
     (``curves``: run label → layer → points). ``missing`` says why a run is absent."""
     name, title = "weight_l2_curves", "Per-layer weight L2 norm over epochs"
     if not any(curves.values()):
-        return _skip(name, title, missing or "no per-epoch weight norms in MLflow")
-    return _render(name, title, out, lambda: _curves_plotly(curves, title),
+        return skip(name, title, missing or "no per-epoch weight norms in MLflow")
+    return render(name, title, out, lambda: _curves_plotly(curves, title),
                    lambda: _curves_matplotlib(curves, title), note=missing)
 
 
@@ -373,7 +302,7 @@ def _curves_plotly(curves: dict[str, dict[str, Curve]], title: str) -> Any:
 
 
 def _curves_matplotlib(curves: dict[str, dict[str, Curve]], title: str) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     layers = _layers(curves)

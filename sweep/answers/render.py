@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sweep.answers import plots
+from sweep.answers.figure import plotly_js
 from sweep.answers.tables import HTML_FILE, Report, Table
 
 
@@ -100,7 +100,7 @@ def to_html(report: Report, folder: Path | None = None) -> str:
              f"<title>{esc(report.study_name)}: report</title>",
              f"<style>{_CSS}</style>"]
     if charts:
-        parts.append(f"<script type='text/javascript'>{plots.plotly_js()}</script>")
+        parts.append(f"<script type='text/javascript'>{plotly_js()}</script>")
     parts += ["</head><body>",
               f"<h1>Study <code>{esc(report.study_name)}</code>: where the penalties belong</h1>",
               "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in report.summary) + "</ul>"]

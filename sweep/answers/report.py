@@ -25,6 +25,7 @@ from typing import Any
 
 from sweep.answers import plots
 from sweep.answers.confirm import Confirmation, stored_confirmation
+from sweep.answers.figure import Figure
 from sweep.answers.render import to_html, to_markdown
 from sweep.answers.rows import confirmation_rows, group_label, placement_groups, placement_rows
 from sweep.answers.tables import (
@@ -141,7 +142,7 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
     return report
 
 
-def draw(study: Any, spec: StudySpec, out: Path, tracker: Any | None) -> list[plots.Figure]:
+def draw(study: Any, spec: StudySpec, out: Path, tracker: Any | None) -> list[Figure]:
     groups = [(label, [t.values[0] for t in trials])
               for label, trials in placement_groups(study, spec).items()]
     figures = [

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.answers import plots
 from sweep.answers.confirm import Confirmation
+from sweep.answers.figure import Figure
 from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
 from sweep.keys import FINAL, PLACEMENT
 from sweep.placement.space import describe_placement
@@ -34,7 +34,7 @@ class Report:
     study_name: str
     summary: tuple[str, ...]
     tables: tuple[Table, ...]
-    figures: tuple[plots.Figure, ...] = ()
+    figures: tuple[Figure, ...] = ()
     # Machine-readable: the rows behind the tables (also written as report.json).
     data: dict[str, Any] = field(default_factory=dict)
 

@@ -20,7 +20,7 @@ def ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None,
     on the `sweep ui` this prints, and with ``study`` the links to the study's run and
     its best trial's run. The ids come from what the study recorded (keys.MLFLOW_PLACE),
     else from MLflow when ``look_up`` (which costs the import of MLflow)."""
-    from sweep.tracking.tracker import find_experiment_id, runs_view_url, sorted_runs_query
+    from sweep.tracking.links import find_experiment_id, runs_view_url, sorted_runs_query
 
     served = tracking_uri.startswith(("http://", "https://"))
     base = mask_url(tracking_uri) if served else f"http://127.0.0.1:{UI_PORT}"
@@ -51,7 +51,7 @@ def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spe
                study_run: str | None) -> list[tuple[str, str]]:
     """(label, link) of the study's own run and of the best trial's run, where they exist."""
     from sweep.study.results import logged_run_id, sorted_complete
-    from sweep.tracking.tracker import find_study_run, run_url
+    from sweep.tracking.links import find_study_run, run_url
 
     links = []
     if study_run is None:

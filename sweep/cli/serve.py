@@ -40,7 +40,7 @@ def sync(tracking_uri: str | None, storage: str) -> None:
     ./sweep-spool), each exactly once."""
     from sweep.study.results import link_runs
     from sweep.tracking.spool import pending, spooled_studies
-    from sweep.tracking.tracker import sync as replay_all
+    from sweep.tracking.sync import sync as replay_all
 
     if not pending():
         click.echo("nothing to sync.")
@@ -110,7 +110,7 @@ def proxy(storage: str, host: str, port: int) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=UI_PORT, show_default=True)
 def ui(tracking_uri: str, host: str, port: int) -> None:
     """Start a lean MLflow UI for this tracking store and print each study's runs view."""
-    from sweep.tracking.tracker import runs_view_url
+    from sweep.tracking.links import runs_view_url
 
     if tracking_uri.startswith(("http://", "https://")):
         click.echo(f"this store is served by a tracking server: open {mask_url(tracking_uri)}")
@@ -133,9 +133,9 @@ def _studies_in(tracking_uri: str) -> list[tuple[str, str, str | None]]:
     study run; the query is the one the study recorded on its experiment."""
     from mlflow.entities import ViewType
 
-    from sweep.tracking.tracker import _client
+    from sweep.tracking.client import mlflow_client
 
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     found = []
     for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY):
         if client.search_runs([experiment.experiment_id], max_results=1,

@@ -43,7 +43,7 @@ class StaleTrialCallback:
     def __call__(self, study: Any, trial: Any) -> None:
         run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
         if run_id and self.tracking_uri:
-            from sweep.tracking.tracker import mark_run_lost
+            from sweep.tracking.client import mark_run_lost
 
             mark_run_lost(self.tracking_uri, run_id, trial.user_attrs.get(WORKER))
         self.retry(study, trial)

@@ -44,7 +44,9 @@ from sweep.keys import (
 from sweep.placement.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.results import generalization_gap
-from sweep.tracking.tracker import StudyTracker, TrialRun, duplicate_run_name, trial_run_name
+from sweep.tracking.names import duplicate_run_name, trial_run_name
+from sweep.tracking.tracker import StudyTracker
+from sweep.tracking.trial_run import TrialRun
 from sweep.training import checkpoint
 from sweep.training.trainer import Trainer
 from sweep.workers import requeue, watchdog

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweep.tracking.tracker import duplicate_run_name, short_number, trial_run_name
+from sweep.tracking.names import duplicate_run_name, short_number, trial_run_name
 
 
 def test_numbers_are_short() -> None:

@@ -1,0 +1,52 @@
+"""How runs are named and what their params say about the placement they tried."""
+
+from __future__ import annotations
+
+from sweep.placement.space import Placement, describe_placement
+
+
+def short_number(value: float) -> str:
+    """``4.7e-4`` rather than ``0.00047`` or ``4.7e-04``: short enough for a run name."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
+def coefficient_label(placement: Placement) -> str:
+    """The coefficients of a placement in a few characters: ``l1=1e-5 l2=4.7e-4``, or
+    ``l2=per-layer`` when the layers differ."""
+    values: dict[str, set[float]] = {}
+    for targets in placement.values():
+        for kinds in targets.values():
+            for kind, value in kinds.items():
+                values.setdefault(kind, set()).add(float(value))
+    return " ".join(f"{kind}={short_number(next(iter(found)))}" if len(found) == 1
+                    else f"{kind}=per-layer" for kind, found in sorted(values.items()))
+
+
+def trial_run_name(number: int, label: str, placement: Placement,
+                   baseline: str | None = None) -> str:
+    """What the MLflow UI lists: ``#5 before_flatten l2=4.7e-4``,
+    ``#0 baseline: no regularization``, ``#1 baseline: uniform_l2 l2=3.2e-4``."""
+    coefficients = coefficient_label(placement)
+    if baseline:
+        what = "no regularization" if not placement else f"{baseline} {coefficients}"
+        return f"#{number} baseline: {what}"
+    return f"#{number} {label} {coefficients}".strip()[:120]
+
+
+def duplicate_run_name(number: int, original: int) -> str:
+    return f"#{number} = #{original} (duplicate)"
+
+
+def placement_params(placement: Placement) -> dict[str, str]:
+    """The resolved placement as MLflow params: which layer got which penalty."""
+    params = {"resolved": describe_placement(placement)}
+    for layer, targets in placement.items():
+        for target, kinds in targets.items():
+            for kind, value in kinds.items():
+                params[f"resolved/{layer}/{target}/{kind}"] = repr(float(value))
+    return params
+
+
