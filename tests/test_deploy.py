@@ -363,7 +363,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
                      "tests", "bench/results"):
         assert required in patterns, required
     # ... but not what the image is built from.
-    for path in ("pyproject.toml", "README.md", "sweep", "sweep/cli.py"):
+    for path in ("pyproject.toml", "README.md", "sweep", "sweep/cli/group.py"):
         assert not any(fnmatch(path, p.removeprefix("**/")) for p in patterns), path
     assert (DOCKER / ".dockerignore").is_file()
     assert "cp docker/Dockerfile.dockerignore .dockerignore" in DOCKERFILE.read_text()
