@@ -63,8 +63,7 @@ def output_option(*, folder: bool = False, old: str | None = None,
             deprecated(old or "", "-o/--output")
         probe = Path(value) / "x" if folder else Path(value)
         if (blocking := blocking_file(probe)) is not None:
-            raise SpecError(f"--{'output' if param.name == 'old_output' else param.name}",
-                            f"{blocking} is a file, not a folder", value)
+            raise SpecError("--output", f"{blocking} is a file, not a folder", value)
         return value
 
     kind = click.Path(file_okay=False) if folder else click.Path(dir_okay=False)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -36,17 +37,9 @@ def _print(rows: list[dict[str, Any]] | dict[str, Any], fmt: str, output: str | 
         if output is None:
             Console().print(table)
             return
-        console = Console(record=True, width=160, file=_Discard())
+        console = Console(record=True, width=160, file=io.StringIO())
         console.print(table)
         emit(console.export_text(), output, what)
-
-
-class _Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def _flat(doc: dict[str, Any]) -> dict[str, Any]:
@@ -98,10 +91,7 @@ def status(study_name: str, storage: str, tracking_uri: str, fmt: str,
     lines = _status_lines(doc)
     lines.append(f"inspect it with: "
                  f"{ui_hint(tracking_uri, spec.experiment_name, study, spec, look_up=False)}")
-    if output is None:
-        click.echo("\n".join(lines))
-    else:
-        emit("\n".join(lines) + "\n", output, f"the status of study '{study_name}'")
+    emit("\n".join(lines) + "\n", output, f"the status of study '{study_name}'")
 
 
 def _status_lines(doc: dict[str, Any]) -> list[str]:
