@@ -10,6 +10,10 @@ SPEC = "spec"  # the canonical study file (workers read the spec from here)
 FINGERPRINT = "spec_fingerprint"  # hash of what defines the trials (StudySpec.fingerprint)
 STUDY_UID = "study_uid"  # names the study's MLflow run across resumes
 CONFIRMATION = "confirmation"  # the stored confirmation over seeds (JSON)
+# Of a finite search space (choices and fixed values only): the key (placement_key) of
+# every distinct configuration it holds, so every worker and `sweep status` see when all
+# are trained. Absent when the space is continuous or too large to list.
+SPACE_CONFIGURATIONS = "space_configurations"
 # {"tracking": masked tracking URI, "experiment_id", "study_run_id"}, so that read-only
 # commands print MLflow links without importing MLflow (bench/startup.py checks it).
 MLFLOW_PLACE = "mlflow_place"
@@ -25,6 +29,7 @@ WORKER_RSS_MB = "worker_rss_mb"
 EPOCHS_RUN = "epochs_run"
 PRUNED_AT_EPOCH = "pruned_at_epoch"
 DUPLICATE_OF = "duplicate_of"  # an earlier trial of the same configuration, reused
+WARM_START_OF = "warm_start_of"  # "study#trial": a configuration queued from an older study
 # Every trial that trains the same configuration after a stop (re-queued after SIGTERM,
 # or retried after its worker died) shares the checkpoint of the first one: its number.
 CHECKPOINT = "checkpoint_of"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -128,3 +129,68 @@ def test_a_failed_heartbeat_is_logged_and_the_next_one_recorded(
         beats = connection.execute(text("SELECT count(*) FROM trial_heartbeats "
                                         "WHERE trial_id = :id"), {"id": trial_id}).scalar()
     assert beats == 1
+
+
+def _sweep(*args: str):
+    from click.testing import CliRunner
+
+    from sweep.cli import cli
+
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_a_small_space_ends_when_every_configuration_is_trained(
+        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+    from conftest import write_study
+    from mlflow.tracking import MlflowClient
+
+    # 2 placements x 2 coefficients, of which "all" x 0 is "none": 2 models, budget 10.
+    search = {"targets": ["kernel"], "placement": {"choices": ["none", "all"]},
+              "l2": {"choices": [0.0, 0.001]}, "baselines": ["none"]}
+    path = write_study(workdir / "small.yaml", tiny_study(
+        name="small", search=search, sampler="random", budget={"n_trials": 10}))
+    result = _sweep("run", str(path), "--storage", storage_url, "--tracking-uri",
+                    tracking_uri, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "study stopped: space exhausted: 2 distinct configurations, all trained" \
+        in result.output
+    study = optuna.load_study(study_name="small", storage=storage_url)
+    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    assert sorted(str(t.user_attrs["placement"]) for t in trained) == [
+        "{'dense': {'kernel': {'l2': 0.001}}, 'dense_1': {'kernel': {'l2': 0.001}}}", "{}"]
+    repeats = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert used_budget(study.trials) == 2
+    status = json.loads(_sweep("status", "small", "--storage", storage_url,
+                               "--format", "json").output)
+    assert status["finished"] == 2 and status["duplicates"] == len(repeats)
+    assert status["stopped"] == ("study stopped: space exhausted: 2 distinct "
+                                 "configurations, all trained")
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("small")
+    (parent,) = client.search_runs([experiment.experiment_id],
+                                   filter_string="tags.`sweep.role` = 'study'")
+    assert parent.info.status == "FINISHED"
+
+
+def test_duplicates_are_recorded_but_use_no_budget(
+        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+    from conftest import write_study
+
+    # allow_zero on the only penalty: l2_on false trains placement none again.
+    search = {"targets": ["kernel"], "placement": {"choices": ["none", "all"]},
+              "l2": {"low": 1e-4, "high": 1e-2, "log": True, "allow_zero": True},
+              "baselines": ["none"]}
+    path = write_study(workdir / "dup.yaml", tiny_study(
+        name="dup", search=search, sampler="random", budget={"n_trials": 4}))
+    result = _sweep("run", str(path), "--storage", storage_url, "--tracking-uri",
+                    tracking_uri, "--no-progress")
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="dup", storage=storage_url)
+    repeats = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert repeats, "this seed samples no duplicate: the test proves nothing"
+    # The sampler is told each duplicate's value: it is a COMPLETE trial with the figures.
+    for trial in repeats:
+        first = study.trials[trial.user_attrs["duplicate_of"]]
+        assert trial.value == first.value and trial.user_attrs["placement"] == {}
+    assert len(study.trials) - len(repeats) == 4 == used_budget(study.trials)

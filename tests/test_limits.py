@@ -1,4 +1,5 @@
-"""Study limits besides n_trials, read from stored trials: max_failures and wall_time."""
+"""Study limits besides n_trials, read from stored trials: max_failures, wall_time and an
+exhausted search space."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import datetime as dt
 import optuna
 from conftest import tiny_study
 
+from sweep.placement.configurations import placement_key
 from sweep.spec import parse_spec
-from sweep.study.limits import deadline, halt_reason, own_failures
+from sweep.study.limits import deadline, exhausted, halt_reason, own_failures
 
 FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
 
@@ -52,3 +54,39 @@ def test_wall_time_counts_from_the_first_trial() -> None:
     fresh = [_trial(0, COMPLETE, started=dt.datetime.now())]
     assert halt_reason(fresh, spec) is None
     assert deadline([], spec) is None
+
+
+def _config(number: int, placement: dict, duplicate_of: int | None = None):
+    attrs: dict = {"placement": placement}
+    if duplicate_of is not None:
+        attrs["duplicate_of"] = duplicate_of
+    trial = optuna.create_trial(state=COMPLETE, value=0.5, user_attrs=attrs)
+    trial.number = number
+    trial.datetime_start = dt.datetime.now()
+    return trial
+
+
+ALL = {"dense": {"kernel": {"l2": 0.001}}}
+
+
+def test_a_finite_space_is_exhausted_when_every_configuration_is_trained() -> None:
+    spec = parse_spec(tiny_study(budget={"n_trials": 20}))
+    keys = [placement_key({}), placement_key(ALL)]
+    trials = [_config(0, {}), _config(1, {}, duplicate_of=0)]
+    assert halt_reason(trials, spec, keys) is None
+    halted = halt_reason([*trials, _config(2, ALL)], spec, keys)
+    assert halted is not None and not halted.failed
+    assert str(halted) == "study stopped: space exhausted: 2 distinct configurations, all trained"
+    assert exhausted([*trials, _config(2, ALL)], spec) is None  # no list: nothing known
+
+
+def test_max_duplicates_in_a_row_end_a_study_whose_sampler_finds_nothing_new() -> None:
+    spec = parse_spec(tiny_study(budget={"n_trials": 20, "max_duplicates": 3}))
+    trials = [_config(0, {}), _config(1, {}, 0), _config(2, {}, 0), _config(3, ALL),
+              _config(4, {}, 0), _config(5, ALL, 3)]
+    assert halt_reason(trials, spec) is None  # two in a row: not yet
+    halted = halt_reason([*trials, _config(6, {}, 0)], spec)
+    assert halted is not None and not halted.failed
+    assert str(halted) == ("study stopped: space exhausted: the last 3 trials sampled "
+                           "configurations already trained (budget.max_duplicates); 2 distinct "
+                           "configurations trained")

@@ -42,7 +42,7 @@ def made(tmp_path: Path) -> tuple[Any, Any, Any]:
     add(TrialState.COMPLETE, 0.75, {"placement": "first"}, placement=FIRST,
         mlflow_run_id="spool:k1", worker="node1:11", **{"final/val_accuracy": 0.75})
     add(TrialState.COMPLETE, 0.72, {"placement": "first"}, placement=FIRST,
-        mlflow_run_id="r2", duplicate_of=None)
+        mlflow_run_id="r2")
     add(TrialState.FAIL, None, {"placement": "all"}, fail_reason="heartbeat lost")
     add(TrialState.FAIL, None, {"placement": "all"}, fail_reason="interrupted")
     add(TrialState.RUNNING, None, {"placement": "all"}, {"retry_history": [3]},

@@ -108,6 +108,9 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
         lines.append(f"wall time left: {_duration(doc['seconds_left'])} (budget.wall_time)")
     if doc["requeued"]:
         lines.append(f"{doc['requeued']} trials were stopped or lost and queued again")
+    if doc["duplicates"]:
+        lines.append(f"{doc['duplicates']} trials sampled a configuration already trained "
+                     "(figures reused, no budget used)")
     if doc["trials_per_hour"] is not None:
         eta = doc["eta_seconds"]
         left = "" if not eta else f", about {_duration(eta)} left"

@@ -110,6 +110,8 @@ class BudgetSpec(Frozen):
     """How much the study may spend, across all its workers. Operational: a resumed study
     may change any of these."""
 
+    # Distinct configurations trained: a trial that samples one already trained (e.g.
+    # l1_on/l2_on both false, the same model as placement none) is recorded but free.
     n_trials: PositiveInt = 20
     # No trial starts later than this after the study's first trial started.
     wall_time: float | None = None
@@ -118,6 +120,9 @@ class BudgetSpec(Frozen):
     # Trials FAILED for their own reasons (errors, non-finite loss, timeouts; not
     # interruptions, not lost workers) after which no worker starts another trial.
     max_failures: PositiveInt = 10
+    # A sampled configuration that was already trained reuses that trial's figures and uses
+    # no budget; after this many such trials in a row the space is taken as exhausted.
+    max_duplicates: PositiveInt = 20
 
     @field_validator("wall_time", "trial_timeout", mode="before")
     @classmethod

@@ -7,7 +7,10 @@ that use the budget, then create one", so N workers can never start more than
 :class:`BudgetExhausted` out of ``optimize`` and stops.
 
 Trials that use the budget: every trial except a FAIL that was retried (its retry counts
-instead) and a FAIL that was interrupted (SIGINT/SIGTERM: its place is given back).
+instead), a FAIL that was interrupted (SIGINT/SIGTERM: its place is given back), and a
+duplicate (a configuration already trained: its figures are reused, nothing is trained).
+A trial that will turn out a duplicate holds a place while it runs (nobody knows yet),
+then gives it back, so the budget buys ``n_trials`` distinct trained configurations.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from optuna.trial import TrialState
 from sqlalchemy import text
 
 from sweep.errors import SweepError
-from sweep.keys import FAIL_REASON, INTERRUPTED, RETRY_HISTORY, SPEC
+from sweep.keys import DUPLICATE_OF, FAIL_REASON, INTERRUPTED, RETRY_HISTORY, SPEC
 
 log = logging.getLogger("sweep")
 
@@ -59,8 +62,13 @@ def given_back(trials: list[Any]) -> set[int]:
                 t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}
 
 
+def duplicates(trials: list[Any]) -> int:
+    """Trials that reused an earlier trial's figures (trained nothing)."""
+    return sum(DUPLICATE_OF in t.user_attrs for t in trials)
+
+
 def used_budget(trials: list[Any]) -> int:
-    return len(trials) - len(given_back(trials))
+    return len(trials) - len(given_back(trials)) - duplicates(trials)
 
 
 class BudgetedStorage(RDBStorage):
@@ -90,8 +98,8 @@ class BudgetedStorage(RDBStorage):
     def used_budget(self, study_id: int) -> int:
         """``used_budget`` of the study's trials, counted by the database. Reading every
         trial instead grows with the study, under the lock that every worker's next trial
-        waits for; these queries touch the FAIL trials only (bench/workers.py measures the
-        coordination cost per trial)."""
+        waits for; these queries touch the FAIL and duplicate trials only
+        (bench/workers.py measures the coordination cost per trial)."""
         from optuna.storages._rdb.models import (
             TrialModel,
             TrialSystemAttributeModel,
@@ -102,6 +110,11 @@ class BudgetedStorage(RDBStorage):
         with self.engine.connect() as connection:
             total = connection.execute(select(func.count(TrialModel.trial_id)).where(
                 TrialModel.study_id == study_id)).scalar_one()
+            total -= connection.execute(
+                select(func.count(TrialUserAttributeModel.trial_id))
+                .join(TrialModel, TrialModel.trial_id == TrialUserAttributeModel.trial_id)
+                .where(TrialModel.study_id == study_id,
+                       TrialUserAttributeModel.key == DUPLICATE_OF)).scalar_one()
             failed = dict(connection.execute(select(TrialModel.trial_id, TrialModel.number).where(
                 TrialModel.study_id == study_id, TrialModel.state == TrialState.FAIL)).all())
             if not failed:

@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from sweep.errors import SpecError
-from sweep.keys import BASELINE, FINGERPRINT, PLACEMENT, SPEC, STUDY_UID
+from sweep.keys import BASELINE, FINGERPRINT, PLACEMENT, SPACE_CONFIGURATIONS, SPEC, STUDY_UID
 from sweep.redact import mask_url
 from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
 
@@ -126,6 +126,8 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
                 spec.name, show_value=False)
         if existing.user_attrs[SPEC] != spec.canonical():
             existing.set_user_attr(SPEC, spec.canonical())
+        if space is not None and SPACE_CONFIGURATIONS not in existing.user_attrs:
+            record_space(existing, space)  # a study created before this was recorded
         return existing, spec
     directions = spec.directions
     study = optuna.create_study(
@@ -136,8 +138,19 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
     study.set_user_attr(FINGERPRINT, spec.fingerprint())
     study.set_user_attr(STUDY_UID, uuid.uuid4().hex)
     if space is not None:
+        record_space(study, space)
         enqueue_baselines(study, spec, space)
     return study, spec
+
+
+def record_space(study: Any, space: Any) -> None:
+    """Store the keys of a finite space's configurations (see limits.exhausted)."""
+    from sweep.placement.configurations import placement_key, space_configurations
+
+    configurations = space_configurations(space)
+    if configurations is not None:
+        study.set_user_attr(SPACE_CONFIGURATIONS,
+                            sorted(placement_key(p) for p in configurations))
 
 
 def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
@@ -189,11 +202,13 @@ def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0)
 
 def finished_count(study: Any) -> int:
     """Finished trials that hold a place in the budget, by any worker: a trial stopped or
-    lost and queued again is counted once, by the trial that finishes in its place."""
+    lost and queued again is counted once, by the trial that finishes in its place, and a
+    duplicate (a configuration already trained) not at all."""
     import optuna
 
-    from sweep.study.budget import given_back
+    from sweep.study.budget import duplicates, given_back
 
     trials = study.get_trials(deepcopy=False)
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED_STATES)
-    return sum(t.state in states for t in trials) - len(given_back(trials))
+    return sum(t.state in states for t in trials) - len(given_back(trials)) \
+        - duplicates(trials)

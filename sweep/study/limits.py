@@ -1,6 +1,8 @@
-"""The study's limits besides ``budget.n_trials``: ``budget.max_failures`` and
-``budget.wall_time``. Read from the stored trials, so every worker (and ``sweep status``)
-reaches the same verdict; no trial starts once either is reached.
+"""The study's limits besides ``budget.n_trials``: ``budget.max_failures``,
+``budget.wall_time`` and an exhausted search space (every distinct configuration of a
+finite space trained, or ``budget.max_duplicates`` trials in a row that sampled one already
+trained). Read from the stored trials, so every worker (and ``sweep status``) reaches the
+same verdict; no trial starts once one is reached.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import datetime as _dt
 from typing import Any
 
 from sweep.errors import StudyHalted
-from sweep.keys import FAIL_REASON, is_own_failure
+from sweep.keys import DUPLICATE_OF, FAIL_REASON, PLACEMENT, SPACE_CONFIGURATIONS, is_own_failure
 from sweep.spec import StudySpec
 
 
@@ -32,8 +34,50 @@ def deadline(trials: list[Any], spec: StudySpec) -> _dt.datetime | None:
     return min(starts) + _dt.timedelta(seconds=spec.budget.wall_time)
 
 
-def halt_reason(trials: list[Any], spec: StudySpec) -> StudyHalted | None:
-    """Why the study may start no more trials, or None."""
+def study_halt(study: Any, spec: StudySpec, trials: list[Any] | None = None
+               ) -> StudyHalted | None:
+    """``halt_reason`` of a stored study (its trials, and its space's configurations)."""
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    return halt_reason(trials, spec, study.user_attrs.get(SPACE_CONFIGURATIONS))
+
+
+def trained_configurations(trials: list[Any]) -> set[str]:
+    """Keys of the configurations the study has trained (complete or pruned; a duplicate
+    trained nothing)."""
+    from optuna.trial import TrialState
+
+    from sweep.placement.configurations import placement_key
+
+    return {placement_key(t.user_attrs[PLACEMENT]) for t in trials
+            if PLACEMENT in t.user_attrs and DUPLICATE_OF not in t.user_attrs
+            and t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+
+
+def exhausted(trials: list[Any], spec: StudySpec, configurations: list[str] | None = None
+              ) -> str | None:
+    """Why the search space has nothing new to give, or None."""
+    from optuna.trial import TrialState
+
+    trained = trained_configurations(trials)
+    if configurations and set(configurations) <= trained:
+        return (f"space exhausted: {len(set(configurations))} distinct configurations, "
+                "all trained")
+    cap = spec.budget.max_duplicates
+    finished = sorted((t for t in trials if t.state in (TrialState.COMPLETE,
+                                                        TrialState.PRUNED)),
+                      key=lambda t: t.number)[-cap:]
+    if len(finished) == cap and all(DUPLICATE_OF in t.user_attrs for t in finished):
+        return (f"space exhausted: the last {cap} trials sampled configurations already "
+                f"trained (budget.max_duplicates); {len(trained)} distinct configurations "
+                "trained")
+    return None
+
+
+def halt_reason(trials: list[Any], spec: StudySpec, configurations: list[str] | None = None
+                ) -> StudyHalted | None:
+    """Why the study may start no more trials, or None. ``configurations``: the keys of a
+    finite space's configurations (study attr SPACE_CONFIGURATIONS)."""
     failures = own_failures(trials)
     cap = spec.budget.max_failures
     if len(failures) >= cap:
@@ -48,4 +92,7 @@ def halt_reason(trials: list[Any], spec: StudySpec) -> StudyHalted | None:
         return StudyHalted(
             f"study stopped: budget.wall_time ({spec.budget.wall_time:g} s from the first "
             f"trial) ended at {end:%Y-%m-%d %H:%M:%S}", failed=False)
+    reason = exhausted(trials, spec, configurations)
+    if reason is not None:
+        return StudyHalted(f"study stopped: {reason}", failed=False)
     return None

@@ -30,7 +30,7 @@ from sweep.keys import (
 )
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
-from sweep.study.limits import deadline, halt_reason
+from sweep.study.limits import deadline, study_halt
 
 log = logging.getLogger("sweep")
 
@@ -219,14 +219,16 @@ def _throughput(trials: list[Any], remaining: int) -> tuple[float | None, float 
 
 
 def status(study: Any, spec: StudySpec) -> dict[str, Any]:
-    from sweep.study.budget import given_back, used_budget
+    from sweep.study.budget import duplicates, given_back, used_budget
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(_state(t) for t in trials)
+    repeats = duplicates(trials)
     best = sorted_complete(study, spec)[:1]
     # A retried or re-queued trial's place went to its successor: count the work once.
     requeued = given_back(trials)
-    finished = sum(counts[s] for s in ("COMPLETE", "PRUNED", "FAIL")) - len(requeued)
+    finished = sum(counts[s] for s in ("COMPLETE", "PRUNED", "FAIL")) - len(requeued) \
+        - repeats
     remaining = max(0, spec.budget.n_trials - used_budget(trials))
     ages = (heartbeat_ages(study) or {}) if counts.get("RUNNING") else {}
     workers = [
@@ -244,7 +246,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         max(0.0, (end - _dt.datetime.now()).total_seconds())
     if seconds_left is not None and eta is not None:
         eta = min(eta, seconds_left)  # no trial starts after the wall time
-    halted = halt_reason(trials, spec)
+    halted = study_halt(study, spec, trials)
     return {
         "study": study.study_name,
         "metric": spec.primary.metric,
@@ -258,6 +260,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         if best else None,
         "remaining": remaining,
         "requeued": len(requeued),
+        "duplicates": repeats,
         "workers": workers,
         "trials_per_hour": round(rate, 2) if rate is not None else None,
         "eta_seconds": round(eta) if eta is not None else None,
@@ -274,7 +277,7 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
 def list_studies(storage: Any) -> list[dict[str, Any]]:
     import optuna
 
-    from sweep.study.budget import given_back
+    from sweep.study.budget import duplicates, given_back
 
     rows = []
     for name in optuna.get_all_study_names(storage):
@@ -289,7 +292,7 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,
             "finished": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-            + counts.get("FAIL", 0) - requeued, "requeued": requeued,
+            + counts.get("FAIL", 0) - requeued - duplicates(trials), "requeued": requeued,
             "complete": counts.get("COMPLETE", 0), "pruned": counts.get("PRUNED", 0),
             "fail": counts.get("FAIL", 0), "running": counts.get("RUNNING", 0),
             "direction": study.directions[0].name.lower(), "best_value": best,

@@ -17,7 +17,7 @@ from sweep.placement.space import SearchSpace
 from sweep.spec import StudySpec
 from sweep.study.budget import is_budget_exhausted, used_budget
 from sweep.study.create import finished_count
-from sweep.study.limits import halt_reason
+from sweep.study.limits import study_halt
 from sweep.study.progress import StudyProgress
 from sweep.tracking.tracker import StudyTracker
 from sweep.workers.objective import Objective
@@ -98,14 +98,14 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         failures = 0
         progress.trial_finished(study, trial)
         interrupt.check()  # stop between trials rather than create one more
-        if halt_reason(study.get_trials(deepcopy=False), spec) is not None:
+        if study_halt(study, spec) is not None:
             study.stop()
 
     _parent_status(tracker, "RUNNING")
     halted = None
     with progress:
         while max_trials is None or started < max_trials:
-            halted = halt_reason(study.get_trials(deepcopy=False), spec)
+            halted = study_halt(study, spec)
             if halted is not None:
                 break
             try:
@@ -119,7 +119,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 # check says which), or the sampler has nothing left (grid done).
                 if max_trials is not None and started >= max_trials:
                     break
-                if halt_reason(study.get_trials(deepcopy=False), spec) is not None:
+                if study_halt(study, spec) is not None:
                     continue
                 if not _wait_for_others(study, spec, progress):
                     break
@@ -141,12 +141,12 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 interrupt.sleep(wait)
                 _recover_own_trials(study, tracker.worker, cause)
     trials = study.get_trials(deepcopy=False)
-    halted = halted or halt_reason(trials, spec)
+    halted = halted or study_halt(study, spec, trials)
     if halted is not None:
         if halted.failed:
             _parent_status(tracker, "FAILED")
             raise halted
-        if used_budget(trials) < budget:  # the deadline, not the budget, ended it
+        if used_budget(trials) < budget:  # a limit, not the budget, ended it
             progress.console.print(str(halted), highlight=False)
     _close_parent_if_done(study, spec, tracker)
     return started
@@ -184,7 +184,7 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
     while True:
         trials = study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
-            return halt_reason(trials, spec) is None
+            return study_halt(study, spec, trials) is None
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
         if not running:
             return False
@@ -220,7 +220,7 @@ def _close_parent_if_done(study: Any, spec: StudySpec, tracker: StudyTracker) ->
     if any(t.state == TrialState.RUNNING for t in trials):
         return
     waiting = any(t.state == TrialState.WAITING for t in trials)
-    halted = halt_reason(trials, spec)
+    halted = study_halt(study, spec, trials)
     if (used_budget(trials) >= spec.budget.n_trials and not waiting) or (
             halted is not None and not halted.failed):
         describe_study(study, spec, tracker)

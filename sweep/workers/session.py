@@ -93,8 +93,10 @@ def work_in_batches(study: Any, spec: Any, space: Any, tracking_uri: str, *,
 
 def budget_left(study: Any, spec: Any) -> bool:
     from sweep.study.budget import used_budget
+    from sweep.study.limits import study_halt
 
-    return used_budget(study.get_trials(deepcopy=False)) < spec.budget.n_trials
+    trials = study.get_trials(deepcopy=False)
+    return used_budget(trials) < spec.budget.n_trials and study_halt(study, spec, trials) is None
 
 
 def run_here(study: Any, spec: Any, space: Any, storage: str, tracking_uri: str,
@@ -103,7 +105,7 @@ def run_here(study: Any, spec: Any, space: Any, storage: str, tracking_uri: str,
     processes supervised by this one (sweep.workers.launcher). Raises ``StudyHalted`` when
     a study limit failed it."""
     from sweep.study.budget import used_budget
-    from sweep.study.limits import halt_reason
+    from sweep.study.limits import study_halt
     from sweep.workers.launcher import supervise
 
     remaining = spec.budget.n_trials - used_budget(study.get_trials(deepcopy=False))
@@ -116,8 +118,8 @@ def run_here(study: Any, spec: Any, space: Any, storage: str, tracking_uri: str,
         print(f"starting {len(slots)} workers on study '{spec.name}'", file=sys.stderr,
               flush=True)
     supervise(spec.name, storage, tracking_uri, slots, extra_args=extra,
-              halted=lambda: halt_reason(study.get_trials(deepcopy=False), spec) is not None)
+              halted=lambda: study_halt(study, spec) is not None)
     # Workers that stopped on a study limit said so; the launcher repeats the verdict.
-    halted = halt_reason(study.get_trials(deepcopy=False), spec)
+    halted = study_halt(study, spec)
     if halted is not None and halted.failed:
         raise halted
