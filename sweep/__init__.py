@@ -12,7 +12,8 @@ from typing import Any
 
 _EXPORTS: dict[str, str | tuple[str, str]] = {
     # run a study, read its answer (sweep.api)
-    "run": "sweep.api", "load": "sweep.api", "Study": "sweep.api", "Best": "sweep.api",
+    "run": "sweep.api", "create": "sweep.api", "load": "sweep.api", "Study": "sweep.api",
+    "Best": "sweep.api",
     # errors
     "SweepError": "sweep.errors", "SpecError": "sweep.errors", "StudyHalted": "sweep.errors",
     "TrialFailed": "sweep.errors", "FatalError": "sweep.errors",

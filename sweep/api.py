@@ -125,27 +125,67 @@ def _stores(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
     return check_storage_url(storage, "storage"), check_tracking_uri(tracking_uri, "tracking_uri")
 
 
-def run(study_file: str | os.PathLike[str], *, storage: str | None = None,
-        tracking_uri: str | None = None, n_trials: int | None = None,
-        force_new: bool = False, show_progress: bool = True) -> Study:
-    """Create (or resume) the study of ``study_file`` and run it to its budget in this
-    process, as `sweep run` does; ``n_trials`` overrides ``budget.n_trials``."""
-    from sweep.spec import load_spec
-    from sweep.study.check import check_study
-    from sweep.tracking.spool import check_spool_dir
-    from sweep.workers.launcher import plan_slots
-    from sweep.workers.session import create_study, run_here
-
-    storage, tracking_uri = _stores(storage, tracking_uri)
-    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
+def _whole(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or value < 1):
         from sweep.errors import SpecError
 
-        raise SpecError("n_trials", "must be a whole number of at least 1", n_trials)
-    check_spool_dir()
+        raise SpecError(name, "must be a whole number of at least 1", value)
+
+
+def _created(study_file: str | os.PathLike[str], storage: str, tracking_uri: str, *,
+             n_trials: int | None, force_new: bool, warm_start: str | None,
+             warm_start_storage: str | None, warm_start_top: int) -> tuple[Any, Any, Any]:
+    from sweep.spec import load_spec
+    from sweep.study.check import check_study
+    from sweep.study.warm import WarmStart
+    from sweep.workers.session import create_study
+
+    _whole("n_trials", n_trials)
+    _whole("warm_start_top", warm_start_top)
+    warm = None
+    if warm_start is not None:
+        warm = WarmStart(warm_start, check_storage_url(
+            warm_start_storage or storage, "warm_start_storage"), warm_start_top)
     spec = load_spec(study_file)
     space = check_study(spec)
     study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
-                               n_trials=n_trials)
+                               n_trials=n_trials, warm_start=warm)
+    return study, spec, space
+
+
+def create(study_file: str | os.PathLike[str], *, storage: str | None = None,
+           tracking_uri: str | None = None, warm_start: str | None = None,
+           warm_start_storage: str | None = None, warm_start_top: int = 3) -> Study:
+    """Create the study of ``study_file`` for workers to join, as `sweep create` does.
+    ``warm_start``: an earlier study (in ``warm_start_storage``, default ``storage``)
+    whose best ``warm_start_top`` configurations are queued as the first trials."""
+    storage, tracking_uri = _stores(storage, tracking_uri)
+    study, spec, _ = _created(study_file, storage, tracking_uri, n_trials=None,
+                              force_new=False, warm_start=warm_start,
+                              warm_start_storage=warm_start_storage,
+                              warm_start_top=warm_start_top)
+    return Study(study, spec, storage=storage, tracking_uri=tracking_uri)
+
+
+def run(study_file: str | os.PathLike[str], *, storage: str | None = None,
+        tracking_uri: str | None = None, n_trials: int | None = None,
+        force_new: bool = False, show_progress: bool = True,
+        warm_start: str | None = None, warm_start_storage: str | None = None,
+        warm_start_top: int = 3) -> Study:
+    """Create (or resume) the study of ``study_file`` and run it to its budget in this
+    process, as `sweep run` does; ``n_trials`` overrides ``budget.n_trials``; the
+    ``warm_start`` arguments as in :func:`create`."""
+    from sweep.tracking.spool import check_spool_dir
+    from sweep.workers.launcher import plan_slots
+    from sweep.workers.session import run_here
+
+    storage, tracking_uri = _stores(storage, tracking_uri)
+    check_spool_dir()
+    study, spec, space = _created(study_file, storage, tracking_uri, n_trials=n_trials,
+                                  force_new=force_new, warm_start=warm_start,
+                                  warm_start_storage=warm_start_storage,
+                                  warm_start_top=warm_start_top)
     run_here(study, spec, space, storage, tracking_uri, plan_slots(1, [], 1), gpus=False,
              show_progress=show_progress)
     return Study(study, spec, storage=storage, tracking_uri=tracking_uri)

@@ -65,6 +65,7 @@ TRIAL_NUMBER_TAG = "optuna.trial_number"
 RUN_KEY_TAG = "sweep.run_key"  # finds a spooled run again when it is replayed
 BASELINE_TAG = "sweep.baseline"
 DUPLICATE_OF_TAG = "sweep.duplicate_of"
+WARM_START_OF_TAG = "sweep.warm_start_of"
 PRUNED_AT_EPOCH_TAG = "sweep.pruned_at_epoch"
 FAIL_REASON_TAG = "sweep.fail_reason"
 RESUMED_FROM_RUN_TAG = "sweep.resumed_from_run"

@@ -103,6 +103,33 @@ def format_option(default: str = "table") -> Callable:
     return decorate
 
 
+def warm_start_option(command: Callable) -> Callable:
+    """``--warm-start OLD_STUDY`` (``--warm-start-storage``, ``--warm-start-top``), merged
+    into one ``warm_start`` argument: a ``sweep.study.warm.WarmStart`` or None."""
+
+    @functools.wraps(command)
+    def merged(*args: Any, warm_study: str | None, warm_storage: str | None, warm_top: int,
+               **kwargs: Any) -> Any:
+        from sweep.study.warm import WarmStart
+
+        warm = None
+        if warm_study is not None:
+            warm = WarmStart(warm_study, warm_storage or kwargs["storage"], warm_top)
+        elif warm_storage is not None:
+            raise SpecError("--warm-start-storage", "needs --warm-start OLD_STUDY",
+                            warm_storage, show_value=False)
+        return command(*args, warm_start=warm, **kwargs)
+
+    merged = click.option("--warm-start-top", "warm_top", type=click.IntRange(min=1),
+                          default=3, show_default=True,
+                          help="How many of its best configurations to queue.")(merged)
+    merged = click.option("--warm-start-storage", "warm_storage", callback=_storage_url,
+                          help="The old study's storage URL (default: --storage).")(merged)
+    return click.option("--warm-start", "warm_study", metavar="OLD_STUDY",
+                        help="Queue the best configurations of this earlier study as the "
+                             "first trials (re-trained, not copied).")(merged)
+
+
 progress_option = click.option("--no-progress", is_flag=True,
                                help="One line per finished trial instead of progress bars.")
 

@@ -9,7 +9,12 @@ import click
 
 from sweep.cli.group import cli
 from sweep.cli.hints import print_best, ui_hint
-from sweep.cli.options import progress_option, storage_option, tracking_option
+from sweep.cli.options import (
+    progress_option,
+    storage_option,
+    tracking_option,
+    warm_start_option,
+)
 from sweep.errors import SpecError
 from sweep.redact import mask_url
 
@@ -76,10 +81,11 @@ def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Afterwards re-train the best K configs and the no-regularization "
                    "baseline over report.seeds seeds, tested once on the test split "
                    "(default: none; `sweep report` does it with report.confirm_top).")
+@warm_start_option
 @progress_option
 def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, workers: int,
         gpus: list[str], trials_per_gpu: int, force_new: bool, confirm_top: int | None,
-        no_progress: bool) -> None:
+        warm_start: Any, no_progress: bool) -> None:
     """Create (or resume) a study from STUDY_FILE and run it to its budget."""
     from sweep.workers.launcher import plan_slots
 
@@ -94,7 +100,7 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
     check_spool_dir()
     spec, space = checked_spec(study_file)
     study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
-                               n_trials=n_trials)
+                               n_trials=n_trials, warm_start=warm_start)
     run_here(study, spec, space, storage, tracking_uri, slots, gpus=bool(gpus),
              show_progress=not no_progress)
     print_best(study, spec, tracking_uri, storage)
@@ -136,12 +142,19 @@ def print_confirmation(confirmation: Any) -> None:
 @click.argument("study_file", type=click.Path(dir_okay=False))
 @storage_option()
 @tracking_option()
-def create(study_file: str, storage: str, tracking_uri: str) -> None:
+@warm_start_option
+def create(study_file: str, storage: str, tracking_uri: str, warm_start: Any) -> None:
     """Create a study (spec stored inside it) for workers to join."""
+    from sweep.keys import WARM_START_OF
     from sweep.workers.session import create_study
 
     spec, space = checked_spec(study_file)
-    _, spec = create_study(spec, space, storage, tracking_uri)
+    study, spec = create_study(spec, space, storage, tracking_uri, warm_start=warm_start)
+    queued = [t.user_attrs[WARM_START_OF] for t in study.get_trials(deepcopy=False)
+              if WARM_START_OF in t.user_attrs]
+    if queued:
+        click.echo(f"warm start: queued {len(queued)} configurations of "
+                   f"{', '.join(queued)} as the first trials")
     click.echo(f"study '{spec.name}' is ready in {mask_url(storage)}; start workers with:\n"
                f"  sweep worker {spec.name} --storage '{mask_url(storage)}'")
 

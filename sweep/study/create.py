@@ -13,7 +13,15 @@ import warnings
 from typing import Any
 
 from sweep.errors import SpecError
-from sweep.keys import BASELINE, FINGERPRINT, PLACEMENT, SPACE_CONFIGURATIONS, SPEC, STUDY_UID
+from sweep.keys import (
+    BASELINE,
+    FINGERPRINT,
+    PLACEMENT,
+    SPACE_CONFIGURATIONS,
+    SPEC,
+    STUDY_UID,
+    WARM_START_OF,
+)
 from sweep.redact import mask_url
 from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
 
@@ -94,11 +102,14 @@ def _spec_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = ""
 
 
 def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
-                     n_trials: int | None = None, space: Any = None):
+                     n_trials: int | None = None, space: Any = None,
+                     warm_start: list[tuple[str, dict[str, Any]]] | None = None):
     """The study for ``spec``: created (with the spec inside) or resumed.
 
     A stored spec that differs from the file (budget aside) is refused, unless
-    ``force_new``, which archives the old study under a new name and starts afresh."""
+    ``force_new``, which archives the old study under a new name and starts afresh.
+    ``warm_start``: configurations (sweep.study.warm) queued after the baselines of a new
+    study; a study that exists already took its warm start when it was created."""
     import optuna
 
     if n_trials is not None:
@@ -113,6 +124,11 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
         optuna.delete_study(study_name=spec.name, storage=storage)
         existing = None
     if existing is not None:
+        if warm_start and not any(WARM_START_OF in t.user_attrs
+                                  for t in existing.get_trials(deepcopy=False)):
+            raise SpecError("--warm-start", f"study '{spec.name}' exists already; a warm "
+                            "start applies when a study is created (--force-new archives "
+                            "the old one and starts afresh)", spec.name, show_value=False)
         if existing.user_attrs.get(FINGERPRINT) != spec.fingerprint():
             stored = existing.user_attrs.get(SPEC) or {}
             differences = _spec_differences(
@@ -140,6 +156,10 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
     if space is not None:
         record_space(study, space)
         enqueue_baselines(study, spec, space)
+    if warm_start:
+        from sweep.study.warm import enqueue_warm_start
+
+        enqueue_warm_start(study, warm_start)
     return study, spec
 
 

@@ -38,6 +38,8 @@ from sweep.keys import (
     RESUMED_FROM_TRIAL,
     RUN_NAME_TAG,
     SEED,
+    WARM_START_OF,
+    WARM_START_OF_TAG,
     WORKER,
     WORKER_RSS_MB,
 )
@@ -100,9 +102,11 @@ class Objective:
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             trial.set_user_attr(GPU, os.environ["CUDA_VISIBLE_DEVICES"])
         label = baseline or self.space.label(trial.params, placement)
+        tags = {BASELINE_TAG: baseline} if baseline else {}
+        if WARM_START_OF in attrs:
+            tags[WARM_START_OF_TAG] = attrs[WARM_START_OF]
         run = self.tracker.start_trial(
-            trial.number, trial.params, placement, seed,
-            tags={BASELINE_TAG: baseline} if baseline else None, label=label,
+            trial.number, trial.params, placement, seed, tags=tags, label=label,
             name=trial_run_name(trial.number, label, placement, baseline))
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:

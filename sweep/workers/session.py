@@ -35,18 +35,27 @@ def wait_for_study(storage_url: str, name: str, seconds: int):
 
 
 def create_study(spec: Any, space: Any, storage_url: str, tracking_uri: str, *,
-                 force_new: bool = False, n_trials: int | None = None):
-    """Create or resume the study and its MLflow run: (study, the spec it holds)."""
+                 force_new: bool = False, n_trials: int | None = None,
+                 warm_start: Any = None):
+    """Create or resume the study and its MLflow run: (study, the spec it holds).
+    ``warm_start``: a ``sweep.study.warm.WarmStart``, read and checked before anything is
+    written."""
     from sweep.answers.note import make_tracker
     from sweep.locations import first_use_lock
     from sweep.study.create import configure, create_or_resume
     from sweep.study.storage import open_storage, quiet_optuna
+    from sweep.study.warm import check_room, load_warm_start
 
     quiet_optuna()
+    configurations = None
+    if warm_start is not None:
+        configurations = load_warm_start(warm_start, space, spec.name, storage_url)
+        check_room(configurations, len(space.baselines()), n_trials or spec.budget.n_trials)
     with first_use_lock(storage_url, tracking_uri):
         storage = open_storage(storage_url)
         study, spec = create_or_resume(spec, storage, force_new=force_new,
-                                       n_trials=n_trials, space=space)
+                                       n_trials=n_trials, space=space,
+                                       warm_start=configurations)
         configure(study, spec, space)
         make_tracker(study, spec, tracking_uri)
     return study, spec

@@ -1,0 +1,134 @@
+"""Warm start: the best configurations of an earlier study, queued as the first trials of
+a new one (re-trained on the new study's model and data, not copied), so that a study on a
+bigger model or more data starts from what a small one learned.
+
+Every configuration must fit the new search space exactly (each parameter the new space
+asks for, with a value it allows, and no other): one that does not is refused before
+anything is written, naming the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sweep.errors import SpecError
+from sweep.keys import BASELINE, DUPLICATE_OF, PLACEMENT, WARM_START_OF
+
+FIELD = "--warm-start"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where the configurations come from and how many."""
+
+    study: str
+    storage: str  # the old study's storage URL (may be the new study's)
+    top: int = 3
+
+
+class _Misfit(Exception):
+    def __init__(self, name: str, message: str):
+        super().__init__(name, message)
+        self.name, self.message = name, message
+
+
+class _Replay:
+    """A stand-in for an Optuna trial that answers with the old trial's parameters and
+    checks each against what the new space allows."""
+
+    def __init__(self, params: dict[str, Any]):
+        self.params = params
+        self.asked: set[str] = set()
+
+    def _value(self, name: str) -> Any:
+        if name not in self.params:
+            raise _Misfit(name, "the new search space asks for it; the old trial has none")
+        self.asked.add(name)
+        return self.params[name]
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        value = self._value(name)
+        if value not in list(choices):
+            raise _Misfit(name, f"= {value!r} is not one of the new choices {list(choices)}")
+        return value
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False
+                      ) -> float:
+        value = self._value(name)
+        if not isinstance(value, int | float) or not low <= value <= high:
+            raise _Misfit(name, f"= {value!r} is outside the new range [{low:g}, {high:g}]")
+        return float(value)
+
+
+def fit(params: dict[str, Any], space: Any) -> None:
+    """Raise _Misfit unless ``params`` is exactly a configuration of ``space``."""
+    replay = _Replay(params)
+    space.suggest(replay)
+    extra = sorted(set(params) - replay.asked)
+    if extra:
+        raise _Misfit(extra[0], "is not a parameter of the new search space")
+
+
+def warm_configurations(old_study: Any, old_spec: Any, space: Any, top: int
+                        ) -> list[tuple[str, dict[str, Any]]]:
+    """(origin ``study#trial``, params) of the ``top`` best distinct configurations the
+    old study trained (baselines aside: the new study trains its own). Raises SpecError
+    (field ``--warm-start``) naming the first parameter that does not fit ``space``."""
+    from sweep.placement.configurations import placement_key
+    from sweep.study.results import sorted_complete
+
+    picked: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for trial in sorted_complete(old_study, old_spec):
+        attrs = trial.user_attrs
+        if BASELINE in attrs or DUPLICATE_OF in attrs or not trial.params:
+            continue
+        key = placement_key(attrs.get(PLACEMENT) or {})
+        if key in seen:
+            continue
+        seen.add(key)
+        origin = f"{old_study.study_name}#{trial.number}"
+        try:
+            fit(dict(trial.params), space)
+        except _Misfit as misfit:
+            raise SpecError(FIELD, f"trial #{trial.number} of study "
+                            f"'{old_study.study_name}' does not fit the new search space: "
+                            f"parameter {misfit.name} {misfit.message}",
+                            old_study.study_name) from None
+        picked.append((origin, dict(trial.params)))
+        if len(picked) == top:
+            break
+    if not picked:
+        raise SpecError(FIELD, "the study has no completed trial with a searched "
+                        "configuration to start from", old_study.study_name)
+    return picked
+
+
+def load_warm_start(warm: WarmStart, space: Any, new_name: str, new_storage: str
+                    ) -> list[tuple[str, dict[str, Any]]]:
+    """The configurations of ``warm``, read (never written) from its storage."""
+    from sweep.study.create import load_named
+
+    if warm.study == new_name and warm.storage == new_storage:
+        raise SpecError(FIELD, "a study cannot warm-start from itself", warm.study)
+    _, old_study, old_spec = load_named(warm.storage, warm.study,
+                                        field="--warm-start-storage")
+    return warm_configurations(old_study, old_spec, space, warm.top)
+
+
+def check_room(configurations: list[Any], baselines: int, n_trials: int) -> None:
+    """Queued trials use the budget: the baselines and the warm start must fit in it."""
+    if baselines + len(configurations) > n_trials:
+        raise SpecError("--warm-start-top", f"{len(configurations)} warm-start "
+                        f"configurations and {baselines} baselines do not fit in "
+                        f"budget.n_trials = {n_trials}; queue fewer or raise the budget",
+                        len(configurations))
+
+
+def enqueue_warm_start(study: Any, configurations: list[tuple[str, dict[str, Any]]]) -> None:
+    """Queue the configurations (after the baselines: workers take waiting trials in
+    order). They are trials like any other and use the budget."""
+    for origin, params in configurations:
+        study.enqueue_trial(params, user_attrs={WARM_START_OF: origin}, skip_if_exists=False)
