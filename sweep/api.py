@@ -138,6 +138,7 @@ def _created(study_file: str | os.PathLike[str], storage: str, tracking_uri: str
              warm_start_storage: str | None, warm_start_top: int) -> tuple[Any, Any, Any]:
     from sweep.spec import load_spec
     from sweep.study.check import check_study
+    from sweep.study.source import git_commit
     from sweep.study.warm import WarmStart
     from sweep.workers.session import create_study
 
@@ -150,7 +151,8 @@ def _created(study_file: str | os.PathLike[str], storage: str, tracking_uri: str
     spec = load_spec(study_file)
     space = check_study(spec)
     study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
-                               n_trials=n_trials, warm_start=warm)
+                               n_trials=n_trials, warm_start=warm,
+                               commit=git_commit(study_file))
     return study, spec, space
 
 

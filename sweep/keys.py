@@ -14,6 +14,7 @@ CONFIRMATION = "confirmation"  # the stored confirmation over seeds (JSON)
 # every distinct configuration it holds, so every worker and `sweep status` see when all
 # are trained. Absent when the space is continuous or too large to list.
 SPACE_CONFIGURATIONS = "space_configurations"
+GIT_COMMIT = "git_commit"  # of the study file's repository (sweep.study.source)
 # {"tracking": masked tracking URI, "experiment_id", "study_run_id"}, so that read-only
 # commands print MLflow links without importing MLflow (bench/startup.py checks it).
 MLFLOW_PLACE = "mlflow_place"
@@ -29,6 +30,9 @@ WORKER_RSS_MB = "worker_rss_mb"
 EPOCHS_RUN = "epochs_run"
 PRUNED_AT_EPOCH = "pruned_at_epoch"
 DUPLICATE_OF = "duplicate_of"  # an earlier trial of the same configuration, reused
+ENVIRONMENT = "environment"  # where it trained: versions, device, host (a dict)
+GPU_SECONDS = "gpu/seconds"  # wall seconds times GPUs used (GPU workers only)
+GPU_PEAK_MB = "gpu/peak_memory_mb"  # peak device memory of the trial (GPU workers only)
 WARM_START_OF = "warm_start_of"  # "study#trial": a configuration queued from an older study
 # Every trial that trains the same configuration after a stop (re-queued after SIGTERM,
 # or retried after its worker died) shares the checkpoint of the first one: its number.
@@ -66,6 +70,8 @@ RUN_KEY_TAG = "sweep.run_key"  # finds a spooled run again when it is replayed
 BASELINE_TAG = "sweep.baseline"
 DUPLICATE_OF_TAG = "sweep.duplicate_of"
 WARM_START_OF_TAG = "sweep.warm_start_of"
+ENV_TAG_PREFIX = "sweep.env."  # one tag per environment entry: sweep.env.tensorflow, …
+GPU_SECONDS_TOTAL = "gpu/seconds_total"  # on the study's run: summed over its trials
 PRUNED_AT_EPOCH_TAG = "sweep.pruned_at_epoch"
 FAIL_REASON_TAG = "sweep.fail_reason"
 RESUMED_FROM_RUN_TAG = "sweep.resumed_from_run"

@@ -71,8 +71,8 @@ def _complete(study: Any) -> list[Any]:
 
 def _markdown_rows(markdown: str, section: str) -> dict[str, list[str]]:
     """The rows of the Markdown table under ``## section``, by their first cell."""
-    lines = markdown.split(f"## {section}", 1)[1].splitlines()
-    table = [line for line in lines[2:] if line.startswith("|")]
+    section_text = markdown.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section_text.splitlines()[2:] if line.startswith("|")]
     rows = {}
     for line in table[2:]:
         cells = [c.strip() for c in line.strip("|").split(" | ")]

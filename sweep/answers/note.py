@@ -11,7 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sweep.keys import CONFIRM, CONFIRMATION_TAG, MLFLOW_PLACE, NOTE_TAG, STUDY_PARAM, STUDY_UID
+from sweep.keys import (
+    CONFIRM,
+    CONFIRMATION_TAG,
+    GPU_SECONDS,
+    GPU_SECONDS_TOTAL,
+    MLFLOW_PLACE,
+    NOTE_TAG,
+    STUDY_PARAM,
+    STUDY_UID,
+)
 from sweep.spec import StudySpec
 from sweep.study.identity import worker_name
 from sweep.tracking.links import run_path, sorted_runs_query
@@ -137,9 +146,11 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
                        best=best, best_link=link, baseline=baseline_trial(study),
                        confirmation=confirmation, report_path=report_path)
     found = verdict(confirmation, None if best is None else best.number)
+    gpu = [t.user_attrs[GPU_SECONDS] for t in trials if GPU_SECONDS in t.user_attrs]
     tracker.describe_study(settings_params(spec), {
         NOTE_TAG: note, CONFIRMATION_TAG: found or "not confirmed over seeds yet"},
-        metrics=confirmation_metrics(confirmation))
+        metrics={**confirmation_metrics(confirmation),
+                 **({GPU_SECONDS_TOTAL: sum(gpu)} if gpu else {})})
     # Also above the experiment's runs table, the first thing the printed link shows.
     tracker.describe_experiment(note, sorted_runs_query(spec))
     remember_place(study, tracker)

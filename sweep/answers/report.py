@@ -35,6 +35,8 @@ from sweep.answers.tables import (
     MARKDOWN_FILE,
     Report,
     confirmation_table,
+    environment_rows,
+    environment_table,
     placement_table,
     summary_lines,
 )
@@ -127,6 +129,10 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
         confirmed = confirmation_rows(confirmation, spec.primary.metric)
         tables.append(confirmation_table(confirmed, confirmation, spec.primary.metric))
         data["confirmation"] = confirmed
+    environments = environment_rows(study)
+    if environments:
+        tables.append(environment_table(environments))
+    data["environments"] = environments
     figures = draw(study, spec, out, tracker)
     for figure in figures:  # an earlier report's picture must not pass for this one's
         if figure.skipped:

@@ -11,7 +11,7 @@ from typing import Any
 from sweep.answers.confirm import Confirmation
 from sweep.answers.figure import Figure
 from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
-from sweep.keys import FINAL, PLACEMENT
+from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.results import baseline_trial, pareto_front, sorted_complete
@@ -251,3 +251,45 @@ def summary_lines(study: Any, spec: StudySpec) -> list[str]:
     return lines
 
 
+
+
+# Shown per environment, in this order; the host is listed apart (a cluster has many).
+ENVIRONMENT_COLUMNS = ("device", "device_name", "regsweep", "tensorflow", "keras", "optuna",
+                       "mlflow", "python", "cuda", "cudnn", "git_commit")
+
+
+def environment_rows(study: Any) -> list[dict[str, Any]]:
+    """The environments the study's trials trained on (a mixed cluster has several), each
+    with its hosts, its number of trials and their GPU-seconds."""
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for trial in study.get_trials(deepcopy=False):
+        environment = trial.user_attrs.get(ENVIRONMENT)
+        if not environment:
+            continue
+        key = tuple(str(environment.get(c, "")) for c in ENVIRONMENT_COLUMNS)
+        group = groups.setdefault(key, {**dict(zip(ENVIRONMENT_COLUMNS, key, strict=True)),
+                                        "hosts": [], "trials": 0, "gpu_seconds": None})
+        group["trials"] += 1
+        host = environment.get("host")
+        if host and host not in group["hosts"]:
+            group["hosts"].append(host)
+        if trial.user_attrs.get(GPU_SECONDS) is not None:
+            group["gpu_seconds"] = (group["gpu_seconds"] or 0.0) + trial.user_attrs[GPU_SECONDS]
+    return list(groups.values())
+
+
+def environment_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    def hosts(names: Sequence[str]) -> str:
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    return Table(
+        "Where the trials ran",
+        ("trials", "device", "hosts", "TensorFlow", "Keras", "CUDA / cuDNN", "Optuna",
+         "MLflow", "regsweep", "git commit", "GPU-seconds"),
+        tuple((str(r["trials"]), f"{r['device']}: {r['device_name']}", hosts(r["hosts"]),
+               r["tensorflow"], r["keras"], f"{r['cuda']} / {r['cudnn']}", r["optuna"],
+               r["mlflow"], r["regsweep"], r["git_commit"][:12] or "—",
+               "—" if r["gpu_seconds"] is None else f"{r['gpu_seconds']:.0f}")
+              for r in rows),
+        ("Versions and devices as each trial recorded them (tags sweep.env.* on its MLflow "
+         "run); several rows when workers differ.",))

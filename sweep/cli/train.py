@@ -94,13 +94,15 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
         raise SpecError(
             "--workers", "SQLite takes one writer at a time; for several workers use "
             "--storage postgresql://user@host/db (see README, 'Many workers')", len(slots))
+    from sweep.study.source import git_commit
     from sweep.tracking.spool import check_spool_dir
     from sweep.workers.session import create_study, run_here
 
     check_spool_dir()
     spec, space = checked_spec(study_file)
     study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
-                               n_trials=n_trials, warm_start=warm_start)
+                               n_trials=n_trials, warm_start=warm_start,
+                               commit=git_commit(study_file))
     run_here(study, spec, space, storage, tracking_uri, slots, gpus=bool(gpus),
              show_progress=not no_progress)
     print_best(study, spec, tracking_uri, storage)
@@ -146,10 +148,12 @@ def print_confirmation(confirmation: Any) -> None:
 def create(study_file: str, storage: str, tracking_uri: str, warm_start: Any) -> None:
     """Create a study (spec stored inside it) for workers to join."""
     from sweep.keys import WARM_START_OF
+    from sweep.study.source import git_commit
     from sweep.workers.session import create_study
 
     spec, space = checked_spec(study_file)
-    study, spec = create_study(spec, space, storage, tracking_uri, warm_start=warm_start)
+    study, spec = create_study(spec, space, storage, tracking_uri, warm_start=warm_start,
+                               commit=git_commit(study_file))
     queued = [t.user_attrs[WARM_START_OF] for t in study.get_trials(deepcopy=False)
               if WARM_START_OF in t.user_attrs]
     if queued:

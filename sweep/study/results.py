@@ -15,16 +15,20 @@ from typing import Any
 from sweep.keys import (
     BASELINE,
     DUPLICATE_OF,
+    ENVIRONMENT,
     EPOCHS_RUN,
     FAIL_REASON,
     FINAL,
     GPU,
+    GPU_PEAK_MB,
+    GPU_SECONDS,
     MLFLOW_RUN_ID,
     PLACEMENT,
     PRUNED_AT_EPOCH,
     SEED,
     SPEC,
     SPOOL_PREFIX,
+    WARM_START_OF,
     WORKER,
     synced_run_key,
 )
@@ -115,7 +119,11 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
         MLFLOW_RUN_ID: run_id,
         WORKER: attrs.get(WORKER),
         DUPLICATE_OF: attrs.get(DUPLICATE_OF),
+        WARM_START_OF: attrs.get(WARM_START_OF),
         FAIL_REASON: attrs.get(FAIL_REASON),
+        "device": (attrs.get(ENVIRONMENT) or {}).get("device_name"),
+        GPU_SECONDS: attrs.get(GPU_SECONDS),
+        GPU_PEAK_MB: attrs.get(GPU_PEAK_MB),
     }
     if len(metrics) > 1:
         row.update({f"value:{metric}": values[i] if len(values) > i else None

@@ -25,9 +25,12 @@ from sweep.keys import (
     CHECKPOINT,
     DUPLICATE_OF,
     DUPLICATE_OF_TAG,
+    ENV_TAG_PREFIX,
+    ENVIRONMENT,
     EPOCHS_RUN,
     FAIL_REASON,
     FINAL,
+    GIT_COMMIT,
     GPU,
     INTERRUPTED,
     MLFLOW_RUN_ID,
@@ -74,6 +77,7 @@ class Objective:
         self.on_trial_start = on_trial_start
         self.trainer = Trainer(spec)
         self._epochs_done = 0  # epochs of the running trial so far (resumed ones included)
+        self._environment: dict[str, str] | None = None
 
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
@@ -105,6 +109,9 @@ class Objective:
         tags = {BASELINE_TAG: baseline} if baseline else {}
         if WARM_START_OF in attrs:
             tags[WARM_START_OF_TAG] = attrs[WARM_START_OF]
+        environment = self.environment(trial)
+        trial.set_user_attr(ENVIRONMENT, environment)
+        tags.update({ENV_TAG_PREFIX + key: value for key, value in environment.items()})
         run = self.tracker.start_trial(
             trial.number, trial.params, placement, seed, tags=tags, label=label,
             name=trial_run_name(trial.number, label, placement, baseline))
@@ -145,6 +152,18 @@ class Objective:
             raise TrialFailed(reason) from error
         checkpoint.remove(folder)
         return values
+
+    def environment(self, trial: Any) -> dict[str, str]:
+        """What this worker trains on (the same for all its trials), with the study file's
+        git commit when `sweep create` found one."""
+        if self._environment is None:
+            from sweep.training.environment import describe_environment
+
+            self._environment = describe_environment()
+            commit = trial.study.user_attrs.get(GIT_COMMIT)
+            if commit:
+                self._environment["git_commit"] = commit
+        return dict(self._environment)
 
     @staticmethod
     def _interrupted(trial: Any) -> None:
@@ -228,9 +247,16 @@ class Objective:
             self._epochs_done = epoch  # what a failed or stopped trial reached
             run.log_epoch(epoch, metrics)
 
+        from sweep.training.environment import GpuUsage
+
+        usage = GpuUsage.of_this_process()
+        usage.start()
         fitted = self.trainer.fit(placement, seed, sink, callbacks, resume=resume,
                                   on_resume=resumed)
         trial.set_user_attr(EPOCHS_RUN, fitted.epochs_run)
+        gpu = usage.figures()
+        for name, figure in gpu.items():
+            trial.set_user_attr(name, figure)
         if fitted.failure:
             raise TrialFailed(fitted.failure)
         if pruning is not None and pruning.pruned_at is not None:
@@ -242,7 +268,7 @@ class Objective:
         for name, figure in final.items():
             trial.set_user_attr(name, figure)
         trial.set_user_attr(WORKER_RSS_MB, _rss_mb())
-        run.finish("COMPLETE", final)
+        run.finish("COMPLETE", {**final, **gpu})
         return values[0] if len(values) == 1 else values
 
 

@@ -36,13 +36,14 @@ def wait_for_study(storage_url: str, name: str, seconds: int):
 
 def create_study(spec: Any, space: Any, storage_url: str, tracking_uri: str, *,
                  force_new: bool = False, n_trials: int | None = None,
-                 warm_start: Any = None):
+                 warm_start: Any = None, commit: str | None = None):
     """Create or resume the study and its MLflow run: (study, the spec it holds).
     ``warm_start``: a ``sweep.study.warm.WarmStart``, read and checked before anything is
-    written."""
+    written. ``commit``: the study file's git commit (sweep.study.source)."""
     from sweep.answers.note import make_tracker
     from sweep.locations import first_use_lock
     from sweep.study.create import configure, create_or_resume
+    from sweep.study.source import record_commit
     from sweep.study.storage import open_storage, quiet_optuna
     from sweep.study.warm import check_room, load_warm_start
 
@@ -56,6 +57,7 @@ def create_study(spec: Any, space: Any, storage_url: str, tracking_uri: str, *,
         study, spec = create_or_resume(spec, storage, force_new=force_new,
                                        n_trials=n_trials, space=space,
                                        warm_start=configurations)
+        record_commit(study, commit)
         configure(study, spec, space)
         make_tracker(study, spec, tracking_uri)
     return study, spec
