@@ -103,6 +103,14 @@ class Study:
 
         return status(self.optuna, self.spec)
 
+    @property
+    def registration(self) -> Any:
+        """What ``report.register`` did at the last report: a
+        ``sweep.answers.register.Registration`` (registered version, or why not), or None."""
+        from sweep.answers.register import stored_registration
+
+        return stored_registration(self.optuna)
+
     def report(self, output: str | os.PathLike[str] | None = None, *,
                confirm: bool | None = False, show_progress: bool = False) -> Path:
         """Write the report (Markdown, HTML, JSON, pictures) into ``output`` (default

@@ -10,6 +10,7 @@ SPEC = "spec"  # the canonical study file (workers read the spec from here)
 FINGERPRINT = "spec_fingerprint"  # hash of what defines the trials (StudySpec.fingerprint)
 STUDY_UID = "study_uid"  # names the study's MLflow run across resumes
 CONFIRMATION = "confirmation"  # the stored confirmation over seeds (JSON)
+REGISTRATION = "registration"  # what report.register did, or why not (JSON)
 # Of a finite search space (choices and fixed values only): the key (placement_key) of
 # every distinct configuration it holds, so every worker and `sweep status` see when all
 # are trained. Absent when the space is continuous or too large to list.
@@ -79,6 +80,10 @@ CONFIRM_LABEL_TAG = "sweep.confirm_label"
 CONFIRM_OF_TAG = "sweep.confirm_of"
 CONFIRMATION_OF_TAG = "sweep.confirmation_of"
 CONFIRMATION_TAG = "best/confirmation"  # the verdict: changes as reports come
+# On the study's run: what report.register did ("MODEL version N" or why not), and the
+# registered version's page in the MLflow UI.
+REGISTERED_MODEL_TAG = "sweep.registered_model"
+REGISTERED_MODEL_LINK_TAG = "sweep.registered_model_link"
 # On the experiment: the query of its runs view (see runs_view_query), for `sweep ui`.
 RUNS_VIEW_TAG = "sweep.runs_view"
 NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment

@@ -93,7 +93,7 @@ def confirmation_metrics(confirmation: Any) -> dict[str, float]:
 
 def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                 best_link: str | None, baseline: Any | None, confirmation: Any | None,
-                report_path: str | None) -> str:
+                report_path: str | None, registration: Any | None = None) -> str:
     """The study run's description, in Markdown."""
     primary = spec.primary
     data = spec.data
@@ -120,6 +120,8 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                      "- Not confirmed over seeds yet: a single seed's gain may be noise; "
                      "`sweep report` re-trains the best configurations over seeds and "
                      "says whether the gain is real.")
+    if registration is not None and registration.model == spec.report.register:
+        lines.append(f"- Model registry: {registration.line()}.")
     if report_path:
         lines.append(f"- The full report: artifacts, `{report_path}`.")
     return "\n".join(lines)
@@ -130,6 +132,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     """Write the settings and the current description on the study's run (``tracker``:
     a ``sweep.tracking.tracker.StudyTracker``)."""
     from sweep.answers.confirm import stored_confirmation
+    from sweep.answers.register import stored_registration
     from sweep.study.budget import used_budget
     from sweep.study.results import baseline_trial, logged_run_id, sorted_complete
 
@@ -144,7 +147,8 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     confirmation = confirmation if confirmation is not None else stored_confirmation(study)
     note = description(spec, trials=used_budget(trials), budget=spec.budget.n_trials,
                        best=best, best_link=link, baseline=baseline_trial(study),
-                       confirmation=confirmation, report_path=report_path)
+                       confirmation=confirmation, report_path=report_path,
+                       registration=stored_registration(study))
     found = verdict(confirmation, None if best is None else best.number)
     gpu = [t.user_attrs[GPU_SECONDS] for t in trials if GPU_SECONDS in t.user_attrs]
     tracker.describe_study(settings_params(spec), {

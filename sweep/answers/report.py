@@ -26,6 +26,7 @@ from typing import Any
 from sweep.answers import plots
 from sweep.answers.confirm import Confirmation, stored_confirmation
 from sweep.answers.figure import Figure
+from sweep.answers.register import stored_registration
 from sweep.answers.render import to_html, to_markdown
 from sweep.answers.rows import confirmation_rows, group_label, placement_groups, placement_rows
 from sweep.answers.tables import (
@@ -133,6 +134,9 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
     if environments:
         tables.append(environment_table(environments))
     data["environments"] = environments
+    registration = stored_registration(study)
+    if registration is not None:
+        data["registration"] = asdict(registration)
     figures = draw(study, spec, out, tracker)
     for figure in figures:  # an earlier report's picture must not pass for this one's
         if figure.skipped:
@@ -204,6 +208,15 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
                                      show_progress=show_progress) if confirm else None
     tracker = StudyTracker(tracking_uri, experiment=spec.experiment_name, study_name=spec.name,
                            study_uid=study.user_attrs[STUDY_UID], worker="sweep-report")
+    failed_registration = None
+    if spec.report.register:
+        from sweep.answers.register import register_winner
+        from sweep.errors import describe_failure
+
+        try:
+            register_winner(study, spec, confirmation or stored_confirmation(study), tracker)
+        except Exception as error:  # the report is still worth writing; said at the end
+            failed_registration = describe_failure(error, 300)
     built = build(study, spec, out, tracker=tracker, confirmation=confirmation)
     if show is not None:
         show(built)
@@ -212,4 +225,7 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
     except Exception as error:  # the files are written; say where they did not go
         raise FatalError(f"report written to {out}/ but not logged to MLflow at "
                          f"{mask_url(tracking_uri)}: {type(error).__name__}: {error}") from None
+    if failed_registration is not None:
+        raise FatalError(f"report written to {out}/, but registering model "
+                         f"'{spec.report.register}' failed: {failed_registration}")
     return built, stale

@@ -10,6 +10,7 @@ from typing import Any
 
 from sweep.answers.confirm import Confirmation
 from sweep.answers.figure import Figure
+from sweep.answers.register import stored_registration
 from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
 from sweep.placement.space import describe_placement
@@ -248,6 +249,9 @@ def summary_lines(study: Any, spec: StudySpec) -> list[str]:
         front = ", ".join(str(t.number) for t in pareto_front(study, spec))
         metrics = ", ".join(item.metric for item in spec.objective)
         lines.append(f"Pareto front of {metrics}: trials {front}.")
+    registration = stored_registration(study)
+    if registration is not None and registration.model == spec.report.register:
+        lines.append(f"Model registry: {registration.line()}.")
     return lines
 
 

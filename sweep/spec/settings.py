@@ -71,6 +71,17 @@ class ReportSpec(Frozen):
 
     confirm_top: int = Field(3, ge=0)
     seeds: int = Field(5, ge=2, le=100)
+    # The MLflow registered model the best configuration becomes a new version of, only
+    # when the confirmation says it beats no regularization beyond seed noise.
+    register: str | None = None
+
+    @field_validator("register")
+    @classmethod
+    def _model_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}", name):
+            raise ValueError("must be a model name of letters, digits, '_', '.' and '-' "
+                             f"(got {name!r})")
+        return name
 
 
 class PrunerSpec(Frozen):

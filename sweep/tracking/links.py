@@ -59,6 +59,13 @@ def run_path(experiment_id: str, run_id: str) -> str:
     return f"#/experiments/{experiment_id}/runs/{run_id}?{runs_view_query()}"
 
 
+def model_version_path(name: str, version: str) -> str:
+    """A registered model version's page inside the MLflow UI."""
+    from urllib.parse import quote
+
+    return f"#/models/{quote(name, safe='')}/versions/{version}"
+
+
 def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/{run_path(experiment_id, run_id)}"
 
