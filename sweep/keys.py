@@ -23,6 +23,9 @@ MLFLOW_PLACE = "mlflow_place"
 # ---------------------------------------------------------------- trial user attrs
 PLACEMENT = "placement"  # the resolved placement: {slot: {target: {l1|l2: value}}}
 BASELINE = "baseline"  # of the queued baseline trials: their kind (none, uniform_l2)
+# Of the no-regularization baseline's extra seeds (budget.stop_within_noise): 1, 2, …; such
+# a trial trains even though its configuration was trained (it measures seed noise).
+SEED_REPLICATE = "seed_replicate"
 SEED = "seed"
 MLFLOW_RUN_ID = "mlflow_run_id"
 WORKER = "worker"  # host:pid of the worker that ran it

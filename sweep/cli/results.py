@@ -108,6 +108,8 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
         lines.append(f"wall time left: {_duration(doc['seconds_left'])} (budget.wall_time)")
     if doc["requeued"]:
         lines.append(f"{doc['requeued']} trials were stopped or lost and queued again")
+    if doc.get("noise"):
+        lines.append(doc["noise"]["summary"])
     if doc["duplicates"]:
         lines.append(f"{doc['duplicates']} trials sampled a configuration already trained "
                      "(figures reused, no budget used)")

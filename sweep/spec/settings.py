@@ -134,6 +134,12 @@ class BudgetSpec(Frozen):
     # A sampled configuration that was already trained reuses that trial's figures and uses
     # no budget; after this many such trials in a row the space is taken as exhausted.
     max_duplicates: PositiveInt = 20
+    # Stop once the best value has gained no more than the study's own seed noise (the
+    # no-regularization baseline's sd over `noise_seeds` seeds) over the last `patience`
+    # trials (sweep.study.noise).
+    stop_within_noise: bool = False
+    patience: PositiveInt = 10
+    noise_seeds: int = Field(3, ge=2, le=20)
 
     @field_validator("wall_time", "trial_timeout", mode="before")
     @classmethod

@@ -88,6 +88,24 @@ class StudySpec(Frozen):
         return self
 
     @model_validator(mode="after")
+    def _noise_can_be_measured(self) -> StudySpec:
+        budget = self.budget
+        if not budget.stop_within_noise:
+            return self
+        if self.is_multi_objective:
+            raise FieldError("budget.stop_within_noise", "stopping within noise needs a "
+                             "single objective (a Pareto front has no one best value)")
+        if "none" not in self.search.baselines:
+            raise FieldError("budget.stop_within_noise", "the seed noise is measured on the "
+                             "no-regularization baseline: keep `none` in search.baselines")
+        least = len(self.search.baselines) + budget.noise_seeds - 1 + budget.patience
+        if budget.n_trials < least:
+            raise FieldError("budget.n_trials", f"with stop_within_noise the study needs at "
+                             f"least {least} trials (baselines, noise_seeds - 1 extra seeds, "
+                             f"then patience {budget.patience}); got {budget.n_trials}")
+        return self
+
+    @model_validator(mode="after")
     def _monitor_agrees_with_objective(self) -> StudySpec:
         monitor = self.pruner.monitor
         if monitor is not None and ObjectiveSpec(metric=monitor).natural_direction != \

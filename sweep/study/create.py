@@ -17,6 +17,7 @@ from sweep.keys import (
     BASELINE,
     FINGERPRINT,
     PLACEMENT,
+    SEED_REPLICATE,
     SPACE_CONFIGURATIONS,
     SPEC,
     STUDY_UID,
@@ -144,6 +145,7 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
             existing.set_user_attr(SPEC, spec.canonical())
         if space is not None and SPACE_CONFIGURATIONS not in existing.user_attrs:
             record_space(existing, space)  # a study created before this was recorded
+        enqueue_seed_replicates(existing, spec)  # stop_within_noise switched on later
         return existing, spec
     directions = spec.directions
     study = optuna.create_study(
@@ -176,10 +178,28 @@ def record_space(study: Any, space: Any) -> None:
 def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
     """Queue the baselines ahead of anything the sampler proposes (workers take waiting
     trials first), so every study answers "better than no regularization, and than plain
-    weight decay?" The queued trials carry their placement; they count in the budget."""
+    weight decay?" The queued trials carry their placement; they count in the budget.
+    With ``budget.stop_within_noise``, the no-regularization baseline's extra seeds follow
+    (sweep.study.noise)."""
     for name, placement in space.baselines()[:spec.budget.n_trials]:
         study.enqueue_trial({}, user_attrs={BASELINE: name, PLACEMENT: placement},
                             skip_if_exists=False)
+    enqueue_seed_replicates(study, spec)
+
+
+def enqueue_seed_replicates(study: Any, spec: StudySpec) -> None:
+    """The no-regularization baseline again, ``budget.noise_seeds - 1`` times (each trial
+    trains with its own seed), unless already queued."""
+    from sweep.placement.space import BASELINE_NONE
+
+    if not spec.budget.stop_within_noise:
+        return
+    queued = {t.user_attrs.get(SEED_REPLICATE) for t in study.get_trials(deepcopy=False)}
+    for replicate in range(1, spec.budget.noise_seeds):
+        if replicate not in queued:
+            study.enqueue_trial({}, user_attrs={BASELINE: BASELINE_NONE, PLACEMENT: {},
+                                                SEED_REPLICATE: replicate},
+                                skip_if_exists=False)
 
 
 def _find(storage: Any, name: str):

@@ -95,4 +95,13 @@ def halt_reason(trials: list[Any], spec: StudySpec, configurations: list[str] | 
     reason = exhausted(trials, spec, configurations)
     if reason is not None:
         return StudyHalted(f"study stopped: {reason}", failed=False)
+    from sweep.study.noise import noise_state
+
+    noise = noise_state(trials, spec)
+    if noise is not None and noise.stop:
+        return StudyHalted(
+            f"study stopped: the best {spec.primary.metric} gained {noise.gain:+.4g} over the "
+            f"last {noise.patience} trials, within the seed noise (sd {noise.noise:.4g} over "
+            f"{noise.seeds} seeds of the no-regularization baseline; "
+            "budget.stop_within_noise)", failed=False)
     return None

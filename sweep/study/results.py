@@ -10,6 +10,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from sweep.keys import (
@@ -35,6 +36,7 @@ from sweep.keys import (
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study.limits import deadline, study_halt
+from sweep.study.noise import noise_state
 
 log = logging.getLogger("sweep")
 
@@ -255,6 +257,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     if seconds_left is not None and eta is not None:
         eta = min(eta, seconds_left)  # no trial starts after the wall time
     halted = study_halt(study, spec, trials)
+    noise = noise_state(trials, spec)
     return {
         "study": study.study_name,
         "metric": spec.primary.metric,
@@ -274,6 +277,9 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         "eta_seconds": round(eta) if eta is not None else None,
         "seconds_left": None if seconds_left is None else round(seconds_left),
         "stopped": None if halted is None else str(halted),
+        # budget.stop_within_noise: the measured noise and how close the study is to stopping.
+        "noise": None if noise is None else {**asdict(noise),
+                                             "summary": noise.describe(spec.primary.metric)},
     }
 
 

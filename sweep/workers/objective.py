@@ -41,6 +41,7 @@ from sweep.keys import (
     RESUMED_FROM_TRIAL,
     RUN_NAME_TAG,
     SEED,
+    SEED_REPLICATE,
     WARM_START_OF,
     WARM_START_OF_TAG,
     WORKER,
@@ -118,7 +119,8 @@ class Objective:
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
-        earlier = _same_config(trial, placement)
+        # A seed replicate trains the baseline again on purpose (it measures seed noise).
+        earlier = None if SEED_REPLICATE in attrs else _same_config(trial, placement)
         if earlier is not None:
             return self._reuse(trial, run, earlier)
         self._epochs_done = 0
