@@ -199,3 +199,13 @@ def test_messages_name_keys_of_the_file_not_pydantic_internals(tmp_path: Path) -
             parse_spec(tiny_study(**changes))
         assert raised.value.field == field and words in str(raised.value), str(raised.value)
         assert "Spec" not in str(raised.value) and "synthetic." not in str(raised.value)
+
+
+def test_reading_the_spec_module_warns_about_nothing() -> None:
+    """Every command imports it: a warning here would be printed by every command."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "error", "-c", "import sweep.spec"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, Literal
 
 from pydantic import (
@@ -64,24 +65,29 @@ class ObjectiveSpec(Frozen):
         return self
 
 
-class ReportSpec(Frozen):
-    """What `sweep report` (and `sweep run --confirm`) re-trains to tell signal from noise:
-    the best `confirm_top` configurations (chosen on validation) and the unregularized
-    baseline, each over `seeds` fresh seeds, evaluated once on the test split."""
+# Keys are named as users write them; `register` also names a method every pydantic model
+# class inherits from ABCMeta, which a field may shadow (pydantic warns at class creation).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
-    confirm_top: int = Field(3, ge=0)
-    seeds: int = Field(5, ge=2, le=100)
-    # The MLflow registered model the best configuration becomes a new version of, only
-    # when the confirmation says it beats no regularization beyond seed noise.
-    register: str | None = None
+    class ReportSpec(Frozen):
+        """What `sweep report` (and `sweep run --confirm`) re-trains to tell signal from noise:
+        the best `confirm_top` configurations (chosen on validation) and the unregularized
+        baseline, each over `seeds` fresh seeds, evaluated once on the test split."""
 
-    @field_validator("register")
-    @classmethod
-    def _model_name(cls, name: str | None) -> str | None:
-        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}", name):
-            raise ValueError("must be a model name of letters, digits, '_', '.' and '-' "
-                             f"(got {name!r})")
-        return name
+        confirm_top: int = Field(3, ge=0)
+        seeds: int = Field(5, ge=2, le=100)
+        # The MLflow registered model the best configuration becomes a new version of, only
+        # when the confirmation says it beats no regularization beyond seed noise.
+        register: str | None = None
+
+        @field_validator("register")
+        @classmethod
+        def _model_name(cls, name: str | None) -> str | None:
+            if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}", name):
+                raise ValueError("must be a model name of letters, digits, '_', '.' and '-' "
+                                 f"(got {name!r})")
+            return name
 
 
 class PrunerSpec(Frozen):
