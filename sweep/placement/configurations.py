@@ -30,6 +30,15 @@ def placement_key(placement: Placement) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def structure_key(placement: Placement) -> tuple:
+    """What a placement is made of, coefficients aside: which penalty kinds sit on which
+    layer targets. Trials of one structure share a compiled model (sweep.training.cache)
+    and are compared with each other by the placement pruner (sweep.study.pruners)."""
+    return tuple(sorted((layer, target, tuple(sorted(kinds)))
+                        for layer, targets in placement.items()
+                        for target, kinds in targets.items()))
+
+
 class _Continuous(Exception):
     """The space has a coefficient range: it cannot be listed."""
 

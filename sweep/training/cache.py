@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from sweep.placement.configurations import structure_key
 from sweep.spec import TrainSpec
 from sweep.training.fit import compile_model
 from sweep.training.model import Placement, regularize
@@ -58,13 +59,6 @@ def _penalty_class():
     return AdjustablePenalty
 
 
-def structure(placement: Placement) -> tuple:
-    """What a compiled model depends on: which penalty kinds sit on which slot targets."""
-    return tuple(sorted((layer, target, tuple(sorted(kinds)))
-                        for layer, targets in placement.items()
-                        for target, kinds in targets.items()))
-
-
 class ModelCache:
     def __init__(self, train: TrainSpec):
         self.train = train
@@ -73,7 +67,7 @@ class ModelCache:
 
     def model_for(self, base: Any, placement: Placement, slots: list[str]) -> Any:
         """A compiled model with ``placement``'s penalties and ``base``'s weights."""
-        key = structure(placement)
+        key = structure_key(placement)  # what a compiled model depends on
         entry = self._entries.get(key)
         if entry is None:
             entry = self._build(base, placement, slots)
