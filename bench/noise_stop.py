@@ -23,44 +23,27 @@ import statistics
 import time
 from typing import Any
 
-import yaml
 from _common import (
-    REPO,
+    GENERATED_STUDY,
     SWEEP,
     parser,
     print_table,
     print_targets,
     run_timed,
     scratch,
+    study_of,
     study_trials,
     target,
     write_result,
     write_yaml,
 )
 
-GENERATED = {
-    "data": {"source": "synthetic", "n_samples": 400, "shape": [60], "n_classes": 5,
-             "noise": 12.0, "validation_split": 0.25, "test_split": 0.25},
-    "model": {"layers": [{"Dense": {"units": 256, "activation": "relu"}},
-                         {"Dense": {"units": 256, "activation": "relu"}},
-                         {"Dense": {"units": 5, "activation": "softmax"}}]},
-    "train": {"epochs": 30, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.003,
-              "loss": "sparse_categorical_crossentropy"},
-    "search": {"targets": ["kernel"], "placement": {"choices": ["none", "first", "all"]},
-               "coefficients": "shared",
-               "l1": {"low": 1.0e-6, "high": 1.0e-2, "log": True, "allow_zero": True},
-               "l2": {"low": 1.0e-6, "high": 1.0e-2, "log": True}},
-}
 STOP = {"stop_within_noise": True, "noise_seeds": 3, "patience": 8}
 REDUCTION = 0.40
 
 
 def study(dataset: str, seed: int, variant: str, n_trials: int) -> dict[str, Any]:
-    if dataset == "digits":
-        spec = yaml.safe_load((REPO / "studies" / "digits.yaml").read_text())
-    else:
-        spec = {"objective": {"metric": "val_accuracy", "direction": "maximize"},
-                **yaml.safe_load(yaml.safe_dump(GENERATED))}
+    spec = study_of(dataset)
     spec.update(name=f"noise-{dataset}-{variant}-{seed}", seed=seed, sampler="tpe",
                 pruner="none", report={"confirm_top": 1, "seeds": 5})
     spec["search"]["baselines"] = ["none"]
@@ -134,8 +117,8 @@ def main() -> None:
         targets.append(target(f"noise_stop {dataset}: trials used, stop / full", ratio,
                               1 - REDUCTION, unit="x",
                               definition=">= 40 % fewer trials (mean over seeds)"))
-        targets.append(target(f"noise_stop {dataset}: |confirmed effect, stop - full|",
-                              abs(difference), noise,
+        targets.append(target(f"noise_stop {dataset}: confirmed effect, stop vs full "
+                              "(absolute difference)", abs(difference), noise,
                               definition="within the seed noise of the test metric (sd of "
                                          "the baseline over 5 confirmation seeds)"))
     print_table(f"noise_stop: up to {n_trials} trials, confirmed over 5 seeds",
@@ -149,7 +132,7 @@ def main() -> None:
                  parameters={"seeds": seeds, "n_trials": n_trials, "stop": STOP,
                              "confirmation": {"confirm_top": 1, "seeds": 5},
                              "datasets": {"digits": "studies/digits.yaml",
-                                          "generated": GENERATED}},
+                                          "generated": GENERATED_STUDY}},
                  raw={"rows": rows}, medians={}, ratios=ratios, targets=targets)
 
 

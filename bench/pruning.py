@@ -1,22 +1,22 @@
-"""pruning: does TPE with the study's pruner find what an unpruned random search finds,
-for a fraction of the training?
+"""pruning: does TPE with a pruner find what an unpruned random search finds, for a
+fraction of the training, without stopping the trial that would have won?
 
-For each of 3 study seeds, the demo study (studies/digits.yaml: its CNN, data, search
-space and epochs; without its baseline trials) is run twice with the same number of trials, each a
-whole `sweep run` against fresh SQLite stores:
-
-  random   sampler random, no pruner: its best validation accuracy is the reference;
-  tpe      sampler tpe with the pruner below (Optuna's HyperbandPruner, from epoch 1).
+Two data sets: the digits demo (studies/digits.yaml: its CNN, data, search space and
+epochs) and a generated one (bench/_common.GENERATED_STUDY: a wide MLP that overfits, where
+L2 helps), both without baseline trials. For each data set and each of 3 study seeds, an
+unpruned random search is the reference, and TPE runs once with each pruner below, each a
+whole `sweep run` against fresh SQLite stores, with the same number of trials.
 
 The goal of a seed is the random search's best validation accuracy less 0.5 percentage
 points. For each search, in order of completion: the epochs trained (user attr
-``epochs_run``, pruned trials included) until its best-so-far value reaches the goal.
-The ratio of a seed is tpe's epochs to the goal over random's epochs to the same goal
-(like for like: not over random's whole budget); a seed whose tpe run never reaches the
-goal is reported as not reached, with its best. The target holds only if every seed
-reaches the goal within 1/3 of random's epochs. A seed that reached the goal with the
-very configuration the random search drew too (both samplers draw their start-up trials
-from the same seed) is flagged: that is luck shared, not the pruner's merit.
+``epochs_run``, pruned trials included) until its best-so-far value reaches the goal. The
+ratio of a seed is tpe's epochs to the goal over random's epochs to the same goal (like
+for like: not over random's whole budget); a seed whose pruned run never reaches the goal
+is reported as not reached, with its best: the pruner stopped the trials that would have
+won. A pruner holds only if every seed of both data sets reaches the goal within 1/3 of
+random's epochs. A seed that reached the goal with the very configuration the random
+search drew too (both samplers draw their start-up trials from the same seed) is flagged:
+that is luck shared, not the pruner's merit.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import yaml
 from _common import (
-    REPO,
     SWEEP,
     parser,
     print_table,
@@ -34,6 +32,7 @@ from _common import (
     run_timed,
     scratch,
     seconds_between,
+    study_of,
     study_trials,
     target,
     write_result,
@@ -42,14 +41,25 @@ from _common import (
 
 TOLERANCE = 0.005  # 0.5 percentage points of accuracy
 LIMIT = 1 / 3
-PRUNER = {"name": "hyperband", "warmup_epochs": 1}
+DATASETS = ("digits", "generated")
 
 
-def study(seed: int, sampler: str, pruner: Any, n_trials: int, epochs: int | None
-          ) -> dict[str, Any]:
-    spec = yaml.safe_load((REPO / "studies" / "digits.yaml").read_text())
-    spec.update(name=f"pruning-{sampler}-{seed}", seed=seed, sampler=sampler, pruner=pruner,
-                budget={"n_trials": n_trials})
+def candidates(epochs: int) -> dict[str, dict[str, Any]]:
+    """The pruners compared, by name; the warm-up epochs scale with the study's epochs."""
+    return {
+        "hyperband from epoch 1": {"name": "hyperband", "warmup_epochs": 1},
+        "hyperband from 1/3": {"name": "hyperband", "warmup_epochs": max(1, epochs // 3)},
+        "median from 1/2": {"name": "median", "warmup_epochs": max(1, epochs // 2)},
+        "median per placement from 1/3": {"name": "median_per_placement",
+                                          "warmup_epochs": max(1, epochs // 3)},
+    }
+
+
+def study(dataset: str, seed: int, sampler: str, pruner: Any, n_trials: int,
+          epochs: int | None) -> dict[str, Any]:
+    spec = study_of(dataset)
+    spec.update(name=f"pruning-{dataset}-{sampler}-{seed}", seed=seed, sampler=sampler,
+                pruner=pruner, budget={"n_trials": n_trials})
     # No baseline trials: they are the same trials, with the same seeds, in both searches,
     # and the random search would no longer be only random.
     spec["search"]["baselines"] = []
@@ -64,7 +74,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         storage = f"sqlite:///{folder / 'sweep.db'}"
         stores = ["--storage", storage, "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"]
         run_timed([SWEEP, "create", str(study_file), *stores])
-        timed = run_timed([SWEEP, "run", str(study_file), *stores, "--no-progress"])
+        timed = run_timed([SWEEP, "run", str(study_file), *stores, "--no-progress"],
+                          timeout=3600)
         trials = study_trials(storage, spec["name"])
     trials = sorted((t for t in trials if t.datetime_complete is not None),
                     key=lambda t: t.datetime_complete)
@@ -94,61 +105,75 @@ def reach(rows: list[dict[str, Any]], goal: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parser(__doc__ or "").parse_args()
+    arguments = parser(__doc__ or "")
+    arguments.add_argument("--pruners", nargs="+",
+                           help="Only these candidates (names as in the table).")
+    args = arguments.parse_args()
     started = time.perf_counter()
-    # Full size: the demo study as it is (its epochs), 16 trials per search.
+    # Full size: the data sets' own epochs, 16 trials per search.
     seeds, n_trials, epochs = ([0], 6, 2) if args.quick else ([0, 1, 2], 16, None)
-    epochs = study(0, "random", "none", n_trials, epochs)["train"]["epochs"]
     per_seed: list[dict[str, Any]] = []
-    for seed in seeds:
-        random_run = run(study(seed, "random", "none", n_trials, epochs))
-        tpe_run = run(study(seed, "tpe", PRUNER, n_trials, epochs))
-        goal = random_run["best"] - TOLERANCE
-        reached = reach(tpe_run["trials"], goal)
-        random_to_goal = reach(random_run["trials"], goal)
-        drawn_alike = reached["reached"] and any(
-            row["params"] == reached["params"] for row in random_run["trials"])
-        per_seed.append({
-            "seed": seed, "random": random_run, "tpe": tpe_run, "goal": goal,
-            "reached": reached, "random_to_goal": random_to_goal, "drawn_alike": drawn_alike,
-            "epoch_ratio": None if not reached["reached"] else
-            reached["epochs"] / random_to_goal["epochs"],
-            "time_ratio": None if not reached["reached"] else
-            reached["seconds"] / random_to_goal["seconds"],
-        })
-        print(f"seed {seed}: random best {random_run['best']:.4f}, goal {goal:.4f} reached "
-              f"in {random_to_goal['epochs']} epochs; tpe+pruner: {reached}")
+    tried: dict[str, dict[str, Any]] = {}
+    for dataset in DATASETS:
+        epochs_here = study(dataset, 0, "random", "none", n_trials, epochs)["train"]["epochs"]
+        pruners = {k: v for k, v in candidates(epochs_here).items()
+                   if not args.pruners or k in args.pruners}
+        tried[dataset] = pruners
+        for seed in seeds:
+            random_run = run(study(dataset, seed, "random", "none", n_trials, epochs))
+            goal = random_run["best"] - TOLERANCE
+            random_to_goal = reach(random_run["trials"], goal)
+            for label, pruner in pruners.items():
+                tpe_run = run(study(dataset, seed, "tpe", pruner, n_trials, epochs))
+                reached = reach(tpe_run["trials"], goal)
+                drawn_alike = reached["reached"] and any(
+                    row["params"] == reached["params"] for row in random_run["trials"])
+                per_seed.append({
+                    "dataset": dataset, "pruner": label, "pruner_spec": pruner, "seed": seed,
+                    "epochs_per_trial": epochs_here, "random": random_run, "tpe": tpe_run,
+                    "goal": goal, "reached": reached, "random_to_goal": random_to_goal,
+                    "drawn_alike": drawn_alike,
+                    "epoch_ratio": None if not reached["reached"] else
+                    reached["epochs"] / random_to_goal["epochs"],
+                    "time_ratio": None if not reached["reached"] else
+                    reached["seconds"] / random_to_goal["seconds"]})
+                print(f"{dataset} seed {seed}, {label}: {_verdict(per_seed[-1])}", flush=True)
 
-    ratios_found = [s["epoch_ratio"] for s in per_seed]
-    worst = None if None in ratios_found else max(ratios_found)
-    targets = [target("pruning: epochs to reach the unpruned best (-0.5 pp), tpe+pruner / "
-                      "random, worst of the seeds", worst, LIMIT, unit="x",
-                      missing="missed: " + ", ".join(
-                          f"seed {s['seed']}" for s in per_seed if not s["reached"]["reached"])
-                      + " never reached the goal",
-                      definition=f"met only if every one of {len(seeds)} seeds reaches it "
-                                 "with at most 1/3 of random's epochs to the same goal")]
-    print_table(f"pruning: {n_trials} trials x {epochs} epochs per search, digits CNN",
-                ["seed", "goal", "random epochs (all)", "random epochs to goal",
+    targets, ratios = [], {}
+    for label in dict.fromkeys(s["pruner"] for s in per_seed):
+        mine = [s for s in per_seed if s["pruner"] == label]
+        found = [s["epoch_ratio"] for s in mine]
+        worst = None if None in found else max(found)
+        missed = [f"{s['dataset']} seed {s['seed']}" for s in mine
+                  if not s["reached"]["reached"]]
+        targets.append(target(
+            f"pruning, {label}: epochs to reach the unpruned best (-0.5 pp), tpe+pruner / "
+            "random, worst seed", worst, LIMIT, unit="x",
+            missing="missed: " + ", ".join(missed) + " never reached the goal",
+            definition=f"met only if every one of {len(mine)} seeds (both data sets) "
+                       "reaches it with at most 1/3 of random's epochs to the same goal"))
+        ratios[f"{label}: seeds reached"] = f"{len(mine) - len(missed)} of {len(mine)}"
+        for s in mine:
+            ratios[f"{label}, {s['dataset']} seed {s['seed']}"] = _verdict(s)
+    print_table(f"pruning: {n_trials} trials per search",
+                ["data", "pruner", "seed", "goal", "random epochs to goal",
                  "tpe+pruner best", "tpe epochs (all)", "tpe epochs to goal", "epoch ratio",
-                 "time ratio", "drawn alike", "tpe states"],
-                [[s["seed"], s["goal"], s["random"]["epochs"], s["random_to_goal"]["epochs"],
-                  s["tpe"]["best"], s["tpe"]["epochs"], s["reached"]["epochs"],
-                  s["epoch_ratio"], s["time_ratio"], s["drawn_alike"],
+                 "drawn alike", "tpe states"],
+                [[s["dataset"], s["pruner"], s["seed"], s["goal"],
+                  s["random_to_goal"]["epochs"], s["tpe"]["best"], s["tpe"]["epochs"],
+                  s["reached"]["epochs"], s["epoch_ratio"], s["drawn_alike"],
                   ", ".join(f"{k.lower()} {v}" for k, v in sorted(s["tpe"]["states"].items()))]
                  for s in per_seed])
     print_targets(targets)
     write_result(
         "pruning", quick=args.quick, started=started,
-        parameters={"seeds": seeds, "trials_per_search": n_trials, "epochs": epochs,
-                    "study": "studies/digits.yaml (model, data, space, epochs), baselines: []",
-                    "pruner": PRUNER, "tolerance": TOLERANCE},
+        parameters={"seeds": seeds, "trials_per_search": n_trials, "datasets": DATASETS,
+                    "studies": "studies/digits.yaml and bench/_common.GENERATED_STUDY "
+                               "(model, data, space, epochs), baselines: []",
+                    "pruners": tried, "tolerance": TOLERANCE},
         raw={"per_seed": per_seed},
         medians={},  # a median over seeds would hide the seeds that never reach the goal
-        ratios={f"seed {s['seed']}": _verdict(s) for s in per_seed}
-        | {"seeds reached": f"{sum(s['reached']['reached'] for s in per_seed)} of "
-                            f"{len(per_seed)}"},
-        targets=targets)
+        ratios=ratios, targets=targets)
 
 
 def _verdict(seed: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import summarize
 from _common import BENCH, PYTHON, RESULTS, git_info, machine_info, parser
 
 BENCHMARKS = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
-              "workers", "waiting")
+              "noise_stop", "workers", "waiting")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from _common import BENCH, RESULTS, fmt
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 ORDER = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
-         "workers", "waiting")
+         "noise_stop", "workers", "waiting")
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -44,18 +44,49 @@ def _verdict(t: dict[str, Any]) -> str:
     return "**MISSED**" if verdict == "missed" else f"**{verdict}**"
 
 
-def render() -> str:
+def _kept(previous: str, name: str) -> tuple[list[str], list[str]]:
+    """The table rows and the figures paragraph of benchmark ``name`` in the figures
+    section as it was: kept when this machine has no result of it (bench/results/ is not
+    versioned, and one benchmark may be run on its own), with their own date and commit."""
+    rows = [line for line in previous.splitlines() if line.startswith(f"| {name} |")
+            or line.startswith(f"| {name} (quick) |")]
+    block: list[str] = []
+    for line in previous.splitlines():
+        if line.startswith(f"- **{name}** ("):
+            block = [line]
+        elif block and line.startswith("  "):
+            block.append(line)
+        elif block:
+            break
+    return rows, block
+
+
+def render(previous: str = "") -> str:
     docs = {name: doc for name in ORDER if (doc := _load(name)) is not None}
     run = _load("run_all")
     lines = []
-    if not docs:
+    if not docs and not previous.strip():
         return "No results yet: run `make bench`.\n"
-    first = next(iter(docs.values()))
-    machine = first["machine"]
-    lines.append(f"Machine: {machine['cpu_model']}, {machine['cpu_count']} CPU cores "
-                 f"({machine.get('cpus_usable')} usable), {machine['platform']}; Python "
-                 f"{machine['python']}, TensorFlow {machine['tensorflow']}, Keras "
-                 f"{machine['keras']}, Optuna {machine['optuna']}, MLflow {machine['mlflow']}.")
+    kept = {name: _kept(previous, name) for name in ORDER if name not in docs}
+    header = [line for line in previous.splitlines()
+              if line.startswith(("Machine:", "Last `make bench`"))]
+    some_kept = any(rows or block for rows, block in kept.values())
+    if docs:
+        machine = next(iter(docs.values()))["machine"]
+        here = (f"{machine['cpu_model']}, {machine['cpu_count']} CPU cores "
+                f"({machine.get('cpus_usable')} usable), {machine['platform']}; Python "
+                f"{machine['python']}, TensorFlow {machine['tensorflow']}, Keras "
+                f"{machine['keras']}, Optuna {machine['optuna']}, MLflow {machine['mlflow']}.")
+        old = next((line for line in header if line.startswith("Machine:")), None)
+        if some_kept and run is None and old is not None:
+            earlier = old.removeprefix("Machine: ").removeprefix("(the run below) ")
+            earlier = earlier.split(" Machine (run on their own")[0]
+            lines.append(f"Machine: (the run below) {earlier} Machine (run on their own "
+                         f"since: {', '.join(docs)}): {here}")
+        else:
+            lines.append(f"Machine: {here}")
+    else:
+        lines += header[:1]
     if run is not None:
         state = "quick smoke run" if run["quick"] else "full run"
         failed = [r["benchmark"] for r in run["runs"] if r["exit_code"]]
@@ -67,20 +98,34 @@ def render() -> str:
                      f"**{run['wall_seconds'] / 60:.1f} min** wall in all ("
                      + ", ".join(f"{r['benchmark']} {r['seconds']:.0f} s" for r in run["runs"])
                      + ")" + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".")
+    elif len(header) > 1:
+        lines += ["", header[1]]
+    if some_kept and docs:
+        lines += ["", "Benchmarks run on their own since: " + ", ".join(docs) + " (their "
+                  "date and commit below); the others' figures are from the run above."]
     if any(doc["quick"] for doc in docs.values()):
         lines += ["", "**Some figures below come from `--quick` smoke runs and mean nothing.**"]
     lines += ["", "| benchmark | target | measured | noise (±) | limit | result |",
               "| --- | --- | --- | --- | --- | --- |"]
-    for name, doc in docs.items():
+    for name in ORDER:
+        if name not in docs:
+            lines += kept[name][0]
+            continue
+        doc = docs[name]
         for t in doc["targets"]:
             noise = t.get("noise")
-            lines.append(f"| {name}{' (quick)' if doc['quick'] else ''} | {t['name']} | "
+            title = t["name"].replace("|", "\\|")  # a cell of a Markdown table
+            lines.append(f"| {name}{' (quick)' if doc['quick'] else ''} | {title} | "
                          f"{_value(t['value'], t['unit'])} | "
                          f"{'–' if noise is None else _value(noise)} | {t['op']} "
                          f"{_value(t['limit'], t['unit'])} | {_verdict(t)} |")
     lines += ["", "Each benchmark's other figures (medians over its repeats; ratios measured "
               "within the same run):", ""]
-    for name, doc in docs.items():
+    for name in ORDER:
+        if name not in docs:
+            lines += kept[name][1]
+            continue
+        doc = docs[name]
         load = doc["machine"]
         lines.append(f"- **{name}** ({doc['date']}, commit {_commit(doc)}, 1-minute load "
                      f"average {load['loadavg_at_start'][0]:.1f} at start, "
@@ -99,8 +144,8 @@ def main() -> None:
     if BEGIN not in text or END not in text:
         text += f"\n## Latest figures\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{render()}{END}{tail}")
+    previous, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{render(previous)}{END}{tail}")
     print(f"updated {readme}")
 
 

@@ -13,7 +13,7 @@ TOP_LEVEL_KEYS = (
     "sampler", "pruner", "budget", "tracking", "workers", "report",
 )
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2", "grid")
-PRUNERS = ("none", "median", "hyperband", "successive_halving")
+PRUNERS = ("none", "median", "median_per_placement", "hyperband", "successive_halving")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
 CLASSIFICATION_LOSSES = (
     "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",

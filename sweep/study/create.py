@@ -65,6 +65,11 @@ def make_pruner(spec: StudySpec):
     if pruner.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner.warmup_epochs,
                                            interval_steps=pruner.interval)
+    if pruner.name == "median_per_placement":
+        from sweep.study.pruners import PlacementMedianPruner
+
+        return PlacementMedianPruner(n_startup_trials=3, n_warmup_steps=pruner.warmup_epochs,
+                                     interval_steps=pruner.interval)
     if pruner.name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs),
                                               max_resource=spec.train.epochs)
