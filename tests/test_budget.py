@@ -194,3 +194,16 @@ def test_duplicates_are_recorded_but_use_no_budget(
         first = study.trials[trial.user_attrs["duplicate_of"]]
         assert trial.value == first.value and trial.user_attrs["placement"] == {}
     assert len(study.trials) - len(repeats) == 4 == used_budget(study.trials)
+
+
+def test_validate_says_when_the_space_is_smaller_than_the_budget(workdir: Path) -> None:
+    from conftest import write_study
+
+    search = {"targets": ["kernel"], "placement": {"choices": ["none", "all"]},
+              "l2": {"choices": [0.0, 0.001, 0.01]}}
+    path = write_study(workdir / "v.yaml", tiny_study(name="v", search=search,
+                                                      budget={"n_trials": 10}))
+    result = _sweep("validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert ("note: the search space holds 3 distinct configurations, fewer than "
+            "budget.n_trials (10): the study ends when all are trained") in result.output

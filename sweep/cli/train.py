@@ -48,6 +48,14 @@ def validate(study_file: str, run_builder: bool, build: bool) -> None:
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
                f"sampler {spec.sampler}, objective {spec.primary.metric} "
                f"({spec.primary.resolved_direction}); slots searched: {slots}")
+    if space is not None:
+        from sweep.placement.configurations import space_configurations
+
+        found = space_configurations(space)
+        if found is not None and len(found) < spec.budget.n_trials:
+            click.echo(f"note: the search space holds {len(found)} distinct configurations, "
+                       f"fewer than budget.n_trials ({spec.budget.n_trials}): the study ends "
+                       "when all are trained (space exhausted).")
     if space is None:
         click.echo(f"note: model.builder {spec.model.builder!r} is code and was not run; "
                    "`sweep validate --run-builder` builds the model and checks the "
