@@ -209,3 +209,13 @@ def test_reading_the_spec_module_warns_about_nothing() -> None:
     done = subprocess.run([sys.executable, "-W", "error", "-c", "import sweep.spec"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("pruner", "epochs", "warmup"), [
+    ("median", 12, 6), ("median_per_placement", 12, 4), ("hyperband", 12, 4),
+    ("successive_halving", 2, 1), ({"name": "median", "warmup_epochs": 0}, 12, 0),
+    ("none", 12, 1)])
+def test_a_named_pruner_waits_a_share_of_the_epochs_unless_told(
+        pruner: object, epochs: int, warmup: int) -> None:
+    train = dict(tiny_study()["train"], epochs=epochs)
+    assert parse_spec(tiny_study(pruner=pruner, train=train)).pruner.warmup_epochs == warmup

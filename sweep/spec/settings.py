@@ -90,6 +90,13 @@ with warnings.catch_warnings():
             return name
 
 
+def default_warmup(pruner: str, epochs: int) -> int:
+    """Epochs a pruner waits when the study file does not say: half of them for Optuna's
+    median pruner (it compares every trial with all others), a third for the others
+    (median_per_placement compares like with like; Hyperband's rungs start there)."""
+    return max(1, epochs // 2 if pruner == "median" else epochs // 3)
+
+
 class PrunerSpec(Frozen):
     name: Literal[PRUNERS] = "none"  # type: ignore[valid-type]
     warmup_epochs: int = Field(1, ge=0)

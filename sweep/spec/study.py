@@ -27,6 +27,7 @@ from sweep.spec.settings import (
     ReportSpec,
     TrackingSpec,
     WorkersSpec,
+    default_warmup,
 )
 
 
@@ -56,6 +57,29 @@ class StudySpec(Frozen):
     @classmethod
     def _pruner_by_name(cls, value: Any):
         return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pruner_warmup_from_epochs(cls, data: Any) -> Any:
+        """A named pruner without ``warmup_epochs`` waits a share of the epochs first
+        (default_warmup): penalties slow early learning, and a pruner that judges from
+        epoch 1 stops regularized trials that would have won (bench/pruning.py)."""
+        if not isinstance(data, dict):
+            return data
+        pruner = data.get("pruner")
+        pruner = {"name": pruner} if isinstance(pruner, str) else pruner
+        if not isinstance(pruner, dict) or pruner.get("name", "none") == "none" or \
+                "warmup_epochs" in pruner:
+            return data
+        train = data.get("train")
+        epochs = train.get("epochs") if isinstance(train, dict) else \
+            getattr(train, "epochs", None)
+        if epochs is None:
+            epochs = TrainSpec.model_fields["epochs"].default
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            return data  # train.epochs itself is refused, naming the field
+        return {**data, "pruner": {**pruner, "warmup_epochs": default_warmup(
+            str(pruner.get("name")), epochs)}}
 
     @model_validator(mode="after")
     def _classification_metrics(self) -> StudySpec:
