@@ -110,6 +110,16 @@ def test_a_late_second_signal_forces_the_interrupt(monkeypatch: pytest.MonkeyPat
 
 
 def test_sleep_ends_early_on_a_request() -> None:
+    # A job a shell starts in the background has SIGINT ignored; this test checks that
+    # Python's own handler comes back, so it starts from that handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _sleep_ends_early()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _sleep_ends_early() -> None:
     with interrupt.stop_on_signals():
         started = time.monotonic()
         # Another thread sends the signal (no ITIMER_REAL: pytest-timeout's alarm uses it).

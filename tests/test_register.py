@@ -140,24 +140,24 @@ def test_a_gain_within_noise_registers_nothing_and_says_why(
     search = {"targets": ["kernel"], "placement": {"choices": ["first"]},
               "l2": {"choices": [0.001]}, "baselines": []}
     path = write_study(workdir / "n.yaml", tiny_study(
-        name="noisy", search=search, budget={"n_trials": 1},
+        name="reg-noise", search=search, budget={"n_trials": 1},
         report={"confirm_top": 1, "seeds": 5, "register": "noisy-winner"}))
     assert _invoke("run", str(path), "--storage", storage_url, "--tracking-uri",
                    tracking_uri, "--no-progress").exit_code == 0
-    study = optuna.load_study(study_name="noisy", storage=storage_url)
+    study = optuna.load_study(study_name="reg-noise", storage=storage_url)
     trained = next(t for t in study.trials if t.user_attrs["placement"])
     noise = ConfirmedConfig("trial 1", trained.number, None, trained.user_attrs["placement"],
                             SEEDS, {"test_accuracy": NOISE.values("test_accuracy")})
     study.set_user_attr("confirmation", Confirmation(
         "test_accuracy", "maximize", (BASE, noise)).to_json())
-    result = _invoke("report", "noisy", "--storage", storage_url, "--tracking-uri",
+    result = _invoke("report", "reg-noise", "--storage", storage_url, "--tracking-uri",
                      tracking_uri, "--no-confirm", "-o", str(workdir / "rep"), "--no-progress")
     assert result.exit_code == 0, result.output
     client = MlflowClient(tracking_uri)
     assert client.search_model_versions("name='noisy-winner'") == []
     why = "not registered in model 'noisy-winner': the gain is within seed noise"
     assert why in (workdir / "rep" / "report.md").read_text()
-    experiment = client.get_experiment_by_name("noisy")
+    experiment = client.get_experiment_by_name("reg-noise")
     (parent,) = client.search_runs([experiment.experiment_id],
                                    filter_string="tags.`sweep.role` = 'study'")
     assert parent.data.tags["sweep.registered_model"].startswith(
