@@ -75,27 +75,35 @@ def test_only_a_gain_beyond_seed_noise_is_registered(tmp_path: Path) -> None:
         == "the best configuration on validation is no regularization"
 
 
+def _reported(workdir: Path, storage_url: str, tracking_uri: str, name: str, model: str,
+              confirmed: ConfirmedConfig) -> optuna.trial.FrozenTrial:
+    """A one-trial study run for real, given ``confirmed``'s per-seed test figures as its
+    stored confirmation, then `sweep report --no-confirm`; returns the trained trial. The
+    verdict is the confirmation's own test (tests/test_confirm.py), stored as `sweep
+    report` stores it."""
+    search = {"targets": ["kernel"], "placement": {"choices": ["first"]},
+              "l2": {"choices": [0.001]}, "baselines": []}
+    path = write_study(workdir / f"{name}.yaml", tiny_study(
+        name=name, search=search, budget={"n_trials": 1},
+        report={"confirm_top": 1, "seeds": 5, "register": model}))
+    assert _invoke("run", str(path), "--storage", storage_url, "--tracking-uri",
+                   tracking_uri, "--no-progress").exit_code == 0
+    study = optuna.load_study(study_name=name, storage=storage_url)
+    trained = next(t for t in study.trials if t.user_attrs["placement"])
+    config = ConfirmedConfig("trial 1", trained.number, None, trained.user_attrs["placement"],
+                             SEEDS, {"test_accuracy": confirmed.values("test_accuracy")})
+    study.set_user_attr("confirmation", Confirmation(
+        "test_accuracy", "maximize", (BASE, config)).to_json())
+    result = _invoke("report", name, "--storage", storage_url, "--tracking-uri",
+                     tracking_uri, "--no-confirm", "-o", str(workdir / "rep"), "--no-progress")
+    assert result.exit_code == 0, result.output
+    return trained
+
+
 def test_report_registers_a_real_gain_and_the_model_loads_and_predicts(
         workdir: Path, storage_url: str, tracking_uri: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    search = {"targets": ["kernel"], "placement": {"choices": ["first"]},
-              "l2": {"choices": [0.001]}, "baselines": []}
-    path = write_study(workdir / "r.yaml", tiny_study(
-        name="reg", search=search, budget={"n_trials": 1},
-        report={"confirm_top": 1, "seeds": 5, "register": "reg-winner"}))
-    assert _invoke("run", str(path), "--storage", storage_url, "--tracking-uri",
-                   tracking_uri, "--no-progress").exit_code == 0
-    study = optuna.load_study(study_name="reg", storage=storage_url)
-    trained = next(t for t in study.trials if t.user_attrs["placement"])
-    # The verdict is the confirmation's (tests/test_confirm.py); here it is a clear gain
-    # of the trained configuration over these seeds, stored as `sweep report` stores it.
-    real = ConfirmedConfig("trial 1", trained.number, None, trained.user_attrs["placement"],
-                           SEEDS, {"test_accuracy": REAL.values("test_accuracy")})
-    study.set_user_attr("confirmation", Confirmation(
-        "test_accuracy", "maximize", (BASE, real)).to_json())
-    result = _invoke("report", "reg", "--storage", storage_url, "--tracking-uri",
-                     tracking_uri, "--no-confirm", "-o", str(workdir / "rep"), "--no-progress")
-    assert result.exit_code == 0, result.output
+    trained = _reported(workdir, storage_url, tracking_uri, "reg", "reg-winner", REAL)
 
     client = MlflowClient(tracking_uri)
     (version,) = client.search_model_versions("name='reg-winner'")
@@ -137,22 +145,7 @@ def test_report_registers_a_real_gain_and_the_model_loads_and_predicts(
 
 def test_a_gain_within_noise_registers_nothing_and_says_why(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
-    search = {"targets": ["kernel"], "placement": {"choices": ["first"]},
-              "l2": {"choices": [0.001]}, "baselines": []}
-    path = write_study(workdir / "n.yaml", tiny_study(
-        name="reg-noise", search=search, budget={"n_trials": 1},
-        report={"confirm_top": 1, "seeds": 5, "register": "noisy-winner"}))
-    assert _invoke("run", str(path), "--storage", storage_url, "--tracking-uri",
-                   tracking_uri, "--no-progress").exit_code == 0
-    study = optuna.load_study(study_name="reg-noise", storage=storage_url)
-    trained = next(t for t in study.trials if t.user_attrs["placement"])
-    noise = ConfirmedConfig("trial 1", trained.number, None, trained.user_attrs["placement"],
-                            SEEDS, {"test_accuracy": NOISE.values("test_accuracy")})
-    study.set_user_attr("confirmation", Confirmation(
-        "test_accuracy", "maximize", (BASE, noise)).to_json())
-    result = _invoke("report", "reg-noise", "--storage", storage_url, "--tracking-uri",
-                     tracking_uri, "--no-confirm", "-o", str(workdir / "rep"), "--no-progress")
-    assert result.exit_code == 0, result.output
+    _reported(workdir, storage_url, tracking_uri, "reg-noise", "noisy-winner", NOISE)
     client = MlflowClient(tracking_uri)
     assert client.search_model_versions("name='noisy-winner'") == []
     why = "not registered in model 'noisy-winner': the gain is within seed noise"

@@ -71,6 +71,15 @@ def used_budget(trials: list[Any]) -> int:
     return len(trials) - len(given_back(trials)) - duplicates(trials)
 
 
+def finished_in_budget(trials: list[Any]) -> int:
+    """Finished trials that hold a place in the budget: a trial stopped or lost and queued
+    again is counted once, by the trial that finishes in its place, and a duplicate not at
+    all (what `[7/20]`, `sweep status` and `sweep list` call finished)."""
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+               for t in trials)
+    return done - len(given_back(trials)) - duplicates(trials)
+
+
 class BudgetedStorage(RDBStorage):
     """Optuna's RDB storage plus the budget lock (PostgreSQL/MySQL/SQLite)."""
 

@@ -26,8 +26,6 @@ from sweep.keys import (
 from sweep.redact import mask_url
 from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
 
-FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-
 
 def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
                  trials_so_far: int = 0):
@@ -246,14 +244,7 @@ def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0)
 
 
 def finished_count(study: Any) -> int:
-    """Finished trials that hold a place in the budget, by any worker: a trial stopped or
-    lost and queued again is counted once, by the trial that finishes in its place, and a
-    duplicate (a configuration already trained) not at all."""
-    import optuna
+    """``budget.finished_in_budget`` of the study's trials, by any worker."""
+    from sweep.study.budget import finished_in_budget
 
-    from sweep.study.budget import duplicates, given_back
-
-    trials = study.get_trials(deepcopy=False)
-    states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED_STATES)
-    return sum(t.state in states for t in trials) - len(given_back(trials)) \
-        - duplicates(trials)
+    return finished_in_budget(study.get_trials(deepcopy=False))

@@ -229,7 +229,7 @@ def _throughput(trials: list[Any], remaining: int) -> tuple[float | None, float 
 
 
 def status(study: Any, spec: StudySpec) -> dict[str, Any]:
-    from sweep.study.budget import duplicates, given_back, used_budget
+    from sweep.study.budget import duplicates, finished_in_budget, given_back, used_budget
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(_state(t) for t in trials)
@@ -237,8 +237,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     best = sorted_complete(study, spec)[:1]
     # A retried or re-queued trial's place went to its successor: count the work once.
     requeued = given_back(trials)
-    finished = sum(counts[s] for s in ("COMPLETE", "PRUNED", "FAIL")) - len(requeued) \
-        - repeats
+    finished = finished_in_budget(trials)
     remaining = max(0, spec.budget.n_trials - used_budget(trials))
     ages = (heartbeat_ages(study) or {}) if counts.get("RUNNING") else {}
     workers = [
@@ -291,7 +290,7 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
 def list_studies(storage: Any) -> list[dict[str, Any]]:
     import optuna
 
-    from sweep.study.budget import duplicates, given_back
+    from sweep.study.budget import finished_in_budget, given_back
 
     rows = []
     for name in optuna.get_all_study_names(storage):
@@ -305,8 +304,7 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         requeued = len(given_back(trials))
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,
-            "finished": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-            + counts.get("FAIL", 0) - requeued - duplicates(trials), "requeued": requeued,
+            "finished": finished_in_budget(trials), "requeued": requeued,
             "complete": counts.get("COMPLETE", 0), "pruned": counts.get("PRUNED", 0),
             "fail": counts.get("FAIL", 0), "running": counts.get("RUNNING", 0),
             "direction": study.directions[0].name.lower(), "best_value": best,
