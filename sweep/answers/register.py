@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sweep.answers.confirm import Comparison, Confirmation, ConfirmedConfig
-from sweep.keys import REGISTRATION, SPOOL_PREFIX
+from sweep.keys import PLACEMENT, REGISTRATION, SPOOL_PREFIX
 from sweep.placement.space import describe_placement
 
 log = logging.getLogger("sweep")
@@ -76,7 +76,7 @@ def decide(study: Any, spec: Any, confirmation: Confirmation | None
     if not ranked:
         return None, None, "no completed trial"
     best = ranked[0]
-    placement = best.user_attrs.get("placement") or {}
+    placement = best.user_attrs.get(PLACEMENT) or {}
     if not placement:
         return None, None, "the best configuration on validation is no regularization"
     config = next((c for c in confirmation.configs if c.placement == placement), None)

@@ -40,12 +40,52 @@ def open_storage(url: str, *, read_only: bool = False):
         return _grpc_proxy(url)
     url = normalize_storage_url(url)
     try:
-        return open_budgeted_storage(url, engine_kwargs(url), read_only=read_only)
+        storage = open_budgeted_storage(url, engine_kwargs(url), read_only=read_only)
+        if not read_only:
+            ensure_indexes(storage.engine)
+        return storage
     except Exception as error:  # unreachable server, refused login, ...
         from sweep.errors import FatalError, describe_failure, root_cause
 
         raise FatalError(f"cannot open storage {mask_url(url)}: "
                          f"{describe_failure(root_cause(error), 300)}") from None
+
+
+# Optuna indexes trials by study_id alone: every query for a study's RUNNING or FAIL
+# trials, or its highest number, scanned all of the study's trials (1.0-1.3 ms each at
+# 10,000 trials, several per trial; 0.03-0.07 ms with these).
+TRIAL_INDEXES = {
+    "ix_regsweep_trials_study_state": ("study_id", "state"),
+    "ix_regsweep_trials_study_number": ("study_id", "number"),
+}
+
+
+def ensure_indexes(engine: Any) -> None:
+    """Create :data:`TRIAL_INDEXES` where missing. Several workers may start at once: a
+    concurrent creation losing the race is fine as long as the index exists after. A role
+    that does not own the tables cannot create indexes: the study works without them
+    (only slower at thousands of trials), so that is a warning, not a failure."""
+    import logging
+
+    import sqlalchemy
+
+    present = {index["name"] for index in sqlalchemy.inspect(engine).get_indexes("trials")}
+    for name, columns in TRIAL_INDEXES.items():
+        if name in present:
+            continue
+        statement = sqlalchemy.text(
+            f"CREATE INDEX IF NOT EXISTS {name} ON trials ({', '.join(columns)})")
+        try:
+            with engine.begin() as connection:
+                connection.execute(statement)
+        except sqlalchemy.exc.DBAPIError as error:
+            names = {index["name"] for index in sqlalchemy.inspect(engine).get_indexes("trials")}
+            if name not in names:
+                from sweep.errors import describe_failure, root_cause
+
+                logging.getLogger(__name__).warning(
+                    "could not create index %s on trials (queries of large studies will be "
+                    "slower): %s", name, describe_failure(root_cause(error), 200))
 
 
 def quiet_optuna() -> None:
