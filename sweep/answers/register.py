@@ -176,7 +176,7 @@ def _register(spec: Any, config: ConfirmedConfig, comparison: Comparison, reason
                    f"configuration ({describe_placement(config.placement)}), re-trained with "
                    f"confirmation seed {seed} (the median of {len(config.seeds)}): {reason}.")
     version = register_keras_model(tracker.tracking_uri, run_id, served,
-                                   signature(served, splits.x_val[:5]), name, tags,
+                                   signature(served, splits.head("val", 5)), name, tags,
                                    description)
     return Registration(name, True, reason, version=version, trial=config.trial_number,
                         seed=seed, run_id=run_id, seeds=tuple(config.seeds))

@@ -23,6 +23,8 @@ TARGETS = ("kernel", "bias", "activity")
 BASELINES = ("none", "uniform_l2")
 # Keys that say how much and how to run, not what a trial is: changing them resumes a study.
 OPERATIONAL_KEYS = ("budget", "workers", "report")
+# Likewise inside `data`: where a worker keeps its decoded images.
+OPERATIONAL_DATA_KEYS = ("cache_dir",)
 # Objectives that are not Keras metrics: measured by regsweep at the end of a trial, all to
 # be minimized. `gap/<metric>` is the generalization gap (train minus validation for
 # accuracies, validation minus train for losses).

@@ -58,12 +58,37 @@ class NpzData(_SplitFractions):
     path: Path
 
 
+class ImageAugment(Frozen):
+    """Random changes to training batches (never to validation or test), as Keras'
+    preprocessing layers make them: factors are fractions (rotation of a full turn, zoom
+    and contrast of the image's size and contrast)."""
+
+    flip: Literal["horizontal", "vertical", "horizontal_and_vertical"] | None = None
+    rotation: float = Field(0.0, ge=0.0, le=1.0)
+    zoom: float = Field(0.0, ge=0.0, lt=1.0)
+    contrast: float = Field(0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ImageAugment:
+        if self.flip is None and not (self.rotation or self.zoom or self.contrast):
+            raise ValueError("give at least one of flip, rotation, zoom, contrast "
+                             "(or leave augment out)")
+        return self
+
+
 class ImageFolderData(_SplitFractions):
     source: Literal["image_folder"]
     path: Path
     test_path: Path | None = None
     image_size: tuple[PositiveInt, PositiveInt] = (64, 64)
     grayscale: bool = False
+    augment: ImageAugment | None = None
+    # Images are shuffled through a buffer of this many (the training set never has to
+    # fit in memory); the split itself is shuffled whole.
+    shuffle_buffer: PositiveInt = 4096
+    # Where each worker keeps its decoded copy (default: the system's temporary folder,
+    # which on a cluster node is usually a local disk).
+    cache_dir: Path | None = None
 
 
 DataSpec = Annotated[

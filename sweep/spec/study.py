@@ -14,6 +14,7 @@ from pydantic import (
 
 from sweep.spec.base import (
     MULTI_OBJECTIVE_SAMPLERS,
+    OPERATIONAL_DATA_KEYS,
     OPERATIONAL_KEYS,
     SAMPLERS,
     FieldError,
@@ -164,10 +165,7 @@ class StudySpec(Frozen):
     def canonical(self, *, operational: bool = True) -> dict[str, Any]:
         """The spec as plain JSON data, the form stored inside the Optuna study."""
         data = self.model_dump(mode="json")
-        if not operational:
-            for key in OPERATIONAL_KEYS:
-                data.pop(key)
-        return data
+        return data if operational else identity_part(data)
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what a trial means (the budget and the worker
@@ -176,3 +174,11 @@ class StudySpec(Frozen):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def identity_part(canonical: dict[str, Any]) -> dict[str, Any]:
+    """A stored or new canonical spec without the keys that say how to run (changing
+    them resumes a study): what the fingerprint covers."""
+    data = {k: v for k, v in canonical.items() if k not in OPERATIONAL_KEYS}
+    if isinstance(data.get("data"), dict):
+        data["data"] = {k: v for k, v in data["data"].items()
+                        if k not in OPERATIONAL_DATA_KEYS}
+    return data

@@ -105,7 +105,7 @@ def check_study(spec: StudySpec, *, run_builder: bool = True,
     layers = describe_layers(spec)
     # Before the placements: broken data or a broken model explains more.
     splits = check_data_content(spec)
-    if build_model and splits is not None and spec.model.builder is None:
+    if build_model and spec.model.builder is None:
         check_model_on_data(spec, splits)
     space = SearchSpace(spec.search, layers)
     if spec.sampler == "grid":
@@ -116,13 +116,11 @@ def check_study(spec: StudySpec, *, run_builder: bool = True,
     return space
 
 
-def check_data_content(spec: StudySpec) -> Splits | None:
+def check_data_content(spec: StudySpec) -> Splits:
     """Load the data as a trial would (numpy, no TensorFlow): an empty archive, rows that
-    do not match, NaN, labels a classification loss cannot take are found here. Returns
-    the splits, or None for image folders: they are read only by trials (they may not fit
-    in memory); ``check_data`` checked their class folders."""
-    if spec.data.source == "image_folder":
-        return None
+    do not match, NaN, labels a classification loss cannot take are found here. An image
+    folder's images are decoded by the trials only (they may not fit in memory): its
+    splits hold file names."""
     from sweep.training.data import load_data
 
     splits = load_data(spec.data, spec.seed)
@@ -147,7 +145,7 @@ def check_model_on_data(spec: StudySpec, splits: Splits) -> None:
     model = build_base_model(spec.model, splits.input_shape, splits.n_classes)
     field = "model.file" if spec.model.file is not None else "model.layers"
     try:
-        output = np.asarray(model(splits.x_train[:2], training=False))
+        output = np.asarray(model(splits.head("train", 2), training=False))
     except Exception as error:
         raise SpecError(field, f"cannot take the data's samples of shape "
                         f"{splits.input_shape}: {describe_failure(error, 300)}",

@@ -24,7 +24,8 @@ from sweep.keys import (
     WARM_START_OF,
 )
 from sweep.redact import mask_url
-from sweep.spec import OPERATIONAL_KEYS, StudySpec, parse_spec
+from sweep.spec import StudySpec, parse_spec
+from sweep.spec.study import identity_part
 
 
 def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
@@ -136,7 +137,7 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
         if existing.user_attrs.get(FINGERPRINT) != spec.fingerprint():
             stored = existing.user_attrs.get(SPEC) or {}
             differences = _spec_differences(
-                {k: v for k, v in stored.items() if k not in OPERATIONAL_KEYS},
+                identity_part(stored),
                 spec.canonical(operational=False))
             raise SpecError(
                 "STUDY_FILE",

@@ -1,13 +1,15 @@
 """Data sets described by the ``data`` section of a study, loaded and split without TensorFlow.
 
 ``check_data`` is what ``sweep validate`` runs: it only lists directories and archive members,
-so a study with a large image folder validates instantly. ``load_data`` reads everything and
-splits it deterministically from the study's seed, so every worker of a study trains and
-validates on exactly the same samples.
+so a study with a large image folder validates instantly. ``load_data`` reads arrays (an
+image folder: only its file names; the images are decoded by the training pipeline,
+sweep.training.images) and splits them deterministically from the study's seed, so every
+worker of a study trains and validates on exactly the same samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +36,9 @@ _NPZ_REQUIRED = ("x_train", "y_train")
 @dataclass(frozen=True, eq=False)
 class Splits:
     """Train / validation / test arrays. The arrays are read-only because ``load_data``
-    hands the same cached object to every caller in the process."""
+    hands the same cached object to every caller in the process. For an image folder the
+    x arrays hold file paths and ``image_shape`` the (height, width, channels) they are
+    decoded to."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -43,10 +47,23 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int | None  # None for regression targets
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.image_shape is not None:
+            return self.image_shape
         return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def head(self, split: str, n: int) -> np.ndarray:
+        """The first ``n`` inputs of ``split`` ("train", "val", "test") as the model sees
+        them (images decoded: imports TensorFlow)."""
+        x = getattr(self, f"x_{split}")[:n]
+        if self.image_shape is None:
+            return x
+        from sweep.training.images import decode_files
+
+        return decode_files(x, self.image_shape)
 
     def sizes(self) -> dict[str, int]:
         return {
@@ -146,6 +163,10 @@ def load_data(spec: AnyDataSpec, seed: int) -> Splits:
     loader = _LOADERS[spec.source]
     x, y, n_classes, test = loader(spec, seed)
     splits = _split(x, y, n_classes, test, spec, seed)
+    if spec.source == "image_folder":
+        height, width = spec.image_size
+        splits = dataclasses.replace(
+            splits, image_shape=(height, width, 1 if spec.grayscale else 3))
     for array in vars(splits).values():
         if isinstance(array, np.ndarray):
             array.flags.writeable = False
@@ -245,42 +266,19 @@ def _are_class_labels(y: np.ndarray) -> bool:
 
 
 def _load_image_folder(spec: ImageFolderData, seed: int) -> _Loaded:
+    """File paths (str) and labels: the pictures themselves may not fit in memory."""
     classes = _class_folders(spec.path, "data.path")
-    x, y = _read_images(spec, classes, "data.path")
+    x, y = _image_files(classes)
     test = None
     if spec.test_path is not None:
-        test = _read_images(spec, _class_folders(spec.test_path, "data.test_path"),
-                            "data.test_path")
+        test = _image_files(_class_folders(spec.test_path, "data.test_path"))
     return x, y, len(classes), test
 
 
-def _read_images(
-    spec: ImageFolderData, classes: list[tuple[Path, list[Path]]], field: str
-) -> tuple[np.ndarray, np.ndarray]:
-    # Imported here so that importing sweep.training.data stays cheap.
-    from PIL import Image
-
-    height, width = spec.image_size
-    channels = 1 if spec.grayscale else 3
-    n = sum(len(files) for _, files in classes)
-    x = np.empty((n, height, width, channels), dtype=np.float32)
-    y = np.empty(n, dtype=np.int32)
-    row = 0
-    for label, (_, files) in enumerate(classes):
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    # Pillow sizes are (width, height); image_size is (height, width).
-                    pixels = image.convert("L" if spec.grayscale else "RGB").resize(
-                        (width, height), Image.Resampling.BILINEAR
-                    )
-                    array = np.asarray(pixels, dtype=np.float32)
-            except Exception:  # Pillow's decoders raise many types for a corrupt file
-                raise SpecError(field, "cannot read image", str(file)) from None
-            x[row] = array.reshape(height, width, channels) / 255.0
-            y[row] = label
-            row += 1
-    return x, y
+def _image_files(classes: list[tuple[Path, list[Path]]]) -> tuple[np.ndarray, np.ndarray]:
+    files = [str(file) for _, images in classes for file in images]
+    labels = [label for label, (_, images) in enumerate(classes) for _ in images]
+    return np.array(files, dtype=str), np.array(labels, dtype=np.int32)
 
 
 _LOADERS: dict[str, Callable[[Any, int], _Loaded]] = {

@@ -60,45 +60,77 @@ class Batches:
 
     Handing Keras numpy arrays makes it build (and trace) a fresh input pipeline on every
     fit and evaluate call; these pipelines are built once. Only the training order is new
-    per trial: shuffled from the trial's seed, so a trial is reproducible on its own."""
+    per trial: shuffled from the trial's seed, so a trial is reproducible on its own.
+    Arrays are held in memory and shuffled whole; an image folder is streamed from the
+    worker's cache file through ``data.shuffle_buffer`` (sweep.training.images)."""
 
-    def __init__(self, splits: Splits, train: TrainSpec):
+    def __init__(self, splits: Splits, train: TrainSpec, data: Any = None):
         import tensorflow as tf
 
         self.train = train
         self._tf = tf
-        self.tensors = {
-            split: (tf.constant(getattr(splits, f"x_{split}")),
-                    tf.constant(prepare_targets(getattr(splits, f"y_{split}"), train,
-                                                splits.n_classes)))
-            for split in SPLITS if len(getattr(splits, f"x_{split}"))
+        targets = {
+            split: prepare_targets(getattr(splits, f"y_{split}"), train, splits.n_classes)
+            for split in SPLITS if len(getattr(splits, f"y_{split}"))
         }
-        self.ordered = {
-            split: tf.data.Dataset.from_tensor_slices(tensors).batch(train.batch_size)
-            .cache().prefetch(tf.data.AUTOTUNE)
-            for split, tensors in self.tensors.items()
-        }
+        self.sizes = {split: len(target) for split, target in targets.items()}
+        self._augment = None
+        if splits.image_shape is None:
+            self.elements = {
+                split: tf.data.Dataset.from_tensor_slices(
+                    (tf.constant(getattr(splits, f"x_{split}")), tf.constant(target)))
+                for split, target in targets.items()
+            }
+            self._finish: Any = None
+            self._buffer = self.sizes["train"]
+            cache = True  # batches of tensors already in memory: keep them as they are
+        else:
+            from sweep.training import images
+
+            self.elements = images.ImageStream(splits, data, targets).elements
+            self._finish = images.to_float
+            self._buffer = min(self.sizes["train"], data.shuffle_buffer)
+            self._augment = data.augment
+            cache = False  # the decoded images are in the cache file, not in memory
+        self.ordered = {}
+        for split, elements in self.elements.items():
+            batches = elements.batch(train.batch_size)
+            if self._finish is not None:
+                batches = batches.map(self._finish, num_parallel_calls=tf.data.AUTOTUNE)
+            if cache:
+                batches = batches.cache()
+            self.ordered[split] = batches.prefetch(tf.data.AUTOTUNE)
 
     def steps_per_epoch(self) -> int:
-        return -(-int(self.tensors["train"][0].shape[0]) // self.train.batch_size)
+        return -(-self.sizes["train"] // self.train.batch_size)
 
     def shuffled_training(self, seed: int, *, first_epoch: int = 0):
         """The training batches of epochs ``first_epoch`` … ``epochs - 1`` as one stream,
-        each epoch shuffled from (``seed``, epoch) alone. A resumed trial thus sees the
-        same batches as one never stopped; a reshuffling dataset would restart its
-        sequence of orders with every new pipeline."""
+        each epoch shuffled (and augmented) from (``seed``, epoch) alone. A resumed trial
+        thus sees the same batches as one never stopped; a reshuffling dataset would
+        restart its sequence of orders with every new pipeline."""
         tf = self._tf
-        tensors = self.tensors["train"]
-        size = int(tensors[0].shape[0])
-        batch_size = self.train.batch_size
+        elements = self.elements["train"]
+        buffer, batch_size, finish = self._buffer, self.train.batch_size, self._finish
 
         def epoch(number):
-            return (tf.data.Dataset.from_tensor_slices(tensors)
-                    .shuffle(size, seed=number + seed * 1_000_003)
-                    .batch(batch_size))
+            batches = elements.shuffle(buffer, seed=number + seed * 1_000_003).batch(batch_size)
+            return batches if finish is None else \
+                batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
 
-        return (tf.data.Dataset.range(first_epoch, self.train.epochs).flat_map(epoch)
-                .prefetch(tf.data.AUTOTUNE))
+        if self._augment is None:
+            stream = tf.data.Dataset.range(first_epoch, self.train.epochs).flat_map(epoch)
+        else:
+            from sweep.training.images import augmenter
+
+            # Fresh layers per epoch (their random state is Python-side), so one epoch's
+            # changes depend on (seed, epoch) only; hence one dataset per epoch, chained.
+            stream = tf.data.Dataset.range(0).flat_map(epoch)  # empty: nothing left to train
+            for number in range(first_epoch, self.train.epochs):
+                layer_seed = (seed * 1_000_003 + number) % 2**30  # Keras keeps seeds 32-bit
+                stream = stream.concatenate(epoch(number).map(augmenter(self._augment,
+                                                                        layer_seed)))
+        return stream.prefetch(tf.data.AUTOTUNE)
 
 
 def fit(model: Any, batches: Batches, callbacks: Sequence[Any], *, seed: int,

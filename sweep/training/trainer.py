@@ -77,11 +77,11 @@ class Trainer:
         slots = slot_names(describe_model(base))
         if self._models is None:
             self._models = ModelCache(spec.train)
-            self._batches = Batches(splits, spec.train)
+            self._batches = Batches(splits, spec.train, spec.data)
         model = self._models.model_for(base, placement, slots)
 
         uses_activity = any("activity" in targets for targets in placement.values())
-        probe = splits.x_val[:64] if uses_activity else None
+        probe = splits.head("val", 64) if uses_activity else None
         norms = WeightNormCallback(slots, sink, probe=probe, penalized=list(placement),
                                    threshold=spec.tracking.sparsity_threshold)
         guard = NonFiniteLossGuard()
