@@ -42,8 +42,10 @@ def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
     seed = (spec.seed + 7919 * worker_index + 104729 * trials_so_far) % 2**32
     name = spec.sampler
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True)
+        from sweep.study.history import RecentHistory
+
+        return RecentHistory(optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                        group=True, constant_liar=True))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

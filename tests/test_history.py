@@ -1,0 +1,79 @@
+"""sweep/study/history.py: TPE shown a capped history, the best and the most recent trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from sweep.study.history import RecentHistory, shown
+
+DISTRIBUTIONS = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+
+
+def _trial(i: int, value: float | None, state: TrialState = TrialState.COMPLETE,
+           values: list[float] | None = None) -> optuna.trial.FrozenTrial:
+    trial = create_trial(params={"x": (i * 37 % 100) / 100, "y": (i * 61 % 100) / 100},
+                         distributions=DISTRIBUTIONS, state=state,
+                         value=value if state == TrialState.COMPLETE and values is None
+                         else None, values=values)
+    trial.number = i
+    return trial
+
+
+def test_under_the_limit_every_trial_is_shown() -> None:
+    trials = [_trial(i, float(i)) for i in range(10)]
+    assert shown(trials, [optuna.study.StudyDirection.MINIMIZE], limit=10, keep_best=3) == \
+        trials
+
+
+def test_over_the_limit_the_best_the_most_recent_and_the_running_are_shown() -> None:
+    # Values: trial i scores (i * 7) % 30; the minimum ones are 0 (#0), 1 (#13), 2 (#26).
+    trials = [_trial(i, float((i * 7) % 30)) for i in range(30)]
+    trials[5] = _trial(5, None, TrialState.PRUNED)
+    trials.append(_trial(30, None, TrialState.RUNNING))
+    trials.append(_trial(31, None, TrialState.RUNNING))
+    seen = shown(trials, [optuna.study.StudyDirection.MINIMIZE], limit=10, keep_best=3)
+    assert [t.number for t in seen] == [0, 13, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]
+    maximized = shown(trials, [optuna.study.StudyDirection.MAXIMIZE], limit=10, keep_best=3)
+    # Values 29 (#17), 28 (#4), 27 (#21): the best of a maximized study.
+    assert [t.number for t in maximized] == \
+        [4, 17, 21, 23, 24, 25, 26, 27, 28, 29, 30, 31]
+
+
+def test_several_objectives_keep_the_pareto_front() -> None:
+    directions = [optuna.study.StudyDirection.MINIMIZE] * 2
+    # Trial i scores (i, 20 - i); #2's (2, 1) dominates every later trial, so the front
+    # is #0 (0, 20), #1 (1, 19), #2: kept, with the 5 most recent of the others.
+    trials = [_trial(i, None, values=[float(i), float(20 - i)]) for i in range(20)]
+    trials[2] = _trial(2, None, values=[2.0, 1.0])
+    seen = shown(trials, directions, limit=8, keep_best=4)
+    assert [t.number for t in seen] == [0, 1, 2, 15, 16, 17, 18, 19]
+
+
+def _study(trials: list[optuna.trial.FrozenTrial], sampler: optuna.samplers.BaseSampler
+           ) -> optuna.Study:
+    study = optuna.create_study(sampler=sampler, direction="minimize")
+    study.add_trials(trials)
+    return study
+
+
+@pytest.mark.parametrize("limit", [40, 1000])
+def test_tpe_behind_the_cap_draws_what_tpe_draws_on_the_shown_trials(limit: int) -> None:
+    trials = [_trial(i, ((i * 37 % 100) / 100 - 0.3) ** 2 + (i % 7) / 50) for i in range(120)]
+
+    def tpe() -> optuna.samplers.TPESampler:
+        return optuna.samplers.TPESampler(seed=3, multivariate=True, group=True,
+                                          constant_liar=True)
+
+    directions = [optuna.study.StudyDirection.MINIMIZE]
+    for step in range(3):  # the history grows; what is shown moves with it
+        capped = _study(trials, RecentHistory(tpe(), limit=limit, keep_best=10))
+        reference = _study(shown(trials, directions, limit, 10), tpe())
+        assert len(reference.trials) == (40 if limit == 40 else 120 + step)
+        drawn = capped.ask(DISTRIBUTIONS).params
+        assert drawn == reference.ask(DISTRIBUTIONS).params
+        if limit == 40:  # and the cap matters: TPE on every trial draws elsewhere
+            assert drawn != _study(trials, tpe()).ask(DISTRIBUTIONS).params
+        trials.append(_trial(120 + step, 0.5))
