@@ -266,6 +266,48 @@ def postgres_database(label: str) -> Iterator[str]:
         admin.dispose()
 
 
+@contextlib.contextmanager
+def mlflow_server(folder: Path, backend_uri: str) -> Iterator[str]:
+    """A real ``mlflow server`` on a free loopback port (its runs in ``backend_uri``, its
+    artifacts under ``folder``), stopped with its children afterwards. Yields its URL."""
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = (folder / "mlflow-server.log").open("ab")
+    process = subprocess.Popen(
+        [PYTHON, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", str(folder / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        env={**bench_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not start: "
+                                   + (folder / "mlflow-server.log").read_text()[-2000:])
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
 # ---------------------------------------------------------------- reading studies back
 def study_trials(storage_url: str, name: str) -> list[Any]:
     """The study's trials, read back through Optuna, in trial-number order."""

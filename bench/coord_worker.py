@@ -5,7 +5,7 @@ with per-epoch metrics and final figures, checkpoints folder, progress lines) wi
 training replaced by a sleep: each trial "trains" for SLEEP_SECONDS, spread over its
 epochs, and hands the metrics a real trial logs to the same sinks.
 
-    python bench/coord_worker.py STORAGE_URL TRACKING_URI STUDY_NAME SLEEP_SECONDS
+    python bench/coord_worker.py STORAGE_URL TRACKING_URI STUDY_NAME SLEEP_SECONDS [MAX_TRIALS]
 
 The worker index comes from SWEEP_WORKER_INDEX, as `sweep run --workers` sets it.
 """
@@ -70,8 +70,9 @@ def main() -> None:
 
     SimulatedTrainer.sleep = sleep
     sweep.workers.objective.Trainer = SimulatedTrainer  # type: ignore[misc, assignment]
+    extra = ["--max-trials", sys.argv[5]] if len(sys.argv) > 5 else []
     sys.argv = ["sweep", "worker", name, "--storage", storage_url, "--tracking-uri",
-                tracking_uri, "--no-progress"]
+                tracking_uri, "--no-progress", *extra]
     sweep_main()
 
 

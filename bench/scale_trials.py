@@ -1,0 +1,267 @@
+"""scale_trials: what a trial costs, and how fast the read commands answer, as a study on
+PostgreSQL grows to 10,000 trials.
+
+The study is bench/workers.py's coordination study; its trials run through the real
+``sweep worker`` (bench/coord_worker.py: stored spec, TPE, heartbeats, the exact-budget
+lock, every user attribute a trial records, an MLflow run per trial with per-epoch
+metrics, logged to a real ``mlflow server`` whose runs are in PostgreSQL) with the
+training replaced by nothing (0 s), so what is timed is coordination alone.
+
+At each size (100, 1,000, 3,000, 10,000 trials) a window of real trials runs; between
+windows the study is filled up to the next size with copies of the real trials (all
+their attributes, intermediate values and MLflow run ids; the coefficients moved by a
+hair so that every copy is a configuration of its own) written straight through Optuna's
+storage. Measured at each size:
+
+  per trial     median complete-to-complete time of the window's trials (its first 5
+                left out: worker start-up), whole worker path;
+  TPE           the sampler's own time per trial, on an in-memory copy of the study
+                (storage reads left out): the capped TPE sweep uses (sweep/study/history.py)
+                and Optuna's TPE on every trial, side by side;
+  restart       wall time of a worker process that runs one trial (a worker renewed by
+                `workers.recycle_after` pays it);
+  commands      wall time of `sweep status`, `best`, `export --format csv` and
+                `report --no-confirm`, whole processes, median of 3.
+
+Targets: per-trial time at 10,000 / at 100 <= 1.5 (noise: the spread of the per-trial
+times' medians over the window's thirds); each command at 10,000 trials <= 5 s (noise:
+the spread of its 3 runs).
+
+    .venv/bin/python bench/scale_trials.py [--quick]
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    BENCH,
+    PYTHON,
+    SWEEP,
+    bench_env,
+    median,
+    mlflow_server,
+    parser,
+    postgres_database,
+    print_table,
+    print_targets,
+    run_timed,
+    scratch,
+    seconds_between,
+    spread,
+    target,
+    write_result,
+    write_yaml,
+)
+from workers import coordination_spec
+
+TRIAL_RATIO_LIMIT = 1.5
+COMMAND_LIMIT = 5.0
+COMMANDS = {
+    "status": ["status"],
+    "best": ["best"],
+    "export": ["export", "--format", "csv"],
+    "report": ["report", "--no-confirm", "--no-progress"],
+}
+
+
+def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dict[str, Any]:
+    """``n`` trials through the real worker; their complete-to-complete times."""
+    begin = time.perf_counter()
+    done = subprocess.run([PYTHON, str(BENCH / "coord_worker.py"), url, tracking, name, "0",
+                           str(n)], env=bench_env(SWEEP_WORKER_INDEX="1"), cwd=folder,
+                          capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - begin
+    if done.returncode != 0:
+        raise RuntimeError(f"coord_worker failed: {done.stderr[-3000:]}")
+    trials = _trials(url, name)
+    window = sorted((t for t in trials if t.datetime_complete is not None),
+                    key=lambda t: t.datetime_complete)[-n:]
+    cycles = [seconds_between(a.datetime_complete, b.datetime_complete)
+              for a, b in itertools.pairwise(window)][5:]
+    thirds = [median(cycles[i::3]) for i in range(3)]
+    return {"trials": len(window), "process_seconds": seconds,
+            "per_trial_seconds": median(cycles), "thirds": thirds,
+            "states": sorted({t.state.name for t in window})}
+
+
+def _trials(url: str, name: str) -> list[Any]:
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    finally:
+        storage.engine.dispose()
+
+
+def fill(url: str, name: str, size: int) -> dict[str, Any]:
+    """Copy the study's real trials until it holds ``size`` trials."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from sweep.keys import DUPLICATE_OF
+
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    real = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("worker")
+            and "copy_of" not in t.user_attrs]
+    missing = size - len(trials)
+    begin = time.perf_counter()
+    batch = []
+    for i in range(max(0, missing)):
+        template = real[i % len(real)]
+        params = dict(template.params)
+        for key, distribution in template.distributions.items():
+            if isinstance(distribution, FloatDistribution):  # a configuration of its own
+                nudged = params[key] * (1 + 1e-9 * (len(trials) + i + 1))
+                params[key] = min(distribution.high, max(distribution.low, nudged))
+        attrs = {k: v for k, v in template.user_attrs.items() if k != DUPLICATE_OF}
+        attrs["copy_of"] = template.number
+        batch.append(optuna.trial.create_trial(
+            params=params, distributions=template.distributions, values=template.values,
+            user_attrs=attrs, intermediate_values=template.intermediate_values))
+        if len(batch) == 500:
+            study.add_trials(batch)
+            batch = []
+    if batch:
+        study.add_trials(batch)
+    storage.engine.dispose()
+    return {"copied": max(0, missing), "seconds": time.perf_counter() - begin}
+
+
+def tpe_cost(url: str, name: str, asks: int) -> dict[str, float]:
+    """Seconds per ask of the capped TPE and of Optuna's TPE on every trial, on an
+    in-memory copy of the study (storage reads left out), taking turns."""
+    import optuna
+
+    from sweep.study.history import RecentHistory
+
+    trials = _trials(url, name)
+    template = next(t for t in reversed(trials) if t.state.name == "COMPLETE")
+
+    def tpe() -> Any:
+        return optuna.samplers.TPESampler(seed=1, multivariate=True, group=True,
+                                          constant_liar=True)
+
+    copies = {}
+    for kind, sampler in (("capped", RecentHistory(tpe())), ("all", tpe())):
+        copy = optuna.create_study(directions=[d for d in optuna.load_study(
+            study_name=name, storage=url).directions], sampler=sampler)
+        copy.add_trials(trials)
+        copies[kind] = copy
+    seconds: dict[str, list[float]] = {"capped": [], "all": []}
+    for _ in range(asks):
+        for kind, copy in copies.items():
+            start = time.perf_counter()
+            trial = copy.ask(template.distributions)
+            seconds[kind].append(time.perf_counter() - start)
+            copy.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return {f"{kind}_seconds": median(values) for kind, values in seconds.items()} | {
+        f"{kind}_spread": spread(values) or 0.0 for kind, values in seconds.items()}
+
+
+def commands(url: str, tracking: str, name: str, folder: Path, repeats: int
+             ) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {command: [] for command in COMMANDS}
+    for repeat in range(repeats):
+        for command, args in COMMANDS.items():
+            extra = ["--tracking-uri", tracking] if command == "report" else []
+            output = ["-o", str(folder / f"{command}-{repeat}")] if command != "status" else []
+            timed = run_timed([SWEEP, *args, name, "--storage", url, *extra, *output],
+                              cwd=folder, timeout=1800)
+            times[command].append(timed.seconds)
+    return times
+
+
+def restart(url: str, tracking: str, name: str, folder: Path) -> float:
+    """A worker process that runs one trial, start to exit."""
+    return real_window(url, tracking, name, 1, folder)["process_seconds"]
+
+
+def main() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    args = parser(__doc__ or "").parse_args()
+    started = time.perf_counter()
+    sizes = (30, 300) if args.quick else (100, 1000, 3000, 10_000)
+    window = 30 if args.quick else 100
+    repeats = 1 if args.quick else 3
+    name = "scale"
+    by_size: dict[int, dict[str, Any]] = {}
+    with postgres_database("scale_optuna") as url, \
+            postgres_database("scale_mlflow") as mlflow_db, scratch("scale") as folder, \
+            mlflow_server(folder, mlflow_db) as tracking:
+        study_file = write_yaml(folder / "study.yaml",
+                                coordination_spec(name, 10 * sizes[-1]))
+        run_timed([SWEEP, "create", str(study_file), "--storage", url, "--tracking-uri",
+                   tracking], cwd=folder)
+        for index, size in enumerate(sizes):
+            entry: dict[str, Any] = {}
+            if index:  # the first size is real trials only: the templates of the copies
+                entry["fill"] = fill(url, name, size - window)
+            entry["window"] = real_window(url, tracking, name, window, folder)
+            entry["tpe"] = tpe_cost(url, name, 5 if args.quick else 15)
+            entry["restart_seconds"] = restart(url, tracking, name, folder)
+            entry["commands"] = commands(url, tracking, name, folder, repeats)
+            entry["trials"] = len(_trials(url, name))
+            by_size[size] = entry
+            print(f"{entry['trials']} trials: {entry['window']['per_trial_seconds'] * 1000:.0f}"
+                  f" ms per trial, TPE {entry['tpe']['capped_seconds'] * 1000:.0f} ms capped /"
+                  f" {entry['tpe']['all_seconds'] * 1000:.0f} ms on all, restart "
+                  f"{entry['restart_seconds']:.1f} s, commands "
+                  f"{ {k: round(median(v), 1) for k, v in entry['commands'].items()} }",
+                  flush=True)
+
+    first, last = by_size[sizes[0]], by_size[sizes[-1]]
+    ratio = last["window"]["per_trial_seconds"] / first["window"]["per_trial_seconds"]
+    noise = max(spread(first["window"]["thirds"]) or 0.0,
+                spread(last["window"]["thirds"]) or 0.0) / first["window"]["per_trial_seconds"]
+    targets = [target(f"scale: per-trial time at {sizes[-1]:,} / at {sizes[0]:,} trials",
+                      ratio, TRIAL_RATIO_LIMIT, noise=noise,
+                      definition="median complete-to-complete time of a window of real "
+                                 "worker trials (0-s training), whole worker path")]
+    for command in COMMANDS:
+        values = last["commands"][command]
+        targets.append(target(f"scale: sweep {command} at {sizes[-1]:,} trials",
+                              median(values), COMMAND_LIMIT, unit="s",
+                              noise=spread(values), definition="whole process, median"))
+    print_table("per size", ["trials", "per trial (ms)", "TPE capped (ms)", "TPE all (ms)",
+                             "restart (s)", *[f"{c} (s)" for c in COMMANDS]],
+                [[e["trials"], e["window"]["per_trial_seconds"] * 1000,
+                  e["tpe"]["capped_seconds"] * 1000, e["tpe"]["all_seconds"] * 1000,
+                  e["restart_seconds"], *[median(e["commands"][c]) for c in COMMANDS]]
+                 for e in by_size.values()])
+    print_targets(targets)
+    write_result(
+        "scale_trials", quick=args.quick, started=started,
+        parameters={"sizes": list(sizes), "window": window, "repeats": repeats,
+                    "training_seconds": 0},
+        raw={str(size): entry for size, entry in by_size.items()},
+        medians={f"{size}_{key}": value for size, entry in by_size.items() for key, value in
+                 (("per_trial_ms", entry["window"]["per_trial_seconds"] * 1000),
+                  ("tpe_capped_ms", entry["tpe"]["capped_seconds"] * 1000),
+                  ("tpe_all_ms", entry["tpe"]["all_seconds"] * 1000),
+                  ("restart_s", entry["restart_seconds"]),
+                  *((f"{c}_s", median(entry["commands"][c])) for c in COMMANDS))},
+        ratios={"per_trial_last_over_first": ratio,
+                "tpe_capped_last_over_first": last["tpe"]["capped_seconds"]
+                / first["tpe"]["capped_seconds"],
+                "tpe_all_last_over_first": last["tpe"]["all_seconds"]
+                / first["tpe"]["all_seconds"],
+                "restart_last_over_first": last["restart_seconds"] / first["restart_seconds"]},
+        targets=targets,
+        notes=["trials beyond the real windows are copies of real trials written through "
+               "Optuna's storage; their MLflow run ids point at the real trials' runs",
+               "noise of the per-trial ratio: the larger spread of the window thirds' "
+               "medians (first or last size), over the first size's per-trial time"])
+
+
+if __name__ == "__main__":
+    main()
