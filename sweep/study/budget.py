@@ -104,6 +104,15 @@ class BudgetedStorage(RDBStorage):
                     raise BudgetExhausted(f"{BUDGET_MARKER}: budget of {budget} trials is spent")
             return super()._create_new_trial(study_id, template_trial)
 
+    # Every trial read (read commands, worker start-up, the sampler's reads) goes through
+    # here: plain rows instead of ORM objects (sweep.study.reader).
+    def _get_trials(self, study_id: int, states: Any, included_trial_ids: set[int],
+                    trial_id_greater_than: int) -> list[Any]:
+        from sweep.study.reader import read_trials
+
+        return read_trials(self.engine, study_id, states, included_trial_ids,
+                           trial_id_greater_than)
+
     def used_budget(self, study_id: int) -> int:
         """``used_budget`` of the study's trials, counted by the database. Reading every
         trial instead grows with the study, under the lock that every worker's next trial

@@ -1,0 +1,105 @@
+"""sweep/study/reader.py: trials read without the ORM are exactly Optuna's own, for every
+kind of trial and every filter Optuna's storage layers ask for, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import optuna
+import pytest
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState, create_trial
+
+from sweep.study.reader import read_trials
+from sweep.study.storage import open_storage
+
+STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
+          TrialState.WAITING)
+
+
+def _fill(storage: RDBStorage, name: str) -> int:
+    study = optuna.create_study(storage=storage, study_name=name,
+                                directions=["maximize", "minimize"])
+    distributions = {
+        "lr": FloatDistribution(1e-5, 1.0, log=True),
+        "units": IntDistribution(1, 64, step=1),
+        "placement": CategoricalDistribution(["none", "first", {"a": 1}.__class__.__name__]),
+        "switch": CategoricalDistribution([True, False]),
+    }
+    for i in range(25):
+        state = STATES[i % len(STATES)]
+        finished = state in (TrialState.COMPLETE,)
+        params = {"lr": 10 ** -(i % 5), "units": i + 1,
+                  "placement": ["none", "first", "dict"][i % 3], "switch": bool(i % 2)}
+        if i % 4 == 3:
+            params.pop("units")  # a conditional parameter
+        study.add_trial(create_trial(
+            state=state, params=params,
+            distributions={k: v for k, v in distributions.items() if k in params},
+            values=[float(i), math.inf if i == 5 else -float(i)] if finished else None,
+            user_attrs={"placement": {"dense": {"kernel": {"l2": 0.001 * i}}},
+                        "worker": f"host:{i}", "note": None, "list": [1, 2.5, "x"]},
+            system_attrs={"fixed_params": {"lr": 0.1}} if i % 6 == 0 else {},
+            intermediate_values={step: (math.nan if step == 1 and i == 2 else step * 0.5)
+                                 for step in range(i % 4)} if state != TrialState.WAITING
+            else {}))
+    return study._study_id
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path) -> RDBStorage:
+    if request.param == "sqlite":
+        return RDBStorage(f"sqlite:///{tmp_path / 'reader.db'}")
+    url = request.getfixturevalue("postgres_server_url")
+    return RDBStorage(url)
+
+
+def _same(ours: list[optuna.trial.FrozenTrial], theirs: list[optuna.trial.FrozenTrial]) -> None:
+    assert [t._trial_id for t in ours] == [t._trial_id for t in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        # NaN != NaN: compare intermediate values by their representation.
+        assert repr(a.intermediate_values) == repr(b.intermediate_values)
+        a_dict = {k: v for k, v in vars(a).items() if k != "intermediate_values"}
+        b_dict = {k: v for k, v in vars(b).items() if k != "intermediate_values"}
+        assert a_dict == b_dict
+
+
+def test_every_trial_reads_back_as_optunas_own(storage: RDBStorage) -> None:
+    study_id = _fill(storage, f"reader-{uuid.uuid4().hex[:8]}")
+    everything = storage._get_trials(study_id, None, set(), -1)
+    assert len(everything) == 25
+    ids = [t._trial_id for t in everything]
+    cases = [
+        (None, set(), -1),
+        ((TrialState.COMPLETE, TrialState.PRUNED), set(), -1),
+        ((TrialState.RUNNING,), set(), -1),
+        (None, set(), ids[10]),  # what the cache layer asks: only the newer trials
+        (None, {ids[2], ids[4], ids[20]}, ids[15]),  # ... plus the unfinished it knows
+        ((TrialState.COMPLETE,), {ids[3]}, ids[12]),
+    ]
+    for states, included, greater in cases:
+        _same(read_trials(storage.engine, study_id, states, included, greater),
+              storage._get_trials(study_id, states, included, greater))
+
+
+def test_a_missing_study_is_a_key_error_like_optunas(storage: RDBStorage) -> None:
+    _fill(storage, f"reader-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(KeyError):
+        read_trials(storage.engine, 987654, None, set(), -1)
+    with pytest.raises(KeyError):
+        storage._get_trials(987654, None, set(), -1)
+
+
+def test_the_sweeps_storage_reads_through_it(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    sweep_storage = open_storage(url)
+    study_id = _fill(sweep_storage, "through")
+    plain = RDBStorage(url)
+    _same(optuna.load_study(study_name="through", storage=sweep_storage).trials,
+          plain.get_all_trials(study_id))
