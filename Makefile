@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := sweep tests $(wildcard bench)
 
-.PHONY: install browser demo test test-min test-slurm lint bench clean
+.PHONY: install browser demo test test-min test-slurm lint bench bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ lint: $(STAMP)
 # versions measured are written to bench/versions.txt (pip install -c reproduces them).
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# A 10,000-trial study and 8/32/64 workers (about an hour here): bench/README.md.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/run_all.py --only scale_trials many_workers
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) *.egg-info .pytest_cache .ruff_cache

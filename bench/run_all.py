@@ -3,6 +3,9 @@ table of bench/README.md from their results (bench/summarize.py).
 
     .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 
+`make bench` runs BENCHMARKS; `make bench-scale` runs SCALE (--only scale_trials
+many_workers).
+
 A benchmark that crashes does not stop the others; the run then exits 1. A target that
 is missed is a figure, not a failure.
 """
@@ -18,12 +21,15 @@ import summarize
 from _common import BENCH, PYTHON, RESULTS, git_info, machine_info, parser
 
 BENCHMARKS = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
-              "noise_stop", "workers", "waiting")
+              "noise_stop", "workers", "waiting", "images", "gpu")
+# `make bench-scale`: longer than the rest together (10,000 trials; 64 worker processes).
+SCALE = ("scale_trials", "many_workers")
 
 
 def main() -> None:
     arguments = parser(__doc__ or "")
-    arguments.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    arguments.add_argument("--only", nargs="+", choices=BENCHMARKS + SCALE,
+                           default=list(BENCHMARKS))
     args = arguments.parse_args()
     started = time.perf_counter()
     # Other people commit while a run goes on: say which commit it started and ended at.
