@@ -207,3 +207,35 @@ def test_validate_says_when_the_space_is_smaller_than_the_budget(workdir: Path) 
     assert result.exit_code == 0, result.output
     assert ("note: the search space holds 3 distinct configurations, fewer than "
             "budget.n_trials (10): the study ends when all are trained") in result.output
+
+
+def test_a_trials_attributes_are_written_in_one_transaction(storage_url: str) -> None:
+    import sqlalchemy
+
+    from sweep.study.budget import set_user_attrs
+
+    storage = open_storage(storage_url)
+    study = optuna.create_study(storage=storage, study_name="attrs")
+    trial = study.ask()
+    commits: list[int] = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
+    set_user_attrs(trial, {"seed": 7, "placement": {"dense": {"kernel": {"l2": 0.01}}},
+                           "worker": "host:1"})
+    assert len(commits) == 1
+    assert trial.user_attrs == {"seed": 7, "placement": {"dense": {"kernel": {"l2": 0.01}}},
+                                "worker": "host:1"}
+    stored = optuna.load_study(study_name="attrs", storage=storage_url).trials[0]
+    assert stored.user_attrs == trial.user_attrs
+    study.tell(trial, 1.0)
+    with pytest.raises(RuntimeError):  # a finished trial takes no more, as with Optuna's
+        set_user_attrs(trial, {"late": 1})
+
+
+def test_attributes_on_another_storage_are_written_one_by_one() -> None:
+    from sweep.study.budget import set_user_attrs
+
+    study = optuna.create_study()  # in memory, as a `sweep proxy` client is not ours
+    trial = study.ask()
+    set_user_attrs(trial, {"a": 1, "b": [2, 3]})
+    assert study.trials[0].user_attrs == {"a": 1, "b": [2, 3]}
+    assert trial.user_attrs == {"a": 1, "b": [2, 3]}

@@ -104,6 +104,17 @@ class BudgetedStorage(RDBStorage):
                     raise BudgetExhausted(f"{BUDGET_MARKER}: budget of {budget} trials is spent")
             return super()._create_new_trial(study_id, template_trial)
 
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attributes of one trial in one transaction (Optuna commits each
+        one on its own: a trial's 20 attributes were 20 transactions)."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for key, value in attrs.items():
+                self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
+                                                    trial_id, key, value)
+
     # Every trial read (read commands, worker start-up, the sampler's reads) goes through
     # here: plain rows instead of ORM objects (sweep.study.reader).
     def _get_trials(self, study_id: int, states: Any, included_trial_ids: set[int],
@@ -261,3 +272,18 @@ def _without_alembic() -> Iterator[None]:
         yield
     finally:
         rdb._VersionManager = original
+
+
+def set_user_attrs(trial: Any, attrs: dict[str, Any]) -> None:
+    """``trial.set_user_attr`` for each of ``attrs``, in one transaction where the storage
+    can (a `sweep proxy` storage cannot: one call per attribute there)."""
+    if not attrs:
+        return
+    backend = getattr(trial.storage, "_backend", trial.storage)  # under Optuna's cache
+    if not isinstance(backend, BudgetedStorage):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    backend.set_trial_user_attrs(trial._trial_id, attrs)
+    # What Trial.set_user_attr keeps up to date besides the storage.
+    trial._cached_frozen_trial.user_attrs.update(attrs)

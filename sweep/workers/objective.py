@@ -49,6 +49,7 @@ from sweep.keys import (
 )
 from sweep.placement.space import SearchSpace
 from sweep.spec import GAP_PREFIX, StudySpec
+from sweep.study.budget import set_user_attrs
 from sweep.study.results import generalization_gap
 from sweep.tracking.names import duplicate_run_name, trial_run_name
 from sweep.tracking.tracker import StudyTracker
@@ -100,18 +101,16 @@ class Objective:
         seed = attrs[SEED] if origin != trial.number and SEED in attrs else \
             trial_seed(self.spec.seed, trial.number)
         previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
-        trial.set_user_attr(SEED, seed)
-        trial.set_user_attr(PLACEMENT, placement)
-        trial.set_user_attr(CHECKPOINT, origin)
-        trial.set_user_attr(WORKER, self.tracker.worker)
+        environment = self.environment(trial)
+        started = {SEED: seed, PLACEMENT: placement, CHECKPOINT: origin,
+                   WORKER: self.tracker.worker, ENVIRONMENT: environment}
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-            trial.set_user_attr(GPU, os.environ["CUDA_VISIBLE_DEVICES"])
+            started[GPU] = os.environ["CUDA_VISIBLE_DEVICES"]
+        set_user_attrs(trial, started)
         label = baseline or self.space.label(trial.params, placement)
         tags = {BASELINE_TAG: baseline} if baseline else {}
         if WARM_START_OF in attrs:
             tags[WARM_START_OF_TAG] = attrs[WARM_START_OF]
-        environment = self.environment(trial)
-        trial.set_user_attr(ENVIRONMENT, environment)
         tags.update({ENV_TAG_PREFIX + key: value for key, value in environment.items()})
         run = self.tracker.start_trial(
             trial.number, trial.params, placement, seed, tags=tags, label=label,
@@ -204,9 +203,7 @@ class Objective:
         figures are reused instead of training again (a zero coefficient is no penalty,
         so differently-named searches often land on the same model)."""
         final = {k: v for k, v in earlier.user_attrs.items() if k.startswith(FINAL)}
-        for name, figure in final.items():
-            trial.set_user_attr(name, figure)
-        trial.set_user_attr(DUPLICATE_OF, earlier.number)
+        set_user_attrs(trial, {**final, DUPLICATE_OF: earlier.number})
         # Renamed: the UI then says at a glance that this run trained nothing.
         run.finish("COMPLETE", final, tags={
             DUPLICATE_OF_TAG: str(earlier.number),
@@ -218,8 +215,7 @@ class Objective:
         # The run is closed first: if the failure is the database itself, recording the
         # reason on the trial fails too, and the MLflow run must not stay RUNNING.
         run.finish("FAIL", reason=reason)
-        trial.set_user_attr(FAIL_REASON, reason)
-        trial.set_user_attr(EPOCHS_RUN, self._epochs_done)
+        set_user_attrs(trial, {FAIL_REASON: reason, EPOCHS_RUN: self._epochs_done})
 
     def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int,
                folder: Path | None, previous_run: str | None) -> float | list[float]:
@@ -255,10 +251,8 @@ class Objective:
         usage.start()
         fitted = self.trainer.fit(placement, seed, sink, callbacks, resume=resume,
                                   on_resume=resumed)
-        trial.set_user_attr(EPOCHS_RUN, fitted.epochs_run)
         gpu = usage.figures()
-        for name, figure in gpu.items():
-            trial.set_user_attr(name, figure)
+        set_user_attrs(trial, {EPOCHS_RUN: fitted.epochs_run, **gpu})
         if fitted.failure:
             raise TrialFailed(fitted.failure)
         if pruning is not None and pruning.pruned_at is not None:
@@ -267,9 +261,7 @@ class Objective:
 
         final = self.trainer.final_figures(fitted)
         values = objective_values(self.spec, final)
-        for name, figure in final.items():
-            trial.set_user_attr(name, figure)
-        trial.set_user_attr(WORKER_RSS_MB, _rss_mb())
+        set_user_attrs(trial, {**final, WORKER_RSS_MB: _rss_mb()})
         run.finish("COMPLETE", {**final, **gpu})
         return values[0] if len(values) == 1 else values
 
