@@ -3,7 +3,8 @@ stored spec loaded from the database, its own sampler seed, heartbeats, the exac
 lock, the search space, every user attribute a trial records, an MLflow run per trial
 with per-epoch metrics and final figures, checkpoints folder, progress lines) with the
 training replaced by a sleep: each trial "trains" for SLEEP_SECONDS, spread over its
-epochs, and hands the metrics a real trial logs to the same sinks.
+epochs, and hands the metrics a real trial logs to the same sinks. TensorFlow is never
+imported (the model is not built; the environment attribute is described without it).
 
     python bench/coord_worker.py STORAGE_URL TRACKING_URI STUDY_NAME SLEEP_SECONDS [MAX_TRIALS]
 
@@ -62,14 +63,52 @@ class SimulatedTrainer:
                           "final/weights_sparsity": 0.01}
 
 
+class _NotRun:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def simulated_environment() -> dict[str, str]:
+    """``describe_environment``'s keys and values for a CPU worker, without importing
+    TensorFlow (which only the training needs: a simulated worker then stays small
+    enough for 64 of them on one machine)."""
+    import platform
+    import socket
+
+    from sweep.training import environment
+
+    found = {name: environment._version(dist) for name, dist in environment._PACKAGES.items()}
+    found |= {"python": platform.python_version(), "cuda": "none", "cudnn": "none",
+              **environment.describe_devices([], lambda gpu: {}),
+              "host": socket.gethostname()}
+    return found
+
+
 def main() -> None:
     storage_url, tracking_uri, name, sleep = sys.argv[1], sys.argv[2], sys.argv[3], float(
         sys.argv[4])
+    import types
+
+    # The trial's Keras callbacks (pruning, progress) subclass keras.callbacks.Callback;
+    # the simulated training runs none of them (the coordination study has no pruner).
+    callbacks = types.ModuleType("sweep.training.callbacks")
+    callbacks.EpochProgress = callbacks.PruningCallback = _NotRun  # type: ignore[attr-defined]
+    sys.modules["sweep.training.callbacks"] = callbacks
+
+    import sweep.study.check
+    import sweep.training.environment
     import sweep.workers.objective
     from sweep.cli import main as sweep_main
 
     SimulatedTrainer.sleep = sleep
     sweep.workers.objective.Trainer = SimulatedTrainer  # type: ignore[misc, assignment]
+    # No TensorFlow: the model is never built (the start-up check that builds it and runs
+    # two samples) and the environment is described without it.
+    sweep.study.check.check_model_on_data = lambda spec, splits: None  # type: ignore[assignment]
+    sweep.training.environment.describe_environment = simulated_environment
+    # A CPU worker's GPU usage: no devices, nothing measured (what TensorFlow would say).
+    sweep.training.environment.GpuUsage.of_this_process = classmethod(  # type: ignore[method-assign]
+        lambda cls: cls([], lambda device: {}, lambda device: None, time.monotonic))
     extra = ["--max-trials", sys.argv[5]] if len(sys.argv) > 5 else []
     sys.argv = ["sweep", "worker", name, "--storage", storage_url, "--tracking-uri",
                 tracking_uri, "--no-progress", *extra]

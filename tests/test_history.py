@@ -77,3 +77,16 @@ def test_tpe_behind_the_cap_draws_what_tpe_draws_on_the_shown_trials(limit: int)
         if limit == 40:  # and the cap matters: TPE on every trial draws elsewhere
             assert drawn != _study(trials, tpe()).ask(DISTRIBUTIONS).params
         trials.append(_trial(120 + step, 0.5))
+
+
+def test_the_memo_follows_the_finished_trials() -> None:
+    directions = [optuna.study.StudyDirection.MINIMIZE]
+    trials = [_trial(i, float((i * 7) % 30)) for i in range(30)]
+    memo: dict = {}
+    assert shown(trials, directions, 10, 3, memo) == shown(trials, directions, 10, 3)
+    trials.append(_trial(30, None, TrialState.RUNNING))  # running: the same choice
+    assert shown(trials, directions, 10, 3, memo) == shown(trials, directions, 10, 3)
+    trials[30] = _trial(30, -1.0)  # it finished, and best of all: a new choice
+    again = shown(trials, directions, 10, 3, memo)
+    assert again == shown(trials, directions, 10, 3)
+    assert [t.number for t in again] == [0, 13, 23, 24, 25, 26, 27, 28, 29, 30]
