@@ -80,7 +80,8 @@ def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
         lambda: vis_mpl.plot_optimization_history(study, target=target, target_name=label))
 
 
-def param_importances(study: Any, spec: StudySpec, out: Path) -> Figure:
+def param_importances(study: Any, spec: StudySpec, out: Path, *,
+                      note: str | None = None) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
@@ -92,38 +93,18 @@ def param_importances(study: Any, spec: StudySpec, out: Path) -> Figure:
                      "have the same 2 or more searched parameters (parameters are "
                      f"conditional; {len(searched)} searched trials completed)")
     target, label = _primary(spec)
-    notes = [_left_out_note(having, len(searched), params)]
-    source = study
-    if having > MAX_TRIALS_IMPORTANCE:
-        source = _sample_study(study, [t for t in searched if all(p in t.params for p in params)])
-        notes.append(f"importances estimated from a random {MAX_TRIALS_IMPORTANCE:,} of the "
-                     f"{having:,} trials")
     evaluator = _fanova_once()
     return render(
         name, title, out,
-        lambda: vis.plot_param_importances(source, evaluator=evaluator, params=params,
+        lambda: vis.plot_param_importances(study, evaluator=evaluator, params=params,
                                            target=target, target_name=label),
-        lambda: vis_mpl.plot_param_importances(source, evaluator=evaluator, params=params,
+        lambda: vis_mpl.plot_param_importances(study, evaluator=evaluator, params=params,
                                                target=target, target_name=label),
-        note="; ".join(n for n in notes if n) or None)
+        note=_notes(note, _left_out_note(having, len(searched), params)))
 
 
-# fANOVA fits a random forest on every trial: 10,000 trials took 85 s, 1,000 about 3 s.
-# Importances from a random thousand differ from the whole by little more than between
-# two forests' seeds.
-MAX_TRIALS_IMPORTANCE = 1000
-
-
-def _sample_study(study: Any, trials: Sequence[Any]) -> Any:
-    """An in-memory study holding a seeded random ``MAX_TRIALS_IMPORTANCE`` of ``trials``."""
-    import random
-
-    import optuna
-
-    chosen = random.Random(0).sample(list(trials), MAX_TRIALS_IMPORTANCE)
-    sample = optuna.create_study(directions=study.directions)
-    sample.add_trials(sorted(chosen, key=lambda t: t.number))
-    return sample
+def _notes(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
 
 
 def _fanova_once() -> Any:
@@ -161,7 +142,8 @@ def draws_missing_values() -> bool:
     return int(optuna.__version__.split(".")[0]) >= 5
 
 
-def parallel_coordinates(study: Any, spec: StudySpec, out: Path) -> Figure:
+def parallel_coordinates(study: Any, spec: StudySpec, out: Path, *,
+                         note: str | None = None) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
@@ -169,12 +151,11 @@ def parallel_coordinates(study: Any, spec: StudySpec, out: Path) -> Figure:
     searched = _searched(_complete(study))
     if draws_missing_values():
         params = sorted({p for t in searched for p in t.params})
-        note = None
         if len(searched) < MIN_TRIALS_PARALLEL:
             params = []
     else:
         params, having = shared_params(searched, MIN_TRIALS_PARALLEL)
-        note = _left_out_note(having, len(searched), params)
+        note = _notes(note, _left_out_note(having, len(searched), params))
     if len(params) < 2:
         return skip(name, title, f"needs {MIN_TRIALS_PARALLEL} completed trials that "
                      "have the same 2 or more searched parameters (the slice plot shows "
@@ -213,7 +194,8 @@ def _tidy_slices(axes: Any) -> Any:
     return axes
 
 
-def coefficient_slices(study: Any, spec: StudySpec, out: Path) -> Figure:
+def coefficient_slices(study: Any, spec: StudySpec, out: Path, *,
+                       note: str | None = None) -> Figure:
     """The objective against each searched parameter; unlike parallel coordinates, each
     panel uses every trial that has that parameter."""
     import optuna.visualization as vis
@@ -229,7 +211,7 @@ def coefficient_slices(study: Any, spec: StudySpec, out: Path) -> Figure:
         name, title, out,
         lambda: vis.plot_slice(study, params=params, target=target, target_name=label),
         lambda: _tidy_slices(vis_mpl.plot_slice(study, params=params, target=target,
-                                                target_name=label)))
+                                                target_name=label)), note=note)
 
 
 def objective_by_placement(groups: Sequence[tuple[str, Sequence[float]]], spec: StudySpec,

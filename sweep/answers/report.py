@@ -153,17 +153,20 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
 
 
 def draw(study: Any, spec: StudySpec, out: Path, tracker: Any | None) -> list[Figure]:
+    from sweep.answers.drawn import drawn
+
     groups = [(label, [t.values[0] for t in trials])
               for label, trials in placement_groups(study, spec).items()]
+    everything, sample, note = drawn(study, spec)
     figures = [
-        plots.optimization_history(study, spec, out),
+        plots.optimization_history(everything, spec, out),
         plots.objective_by_placement(groups, spec, out),
-        plots.param_importances(study, spec, out),
-        plots.parallel_coordinates(study, spec, out),
-        plots.coefficient_slices(study, spec, out),
+        plots.param_importances(sample, spec, out, note=note),
+        plots.parallel_coordinates(sample, spec, out, note=note),
+        plots.coefficient_slices(sample, spec, out, note=note),
     ]
     if spec.is_multi_objective:
-        figures.append(plots.pareto_front(study, spec, out))
+        figures.append(plots.pareto_front(everything, spec, out))
     curves, missing = weight_curves(study, spec, tracker)
     figures.append(plots.weight_curves(curves, out, missing=missing))
     return figures
