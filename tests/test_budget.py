@@ -13,7 +13,8 @@ from conftest import tiny_study
 from sqlalchemy import text
 
 from sweep.spec import parse_spec
-from sweep.study.budget import BudgetExhausted, used_budget
+from sweep.study.budget import BudgetExhausted, finished_in_budget, used_budget
+from sweep.study.create import finished_count
 from sweep.study.storage import open_storage
 
 
@@ -107,6 +108,12 @@ def test_retries_and_interrupted_trials_give_their_budget_back(tmp_path: Path) -
     # ...and once retried, the lost trial no longer counts: its retry does.
     assert used_budget(trials) == 2 == backend.used_budget(study._study_id)
     assert len(trials) == 4
+    # Finished in the budget: neither the FAILs given back, nor the running trial, nor
+    # the waiting retry; the database's count is the trials' own.
+    assert finished_in_budget(trials) == 0 == backend.finished_in_budget(study._study_id)
+    study.tell(trials[2].number, 0.5)
+    assert finished_in_budget(study.get_trials()) == 1 == \
+        backend.finished_in_budget(study._study_id) == finished_count(study)
 
 
 def test_a_failed_heartbeat_is_logged_and_the_next_one_recorded(

@@ -17,6 +17,7 @@ from sweep.study.storage import open_storage
 EXPECTED = {
     "ix_regsweep_trials_study_number": ["study_id", "number"],
     "ix_regsweep_trials_study_state": ["study_id", "state"],
+    "ix_regsweep_user_attrs_duplicate": ["trial_id"],
 }
 
 
@@ -24,7 +25,8 @@ def _our_indexes(url: str) -> dict[str, list[str]]:
     engine = sqlalchemy.create_engine(url)
     try:
         return {index["name"]: list(index["column_names"])
-                for index in sqlalchemy.inspect(engine).get_indexes("trials")
+                for table in ("trials", "trial_user_attributes")
+                for index in sqlalchemy.inspect(engine).get_indexes(table)
                 if index["name"].startswith("ix_regsweep_")}
     finally:
         engine.dispose()
@@ -60,6 +62,24 @@ def test_opening_twice_keeps_one_of_each(database: str) -> None:
     assert _our_indexes(database) == EXPECTED
 
 
+def test_the_budgets_duplicate_count_uses_the_partial_index(database: str) -> None:
+    storage = open_storage(database)
+    study = optuna.create_study(storage=storage, study_name="plan")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    engine = sqlalchemy.create_engine(database)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SET enable_seqscan = off"))
+            plan = "\n".join(connection.execute(sqlalchemy.text(
+                "EXPLAIN SELECT count(trial_user_attributes.trial_id) FROM "
+                "trial_user_attributes JOIN trials ON trials.trial_id = "
+                "trial_user_attributes.trial_id WHERE trials.study_id = 1 AND "
+                "trial_user_attributes.key = 'duplicate_of'")).scalars())
+    finally:
+        engine.dispose()
+    assert "ix_regsweep_user_attrs_duplicate" in plan
+
+
 def test_a_role_that_cannot_create_indexes_gets_a_warning_and_a_working_study(
         database: str, caplog: pytest.LogCaptureFixture) -> None:
     open_storage(database)  # the owner creates the tables (and the indexes)
@@ -86,7 +106,8 @@ def test_a_role_that_cannot_create_indexes_gets_a_warning_and_a_working_study(
         study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
         assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
         assert _our_indexes(database) == {
-            "ix_regsweep_trials_study_number": ["study_id", "number"]}
+            "ix_regsweep_trials_study_number": ["study_id", "number"],
+            "ix_regsweep_user_attrs_duplicate": ["trial_id"]}
     finally:
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(

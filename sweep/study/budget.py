@@ -164,6 +164,18 @@ class BudgetedStorage(RDBStorage):
                       if trial_id in interrupted or number in retried}
         return total - len(given_back)
 
+    def finished_in_budget(self, study_id: int) -> int:
+        """``finished_in_budget`` counted by the database: the budget used less the trials
+        still running or waiting (a duplicate is always finished)."""
+        from optuna.storages._rdb.models import TrialModel
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as connection:
+            unfinished = connection.execute(select(func.count(TrialModel.trial_id)).where(
+                TrialModel.study_id == study_id,
+                TrialModel.state.in_([TrialState.RUNNING, TrialState.WAITING]))).scalar_one()
+        return self.used_budget(study_id) - unfinished
+
     @contextlib.contextmanager
     def study_lock(self, study_id: int) -> Iterator[None]:
         """A lock per study, held across processes and machines by the database itself."""

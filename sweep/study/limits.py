@@ -56,21 +56,27 @@ def trained_configurations(trials: list[Any]) -> set[str]:
 
 def exhausted(trials: list[Any], spec: StudySpec, configurations: list[str] | None = None
               ) -> str | None:
-    """Why the search space has nothing new to give, or None."""
+    """Why the search space has nothing new to give, or None. Every worker asks after
+    every trial: the trained configurations are keyed only when the answer can depend on
+    them (keying all of 10,000 trials took 190 ms per trial)."""
+    import heapq
+
     from optuna.trial import TrialState
 
-    trained = trained_configurations(trials)
-    if configurations and set(configurations) <= trained:
-        return (f"space exhausted: {len(set(configurations))} distinct configurations, "
-                "all trained")
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    finished = [t for t in trials if t.state in done]
+    if configurations:
+        distinct = set(configurations)
+        # Fewer trainings than configurations cannot have trained them all.
+        trainings = sum(DUPLICATE_OF not in t.user_attrs for t in finished)
+        if trainings >= len(distinct) and distinct <= trained_configurations(finished):
+            return f"space exhausted: {len(distinct)} distinct configurations, all trained"
     cap = spec.budget.max_duplicates
-    finished = sorted((t for t in trials if t.state in (TrialState.COMPLETE,
-                                                        TrialState.PRUNED)),
-                      key=lambda t: t.number)[-cap:]
-    if len(finished) == cap and all(DUPLICATE_OF in t.user_attrs for t in finished):
+    last = heapq.nlargest(cap, finished, key=lambda t: t.number)
+    if len(last) == cap and all(DUPLICATE_OF in t.user_attrs for t in last):
         return (f"space exhausted: the last {cap} trials sampled configurations already "
-                f"trained (budget.max_duplicates); {len(trained)} distinct configurations "
-                "trained")
+                f"trained (budget.max_duplicates); {len(trained_configurations(finished))} "
+                "distinct configurations trained")
     return None
 
 

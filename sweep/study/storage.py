@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from sweep.keys import DUPLICATE_OF
 from sweep.locations import check_storage_url, normalize_storage_url
 from sweep.redact import mask_url
 
@@ -53,15 +54,19 @@ def open_storage(url: str, *, read_only: bool = False):
 
 # Optuna indexes trials by study_id alone: every query for a study's RUNNING or FAIL
 # trials, or its highest number, scanned all of the study's trials (1.0-1.3 ms each at
-# 10,000 trials, several per trial; 0.03-0.07 ms with these).
-TRIAL_INDEXES = {
-    "ix_regsweep_trials_study_state": ("study_id", "state"),
-    "ix_regsweep_trials_study_number": ("study_id", "number"),
+# 10,000 trials, several per trial; 0.03-0.07 ms with these). The budget counts the
+# trials that reused another's figures under the study lock at every trial: a partial
+# index holds just those attribute rows (one of a trial's twenty).
+INDEXES = {
+    "ix_regsweep_trials_study_state": ("trials", "study_id, state", ""),
+    "ix_regsweep_trials_study_number": ("trials", "study_id, number", ""),
+    "ix_regsweep_user_attrs_duplicate": ("trial_user_attributes", "trial_id",
+                                         f"key = '{DUPLICATE_OF}'"),
 }
 
 
 def ensure_indexes(engine: Any) -> None:
-    """Create :data:`TRIAL_INDEXES` where missing. Several workers may start at once: a
+    """Create :data:`INDEXES` where missing. Several workers may start at once: a
     concurrent creation losing the race is fine as long as the index exists after. A role
     that does not own the tables cannot create indexes: the study works without them
     (only slower at thousands of trials), so that is a warning, not a failure."""
@@ -69,23 +74,24 @@ def ensure_indexes(engine: Any) -> None:
 
     import sqlalchemy
 
-    present = {index["name"] for index in sqlalchemy.inspect(engine).get_indexes("trials")}
-    for name, columns in TRIAL_INDEXES.items():
-        if name in present:
+    def present(table: str) -> set[str]:
+        return {index["name"] for index in sqlalchemy.inspect(engine).get_indexes(table)}
+
+    for name, (table, columns, where) in INDEXES.items():
+        if name in present(table):
             continue
-        statement = sqlalchemy.text(
-            f"CREATE INDEX IF NOT EXISTS {name} ON trials ({', '.join(columns)})")
+        statement = sqlalchemy.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} "
+                                    f"({columns}){f' WHERE {where}' if where else ''}")
         try:
             with engine.begin() as connection:
                 connection.execute(statement)
         except sqlalchemy.exc.DBAPIError as error:
-            names = {index["name"] for index in sqlalchemy.inspect(engine).get_indexes("trials")}
-            if name not in names:
+            if name not in present(table):
                 from sweep.errors import describe_failure, root_cause
 
                 logging.getLogger(__name__).warning(
-                    "could not create index %s on trials (queries of large studies will be "
-                    "slower): %s", name, describe_failure(root_cause(error), 200))
+                    "could not create index %s on %s (queries of large studies will be "
+                    "slower): %s", name, table, describe_failure(root_cause(error), 200))
 
 
 def quiet_optuna() -> None:
