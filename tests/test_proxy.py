@@ -81,3 +81,26 @@ def test_workers_through_the_proxy_share_an_exact_budget(
     trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
     assert len(trained) == 4 and used_budget(trials) == 4
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+
+
+def test_a_proxy_that_does_not_answer_is_a_storage_fault_to_wait_out() -> None:
+    """A worker retries with back-off on a storage fault; behind `sweep proxy` the fault
+    arrives as a gRPC error (64 workers on one busy proxy lost 10 workers to it)."""
+    import grpc
+
+    from sweep.workers.loop import _is_storage_error
+
+    client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=free_port())
+    with pytest.raises(grpc.RpcError) as caught:
+        client.get_all_studies()
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert _is_storage_error(caught.value)
+    # Wrapped as Optuna's _run_trial may wrap it, too.
+    try:
+        try:
+            raise caught.value
+        except grpc.RpcError as error:
+            raise UnboundLocalError("state") from error
+    except UnboundLocalError as masked:
+        assert _is_storage_error(masked)
+    assert not _is_storage_error(ValueError("a bug, not a fault"))

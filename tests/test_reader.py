@@ -103,3 +103,35 @@ def test_the_sweeps_storage_reads_through_it(tmp_path) -> None:
     plain = RDBStorage(url)
     _same(optuna.load_study(study_name="through", storage=sweep_storage).trials,
           plain.get_all_trials(study_id))
+
+
+def test_a_trial_created_while_reading_is_left_for_the_next_read(
+        postgres_server_url: str) -> None:
+    """Workers add trials while another reads: on PostgreSQL a trial whose rows appear
+    between the read's first query and the others is not half-read (a KeyError killed
+    workers). SQLite's read lock keeps the writer out until the read is done."""
+    import sqlalchemy
+
+    storage = RDBStorage(postgres_server_url)
+    name = f"reader-{uuid.uuid4().hex[:8]}"
+    study_id = _fill(storage, name)
+    before = storage._get_trials(study_id, None, set(), -1)
+    writer = RDBStorage(storage.url)
+    added: list[int] = []
+
+    def add_one(connection, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM trials" in statement and "trial_params" not in statement and not added:
+            added.append(1)
+            study = optuna.load_study(study_name=name, storage=writer)
+            study.add_trial(create_trial(
+                params={"lr": 0.5}, distributions={"lr": FloatDistribution(1e-5, 1.0, log=True)},
+                values=[1.0, 2.0], user_attrs={"late": True}))
+
+    sqlalchemy.event.listen(storage.engine, "after_cursor_execute", add_one)
+    try:
+        during = read_trials(storage.engine, study_id, None, set(), -1)
+    finally:
+        sqlalchemy.event.remove(storage.engine, "after_cursor_execute", add_one)
+    assert added == [1]
+    _same(during, before)
+    assert len(storage._get_trials(study_id, None, set(), -1)) == len(before) + 1

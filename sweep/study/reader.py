@@ -46,7 +46,11 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
             .where(table.c.trial_id.in_(chosen)).order_by(table.c[order])
         return list(connection.execute(query))
 
-    with engine.connect() as connection:
+    # One snapshot for the six queries: workers keep adding trials, and under PostgreSQL's
+    # READ COMMITTED each query would see more (SQLite's read lock keeps writers out).
+    options = {"isolation_level": "REPEATABLE READ"} \
+        if engine.dialect.name in ("postgresql", "mysql", "mariadb") else {}
+    with engine.connect().execution_options(**options) as connection:
         studies = models.StudyModel.__table__
         if connection.execute(sa.select(studies.c.study_id)
                               .where(studies.c.study_id == study_id)).first() is None:
@@ -70,6 +74,11 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
     by_trial: dict[int, dict[str, Any]] = {
         row.trial_id: {"params": {}, "distributions": {}, "values": {}, "user": {},
                        "system": {}, "intermediate": {}} for row in heads}
+    # Should a database give no single snapshot, a trial created between the first query
+    # and the others has rows but no head: it is read next time, like any later trial.
+    params, values, user, system, intermediate = (
+        [row for row in rows_ if row[0] in by_trial]
+        for rows_ in (params, values, user, system, intermediate))
     for trial_id, name, value, text in params:
         distribution = parsed.get(text)
         if distribution is None:

@@ -69,10 +69,25 @@ def _is_storage_error(error: BaseException) -> bool:
     for _ in range(20):
         if seen is None:
             break
-        if isinstance(seen, kinds):
+        if isinstance(seen, kinds) or _is_transient_rpc(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _is_transient_rpc(error: BaseException) -> bool:
+    """A `sweep proxy` that is restarting, or too busy to answer in time (64 workers on
+    one proxy: bench/many_workers.py), is a storage fault to wait out, like a database's."""
+    code = getattr(error, "code", None)
+    if not callable(code) or type(error).__module__.split(".")[0] != "grpc":
+        return False
+    import grpc
+
+    try:
+        return code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                          grpc.StatusCode.RESOURCE_EXHAUSTED)
+    except Exception:  # not an RPC outcome after all
+        return False
 
 
 def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
