@@ -60,7 +60,10 @@ class Sampler:
     def __init__(self, admin_url: str, database: str):
         import sqlalchemy
 
-        self._engine = sqlalchemy.create_engine(admin_url, pool_size=1)
+        # Autocommit: inside one transaction PostgreSQL shows the same statistics snapshot
+        # (pg_stat_activity included) on every read.
+        self._engine = sqlalchemy.create_engine(admin_url, pool_size=1,
+                                                isolation_level="AUTOCOMMIT")
         self._database = database
         self.peak = 0
         self._stop = threading.Event()
