@@ -286,13 +286,19 @@ def _without_alembic() -> Iterator[None]:
         rdb._VersionManager = original
 
 
+def budgeted_backend(storage: Any) -> BudgetedStorage | None:
+    """The BudgetedStorage under Optuna's cache layer, or None (a `sweep proxy` client)."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, BudgetedStorage) else None
+
+
 def set_user_attrs(trial: Any, attrs: dict[str, Any]) -> None:
     """``trial.set_user_attr`` for each of ``attrs``, in one transaction where the storage
     can (a `sweep proxy` storage cannot: one call per attribute there)."""
     if not attrs:
         return
-    backend = getattr(trial.storage, "_backend", trial.storage)  # under Optuna's cache
-    if not isinstance(backend, BudgetedStorage):
+    backend = budgeted_backend(trial.storage)
+    if backend is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return

@@ -44,6 +44,7 @@ class Trainer:
         self.spec = spec
         self._models: Any = None  # sweep.training.cache.ModelCache, created with TensorFlow
         self._batches: Any = None  # sweep.training.fit.Batches, likewise
+        self._probe: Any = None  # validation inputs for activity norms, read once
 
     def fit(self, placement: dict, seed: int, sink: EpochSink,
             callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
@@ -81,7 +82,9 @@ class Trainer:
         model = self._models.model_for(base, placement, slots)
 
         uses_activity = any("activity" in targets for targets in placement.values())
-        probe = splits.head("val", 64) if uses_activity else None
+        if uses_activity and self._probe is None:
+            self._probe = splits.head("val", 64)  # an image folder's: decoded once
+        probe = self._probe if uses_activity else None
         norms = WeightNormCallback(slots, sink, probe=probe, penalized=list(placement),
                                    threshold=spec.tracking.sparsity_threshold)
         guard = NonFiniteLossGuard()

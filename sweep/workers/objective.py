@@ -91,6 +91,9 @@ class Objective:
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
+        # Described before sampling (the first time imports TensorFlow, seconds): what is
+        # sampled is stored at once, so a stop in between cannot lose the configuration.
+        environment = self.environment(trial)
         attrs = trial.user_attrs
         baseline = attrs.get(BASELINE)
         # A baseline trial was queued with its placement; it searches nothing.
@@ -101,7 +104,6 @@ class Objective:
         seed = attrs[SEED] if origin != trial.number and SEED in attrs else \
             trial_seed(self.spec.seed, trial.number)
         previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
-        environment = self.environment(trial)
         started = {SEED: seed, PLACEMENT: placement, CHECKPOINT: origin,
                    WORKER: self.tracker.worker, ENVIRONMENT: environment}
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
