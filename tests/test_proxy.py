@@ -104,3 +104,56 @@ def test_a_proxy_that_does_not_answer_is_a_storage_fault_to_wait_out() -> None:
     except UnboundLocalError as masked:
         assert _is_storage_error(masked)
     assert not _is_storage_error(ValueError("a bug, not a fault"))
+
+
+def test_many_workers_at_once_through_one_proxy_lose_nothing(
+        postgres_server_url: str) -> None:
+    """24 clients asking one `sweep proxy` for trials at the same moment: each gets its
+    trials or the budget's end, never a server error (32 workers on a proxy lost 4 to
+    "QueuePool limit of size 2 overflow 2 reached": threads queued inside the database lock
+    held every pooled connection the lock's holder needed)."""
+    import threading
+
+    from sweep.study.budget import is_budget_exhausted
+
+    name = "proxy-crowd"
+    study = optuna.create_study(study_name=name, storage=postgres_server_url)
+    study.set_user_attr("spec", {"budget": {"n_trials": 60}})
+    port = free_port()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "proxy", "--storage", postgres_server_url,
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors: list[str] = []
+    created: list[int] = []
+    start = threading.Barrier(24)
+
+    def client() -> None:
+        storage = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        study_id = storage.get_study_id_from_name(name)
+        start.wait()
+        try:
+            while True:
+                trial_id = storage.create_new_trial(study_id)
+                storage.set_trial_user_attr(trial_id, "seed", trial_id)
+                storage.set_trial_state_values(
+                    trial_id, optuna.trial.TrialState.COMPLETE, [0.5])
+                created.append(trial_id)
+        except Exception as error:  # the budget's end, or the defect
+            if not is_budget_exhausted(error):
+                errors.append(f"{type(error).__name__}: {error}")
+
+    try:
+        _wait_for_port(port, proxy)
+        threads = [threading.Thread(target=client) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        _, err = proxy.communicate(timeout=60)
+    assert errors == []
+    assert "Traceback" not in err
+    trials = optuna.load_study(study_name=name, storage=postgres_server_url).trials
+    assert len(created) == 60 and len(trials) == 60
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}

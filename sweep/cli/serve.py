@@ -84,9 +84,11 @@ def proxy(storage: str, host: str, port: int) -> None:
         click.echo(f"warning: the proxy on {host} has no authentication and no TLS; anyone "
                    "who reaches this port can read and change every study: keep it inside a "
                    "private network.", err=True)
+    from concurrent.futures import ThreadPoolExecutor
+
     import optuna
 
-    from sweep.study.storage import open_storage, quiet_optuna
+    from sweep.study.storage import PROXY_THREADS, open_storage, quiet_optuna
 
     if storage.startswith("grpc://"):
         raise SpecError("--storage", "the proxy serves a database, not another proxy", storage)
@@ -94,11 +96,13 @@ def proxy(storage: str, host: str, port: int) -> None:
     # Optuna's documentation asks for its cached storage in front of an RDB storage: the
     # proxy then answers most reads from memory. Our budget lock sits below the cache
     # (`_create_new_trial`), so it still holds.
-    backend = optuna.storages.get_storage(open_storage(storage))
+    backend = optuna.storages.get_storage(open_storage(storage, threads=PROXY_THREADS))
     click.echo(f"serving {mask_url(storage)} on grpc://{host}:{port} (Ctrl-C stops)", err=True)
     with sigterm_as_interrupt():
         try:
-            optuna.storages.run_grpc_proxy_server(backend, host=host, port=port)
+            optuna.storages.run_grpc_proxy_server(
+                backend, host=host, port=port,
+                thread_pool=ThreadPoolExecutor(max_workers=PROXY_THREADS))
         except KeyboardInterrupt:
             click.echo("proxy stopped.", err=True)
 

@@ -180,19 +180,24 @@ class BudgetedStorage(RDBStorage):
     def study_lock(self, study_id: int) -> Iterator[None]:
         """A lock per study, held across processes and machines by the database itself."""
         dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            key = (_LOCK_NAMESPACE << 32) | study_id
-            with self._named_lock("SELECT pg_advisory_lock(:k)",
-                                  "SELECT pg_advisory_unlock(:k)", {"k": key}):
-                yield
-        elif dialect in ("mysql", "mariadb"):
-            name = f"regsweep:{zlib.crc32(self.url.encode())}:{study_id}"
-            with self._named_lock("SELECT GET_LOCK(:n, -1)", "SELECT RELEASE_LOCK(:n)",
-                                  {"n": name}):
-                yield
-        else:
-            with self._thread_lock, _file_lock(self.engine.url.database):
-                yield
+        # Threads of one process (`sweep proxy` serves many workers from one pool) queue
+        # here, holding no connection: each one waiting inside the database lock would hold
+        # a pooled connection, and the lock's holder then found none left for its budget
+        # check (32 workers on one proxy: QueuePool timeouts, workers lost).
+        with self._thread_lock:
+            if dialect == "postgresql":
+                key = (_LOCK_NAMESPACE << 32) | study_id
+                with self._named_lock("SELECT pg_advisory_lock(:k)",
+                                      "SELECT pg_advisory_unlock(:k)", {"k": key}):
+                    yield
+            elif dialect in ("mysql", "mariadb"):
+                name = f"regsweep:{zlib.crc32(self.url.encode())}:{study_id}"
+                with self._named_lock("SELECT GET_LOCK(:n, -1)", "SELECT RELEASE_LOCK(:n)",
+                                      {"n": name}):
+                    yield
+            else:
+                with _file_lock(self.engine.url.database):
+                    yield
 
     @contextlib.contextmanager
     def _named_lock(self, acquire: str, release: str, params: dict[str, Any]

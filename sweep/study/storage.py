@@ -12,11 +12,16 @@ from sweep.locations import check_storage_url, normalize_storage_url
 from sweep.redact import mask_url
 
 PROXY_WAIT = 10.0  # seconds a command waits for `sweep proxy` to answer
+# Requests `sweep proxy` serves at once (one thread each). Its pool holds one connection per
+# thread plus the one the study lock's holder needs besides its lock connection (the
+# budget check), so no thread waits for a connection another thread cannot give back.
+PROXY_THREADS = 16
 APPLICATION_NAME = "regsweep"  # PostgreSQL's application_name of our connections
 
 
-def engine_kwargs(url: str) -> dict[str, Any]:
-    """Connection settings for the Optuna RDB storage.
+def engine_kwargs(url: str, threads: int = 1) -> dict[str, Any]:
+    """Connection settings for the Optuna RDB storage of a process with ``threads``
+    threads using it at once.
 
     A worker needs one connection at a time, so pools stay small (many workers × a small
     pool fits under PostgreSQL's connection limit); ``pool_pre_ping`` and ``pool_recycle``
@@ -24,24 +29,25 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Concurrent readers (status, best) wait for the writer instead of failing at once.
         return {"connect_args": {"timeout": 60}}
-    settings: dict[str, Any] = {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True,
-                                "pool_recycle": 300}
+    settings: dict[str, Any] = {"pool_size": max(2, threads), "max_overflow": 2,
+                                "pool_pre_ping": True, "pool_recycle": 300}
     if url.startswith("postgresql"):
         # pg_stat_activity then says which connections are regsweep's, and whose.
         settings["connect_args"] = {"application_name": f"{APPLICATION_NAME} {os.getpid()}"}
     return settings
 
 
-def open_storage(url: str, *, read_only: bool = False):
+def open_storage(url: str, *, read_only: bool = False, threads: int = 1):
     """The Optuna storage for ``url``: RDB with the exact-budget lock (sweep.study.budget), or
-    ``grpc://host:port`` for a `sweep proxy` (which holds that lock on its side)."""
+    ``grpc://host:port`` for a `sweep proxy` (which holds that lock on its side).
+    ``threads``: how many threads use it at once (`sweep proxy`: PROXY_THREADS)."""
     from sweep.study.budget import open_budgeted_storage
 
     if url.startswith("grpc://"):
         return _grpc_proxy(url)
     url = normalize_storage_url(url)
     try:
-        storage = open_budgeted_storage(url, engine_kwargs(url), read_only=read_only)
+        storage = open_budgeted_storage(url, engine_kwargs(url, threads), read_only=read_only)
         if not read_only:
             ensure_indexes(storage.engine)
         return storage
