@@ -44,6 +44,10 @@ class Best:
     vs_baseline: float | None  # value minus the no-regularization baseline's
     baseline_trial: int | None
     mlflow_run_id: str | None
+    # Seed racing: ``value`` is the configuration's mean over ``seeds`` seeds, ``sd`` their
+    # standard deviation (None over one seed), ``vs_baseline`` against the baseline's mean.
+    seeds: int = 1
+    sd: float | None = None
 
 
 class Study:
@@ -79,7 +83,8 @@ class Study:
                 placement=group_label(trial, self.spec),
                 resolved_placement=trial.user_attrs.get(PLACEMENT) or {},
                 coefficients=coefficients(trial), vs_baseline=row["vs_baseline"],
-                baseline_trial=row["baseline_trial"], mlflow_run_id=row["mlflow_run_id"]))
+                baseline_trial=row["baseline_trial"], mlflow_run_id=row["mlflow_run_id"],
+                seeds=row.get("seeds", 1), sd=row.get("sd")))
         return found
 
     @property

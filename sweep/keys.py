@@ -26,6 +26,14 @@ BASELINE = "baseline"  # of the queued baseline trials: their kind (none, unifor
 # Of the no-regularization baseline's extra seeds (budget.stop_within_noise): 1, 2, …; such
 # a trial trains even though its configuration was trained (it measures seed noise).
 SEED_REPLICATE = "seed_replicate"
+# Seed racing (sweep.study.racing). A re-run of a configuration on a further seed carries
+# SEED_OF (the number of the configuration's first trial) and SEED_INDEX (which of its
+# seeds: the first training is 0); once finished, SEED_VALUE (its own value on that seed)
+# and SEEDS (how many seeds its Optuna value, the configuration's mean, is over).
+SEED_OF = "seed_of"
+SEED_INDEX = "seed_index"
+SEED_VALUE = "seed_value"
+SEEDS = "seeds"
 SEED = "seed"
 MLFLOW_RUN_ID = "mlflow_run_id"
 WORKER = "worker"  # host:pid of the worker that ran it
@@ -58,6 +66,9 @@ LOST = "lost"  # FAIL_REASON of a trial whose worker or database connection was 
 
 # ---------------------------------------------------------------- metric and param prefixes
 FINAL = "final/"  # a trial's final figures (user attrs and MLflow metrics)
+# A configuration's figures over its seeds (seed racing): seeds/mean, seeds/sd, seeds/n on
+# a re-run's MLflow run; best/seeds/... on the study's run.
+SEEDS_PREFIX = "seeds/"
 BEST = "best/"  # the best trial's figures on the study's run
 CONFIRM = "confirm/"  # confirmation figures on the study's run
 STUDY_PARAM = "study/"  # the study's settings, params of its run
@@ -74,6 +85,7 @@ RUN_KEY_TAG = "sweep.run_key"  # finds a spooled run again when it is replayed
 BASELINE_TAG = "sweep.baseline"
 DUPLICATE_OF_TAG = "sweep.duplicate_of"
 WARM_START_OF_TAG = "sweep.warm_start_of"
+SEED_OF_TAG = "sweep.seed_of"  # a re-run's: "#N seed K" (SEED_OF, SEED_INDEX)
 ENV_TAG_PREFIX = "sweep.env."  # one tag per environment entry: sweep.env.tensorflow, …
 GPU_SECONDS_TOTAL = "gpu/seconds_total"  # on the study's run: summed over its trials
 PRUNED_AT_EPOCH_TAG = "sweep.pruned_at_epoch"

@@ -23,6 +23,7 @@ from sweep.keys import (
 )
 from sweep.spec import StudySpec
 from sweep.study.identity import worker_name
+from sweep.study.racing import over_seeds
 from sweep.tracking.links import run_path, sorted_runs_query
 from sweep.tracking.tracker import StudyTracker
 
@@ -93,8 +94,12 @@ def confirmation_metrics(confirmation: Any) -> dict[str, float]:
 
 def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                 best_link: str | None, baseline: Any | None, confirmation: Any | None,
-                report_path: str | None, registration: Any | None = None) -> str:
-    """The study run's description, in Markdown."""
+                report_path: str | None, registration: Any | None = None,
+                seeds: dict[int, Any] | None = None) -> str:
+    """The study run's description, in Markdown. ``seeds``: with seed racing, each
+    configuration's figures over its seeds by the trial that stands for it
+    (sweep.study.results.seed_figures)."""
+    seeds = seeds or {}
     primary = spec.primary
     data = spec.data
     lines = [f"**regsweep study `{spec.name}`**: where L1/L2 penalties belong, and how "
@@ -108,11 +113,16 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
     else:
         name = f"trial #{best.number}"
         linked = f"[{name}]({best_link})" if best_link else name
-        lines.append(f"- Best on validation: {linked}, `{primary.metric}` = "
-                     f"{best.values[0]:.4f}.")
+        mine, theirs = seeds.get(best.number), None if baseline is None else \
+            seeds.get(baseline.number)
+        value = mine.mean if mine else best.values[0]
+        lines.append(f"- Best on validation: {linked}, `{primary.metric}` = {value:.4f}"
+                     f"{over_seeds(mine)}.")
         if baseline is not None and baseline.number != best.number:
-            lines.append(f"- Against no regularization (trial #{baseline.number}): "
-                         f"{best.values[0] - baseline.values[0]:+.4f} on validation.")
+            base = theirs.mean if theirs else baseline.values[0]
+            lines.append(f"- Against no regularization (trial #{baseline.number}"
+                         f"{over_seeds(theirs, short=True)}): {value - base:+.4f} on "
+                         "validation.")
         elif baseline is not None:
             lines.append("- The best trial is the no-regularization baseline itself.")
         found = verdict(confirmation, best.number)
@@ -134,7 +144,12 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     from sweep.answers.confirm import stored_confirmation
     from sweep.answers.register import stored_registration
     from sweep.study.budget import used_budget
-    from sweep.study.results import baseline_trial, logged_run_id, sorted_complete
+    from sweep.study.results import (
+        baseline_trial,
+        logged_run_id,
+        seed_figures,
+        sorted_complete,
+    )
 
     trials = study.get_trials(deepcopy=False)
     ranked = [] if spec.is_multi_objective else sorted_complete(study, spec)
@@ -148,7 +163,8 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     note = description(spec, trials=used_budget(trials), budget=spec.budget.n_trials,
                        best=best, best_link=link, baseline=baseline_trial(study),
                        confirmation=confirmation, report_path=report_path,
-                       registration=stored_registration(study))
+                       registration=stored_registration(study),
+                       seeds=seed_figures(study, spec))
     found = verdict(confirmation, None if best is None else best.number)
     gpu = [t.user_attrs[GPU_SECONDS] for t in trials if GPU_SECONDS in t.user_attrs]
     tracker.describe_study(settings_params(spec), {

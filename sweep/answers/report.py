@@ -41,10 +41,10 @@ from sweep.answers.tables import (
     placement_table,
     summary_lines,
 )
-from sweep.keys import BEST, DUPLICATE_OF, PLACEMENT, STUDY_UID
+from sweep.keys import BEST, DUPLICATE_OF, PLACEMENT, SEEDS_PREFIX, STUDY_UID
 from sweep.placement.space import describe_placement
 from sweep.spec import StudySpec
-from sweep.study.results import baseline_trial, logged_run_id, sorted_complete
+from sweep.study.results import baseline_trial, logged_run_id, seed_figures, sorted_complete
 
 
 # ------------------------------------------------------------------ the best, for MLflow
@@ -55,6 +55,11 @@ def best_for_tracking(study: Any, spec: StudySpec) -> tuple[dict[str, float], di
     metrics = {f"{BEST}{item.metric}": float(best.values[i])
                for i, item in enumerate(spec.objective)}
     metrics[f"{BEST}trial_number"] = float(best.number)
+    found = seed_figures(study, spec).get(best.number)
+    if found is not None:  # seed racing: the value above is its mean over these seeds
+        metrics[f"{BEST}{SEEDS_PREFIX}n"] = float(found.n)
+        if found.sd is not None:
+            metrics[f"{BEST}{SEEDS_PREFIX}sd"] = float(found.sd)
     params = {f"{BEST}{name}": str(value) for name, value in best.params.items()}
     # The group (named placement, baseline, slots) and what it applied, in words.
     params[f"{BEST}placement"] = group_label(best, spec)

@@ -15,7 +15,8 @@ from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study.results import baseline_trial, pareto_front, sorted_complete
+from sweep.study.racing import over_seeds
+from sweep.study.results import baseline_trial, pareto_front, seed_figures, sorted_complete
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
 MARKDOWN_FILE = "report.md"
@@ -235,16 +236,20 @@ def summary_lines(study: Any, spec: StudySpec) -> list[str]:
         f"Chosen on {primary.metric} ({primary.resolved_direction}) over the validation "
         "split; the test split only evaluates.",
     ]
+    seeds = seed_figures(study, spec)
     if ranked:
         best = ranked[0]
         label = group_label(best, spec)
         resolved = describe_placement(best.user_attrs.get(PLACEMENT) or {})
-        lines.append(f"Best trial: #{best.number}, {primary.metric} = {best.values[0]:.4g}, "
+        found = seeds.get(best.number)
+        lines.append(f"Best trial: #{best.number}, {primary.metric} = "
+                     f"{found.mean if found else best.values[0]:.4g}{over_seeds(found)}, "
                      f"placement {label}" + ("" if resolved == label else f": {resolved}") + ".")
     base = baseline_trial(study)
+    found = None if base is None else seeds.get(base.number)
     lines.append("No completed no-regularization trial." if base is None else
                  f"No-regularization baseline: trial #{base.number}, {primary.metric} = "
-                 f"{base.values[0]:.4g}.")
+                 f"{found.mean if found else base.values[0]:.4g}{over_seeds(found)}.")
     if spec.is_multi_objective and ranked:
         front = ", ".join(str(t.number) for t in pareto_front(study, spec))
         metrics = ", ".join(item.metric for item in spec.objective)

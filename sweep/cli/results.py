@@ -150,14 +150,20 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
              if spec.is_multi_objective else
              f"{study_name}: best {len(rows)} by {spec.primary.metric}")
     value_columns = [f"value:{m}" for m in metrics] if spec.is_multi_objective else ["value"]
+    raced = "seeds" in rows[0]
+    if raced:
+        title += " (mean over seeds; seed racing ranks survivors of more seeds first)"
     table = Table(title=title)
-    for column in ("#", *metrics, "vs no-reg", "placement", "params", "test_accuracy",
-                   "mlflow run"):
+    for column in ("#", *metrics, *(["seeds"] if raced else []), "vs no-reg", "placement",
+                   "params", "test_accuracy", "mlflow run"):
         table.add_column(column)
     for row in rows:
         label = f"{row['number']} ({row['baseline']})" if row["baseline"] else str(row["number"])
         delta = row["vs_baseline"]
-        table.add_row(label, *(_fmt(row[c]) for c in value_columns),
+        values = [_fmt(row[c]) for c in value_columns]
+        if raced and row["sd"] is not None:
+            values[0] += f" ± {row['sd']:.2g}"
+        table.add_row(label, *values, *([str(row["seeds"])] if raced else []),
                       "-" if delta is None else f"{delta:+.4g}", row["placement"],
                       _params(row), _fmt(row.get(f"{FINAL}test_accuracy")),
                       str(row["mlflow_run_id"]))

@@ -18,6 +18,7 @@ from sweep.spec.base import (
     OPERATIONAL_KEYS,
     OPTIMIZERS,
     PRUNERS,
+    RACING_FROM,
     REGRESSION_LOSSES,
     SAMPLERS,
     SOURCES,
@@ -36,6 +37,7 @@ from sweep.spec.inputs import (
     NpzData,
     PlacementSpec,
     SearchSpec,
+    SeedsSpec,
     SyntheticData,
     TrainSpec,
 )
@@ -54,9 +56,11 @@ from sweep.spec.study import StudySpec
 __all__ = [
     "BASELINES", "CLASSIFICATION_LOSSES", "DERIVED_OBJECTIVES", "GAP_PREFIX",
     "MAX_SPEC_NODES", "MULTI_OBJECTIVE_SAMPLERS", "OPERATIONAL_KEYS", "OPTIMIZERS",
-    "PRUNERS", "REGRESSION_LOSSES", "SAMPLERS", "SOURCES", "TARGETS", "TOP_LEVEL_KEYS",
+    "PRUNERS", "RACING_FROM", "REGRESSION_LOSSES", "SAMPLERS", "SOURCES", "TARGETS",
+    "TOP_LEVEL_KEYS",
     "BudgetSpec", "Coefficient", "CoefficientChoices", "CoefficientRange", "DataSpec",
     "DigitsData", "FieldError", "ImageFolderData", "ModelSpec", "NpzData", "ObjectiveSpec",
-    "PlacementSpec", "PrunerSpec", "ReportSpec", "SearchSpec", "StudySpec", "SyntheticData",
+    "PlacementSpec", "PrunerSpec", "ReportSpec", "SearchSpec", "SeedsSpec", "StudySpec",
+    "SyntheticData",
     "TrackingSpec", "TrainSpec", "WorkersSpec", "load_spec", "parse_duration", "parse_spec",
 ]

@@ -25,6 +25,12 @@ BASELINES = ("none", "uniform_l2")
 OPERATIONAL_KEYS = ("budget", "workers", "report")
 # Likewise inside `data`: where a worker keeps its decoded images.
 OPERATIONAL_DATA_KEYS = ("cache_dir",)
+# And inside `search`: how many seeds the leading configurations get (the configurations
+# a trial can be do not change).
+OPERATIONAL_SEARCH_KEYS = ("seeds",)
+# Seed racing is on by default from this budget on (fewer trials leave too few
+# configurations to race).
+RACING_FROM = 20
 # Objectives that are not Keras metrics: measured by regsweep at the end of a trial, all to
 # be minimized. `gap/<metric>` is the generalization gap (train minus validation for
 # accuracies, validation minus train for losses).

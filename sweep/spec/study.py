@@ -16,11 +16,13 @@ from sweep.spec.base import (
     MULTI_OBJECTIVE_SAMPLERS,
     OPERATIONAL_DATA_KEYS,
     OPERATIONAL_KEYS,
+    OPERATIONAL_SEARCH_KEYS,
+    RACING_FROM,
     SAMPLERS,
     FieldError,
     Frozen,
 )
-from sweep.spec.inputs import DataSpec, ModelSpec, SearchSpec, TrainSpec
+from sweep.spec.inputs import DataSpec, ModelSpec, SearchSpec, SeedsSpec, TrainSpec
 from sweep.spec.settings import (
     BudgetSpec,
     ObjectiveSpec,
@@ -131,6 +133,27 @@ class StudySpec(Frozen):
         return self
 
     @model_validator(mode="after")
+    def _racing_needs_one_objective(self) -> StudySpec:
+        seeds = self.search.seeds
+        if self.is_multi_objective and seeds not in (None, False):
+            raise FieldError("search.seeds", "seed racing ranks configurations by one value; "
+                             "a study with several objectives cannot race (remove "
+                             "search.seeds or set it to false)")
+        return self
+
+    @property
+    def racing(self) -> SeedsSpec | None:
+        """The seed racing this study runs, or None (sweep.study.racing)."""
+        seeds = self.search.seeds
+        if seeds is None:
+            seeds = self.budget.n_trials >= RACING_FROM and not self.is_multi_objective
+        if seeds is True:
+            seeds = SeedsSpec()
+        if seeds is False or seeds.max == 1:
+            return None
+        return seeds
+
+    @model_validator(mode="after")
     def _monitor_agrees_with_objective(self) -> StudySpec:
         monitor = self.pruner.monitor
         if monitor is not None and ObjectiveSpec(metric=monitor).natural_direction != \
@@ -178,7 +201,7 @@ def identity_part(canonical: dict[str, Any]) -> dict[str, Any]:
     """A stored or new canonical spec without the keys that say how to run (changing
     them resumes a study): what the fingerprint covers."""
     data = {k: v for k, v in canonical.items() if k not in OPERATIONAL_KEYS}
-    if isinstance(data.get("data"), dict):
-        data["data"] = {k: v for k, v in data["data"].items()
-                        if k not in OPERATIONAL_DATA_KEYS}
+    for section, keys in (("data", OPERATIONAL_DATA_KEYS), ("search", OPERATIONAL_SEARCH_KEYS)):
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if k not in keys}
     return data

@@ -23,7 +23,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.storages import RDBStorage
@@ -83,7 +83,10 @@ def finished_in_budget(trials: list[Any]) -> int:
 class BudgetedStorage(RDBStorage):
     """Optuna's RDB storage plus the budget lock (PostgreSQL/MySQL/SQLite)."""
 
-    _thread_lock = threading.Lock()
+    # One per purpose (the budget's, seed racing's): a thread of this process holding one
+    # may take the other.
+    _thread_locks: ClassVar[dict[str, threading.Lock]] = {
+        "budget": threading.Lock(), "racing": threading.Lock()}
 
     def budget(self, study_id: int) -> int | None:
         spec = self.get_study_user_attrs(study_id).get(SPEC) or {}
@@ -177,26 +180,29 @@ class BudgetedStorage(RDBStorage):
         return self.used_budget(study_id) - unfinished
 
     @contextlib.contextmanager
-    def study_lock(self, study_id: int) -> Iterator[None]:
-        """A lock per study, held across processes and machines by the database itself."""
+    def study_lock(self, study_id: int, purpose: str = "budget") -> Iterator[None]:
+        """A lock per study and purpose (``budget``: creating a trial; ``racing``: queuing
+        seed re-runs, which creates trials under the budget's), held across processes and
+        machines by the database itself."""
         dialect = self.engine.dialect.name
+        namespace = _LOCK_NAMESPACE + list(self._thread_locks).index(purpose)
         # Threads of one process (`sweep proxy` serves many workers from one pool) queue
         # here, holding no connection: each one waiting inside the database lock would hold
         # a pooled connection, and the lock's holder then found none left for its budget
         # check (32 workers on one proxy: QueuePool timeouts, workers lost).
-        with self._thread_lock:
+        with self._thread_locks[purpose]:
             if dialect == "postgresql":
-                key = (_LOCK_NAMESPACE << 32) | study_id
+                key = (namespace << 32) | study_id
                 with self._named_lock("SELECT pg_advisory_lock(:k)",
                                       "SELECT pg_advisory_unlock(:k)", {"k": key}):
                     yield
             elif dialect in ("mysql", "mariadb"):
-                name = f"regsweep:{zlib.crc32(self.url.encode())}:{study_id}"
+                name = f"regsweep:{zlib.crc32(self.url.encode())}:{study_id}:{purpose}"
                 with self._named_lock("SELECT GET_LOCK(:n, -1)", "SELECT RELEASE_LOCK(:n)",
                                       {"n": name}):
                     yield
             else:
-                with _file_lock(self.engine.url.database):
+                with _file_lock(self.engine.url.database, purpose):
                     yield
 
     @contextlib.contextmanager
@@ -235,12 +241,13 @@ class BudgetedStorage(RDBStorage):
 
 
 @contextlib.contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
+def _file_lock(database: str | None, purpose: str = "budget") -> Iterator[None]:
     """SQLite has no named locks; a lock file next to the database serializes processes."""
     if not database or database == ":memory:":
         yield
         return
-    path = Path(database).with_name(Path(database).name + ".lock")
+    suffix = ".lock" if purpose == "budget" else f".{purpose}.lock"
+    path = Path(database).with_name(Path(database).name + suffix)
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -48,10 +48,14 @@ def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
                                                         group=True, constant_liar=True))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+    if name in ("cmaes", "gp"):
+        from sweep.study.history import RecentHistory
+
+        model = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False) \
+            if name == "cmaes" else optuna.samplers.GPSampler(seed=seed)
+        # Model-based samplers are shown each raced configuration's mean over its seeds
+        # (sweep.study.history.seed_means), as TPE is.
+        return RecentHistory(model) if spec.racing is not None else model
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "grid":

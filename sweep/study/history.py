@@ -20,7 +20,7 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["KEEP_BEST", "MAX_HISTORY", "RecentHistory"]
+__all__ = ["KEEP_BEST", "MAX_HISTORY", "RecentHistory", "seed_means"]
 
 MAX_HISTORY = 1000
 KEEP_BEST = 100
@@ -39,7 +39,9 @@ def shown(trials: Sequence[FrozenTrial], directions: Sequence[Any], limit: int =
     finished = [t for t in trials if t.state in _FINISHED]
     if len(finished) <= limit:
         return list(trials)
-    key = (len(finished), finished[0].number, finished[-1].number)
+    # The sum changes when seed racing swaps which trial shows a configuration.
+    key = (len(finished), finished[0].number, finished[-1].number,
+           sum(t.number for t in finished))
     kept = None if memo is None else memo.get(key)
     if kept is None:
         kept = {t.number for t in _best(finished, directions, keep_best)}
@@ -52,6 +54,28 @@ def shown(trials: Sequence[FrozenTrial], directions: Sequence[Any], limit: int =
             memo.clear()
             memo[key] = kept
     return [t for t in trials if t.state not in _FINISHED or t.number in kept]
+
+
+def seed_means(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """With seed racing (sweep.study.racing): each raced configuration shown once, by its
+    re-run whose value is the mean over the most seeds; its single-seed trials (the first
+    training, the other re-runs, running or queued ones) hidden. Without it, ``trials``."""
+    from sweep.keys import SEED_OF, SEEDS
+
+    best: dict[int, FrozenTrial] = {}
+    for trial in trials:
+        origin = trial.user_attrs.get(SEED_OF)
+        if origin is None or trial.state != TrialState.COMPLETE:
+            continue
+        held = best.get(origin)
+        if held is None or (trial.user_attrs.get(SEEDS, 1), trial.number) > \
+                (held.user_attrs.get(SEEDS, 1), held.number):
+            best[origin] = trial
+    if not best and not any(SEED_OF in t.user_attrs for t in trials):
+        return list(trials)
+    return [t for t in trials
+            if (SEED_OF not in t.user_attrs and t.number not in best)
+            or best.get(t.user_attrs.get(SEED_OF, -1)) is t]
 
 
 def _best(finished: Sequence[FrozenTrial], directions: Sequence[Any],
@@ -82,7 +106,8 @@ class _View:
 
     def _get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None,
                     use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        trials = seed_means(self._study._get_trials(deepcopy=deepcopy, states=states,
+                                                    use_cache=use_cache))
         # One memo per filter: the finished trials differ with the states asked for.
         memo = self._memo.setdefault(tuple(sorted(states, key=str)) if states else None, {})
         return shown(trials, self._study.directions, self._limit, self._keep_best, memo)

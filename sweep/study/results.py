@@ -136,24 +136,43 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
 
 
 def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
-    """Completed trials, best first by the primary objective (validation data only)."""
+    """Completed trials, best first by the primary objective (validation data only). With
+    seed racing, one trial per configuration (the one whose value is its mean over the
+    most seeds), in the noise-aware order of ``sweep.study.racing.ranked``."""
     import optuna
 
+    if spec.racing is not None:
+        from sweep.study.racing import ranked
+
+        return [c.shown for c in ranked(study.get_trials(deepcopy=False), spec)]
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     sign = -1.0 if spec.primary.resolved_direction == "maximize" else 1.0
     # Ties go to the earlier trial, in either direction.
     return sorted(trials, key=lambda t: (sign * t.values[0], t.number))
 
 
+def seed_figures(study: Any, spec: StudySpec) -> dict[int, Any]:
+    """With seed racing: each configuration (sweep.study.racing.Configuration: mean, sd,
+    n, draws) by the number of the trial that stands for it; else empty."""
+    if spec.racing is None:
+        return {}
+    from sweep.study.racing import ranked
+
+    return {c.shown.number: c for c in ranked(study.get_trials(deepcopy=False), spec)}
+
+
 def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
     """The completed baseline of this kind (no regularization by default): the queued
-    baseline trial, or failing that the first completed trial that trained the same."""
+    baseline trial (with seed racing, its re-run whose value is the mean over the most
+    seeds), or failing that the first completed trial that trained the same."""
     import optuna
 
+    from sweep.keys import SEEDS
+
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    for trial in complete:
-        if trial.user_attrs.get(BASELINE) == kind:
-            return trial
+    queued = [t for t in complete if t.user_attrs.get(BASELINE) == kind]
+    if queued:
+        return max(queued, key=lambda t: (t.user_attrs.get(SEEDS, 1), -t.number))
     if kind == BASELINE_NONE:
         return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}), None)
     return None
@@ -173,11 +192,20 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
         sorted_complete(study, spec)[:top]
     baseline = baseline_trial(study)
     links = study.user_attrs
+    seeds = seed_figures(study, spec)
+    base_value = None if baseline is None else baseline.values[0]
+    if baseline is not None and baseline.number in seeds:
+        base_value = seeds[baseline.number].mean
     rows = []
     for trial in trials:
         row = trial_row(trial, links, metrics)
-        row["vs_baseline"] = None if baseline is None else \
-            trial.values[0] - baseline.values[0]
+        if seeds:
+            # The configuration's mean over its seeds, what the study ranks by.
+            found = seeds.get(trial.number)
+            row["value"] = found.mean if found else row["value"]
+            row["seeds"] = found.n if found else 1
+            row["sd"] = found.sd if found else None
+        row["vs_baseline"] = None if base_value is None else row["value"] - base_value
         row["baseline_trial"] = None if baseline is None else baseline.number
         rows.append(row)
     return rows

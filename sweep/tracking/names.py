@@ -26,9 +26,13 @@ def coefficient_label(placement: Placement) -> str:
 
 
 def trial_run_name(number: int, label: str, placement: Placement,
-                   baseline: str | None = None) -> str:
+                   baseline: str | None = None,
+                   seed_of: tuple[int, int] | None = None) -> str:
     """What the MLflow UI lists: ``#5 before_flatten l2=4.7e-4``,
-    ``#0 baseline: no regularization``, ``#1 baseline: uniform_l2 l2=3.2e-4``."""
+    ``#0 baseline: no regularization``, ``#1 baseline: uniform_l2 l2=3.2e-4``; a seed
+    racing re-run (``seed_of``: first trial, seed index) ``#9 = #5 seed 2``."""
+    if seed_of is not None:
+        return f"#{number} = #{seed_of[0]} seed {seed_of[1] + 1}"
     coefficients = coefficient_label(placement)
     if baseline:
         what = "no regularization" if not placement else f"{baseline} {coefficients}"

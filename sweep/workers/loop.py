@@ -19,6 +19,7 @@ from sweep.study.budget import is_budget_exhausted, used_budget
 from sweep.study.create import finished_count
 from sweep.study.limits import study_halt
 from sweep.study.progress import StudyProgress
+from sweep.study.racing import promote
 from sweep.tracking.tracker import StudyTracker
 from sweep.workers.objective import Objective
 
@@ -112,6 +113,8 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         started += 1
         failures = 0
         progress.trial_finished(study, trial)
+        if spec.racing is not None:
+            promote(study, spec)  # the leaders' extra seeds go first (sweep.study.racing)
         interrupt.check()  # stop between trials rather than create one more
         if study_halt(study, spec) is not None:
             study.stop()

@@ -41,7 +41,13 @@ from sweep.keys import (
     RESUMED_FROM_TRIAL,
     RUN_NAME_TAG,
     SEED,
+    SEED_INDEX,
+    SEED_OF,
+    SEED_OF_TAG,
     SEED_REPLICATE,
+    SEED_VALUE,
+    SEEDS,
+    SEEDS_PREFIX,
     WARM_START_OF,
     WARM_START_OF_TAG,
     WORKER,
@@ -101,7 +107,9 @@ class Objective:
         # A trial that goes on with a stopped one's configuration (re-queued after a stop,
         # or retried after its worker died) inherits its seed, checkpoint and MLflow run.
         origin = attrs.get(CHECKPOINT, trial.number)
-        seed = attrs[SEED] if origin != trial.number and SEED in attrs else \
+        # A seed racing re-run was queued with its seed (sweep.study.racing).
+        inherited = origin != trial.number or SEED_OF in attrs
+        seed = attrs[SEED] if inherited and SEED in attrs else \
             trial_seed(self.spec.seed, trial.number)
         previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
         started = {SEED: seed, PLACEMENT: placement, CHECKPOINT: origin,
@@ -113,15 +121,20 @@ class Objective:
         tags = {BASELINE_TAG: baseline} if baseline else {}
         if WARM_START_OF in attrs:
             tags[WARM_START_OF_TAG] = attrs[WARM_START_OF]
+        if SEED_OF in attrs:
+            tags[SEED_OF_TAG] = f"#{attrs[SEED_OF]} seed {attrs.get(SEED_INDEX, 0) + 1}"
         tags.update({ENV_TAG_PREFIX + key: value for key, value in environment.items()})
         run = self.tracker.start_trial(
             trial.number, trial.params, placement, seed, tags=tags, label=label,
-            name=trial_run_name(trial.number, label, placement, baseline))
+            name=trial_run_name(trial.number, label, placement, baseline,
+                                seed_of=(attrs[SEED_OF], attrs.get(SEED_INDEX, 0))
+                                if SEED_OF in attrs else None))
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
-        # A seed replicate trains the baseline again on purpose (it measures seed noise).
-        earlier = None if SEED_REPLICATE in attrs else _same_config(trial, placement)
+        # Seed replicates and racing re-runs train a configuration again on purpose.
+        earlier = None if SEED_REPLICATE in attrs or SEED_OF in attrs else \
+            _same_config(trial, placement)
         if earlier is not None:
             return self._reuse(trial, run, earlier)
         self._epochs_done = 0
@@ -228,8 +241,9 @@ class Objective:
 
         # Intermediate values go to Optuna only for a pruner (single-objective studies
         # only): each is a storage commit per epoch; the curves themselves are in MLflow.
+        # A racing re-run measures its seed: pruning it would keep only the good seeds.
         pruning = None if self.spec.is_multi_objective or self.spec.pruner.name == "none" \
-            else PruningCallback(trial, self.spec.pruning_metric)
+            or SEED_OF in trial.user_attrs else PruningCallback(trial, self.spec.pruning_metric)
         callbacks: list[Any] = [pruning] if pruning is not None else []
         if self.on_epoch is not None:
             on_epoch = self.on_epoch
@@ -263,8 +277,18 @@ class Objective:
 
         final = self.trainer.final_figures(fitted)
         values = objective_values(self.spec, final)
-        set_user_attrs(trial, {**final, WORKER_RSS_MB: _rss_mb()})
-        run.finish("COMPLETE", {**final, **gpu})
+        figures: dict[str, float] = {}
+        attrs: dict[str, Any] = {}
+        if SEED_OF in trial.user_attrs:
+            from sweep.study.racing import seed_mean
+
+            # Optuna (and so the sampler) is told the configuration's mean over its seeds.
+            mean, count = seed_mean(trial, values[0])
+            attrs = {SEED_VALUE: values[0], SEEDS: count}
+            figures = {f"{SEEDS_PREFIX}mean": mean, f"{SEEDS_PREFIX}n": float(count)}
+            values[0] = mean
+        set_user_attrs(trial, {**final, **attrs, WORKER_RSS_MB: _rss_mb()})
+        run.finish("COMPLETE", {**final, **gpu, **figures})
         return values[0] if len(values) == 1 else values
 
 
@@ -284,15 +308,15 @@ def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
 
 
 def _same_config(trial: Any, placement: dict) -> Any:
-    """The earliest COMPLETE trial of this study that trained exactly this placement."""
+    """The COMPLETE trial of this study that stands for this placement: the earliest that
+    trained it, or with seed racing the one whose value is its mean over the most seeds."""
     import optuna
 
-    for other in trial.study.get_trials(deepcopy=False,
-                                        states=(optuna.trial.TrialState.COMPLETE,)):
-        if other.user_attrs.get(PLACEMENT) == placement and DUPLICATE_OF not in \
-                other.user_attrs:
-            return other
-    return None
+    same = [other for other in trial.study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if other.user_attrs.get(PLACEMENT) == placement and DUPLICATE_OF not in
+        other.user_attrs]
+    return max(same, key=lambda t: (t.user_attrs.get(SEEDS, 1), -t.number), default=None)
 
 
 def _rss_mb() -> float:

@@ -1,0 +1,280 @@
+"""sweep.study.racing: leading configurations get further seeds while the study runs (a
+successive-halving schedule over seeds), the sampler is shown each configuration's mean
+over its seeds, and the study's answer is ranked by that mean, not by a lucky draw."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_study, write_study
+
+from sweep.cli import cli
+from sweep.errors import SpecError
+from sweep.spec import SeedsSpec, parse_spec
+from sweep.study.history import seed_means
+from sweep.study.racing import configurations, due, racing_seed, ranked, rung_sizes
+
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+def _placement(k: int) -> dict:
+    return {} if k == 0 else {"dense": {"kernel": {"l2": k / 1000}}}
+
+
+def _trial(number: int, value: float | None, config: int, state=COMPLETE, **attrs):
+    attrs = {"placement": _placement(config), **attrs}
+    if config == 0:
+        attrs.setdefault("baseline", "none")
+    trial = optuna.trial.create_trial(
+        state=state, value=value if state == COMPLETE else None, user_attrs=attrs)
+    trial.number = number
+    return trial
+
+
+def _spec(**seeds: object):
+    search = dict(tiny_study()["search"], baselines=["none"])
+    if seeds:
+        search["seeds"] = seeds
+    return parse_spec(tiny_study(search=search, budget={"n_trials": 30}))
+
+
+def _rerun(number: int, config: int, origin: int, index: int, own: float, mean: float,
+           seeds: int):
+    return _trial(number, mean, config, seed_of=origin, seed_index=index, seed_value=own,
+                  seeds=seeds)
+
+
+def test_rungs_grow_one_three_seven_up_to_the_maximum() -> None:
+    assert rung_sizes(SeedsSpec()) == (1, 3, 5)
+    assert rung_sizes(SeedsSpec(min=1, max=20)) == (1, 3, 7, 15, 20)
+    assert rung_sizes(SeedsSpec(min=2, max=10)) == (2, 6, 10)
+    assert rung_sizes(SeedsSpec(min=3, max=3)) == (3,)
+
+
+def test_extra_seeds_are_shared_by_configurations_and_differ_from_each_other() -> None:
+    assert racing_seed(0, 1) == 759045492
+    assert racing_seed(0, 2) == 776195886
+    assert racing_seed(7, 1) == 1505749142
+
+
+def test_the_best_third_of_a_rung_is_promoted_and_the_baseline_follows() -> None:
+    spec = _spec()
+    values = [0.50, 0.61, 0.64, 0.62, 0.70, 0.66, 0.60]
+    trials = [_trial(n, v, n) for n, v in enumerate(values)]
+    # 7 configurations finished one seed: the best ⌊7/3⌋ = 2 (#4, #5) get two more seeds
+    # each; the no-regularization baseline (#0) as many as the most-seeded.
+    assert [(c.first.number, extra) for c, extra in due(configurations(trials), spec)] == [
+        (4, 2), (5, 2), (0, 2)]
+
+
+def test_a_configuration_climbs_when_it_leads_the_rung_it_reached() -> None:
+    spec = _spec()
+    trials = [_trial(n, v, n) for n, v in enumerate(
+        [0.50, 0.61, 0.64, 0.62, 0.70, 0.66, 0.60])]
+    trials += [_rerun(7, 4, 4, 1, 0.64, 0.67, 2), _rerun(8, 4, 4, 2, 0.66, 0.6667, 3),
+               _rerun(9, 5, 5, 1, 0.67, 0.665, 2), _rerun(10, 5, 5, 2, 0.68, 0.67, 3),
+               _rerun(11, 0, 0, 1, 0.52, 0.51, 2), _rerun(12, 0, 0, 2, 0.51, 0.51, 3)]
+    # Rung 1 (3 seeds): #4 mean 0.6667, #5 0.67, the baseline 0.51: ⌊3/3⌋ = 1 promoted,
+    # #5, to 5 seeds; the baseline follows it to 5.
+    assert [(c.first.number, extra) for c, extra in due(configurations(trials), spec)] == [
+        (5, 2), (0, 2)]
+    # A queued re-run holds its seed: nothing is queued twice.
+    trials += [_trial(13, None, 5, state=optuna.trial.TrialState.WAITING, seed_of=5),
+               _trial(14, None, 5, state=optuna.trial.TrialState.RUNNING, seed_of=5)]
+    assert [(c.first.number, extra) for c, extra in due(configurations(trials), spec)] == [
+        (0, 2)]
+
+
+def test_the_answer_is_the_best_survivor_of_the_last_rung_reached() -> None:
+    spec = _spec()
+    trials = [_trial(n, v, n) for n, v in enumerate([0.50, 0.61, 0.64, 0.62, 0.70, 0.66])]
+    trials += [_rerun(7, 4, 4, 1, 0.60, 0.65, 2), _rerun(8, 4, 4, 2, 0.62, 0.64, 3),
+               _rerun(9, 5, 5, 1, 0.67, 0.665, 2), _rerun(10, 5, 5, 2, 0.68, 0.67, 3)]
+    order = ranked(trials, spec)
+    # #4's lucky 0.70 does not hold over 3 seeds (0.64); #5 (0.67 over 3) wins; the
+    # single-seed configurations follow, the best of them (#2, 0.64) first.
+    assert [c.first.number for c in order] == [5, 4, 2, 3, 1, 0]
+    assert order[0].mean == pytest.approx(0.67) and order[0].n == 3
+    assert order[0].sd == pytest.approx(0.01)
+    assert order[0].shown.number == 10  # the re-run whose value is the mean over 3
+
+
+def test_the_sampler_sees_each_raced_configuration_once_by_its_mean() -> None:
+    trials = [_trial(1, 0.70, 1), _trial(2, 0.60, 2),
+              _rerun(3, 1, 1, 1, 0.62, 0.66, 2), _rerun(4, 1, 1, 2, 0.64, 0.6533, 3),
+              _trial(5, None, 1, state=optuna.trial.TrialState.RUNNING, seed_of=1)]
+    assert [t.number for t in seed_means(trials)] == [2, 4]
+    plain = [_trial(1, 0.70, 1), _trial(2, 0.60, 2)]
+    assert seed_means(plain) == plain
+
+
+def test_racing_is_on_by_default_from_twenty_trials_and_is_operational() -> None:
+    search = dict(tiny_study()["search"])
+    assert parse_spec(tiny_study(budget={"n_trials": 19})).racing is None
+    assert parse_spec(tiny_study(budget={"n_trials": 20})).racing == SeedsSpec()
+    off = parse_spec(tiny_study(search=dict(search, seeds=False), budget={"n_trials": 50}))
+    assert off.racing is None
+    small = parse_spec(tiny_study(search=dict(search, seeds={"max": 3}),
+                                  budget={"n_trials": 5}))
+    assert small.racing == SeedsSpec(max=3)
+    # How many seeds leaders get does not change what a trial is: the study resumes.
+    assert small.fingerprint() == parse_spec(tiny_study(budget={"n_trials": 5})).fingerprint()
+
+
+def test_racing_needs_one_objective_and_ordered_seed_counts() -> None:
+    search = dict(tiny_study()["search"])
+    two = [{"metric": "val_accuracy", "direction": "maximize"}, {"metric": "penalty/total"}]
+    assert parse_spec(tiny_study(objective=two, budget={"n_trials": 40})).racing is None
+    with pytest.raises(SpecError) as caught:
+        parse_spec(tiny_study(objective=two, search=dict(search, seeds=True)))
+    assert caught.value.field == "search.seeds"
+    with pytest.raises(SpecError) as caught:
+        parse_spec(tiny_study(search=dict(search, seeds={"min": 3, "max": 2})))
+    assert "search.seeds" in caught.value.field
+
+
+def test_bad_seed_settings_exit_2_and_write_nothing(workdir: Path) -> None:
+    search = dict(tiny_study()["search"], seeds={"top_fraction": 1.5})
+    path = write_study(workdir / "s.yaml", tiny_study(search=search))
+    result = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    assert "search.seeds.top_fraction" in result.output and "1.5" in result.output
+    assert sorted(p.name for p in workdir.iterdir()) == ["s.yaml"]
+
+
+def _draws(trials: list, placement: dict) -> list[float]:
+    return [t.user_attrs.get("seed_value", t.values[0]) for t in trials
+            if t.state == COMPLETE and t.user_attrs.get("placement") == placement
+            and "duplicate_of" not in t.user_attrs]
+
+
+def _raced_study(name: str, n_trials: int) -> dict:
+    study = tiny_study(name=name, budget={"n_trials": n_trials})
+    study["search"] = dict(study["search"], baselines=["none"],
+                           seeds={"min": 1, "max": 3, "top_fraction": 0.5})
+    return study
+
+
+def _check_raced(trials: list, n_trials: int) -> None:
+    """What every raced study holds, however its workers interleaved."""
+    from sweep.study.budget import used_budget
+
+    assert used_budget(trials) == n_trials
+    reruns = [t for t in trials if "seed_of" in t.user_attrs]
+    assert reruns, "no configuration got a further seed"
+    by_number = {t.number: t for t in trials}
+    pairs = [(t.user_attrs["seed_of"], t.user_attrs["seed_index"]) for t in reruns]
+    assert len(pairs) == len(set(pairs)), f"a seed queued twice: {pairs}"
+    for trial in reruns:
+        first = by_number[trial.user_attrs["seed_of"]]
+        assert trial.user_attrs["placement"] == first.user_attrs["placement"]
+        assert trial.params == first.params
+        assert 1 <= trial.user_attrs["seed_index"] <= 2
+        assert trial.user_attrs["seed"] == {1: 759045492, 2: 776195886}[
+            trial.user_attrs["seed_index"]]
+        if trial.state == COMPLETE:
+            # Its value is its configuration's mean over the seeds finished by then.
+            count = trial.user_attrs["seeds"]
+            assert 2 <= count <= 3
+            assert trial.user_attrs["seed_value"] == pytest.approx(
+                trial.user_attrs["final/val_accuracy"])
+    configurations_seen = {json.dumps(t.user_attrs["placement"], sort_keys=True)
+                           for t in trials if "placement" in t.user_attrs}
+    for key in configurations_seen:
+        assert len(_draws(trials, json.loads(key))) <= 3
+
+
+def test_a_raced_study_ranks_by_the_mean_over_seeds(
+        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    import sweep
+
+    path = write_study(workdir / "race.yaml", _raced_study("race", 9))
+    result = CliRunner().invoke(cli, ["run", str(path), "--storage", storage_url,
+                                      "--tracking-uri", tracking_uri, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="race", storage=storage_url).trials
+    _check_raced(trials, 9)
+    last = max((t for t in trials if "seed_of" in t.user_attrs and t.state == COMPLETE),
+               key=lambda t: t.number)
+    draws = _draws([t for t in trials if t.number <= last.number],
+                   last.user_attrs["placement"])
+    assert last.values[0] == pytest.approx(statistics.mean(draws))
+
+    best = CliRunner().invoke(cli, ["best", "race", "--storage", storage_url, "--top", "3",
+                                    "--format", "json"])
+    assert best.exit_code == 0, best.output
+    rows = json.loads(best.output)
+    top = rows[0]
+    assert top["seeds"] == max(row["seeds"] for row in rows) >= 2
+    placement = json.loads(top["resolved_placement"])
+    assert top["value"] == pytest.approx(statistics.mean(_draws(trials, placement)))
+    assert top["sd"] == pytest.approx(statistics.stdev(_draws(trials, placement)))
+    baseline = _draws(trials, {})
+    assert top["vs_baseline"] == pytest.approx(top["value"] - statistics.mean(baseline))
+    loaded = sweep.load("race", storage=storage_url, tracking_uri=tracking_uri).best
+    assert loaded is not None and (loaded.trial, loaded.seeds) == (top["number"], top["seeds"])
+    assert loaded.value == pytest.approx(top["value"])
+
+    table = CliRunner().invoke(cli, ["best", "race", "--storage", storage_url])
+    assert "mean over seeds" in table.output and "±" in table.output
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("race")
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string="tags.`sweep.seed_of` LIKE '#%'")
+    assert len(runs) == sum("seed_of" in t.user_attrs for t in trials)
+    for run in runs:
+        number = int(run.data.tags["optuna.trial_number"])
+        trial = next(t for t in trials if t.number == number)
+        assert run.info.run_name == (f"#{number} = #{trial.user_attrs['seed_of']} seed "
+                                     f"{trial.user_attrs['seed_index'] + 1}")
+        if trial.state == COMPLETE:
+            assert run.data.metrics["seeds/mean"] == pytest.approx(trial.values[0])
+    study_run = client.search_runs([experiment.experiment_id],
+                                   filter_string="tags.`sweep.role` = 'study'")[0]
+    assert f"over {top['seeds']} seeds (seed racing)" in \
+        study_run.data.tags["mlflow.note.content"]
+
+    report = CliRunner().invoke(cli, ["report", "race", "--storage", storage_url,
+                                      "--tracking-uri", tracking_uri, "--no-confirm",
+                                      "-o", str(workdir / "report")])
+    assert report.exit_code == 0, report.output
+    markdown = (workdir / "report" / "report.md").read_text()
+    assert f"Best trial: #{top['number']}, val_accuracy = {top['value']:.4g} ± " in markdown
+    assert f"over {top['seeds']} seeds (seed racing)" in markdown
+    study_run = client.get_run(study_run.info.run_id)
+    assert study_run.data.metrics["best/seeds/n"] == top["seeds"]
+    assert study_run.data.metrics["best/val_accuracy"] == pytest.approx(top["value"])
+
+
+@pytest.mark.timeout(900)
+def test_workers_on_postgresql_share_the_racing(
+        workdir: Path, postgres_server_url: str, tracking_uri: str) -> None:
+    """Three workers at once: every extra seed is queued once (the racing lock), any
+    worker runs it, and the budget stays exact."""
+    path = write_study(workdir / "race.yaml", _raced_study("race-pg", 12))
+    created = subprocess.run(
+        [sys.executable, "-m", "sweep", "create", str(path), "--storage",
+         postgres_server_url, "--tracking-uri", tracking_uri],
+        capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "sweep", "worker", "race-pg", "--storage",
+         postgres_server_url, "--tracking-uri", tracking_uri, "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=800)
+        assert worker.returncode == 0, err
+    trials = optuna.load_study(study_name="race-pg", storage=postgres_server_url).trials
+    _check_raced(trials, 12)
+    ran_reruns = {t.user_attrs["worker"] for t in trials if "seed_of" in t.user_attrs}
+    assert ran_reruns  # recorded like any trial's
