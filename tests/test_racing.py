@@ -214,6 +214,13 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
     assert best.exit_code == 0, best.output
     rows = json.loads(best.output)
     top = rows[0]
+    exported = CliRunner().invoke(cli, ["export", "race", "--storage", storage_url,
+                                        "--format", "json"])
+    by_number = {row["number"]: row for row in json.loads(exported.output)}
+    for trial in trials:
+        row = by_number[trial.number]
+        assert (row["seed_of"], row["seeds"]) == (trial.user_attrs.get("seed_of"),
+                                                  trial.user_attrs.get("seeds"))
     assert top["seeds"] == max(row["seeds"] for row in rows) >= 2
     placement = json.loads(top["resolved_placement"])
     assert top["value"] == pytest.approx(statistics.mean(_draws(trials, placement)))
@@ -224,6 +231,12 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
     assert loaded is not None and (loaded.trial, loaded.seeds) == (top["number"], top["seeds"])
     assert loaded.value == pytest.approx(top["value"])
 
+    status = CliRunner().invoke(cli, ["status", "race", "--storage", storage_url,
+                                      "--format", "json"])
+    racing = json.loads(status.output)["racing"]
+    reruns = [t for t in trials if "seed_of" in t.user_attrs]
+    assert (racing["reruns"], racing["finished"], racing["best_seeds"]) == (
+        len(reruns), len(reruns), top["seeds"])
     table = CliRunner().invoke(cli, ["best", "race", "--storage", storage_url])
     assert "mean over seeds" in table.output and "±" in table.output
 

@@ -110,6 +110,8 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
         lines.append(f"{doc['requeued']} trials were stopped or lost and queued again")
     if doc.get("noise"):
         lines.append(doc["noise"]["summary"])
+    if doc.get("racing"):
+        lines.append(doc["racing"]["summary"])
     if doc["duplicates"]:
         lines.append(f"{doc['duplicates']} trials sampled a configuration already trained "
                      "(figures reused, no budget used)")

@@ -27,6 +27,9 @@ from sweep.keys import (
     PLACEMENT,
     PRUNED_AT_EPOCH,
     SEED,
+    SEED_OF,
+    SEED_VALUE,
+    SEEDS,
     SPEC,
     SPOOL_PREFIX,
     WARM_START_OF,
@@ -122,6 +125,11 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
         WORKER: attrs.get(WORKER),
         DUPLICATE_OF: attrs.get(DUPLICATE_OF),
         WARM_START_OF: attrs.get(WARM_START_OF),
+        # Seed racing: a re-run's configuration (its first trial), its own draw, and how
+        # many seeds its value (the mean) is over.
+        SEED_OF: attrs.get(SEED_OF),
+        SEED_VALUE: attrs.get(SEED_VALUE),
+        SEEDS: attrs.get(SEEDS),
         FAIL_REASON: attrs.get(FAIL_REASON),
         "device": (attrs.get(ENVIRONMENT) or {}).get("device_name"),
         GPU_SECONDS: attrs.get(GPU_SECONDS),
@@ -286,6 +294,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         eta = min(eta, seconds_left)  # no trial starts after the wall time
     halted = study_halt(study, spec, trials)
     noise = noise_state(trials, spec)
+    racing = _racing_state(trials, spec)
     return {
         "study": study.study_name,
         "metric": spec.primary.metric,
@@ -308,7 +317,29 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         # budget.stop_within_noise: the measured noise and how close the study is to stopping.
         "noise": None if noise is None else {**asdict(noise),
                                              "summary": noise.describe(spec.primary.metric)},
+        "racing": racing,
     }
+
+
+def _racing_state(trials: list[Any], spec: StudySpec) -> dict[str, Any] | None:
+    """Seed racing's progress: re-runs queued and finished, and the seeds behind the best
+    (None without racing)."""
+    if spec.racing is None:
+        return None
+    from sweep.study.racing import ranked
+
+    reruns = [t for t in trials if SEED_OF in t.user_attrs]
+    done = sum(_state(t) == "COMPLETE" for t in reruns)
+    order = ranked(trials, spec)
+    leader = order[0] if order else None
+    summary = (f"seed racing: {len(reruns)} re-runs of leading configurations on further "
+               f"seeds ({done} finished)")
+    if leader is not None and leader.n > 1:
+        summary += (f"; the best is the mean over {leader.n} seeds "
+                    f"(sd {leader.sd:.4g})")
+    return {"reruns": len(reruns), "finished": done,
+            "best_seeds": None if leader is None else leader.n,
+            "best_sd": None if leader is None else leader.sd, "summary": summary}
 
 
 def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any]]:
