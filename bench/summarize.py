@@ -12,7 +12,8 @@ from _common import BENCH, RESULTS, fmt
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 ORDER = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
-         "noise_stop", "workers", "waiting", "images", "gpu", "scale_trials", "many_workers")
+         "noise_stop", "selection", "workers", "waiting", "images", "gpu", "scale_trials",
+         "many_workers")
 
 
 def _load(name: str) -> dict[str, Any] | None:

@@ -270,24 +270,28 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
 
 
 @pytest.mark.timeout(900)
-def test_workers_on_postgresql_share_the_racing(
-        workdir: Path, postgres_server_url: str, tracking_uri: str) -> None:
-    """Three workers at once: every extra seed is queued once (the racing lock), any
-    worker runs it, and the budget stays exact."""
-    path = write_study(workdir / "race.yaml", _raced_study("race-pg", 12))
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_workers_share_the_racing(workdir: Path, database: str,
+                                  request: pytest.FixtureRequest, tracking_uri: str) -> None:
+    """Three workers at once, on the default SQLite file and on PostgreSQL: every extra
+    seed is queued once (the racing lock), any worker runs it, and the budget stays
+    exact."""
+    url = f"sqlite:///{workdir / 'sweep.db'}" if database == "sqlite" else \
+        request.getfixturevalue("postgres_server_url")
+    name = f"race-{database}"
+    path = write_study(workdir / "race.yaml", _raced_study(name, 12))
     created = subprocess.run(
-        [sys.executable, "-m", "sweep", "create", str(path), "--storage",
-         postgres_server_url, "--tracking-uri", tracking_uri],
-        capture_output=True, text=True)
+        [sys.executable, "-m", "sweep", "create", str(path), "--storage", url,
+         "--tracking-uri", tracking_uri], capture_output=True, text=True)
     assert created.returncode == 0, created.stderr
     workers = [subprocess.Popen(
-        [sys.executable, "-m", "sweep", "worker", "race-pg", "--storage",
-         postgres_server_url, "--tracking-uri", tracking_uri, "--no-progress"],
+        [sys.executable, "-m", "sweep", "worker", name, "--storage", url,
+         "--tracking-uri", tracking_uri, "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for worker in workers:
         _, err = worker.communicate(timeout=800)
         assert worker.returncode == 0, err
-    trials = optuna.load_study(study_name="race-pg", storage=postgres_server_url).trials
+    trials = optuna.load_study(study_name=name, storage=url).trials
     _check_raced(trials, 12)
     ran_reruns = {t.user_attrs["worker"] for t in trials if "seed_of" in t.user_attrs}
     assert ran_reruns  # recorded like any trial's
