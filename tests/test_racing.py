@@ -237,6 +237,8 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
     reruns = [t for t in trials if "seed_of" in t.user_attrs]
     assert (racing["reruns"], racing["finished"], racing["best_seeds"]) == (
         len(reruns), len(reruns), top["seeds"])
+    listed = CliRunner().invoke(cli, ["list", "--storage", storage_url, "--format", "json"])
+    assert json.loads(listed.output)[0]["best_value"] == pytest.approx(top["value"])
     table = CliRunner().invoke(cli, ["best", "race", "--storage", storage_url])
     assert "mean over seeds" in table.output and "±" in table.output
 

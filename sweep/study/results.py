@@ -363,7 +363,14 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         complete = [t for t in trials if _state(t) == "COMPLETE" and t.values]
         maximize = study.directions[0].name == "MAXIMIZE"
         best = (max if maximize else min)((t.values[0] for t in complete), default=None)
-        budget = (study.user_attrs.get(SPEC) or {}).get("budget", {}).get("n_trials")
+        stored = study.user_attrs.get(SPEC) or {}
+        budget = stored.get("budget", {}).get("n_trials")
+        racing = _stored_racing(stored)
+        if racing is not None:  # the noise-aware best, as `sweep best` names it
+            from sweep.study.racing import ranked
+
+            order = ranked(trials, racing)
+            best = order[0].mean if order else None
         requeued = len(given_back(trials))
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,
@@ -373,3 +380,15 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
             "direction": study.directions[0].name.lower(), "best_value": best,
         })
     return rows
+
+
+def _stored_racing(stored: dict[str, Any]) -> StudySpec | None:
+    """The stored spec when it races seeds, else None (also for a spec this version
+    cannot read: the list then shows the best single value)."""
+    from sweep.spec import parse_spec
+
+    try:
+        spec = parse_spec(stored)
+    except Exception:
+        return None
+    return spec if spec.racing is not None else None
