@@ -84,7 +84,7 @@ class Study:
                 resolved_placement=trial.user_attrs.get(PLACEMENT) or {},
                 coefficients=coefficients(trial), vs_baseline=row["vs_baseline"],
                 baseline_trial=row["baseline_trial"], mlflow_run_id=row["mlflow_run_id"],
-                seeds=row.get("seeds", 1), sd=row.get("sd")))
+                seeds=row["seeds"], sd=row["sd"]))
         return found
 
     @property

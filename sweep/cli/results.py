@@ -152,7 +152,7 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
              if spec.is_multi_objective else
              f"{study_name}: best {len(rows)} by {spec.primary.metric}")
     value_columns = [f"value:{m}" for m in metrics] if spec.is_multi_objective else ["value"]
-    raced = "sd" in rows[0]  # best_rows adds sd with seed racing only
+    raced = spec.racing is not None
     if raced:
         title += " (mean over seeds; seed racing ranks survivors of more seeds first)"
     table = Table(title=title)

@@ -207,12 +207,12 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     rows = []
     for trial in trials:
         row = trial_row(trial, links, metrics)
-        if seeds:
-            # The configuration's mean over its seeds, what the study ranks by.
-            found = seeds.get(trial.number)
-            row["value"] = found.mean if found else row["value"]
-            row["seeds"] = found.n if found else 1
-            row["sd"] = found.sd if found else None
+        # With seed racing, the configuration's mean over its seeds (what the study ranks
+        # by), its sd and how many seeds; else the trial's one value, over one seed.
+        found = seeds.get(trial.number)
+        row["value"] = found.mean if found else row["value"]
+        row["seeds"] = found.n if found else 1
+        row["sd"] = found.sd if found else None
         row["vs_baseline"] = None if base_value is None else row["value"] - base_value
         row["baseline_trial"] = None if baseline is None else baseline.number
         rows.append(row)
