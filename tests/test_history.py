@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweep.study.history import RecentHistory, shown
+from sweep.study.history import RecentHistory, seed_means, shown
 
 DISTRIBUTIONS = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
 
@@ -90,3 +90,49 @@ def test_the_memo_follows_the_finished_trials() -> None:
     again = shown(trials, directions, 10, 3, memo)
     assert again == shown(trials, directions, 10, 3)
     assert [t.number for t in again] == [0, 13, 23, 24, 25, 26, 27, 28, 29, 30]
+
+
+def _raced(trial: optuna.trial.FrozenTrial, origin: int, mean: float,
+           seeds: int) -> optuna.trial.FrozenTrial:
+    """A seed racing re-run of ``origin``'s configuration whose value is its mean."""
+    rerun = create_trial(params=trial.params, distributions=DISTRIBUTIONS, value=mean,
+                         user_attrs={"seed_of": origin, "seed_value": 0.0, "seeds": seeds})
+    return rerun
+
+
+def test_tpe_is_shown_each_raced_configuration_once_by_its_mean() -> None:
+    """The sampler sees the estimate: with re-runs in the study, TPE draws what it draws
+    on the study where each raced configuration is one trial valued at its mean; and that
+    is not what it draws when it also sees the lucky single draws."""
+    trials = [_trial(i, ((i * 37 % 100) / 100 - 0.3) ** 2 + (i % 7) / 50) for i in range(30)]
+    # The five best single draws were lucky: over three seeds each is worse (minimize).
+    lucky = sorted(trials, key=lambda t: t.value)[:5]
+    for number, trial in enumerate(lucky, start=30):
+        rerun = _raced(trial, trial.number, trial.value + 0.5, 3)
+        rerun.number = number
+        trials.append(rerun)
+
+    def tpe() -> optuna.samplers.TPESampler:
+        return optuna.samplers.TPESampler(seed=3, multivariate=True, group=True,
+                                          constant_liar=True)
+
+    viewed = _study(trials, RecentHistory(tpe()))
+    hidden = {t.number for t in lucky}
+    reference = _study([t for t in trials if t.number not in hidden], tpe())
+    drawn = viewed.ask(DISTRIBUTIONS).params
+    assert drawn == reference.ask(DISTRIBUTIONS).params
+    assert drawn != _study(trials, tpe()).ask(DISTRIBUTIONS).params
+
+
+def test_seed_means_keeps_the_rerun_over_the_most_seeds() -> None:
+    def made(number: int, state: TrialState = TrialState.COMPLETE, **attrs: object):
+        trial = create_trial(state=state, value=0.5 if state == TrialState.COMPLETE
+                             else None, user_attrs=attrs)
+        trial.number = number
+        return trial
+
+    trials = [made(1), made(2), made(3, seed_of=1, seeds=2), made(4, seed_of=1, seeds=3),
+              made(5, TrialState.RUNNING, seed_of=1)]
+    assert [t.number for t in seed_means(trials)] == [2, 4]
+    plain = [made(1), made(2)]
+    assert seed_means(plain) == plain

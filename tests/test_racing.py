@@ -18,7 +18,6 @@ from conftest import tiny_study, write_study
 from sweep.cli import cli
 from sweep.errors import SpecError
 from sweep.spec import SeedsSpec, parse_spec
-from sweep.study.history import seed_means
 from sweep.study.racing import configurations, due, racing_seed, ranked, rung_sizes
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -104,15 +103,6 @@ def test_the_answer_is_the_best_survivor_of_the_last_rung_reached() -> None:
     assert order[0].mean == pytest.approx(0.67) and order[0].n == 3
     assert order[0].sd == pytest.approx(0.01)
     assert order[0].shown.number == 10  # the re-run whose value is the mean over 3
-
-
-def test_the_sampler_sees_each_raced_configuration_once_by_its_mean() -> None:
-    trials = [_trial(1, 0.70, 1), _trial(2, 0.60, 2),
-              _rerun(3, 1, 1, 1, 0.62, 0.66, 2), _rerun(4, 1, 1, 2, 0.64, 0.6533, 3),
-              _trial(5, None, 1, state=optuna.trial.TrialState.RUNNING, seed_of=1)]
-    assert [t.number for t in seed_means(trials)] == [2, 4]
-    plain = [_trial(1, 0.70, 1), _trial(2, 0.60, 2)]
-    assert seed_means(plain) == plain
 
 
 def test_racing_is_on_by_default_from_twenty_trials_and_is_operational() -> None:
