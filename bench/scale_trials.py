@@ -104,7 +104,7 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from sweep.keys import DUPLICATE_OF
+    from sweep.keys import DUPLICATE_OF, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
 
     storage = optuna.storages.RDBStorage(url)
     study = optuna.load_study(study_name=name, storage=storage)
@@ -121,7 +121,10 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
             if isinstance(distribution, FloatDistribution):  # a configuration of its own
                 nudged = params[key] * (1 + 1e-9 * (len(trials) + i + 1))
                 params[key] = min(distribution.high, max(distribution.low, nudged))
-        attrs = {k: v for k, v in template.user_attrs.items() if k != DUPLICATE_OF}
+        # A copy is a configuration of its own: not a duplicate, nor a seed re-run of
+        # another (seed racing's links would make every copy a seed of one configuration).
+        attrs = {k: v for k, v in template.user_attrs.items()
+                 if k not in (DUPLICATE_OF, SEED_OF, SEED_INDEX, SEED_VALUE, SEEDS)}
         attrs["copy_of"] = template.number
         batch.append(optuna.trial.create_trial(
             params=params, distributions=template.distributions, values=template.values,
@@ -142,7 +145,9 @@ def tpe_cost(url: str, name: str, asks: int) -> dict[str, float]:
 
     from sweep.study.history import RecentHistory
 
-    trials = _trials(url, name)
+    # Queued trials (seed racing's re-runs) left out: ask() would hand them out with their
+    # parameters fixed, and TPE would not be timed at all.
+    trials = [t for t in _trials(url, name) if t.state.name != "WAITING"]
     template = next(t for t in reversed(trials) if t.state.name == "COMPLETE")
 
     def tpe() -> Any:
