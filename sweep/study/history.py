@@ -62,17 +62,24 @@ def seed_means(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     training, the other re-runs, running or queued ones) hidden. Without it, ``trials``."""
     from sweep.keys import SEED_OF, SEEDS
 
+    # One pass, and no copy when nothing was raced: TPE asks for the trials several times
+    # per trial, so this runs on every one of them.
     best: dict[int, FrozenTrial] = {}
+    raced = False
+    complete = TrialState.COMPLETE
     for trial in trials:
         origin = trial.user_attrs.get(SEED_OF)
-        if origin is None or trial.state != TrialState.COMPLETE:
+        if origin is None:
+            continue
+        raced = True
+        if trial.state != complete:
             continue
         held = best.get(origin)
         if held is None or (trial.user_attrs.get(SEEDS, 1), trial.number) > \
                 (held.user_attrs.get(SEEDS, 1), held.number):
             best[origin] = trial
-    if not best and not any(SEED_OF in t.user_attrs for t in trials):
-        return list(trials)
+    if not raced:
+        return trials if isinstance(trials, list) else list(trials)
     return [t for t in trials
             if (SEED_OF not in t.user_attrs and t.number not in best)
             or best.get(t.user_attrs.get(SEED_OF, -1)) is t]
@@ -95,22 +102,33 @@ class _View:
     """The study as the inner sampler sees it: everything delegated, the trials capped."""
 
     def __init__(self, study: Any, limit: int, keep_best: int,
-                 memo: dict[Any, set[int]]):
+                 memo: dict[Any, Any], seen: dict[Any, Any]):
         self._study = study
         self._limit = limit
         self._keep_best = keep_best
         self._memo = memo
+        self._seen = seen
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
     def _get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None,
                     use_cache: bool = False) -> list[FrozenTrial]:
-        trials = seed_means(self._study._get_trials(deepcopy=deepcopy, states=states,
-                                                    use_cache=use_cache))
+        raw = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        selector = tuple(sorted(states, key=str)) if states else None
+        # TPE asks once per parameter within one trial (and the study grows by a trial
+        # between two trials): the same answer while the trials are the same ones.
+        key = (len(raw), raw[-1].number if raw else None)
+        seen = self._seen.get(selector)
+        if not deepcopy and seen is not None and seen[0] == key:
+            return seen[1]
         # One memo per filter: the finished trials differ with the states asked for.
-        memo = self._memo.setdefault(tuple(sorted(states, key=str)) if states else None, {})
-        return shown(trials, self._study.directions, self._limit, self._keep_best, memo)
+        memo = self._memo.setdefault(selector, {})
+        trials = shown(seed_means(raw), self._study.directions, self._limit,
+                       self._keep_best, memo)
+        if not deepcopy:
+            self._seen[selector] = (key, trials)
+        return trials
 
     def get_trials(self, deepcopy: bool = True,
                    states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -129,10 +147,11 @@ class RecentHistory(BaseSampler):
         self.inner = sampler
         self._limit = limit
         self._keep_best = keep_best
-        self._memo: dict[Any, dict[Any, set[int]]] = {}
+        self._memo: dict[Any, Any] = {}
+        self._seen: dict[Any, Any] = {}
 
     def _view(self, study: Any) -> Any:
-        return _View(study, self._limit, self._keep_best, self._memo)
+        return _View(study, self._limit, self._keep_best, self._memo, self._seen)
 
     def infer_relative_search_space(self, study: Any, trial: FrozenTrial) -> dict[str, Any]:
         return self.inner.infer_relative_search_space(self._view(study), trial)
