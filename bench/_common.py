@@ -359,6 +359,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def confirmed_effect(result: dict[str, Any], pick: str) -> str:
+    """A confirmation's effect against no regularization, as printed in a table; ``pick``
+    names what was picked (the benchmark's word for it)."""
+    if result["p_value"] is None:
+        return f"0 ({pick}: no regularization)"
+    return f"{result['effect']:+.4f} (p={result['p_value']:.2g})"
+
+
 def print_targets(targets: Sequence[dict[str, Any]]) -> None:
     print_table("targets", ["target", "measured", "noise (±)", "limit", "result"],
                 [[t["name"], _with_unit(t["value"], t["unit"]), t.get("noise"),

@@ -26,6 +26,7 @@ from typing import Any
 from _common import (
     GENERATED_STUDY,
     SWEEP,
+    confirmed_effect,
     parser,
     print_table,
     print_targets,
@@ -125,7 +126,8 @@ def main() -> None:
                 ["data", "seed", "full trials", "full effect (p)", "stop trials",
                  "stop effect (p)", "trials ratio"],
                 [[r["dataset"], r["seed"], r["full"]["trials"],
-                  _effect(r["full"]), r["stop"]["trials"], _effect(r["stop"]),
+                  confirmed_effect(r["full"], "winner"), r["stop"]["trials"],
+                  confirmed_effect(r["stop"], "winner"),
                   r["trial_ratio"]] for r in rows])
     print_targets(targets)
     write_result("noise_stop", quick=args.quick, started=started,
@@ -134,12 +136,6 @@ def main() -> None:
                              "datasets": {"digits": "studies/digits.yaml",
                                           "generated": GENERATED_STUDY}},
                  raw={"rows": rows}, medians={}, ratios=ratios, targets=targets)
-
-
-def _effect(result: dict[str, Any]) -> str:
-    if result["p_value"] is None:
-        return "0 (winner: no regularization)"
-    return f"{result['effect']:+.4f} (p={result['p_value']:.2g})"
 
 
 if __name__ == "__main__":

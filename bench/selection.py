@@ -41,6 +41,7 @@ from typing import Any
 
 from _common import (
     SWEEP,
+    confirmed_effect,
     parser,
     print_table,
     print_targets,
@@ -161,7 +162,7 @@ def main() -> None:
                     print(f"{dataset} seed {seed} {name}: pick #{result['pick']} over "
                           f"{result['pick_seeds']} seeds, search {result['search_value']:.4f}"
                           f", confirmed {result['confirmed_val']:.4f} (gap "
-                          f"{result['gap']:+.4f}), test effect {_effect(result)}, "
+                          f"{result['gap']:+.4f}), test effect {confirmed_effect(result, 'pick')}, "
                           f"{result['configurations']} configurations, "
                           f"{result['seconds']:.0f} s", flush=True)
 
@@ -217,7 +218,7 @@ def main() -> None:
                 [[r["dataset"], r["seed"], variant, r[variant]["configurations"],
                   f"#{r[variant]['pick']} ({r[variant]['pick_seeds']})",
                   r[variant]["search_value"], r[variant]["confirmed_val"], r[variant]["gap"],
-                  _effect(r[variant]), r[variant]["seconds"]]
+                  confirmed_effect(r[variant], "pick"), r[variant]["seconds"]]
                  for r in rows for variant in ("single", "racing")])
     print_targets(targets)
     write_result("selection", quick=args.quick, started=started,
@@ -228,12 +229,6 @@ def main() -> None:
                                                      "MLP 100-100-10, mask, per_layer",
                                           "digits": "studies/digits.yaml"}},
                  raw={"rows": rows}, medians={}, ratios=ratios, targets=targets)
-
-
-def _effect(result: dict[str, Any]) -> str:
-    if result["p_value"] is None:
-        return "0 (pick: no regularization)"
-    return f"{result['effect']:+.4f} (p={result['p_value']:.2g})"
 
 
 if __name__ == "__main__":

@@ -70,7 +70,12 @@ def _same(ours: list[optuna.trial.FrozenTrial], theirs: list[optuna.trial.Frozen
         assert a_dict == b_dict
 
 
-def test_every_trial_reads_back_as_optunas_own(storage: RDBStorage) -> None:
+@pytest.mark.parametrize("few", [0, 500], ids=["by-subquery", "by-ids"])
+def test_every_trial_reads_back_as_optunas_own(storage: RDBStorage, few: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Up to FEW trials are read by their ids, more through the study's subquery: both
+    # ways must give Optuna's own trials.
+    monkeypatch.setattr("sweep.study.reader.FEW", few)
     study_id = _fill(storage, f"reader-{uuid.uuid4().hex[:8]}")
     everything = storage._get_trials(study_id, None, set(), -1)
     assert len(everything) == 25

@@ -98,7 +98,7 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                 seeds: dict[int, Any] | None = None) -> str:
     """The study run's description, in Markdown. ``seeds``: with seed racing, each
     configuration's figures over its seeds by the trial that stands for it
-    (sweep.study.results.seed_figures)."""
+    (sweep.study.results.ranked_trials)."""
     seeds = seeds or {}
     primary = spec.primary
     data = spec.data
@@ -147,12 +147,12 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     from sweep.study.results import (
         baseline_trial,
         logged_run_id,
-        seed_figures,
-        sorted_complete,
+        ranked_trials,
     )
 
     trials = study.get_trials(deepcopy=False)
-    ranked = [] if spec.is_multi_objective else sorted_complete(study, spec)
+    ranked, seeds = ranked_trials(study, spec)
+    ranked = [] if spec.is_multi_objective else ranked
     best = ranked[0] if ranked else None
     run_id = None if best is None else logged_run_id(best, study.user_attrs)
     link = None
@@ -164,7 +164,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
                        best=best, best_link=link, baseline=baseline_trial(study),
                        confirmation=confirmation, report_path=report_path,
                        registration=stored_registration(study),
-                       seeds=seed_figures(study, spec))
+                       seeds=seeds)
     found = verdict(confirmation, None if best is None else best.number)
     gpu = [t.user_attrs[GPU_SECONDS] for t in trials if GPU_SECONDS in t.user_attrs]
     tracker.describe_study(settings_params(spec), {

@@ -44,18 +44,19 @@ from sweep.answers.tables import (
 from sweep.keys import BEST, DUPLICATE_OF, PLACEMENT, SEEDS_PREFIX, STUDY_UID
 from sweep.placement.space import describe_placement
 from sweep.spec import StudySpec
-from sweep.study.results import baseline_trial, logged_run_id, seed_figures, sorted_complete
+from sweep.study.results import baseline_trial, logged_run_id, ranked_trials, sorted_complete
 
 
 # ------------------------------------------------------------------ the best, for MLflow
 def best_for_tracking(study: Any, spec: StudySpec) -> tuple[dict[str, float], dict[str, str]]:
     """Metrics and params for the parent run, so that MLflow's runs table sorts studies by
     them: the best trial by the primary (validation) objective."""
-    best = sorted_complete(study, spec)[0]
+    ordered, seeds = ranked_trials(study, spec)
+    best = ordered[0]
     metrics = {f"{BEST}{item.metric}": float(best.values[i])
                for i, item in enumerate(spec.objective)}
     metrics[f"{BEST}trial_number"] = float(best.number)
-    found = seed_figures(study, spec).get(best.number)
+    found = seeds.get(best.number)
     if found is not None:  # seed racing: the value above is its mean over these seeds
         metrics[f"{BEST}{SEEDS_PREFIX}n"] = float(found.n)
         if found.sd is not None:

@@ -16,7 +16,7 @@ from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.racing import over_seeds
-from sweep.study.results import baseline_trial, pareto_front, seed_figures, sorted_complete
+from sweep.study.results import baseline_trial, pareto_front, ranked_trials
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
 MARKDOWN_FILE = "report.md"
@@ -227,7 +227,7 @@ def summary_lines(study: Any, spec: StudySpec) -> list[str]:
     from collections import Counter
 
     counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
-    ranked = sorted_complete(study, spec)
+    ranked, seeds = ranked_trials(study, spec)
     primary = spec.primary
     lines = [
         f"{sum(counts.values())} trials: {counts.get('COMPLETE', 0)} complete, "
@@ -236,7 +236,6 @@ def summary_lines(study: Any, spec: StudySpec) -> list[str]:
         f"Chosen on {primary.metric} ({primary.resolved_direction}) over the validation "
         "split; the test split only evaluates.",
     ]
-    seeds = seed_figures(study, spec)
     if ranked:
         best = ranked[0]
         label = group_label(best, spec)

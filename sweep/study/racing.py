@@ -35,20 +35,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.keys import (
-    BASELINE,
-    DUPLICATE_OF,
-    PLACEMENT,
-    SEED,
-    SEED_INDEX,
-    SEED_OF,
-    SEED_VALUE,
-    SEEDS,
-)
+from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF
 from sweep.spec import SeedsSpec, StudySpec
+from sweep.study.grouping import Configuration, configurations, grouped
 
 log = logging.getLogger("sweep")
 
@@ -72,87 +63,6 @@ def racing_seed(study_seed: int, index: int) -> int:
     # A fourth entropy word keeps these apart from trial seeds (study seed, trial number).
     state = np.random.SeedSequence([study_seed, index, 0x5EED]).generate_state(1)[0]
     return int(state % 2**31) or 1
-
-
-def draw(trial: Any) -> float:
-    """A finished trial's own value on its seed (a re-run's value is the mean)."""
-    return float(trial.user_attrs.get(SEED_VALUE, trial.values[0]))
-
-
-@dataclass
-class Configuration:
-    """One configuration and every trial that trained it (duplicates aside)."""
-
-    key: int  # the number of its first trial
-    placement: dict
-    members: list[Any] = field(default_factory=list)  # by trial number
-    complete: list[Any] = field(default_factory=list)  # members with a value, by number
-    draws: list[float] = field(default_factory=list)  # their own values, same order
-    scheduled: int = 0  # members that hold or held a seed (finished, running, waiting)
-
-    @property
-    def first(self) -> Any:
-        return self.members[0]
-
-    @property
-    def baseline(self) -> str | None:
-        return self.first.user_attrs.get(BASELINE)
-
-    @property
-    def n(self) -> int:
-        return len(self.draws)
-
-    @property
-    def mean(self) -> float:
-        return sum(self.draws) / len(self.draws)
-
-    @property
-    def sd(self) -> float | None:
-        if len(self.draws) < 2:
-            return None
-        mean = self.mean
-        return math.sqrt(sum((v - mean) ** 2 for v in self.draws) / (len(self.draws) - 1))
-
-    @property
-    def shown(self) -> Any:
-        """The finished trial that stands for the configuration: the one whose value is
-        over the most seeds (the latest such), else its first finished training."""
-        return max(self.complete, key=lambda t: (t.user_attrs.get(SEEDS, 1), t.number))
-
-
-def configurations(trials: Iterable[Any]) -> list[Configuration]:
-    """The study's configurations, by first trial. A configuration is a trial the sampler
-    proposed, with its re-runs (``seed_of``); or a baseline kind, with its seed replicates
-    and re-runs. Grouped by those links, not by hashing placements: this runs after every
-    trial, and at 10,000 trials keying every placement cost 100-350 ms. A duplicate
-    trained nothing; a FAIL trial whose place went to a retry or a re-queued trial is not
-    a member (its successor is)."""
-    from optuna.trial import TrialState
-
-    from sweep.study.budget import given_back
-
-    trials = sorted(trials, key=lambda t: t.number)
-    returned = given_back(trials)
-    baselines: dict[str, int] = {}
-    found: dict[int, Configuration] = {}
-    for trial in trials:
-        attrs = trial.user_attrs
-        placement = attrs.get(PLACEMENT)
-        if placement is None or DUPLICATE_OF in attrs or trial.number in returned:
-            continue
-        origin = attrs.get(SEED_OF)
-        if origin is None:
-            kind = attrs.get(BASELINE)
-            origin = trial.number if kind is None else baselines.setdefault(kind, trial.number)
-        configuration = found.get(origin)
-        if configuration is None:
-            configuration = found[origin] = Configuration(origin, placement)
-        configuration.members.append(trial)
-        configuration.scheduled += 1
-        if trial.state == TrialState.COMPLETE and trial.values:
-            configuration.complete.append(trial)
-            configuration.draws.append(draw(trial))
-    return list(found.values())
 
 
 def _sign(spec: StudySpec) -> float:
@@ -209,24 +119,32 @@ def due(found: Sequence[Configuration], spec: StudySpec) -> list[tuple[Configura
 
 def promote(study: Any, spec: StudySpec) -> int:
     """Queue the extra seeds of the next promotion the schedule asks for (after each trial;
-    any worker), and the baseline's.
+    any worker), and the baseline's, once nothing of the study waits to be run.
     Under the database's racing lock, so two workers finishing at once queue each seed
     once; behind `sweep proxy` (no lock on this side) a seed may rarely be queued twice,
     which costs a trial but not the ranking. Returns how many trials were queued."""
     import contextlib
 
-    from sweep.study.budget import BudgetExhausted, budgeted_backend, is_budget_exhausted
+    from optuna.trial import TrialState
+
+    from sweep.placement.space import BASELINE_NONE
+    from sweep.study.budget import budgeted_backend, is_budget_exhausted
 
     if spec.racing is None:
         return 0
     backend = budgeted_backend(study._storage)
     lock = backend.study_lock(study._study_id, "racing") if backend is not None else \
         contextlib.nullcontext()
-    from sweep.placement.space import BASELINE_NONE
-
     queued = 0
     with lock:
-        found = due(configurations(study.get_trials(deepcopy=False)), spec)
+        trials = study.get_trials(deepcopy=False)
+        # As in ASHA, a promotion is decided when a worker frees up, on what has finished
+        # by then: queued ahead, decisions would be stale and the queue would grow by a
+        # trial per trial while promotions are owed; and every read of the study re-reads
+        # each waiting trial (Optuna's cache keeps finished ones only).
+        if any(t.state == TrialState.WAITING for t in trials):
+            return 0
+        found = due(grouped(study, trials), spec)
         # As ASHA does when a worker frees up: one promotion (the highest rung's best), so
         # switching racing on for a large study does not queue its whole budget at once.
         chosen = [item for item in found if item[0].baseline != BASELINE_NONE][:1] + \
@@ -241,7 +159,7 @@ def promote(study: Any, spec: StudySpec) -> int:
                 try:
                     study.enqueue_trial(first.params, user_attrs=attrs, skip_if_exists=False)
                 except Exception as error:
-                    if isinstance(error, BudgetExhausted) or is_budget_exhausted(error):
+                    if is_budget_exhausted(error):
                         return queued  # the budget is spent: the ranking uses what ran
                     raise
                 queued += 1
@@ -250,7 +168,7 @@ def promote(study: Any, spec: StudySpec) -> int:
     return queued
 
 
-def over_seeds(configuration: Any | None, *, short: bool = False) -> str:
+def over_seeds(configuration: Configuration | None, *, short: bool = False) -> str:
     """`` ± 0.0123 over 5 seeds (seed racing)`` for a configuration raced over several
     seeds; empty for one seed."""
     if configuration is None or configuration.n < 2:
@@ -264,7 +182,13 @@ def seed_mean(trial: Any, own: float) -> tuple[float, int]:
     """A finishing re-run's value: the mean of its configuration's finished seeds and its
     own draw, and how many seeds that is."""
     origin = trial.user_attrs[SEED_OF]
-    others = next((c.draws for c in configurations(trial.study.get_trials(deepcopy=False))
-                   if c.key == origin), [])
+    trials = trial.study.get_trials(deepcopy=False)
+    first = next((t for t in trials if t.number == origin), None)
+    kind = None if first is None else first.user_attrs.get(BASELINE)
+    # The trials that can belong to this configuration, grouped by the one rule
+    # (configurations): at 10,000 trials grouping them all cost 80 ms per re-run.
+    near = [t for t in trials if t.number == origin or t.user_attrs.get(SEED_OF) == origin
+            or (kind is not None and t.user_attrs.get(BASELINE) == kind)]
+    others = next((c.draws for c in configurations(near) if c.key == origin), [])
     values = [*others, own]
     return sum(values) / len(values), len(values)

@@ -20,6 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 __all__ = ["read_trials"]
 
+FEW = 500  # up to this many trials read by their ids; more, by the study's subquery
+
 
 def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None,
                 included_trial_ids: set[int], trial_id_greater_than: int) -> list[FrozenTrial]:
@@ -38,7 +40,7 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
         later = trials_table.c.trial_id > trial_id_greater_than
         where.append(sa.or_(trials_table.c.trial_id.in_(included), later) if included
                      else later)
-    chosen = sa.select(trials_table.c.trial_id).where(*where).scalar_subquery()
+    chosen: Any = sa.select(trials_table.c.trial_id).where(*where).scalar_subquery()
 
     def rows(model: Any, *columns: str, order: str) -> list[Any]:
         table = model.__table__
@@ -59,6 +61,12 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
             sa.select(trials_table.c.trial_id, trials_table.c.number, trials_table.c.state,
                       trials_table.c.datetime_start, trials_table.c.datetime_complete)
             .where(*where).order_by(trials_table.c.trial_id)))
+        if len(heads) <= FEW:
+            # A worker's reads (Optuna's cache asks for the unfinished and the new trials
+            # only) name their trials: PostgreSQL then walks each table's (trial_id, …)
+            # index, where with the subquery it scanned every attribute row of the study
+            # (5 ms per table at 10,000 trials, six tables, four reads per trial).
+            chosen = [row.trial_id for row in heads]
         params = rows(models.TrialParamModel, "param_name", "param_value",
                       "distribution_json", order="param_id")
         values = rows(models.TrialValueModel, "objective", "value", "value_type",

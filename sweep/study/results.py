@@ -143,30 +143,28 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
     return row
 
 
-def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
-    """Completed trials, best first by the primary objective (validation data only). With
-    seed racing, one trial per configuration (the one whose value is its mean over the
-    most seeds), in the noise-aware order of ``sweep.study.racing.ranked``."""
+def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any]]:
+    """Completed trials, best first by the primary objective (validation data only), and
+    with seed racing each configuration (sweep.study.racing.Configuration: mean, sd, n,
+    draws) by the number of the trial that stands for it (else empty). With seed racing,
+    one trial per configuration (the one whose value is its mean over the most seeds), in
+    the noise-aware order of ``sweep.study.racing.ranked``: both from one ranking."""
     import optuna
 
     if spec.racing is not None:
         from sweep.study.racing import ranked
 
-        return [c.shown for c in ranked(study.get_trials(deepcopy=False), spec)]
+        found = ranked(study.get_trials(deepcopy=False), spec)
+        return [c.shown for c in found], {c.shown.number: c for c in found}
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     sign = -1.0 if spec.primary.resolved_direction == "maximize" else 1.0
     # Ties go to the earlier trial, in either direction.
-    return sorted(trials, key=lambda t: (sign * t.values[0], t.number))
+    return sorted(trials, key=lambda t: (sign * t.values[0], t.number)), {}
 
 
-def seed_figures(study: Any, spec: StudySpec) -> dict[int, Any]:
-    """With seed racing: each configuration (sweep.study.racing.Configuration: mean, sd,
-    n, draws) by the number of the trial that stands for it; else empty."""
-    if spec.racing is None:
-        return {}
-    from sweep.study.racing import ranked
-
-    return {c.shown.number: c for c in ranked(study.get_trials(deepcopy=False), spec)}
+def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
+    """``ranked_trials``' order alone."""
+    return ranked_trials(study, spec)[0]
 
 
 def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
@@ -196,11 +194,10 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     """The best ``top`` trials (the whole Pareto front when there are several objectives),
     each with its difference to the no-regularization baseline."""
     metrics = [item.metric for item in spec.objective]
-    trials = pareto_front(study, spec) if spec.is_multi_objective else \
-        sorted_complete(study, spec)[:top]
+    ordered, seeds = ranked_trials(study, spec)
+    trials = pareto_front(study, spec) if spec.is_multi_objective else ordered[:top]
     baseline = baseline_trial(study)
     links = study.user_attrs
-    seeds = seed_figures(study, spec)
     base_value = None if baseline is None else baseline.values[0]
     if baseline is not None and baseline.number in seeds:
         base_value = seeds[baseline.number].mean

@@ -1,0 +1,189 @@
+"""Which trials are one configuration trained over several seeds (seed racing's unit).
+
+A configuration is a trial the sampler proposed, with its re-runs (``seed_of``); or a
+baseline kind, with its seed replicates and re-runs. Trials are grouped by those links,
+not by hashing placements: at 10,000 trials keying every placement cost 100-350 ms.
+
+``configurations`` groups a list of trials from scratch (read commands, tests);
+``grouped`` keeps a worker's grouping across its trials, so that deciding the next
+promotion after every trial does not regroup the whole study (at 10,000 trials regrouping
+cost 45 ms, bench/scale_trials.py).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.trial import TrialState
+
+from sweep.keys import (
+    BASELINE,
+    DUPLICATE_OF,
+    FAIL_REASON,
+    INTERRUPTED,
+    PLACEMENT,
+    RETRY_HISTORY,
+    SEED_OF,
+    SEED_VALUE,
+    SEEDS,
+)
+
+__all__ = ["Configuration", "configurations", "draw", "grouped"]
+
+
+def draw(trial: Any) -> float:
+    """A finished trial's own value on its seed (a re-run's value is the mean)."""
+    return float(trial.user_attrs.get(SEED_VALUE, trial.values[0]))
+
+
+@dataclass(slots=True)
+class Configuration:
+    """One configuration and every trial that trained it (duplicates aside)."""
+
+    key: int  # the number of its first trial
+    placement: dict
+    members: list[Any] = field(default_factory=list)  # by trial number
+    complete: list[Any] = field(default_factory=list)  # members with a value, by number
+    draws: list[float] = field(default_factory=list)  # their own values, same order
+    scheduled: int = 0  # members that hold or held a seed (finished, running, waiting)
+
+    @property
+    def first(self) -> Any:
+        return self.members[0]
+
+    @property
+    def baseline(self) -> str | None:
+        return self.first.user_attrs.get(BASELINE)
+
+    @property
+    def n(self) -> int:
+        return len(self.draws)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.draws) / len(self.draws)
+
+    @property
+    def sd(self) -> float | None:
+        if len(self.draws) < 2:
+            return None
+        mean = self.mean
+        return math.sqrt(sum((v - mean) ** 2 for v in self.draws) / (len(self.draws) - 1))
+
+    @property
+    def shown(self) -> Any:
+        """The finished trial that stands for the configuration: the one whose value is
+        over the most seeds (the latest such), else its first finished training."""
+        return max(self.complete, key=lambda t: (t.user_attrs.get(SEEDS, 1), t.number))
+
+
+def _retried(trials: Iterable[Any]) -> set[int]:
+    found: set[int] = set()
+    for trial in trials:
+        found.update(trial.system_attrs.get(RETRY_HISTORY, ()))
+    return found
+
+
+def _given_back(trials: Iterable[Any], retried: set[int]) -> set[int]:
+    """sweep.study.budget.given_back, with the retried numbers known: FAIL trials whose
+    place went to a retry or a re-queued trial (not members: their successors are)."""
+    return {t.number for t in trials if t.state == TrialState.FAIL and (
+        t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}
+
+
+def _copy(configuration: Configuration) -> Configuration:
+    return Configuration(configuration.key, configuration.placement,
+                         list(configuration.members), list(configuration.complete),
+                         list(configuration.draws), configuration.scheduled)
+
+
+def _group(trials: Iterable[Any], found: dict[int, Configuration], baselines: dict[str, int],
+           skip: set[int], *, shared: set[int] | None = None,
+           failed: dict[int, int] | None = None) -> None:
+    """Add ``trials`` (by number, after every trial already in ``found``) to ``found``.
+    Configurations whose key is in ``shared`` are copied before they change (and leave
+    it); FAIL members are noted in ``failed`` (number → key)."""
+    for trial in trials:
+        attrs = trial.user_attrs
+        placement = attrs.get(PLACEMENT)
+        if placement is None or DUPLICATE_OF in attrs or trial.number in skip:
+            continue
+        origin = attrs.get(SEED_OF)
+        if origin is None:
+            kind = attrs.get(BASELINE)
+            origin = trial.number if kind is None else baselines.setdefault(kind, trial.number)
+        configuration = found.get(origin)
+        if configuration is None:
+            configuration = found[origin] = Configuration(origin, placement)
+        elif shared is not None and origin in shared:
+            configuration = found[origin] = _copy(configuration)
+            shared.discard(origin)
+        configuration.members.append(trial)
+        configuration.scheduled += 1
+        if trial.state == TrialState.COMPLETE and trial.values:
+            configuration.complete.append(trial)
+            configuration.draws.append(draw(trial))
+        elif failed is not None and trial.state == TrialState.FAIL:
+            failed[trial.number] = origin
+
+
+def configurations(trials: Iterable[Any]) -> list[Configuration]:
+    """The configurations of these trials, by first trial. A duplicate trained nothing; a
+    FAIL trial whose place went to a retry or a re-queued trial is not a member (its
+    successor is)."""
+    trials = sorted(trials, key=lambda t: t.number)
+    found: dict[int, Configuration] = {}
+    _group(trials, found, {}, _given_back(trials, _retried(trials)))
+    return list(found.values())
+
+
+@dataclass
+class _Fold:
+    """The grouping of a study's finished prefix: every trial numbered below ``upto`` is
+    finished (and a finished trial never changes), so it is grouped once."""
+
+    upto: int = 0
+    found: dict[int, Configuration] = field(default_factory=dict)
+    baselines: dict[str, int] = field(default_factory=dict)
+    retried: set[int] = field(default_factory=set)
+    failed: dict[int, int] = field(default_factory=dict)  # FAIL member -> its key
+
+
+_folds: weakref.WeakKeyDictionary[Any, dict[int, _Fold]] = weakref.WeakKeyDictionary()
+
+
+def grouped(study: Any, trials: Sequence[Any]) -> list[Configuration]:
+    """``configurations(trials)`` for ``trials``, every trial of ``study`` by number (what
+    ``study.get_trials()`` returns), regrouping only the trials past the study's finished
+    prefix. The configurations returned may be shared with later calls: read them only."""
+    folds = _folds.setdefault(study._storage, {})
+    fold = folds.get(study._study_id)
+    if fold is None or len(trials) < fold.upto or any(
+            trials[i].number != i for i in (0, fold.upto - 1, len(trials) - 1)
+            if 0 <= i < len(trials)):
+        fold = folds[study._study_id] = _Fold()
+    tail = trials[fold.upto:]
+    retried = _retried(tail)
+    if retried & fold.failed.keys():
+        # A grouped FAIL member was retried since: its configuration changes membership
+        # (rare: a lost worker's trial), so group the study again.
+        fold = folds[study._study_id] = _Fold()
+        tail = trials
+        retried = _retried(tail)
+    retried |= fold.retried
+    skip = _given_back(tail, retried)
+    end = fold.upto
+    while end < len(trials) and trials[end].state.is_finished():
+        end += 1
+    finished = trials[fold.upto:end]
+    _group(finished, fold.found, fold.baselines, skip, failed=fold.failed)
+    fold.retried |= _retried(finished)
+    fold.upto = end
+    # The unfinished rest (and whatever finished after it) on a copy-on-write view.
+    found = dict(fold.found)
+    _group(trials[end:], found, dict(fold.baselines), skip, shared=set(fold.found))
+    return list(found.values())
