@@ -13,7 +13,8 @@ to fill:
   rung's extra seeds; ``2·n + min``), capped at ``search.seeds.max``;
 - of the k configurations that have finished rung r, the best ⌊k · top_fraction⌋ by their
   mean over the rung's seeds are promoted to rung r + 1: their extra seeds are queued as
-  trials of the study, which any worker takes before sampling anything new;
+  trials of the study, which any worker takes before sampling anything new; one
+  promotion at a time, decided when a trial ends and nothing waits to be run;
 - the no-regularization baseline is trained on as many seeds as the most-seeded
   configuration, so that the pick's effect is measured against it on equal terms.
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF
@@ -69,17 +70,21 @@ def _sign(spec: StudySpec) -> float:
     return 1.0 if spec.primary.resolved_direction == "maximize" else -1.0
 
 
-def ranked(trials: Iterable[Any], spec: StudySpec) -> list[Configuration]:
+def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
+           ) -> list[Configuration]:
     """Finished configurations, best first. With seed racing: the survivors of later
     rungs first (the rung a configuration's finished seeds reach), then the better mean
-    over its seeds; without, by mean alone. Ties go to the earlier configuration."""
+    over its seeds; without, by mean alone. Ties go to the earlier configuration. With
+    ``study`` (``trials`` are then all of its trials), its grouping is kept across calls
+    (a report ranks seven times)."""
     sign = _sign(spec)
     sizes = rung_sizes(spec.racing) if spec.racing is not None else (1,)
 
     def rung(configuration: Configuration) -> int:
         return max(r for r, size in enumerate(sizes) if configuration.n >= size or r == 0)
 
-    found = [c for c in configurations(trials) if c.complete]
+    grouping = configurations(trials) if study is None else grouped(study, trials)
+    found = [c for c in grouping if c.complete]
     return sorted(found, key=lambda c: (-rung(c), -sign * c.mean, c.first.number))
 
 

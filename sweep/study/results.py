@@ -154,7 +154,7 @@ def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any
     if spec.racing is not None:
         from sweep.study.racing import ranked
 
-        found = ranked(study.get_trials(deepcopy=False), spec)
+        found = ranked(study.get_trials(deepcopy=False), spec, study=study)
         return [c.shown for c in found], {c.shown.number: c for c in found}
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     sign = -1.0 if spec.primary.resolved_direction == "maximize" else 1.0
