@@ -29,7 +29,7 @@ confirmed effect of the pick is at least as large as without racing (within the 
 noise of test accuracy: the baseline's sd over the confirmation's seeds); on MNIST-1D the
 pick confirms beyond noise in >= 2 of 3 study seeds.
 
-    .venv/bin/python bench/selection.py [--quick]
+    .venv/bin/python bench/selection.py [--quick] [--seeds 3,4,5] [--datasets mnist1d]
 """
 
 from __future__ import annotations
@@ -144,14 +144,23 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parser(__doc__ or "").parse_args()
+    arguments = parser(__doc__ or "")
+    arguments.add_argument("--seeds", help="study seeds, comma-separated (default 0,1,2); "
+                           "other than the default, the result is selection_extra.json")
+    arguments.add_argument("--datasets", default="mnist1d,digits",
+                           help="mnist1d, digits or both (default both)")
+    args = arguments.parse_args()
     started = time.perf_counter()
-    seeds = [0] if args.quick else [0, 1, 2]
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else \
+        [0] if args.quick else [0, 1, 2]
+    wanted = args.datasets.split(",")
     n_trials = 20 if args.quick else 30
     epochs = 15 if args.quick else 60
     rows: list[dict[str, Any]] = []
     with scratch("selection-data") as data:
-        bases = {"mnist1d": mnist1d_study(mnist1d(data), epochs), "digits": study_of("digits")}
+        bases = {name: base for name, base in (
+            ("mnist1d", mnist1d_study(mnist1d(data), epochs) if "mnist1d" in wanted else None),
+            ("digits", study_of("digits"))) if name in wanted and base is not None}
         for dataset, base in bases.items():
             for seed in seeds:
                 single = run(study(dataset, seed, "single", n_trials, base))
@@ -221,7 +230,8 @@ def main() -> None:
                   confirmed_effect(r[variant], "pick"), r[variant]["seconds"]]
                  for r in rows for variant in ("single", "racing")])
     print_targets(targets)
-    write_result("selection", quick=args.quick, started=started,
+    write_result("selection" if args.seeds is None else "selection_extra",
+                 quick=args.quick, started=started,
                  parameters={"seeds": seeds, "n_trials": n_trials,
                              "mnist1d_epochs": epochs, "racing": RACING,
                              "confirmation": {"confirm_top": 1, "seeds": 5},

@@ -150,8 +150,8 @@ def promote(study: Any, spec: StudySpec) -> int:
         if any(t.state == TrialState.WAITING for t in trials):
             return 0
         found = due(grouped(study, trials), spec)
-        # As ASHA does when a worker frees up: one promotion (the highest rung's best), so
-        # switching racing on for a large study does not queue its whole budget at once.
+        # One promotion (the highest rung's best) and the baseline's, so switching racing
+        # on for a large study does not queue its whole budget at once.
         chosen = [item for item in found if item[0].baseline != BASELINE_NONE][:1] + \
             [item for item in found if item[0].baseline == BASELINE_NONE]
         for configuration, extra in chosen:
