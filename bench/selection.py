@@ -158,9 +158,11 @@ def main() -> None:
     epochs = 15 if args.quick else 60
     rows: list[dict[str, Any]] = []
     with scratch("selection-data") as data:
-        bases = {name: base for name, base in (
-            ("mnist1d", mnist1d_study(mnist1d(data), epochs) if "mnist1d" in wanted else None),
-            ("digits", study_of("digits"))) if name in wanted and base is not None}
+        bases: dict[str, dict[str, Any]] = {}
+        if "mnist1d" in wanted:
+            bases["mnist1d"] = mnist1d_study(mnist1d(data), epochs)
+        if "digits" in wanted:
+            bases["digits"] = study_of("digits")
         for dataset, base in bases.items():
             for seed in seeds:
                 single = run(study(dataset, seed, "single", n_trials, base))

@@ -30,7 +30,7 @@ def _add(study: optuna.Study, config: int, state: TrialState = TrialState.COMPLE
 
 
 def _start(study: optuna.Study, config: int, **extra: object) -> optuna.Trial:
-    """A trial that runs (or waits, when ``waiting``) until told."""
+    """A trial that runs until told."""
     trial = study.ask(X)
     for key, value in _attrs(config, **extra).items():
         trial.set_user_attr(key, value)
@@ -67,9 +67,9 @@ def test_the_kept_grouping_is_the_grouping_from_scratch_at_every_step() -> None:
     _check(study)
     _add(study, 4, value=0.30, system={"failed_trial": 6, "retry_history": [6]})  # 9
     _add(study, 5, value=0.20)  # 10: the interrupted trial's successor
-    waiting = _start(study, 3, seed_of=3, seed_index=1)  # 11: a re-run of 3, running
+    rerun = _start(study, 3, seed_of=3, seed_index=1)  # 11: a re-run of 3, running
     _check(study)
-    study.tell(waiting, 0.66)
+    study.tell(rerun, 0.66)
     kept = _check(study)
     assert kept == [
         (0, [0, 5], [0.50, 0.52], 2, [0, 5]),

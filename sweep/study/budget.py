@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,12 +51,20 @@ def is_budget_exhausted(error: BaseException) -> bool:
     return isinstance(error, BudgetExhausted) or BUDGET_MARKER in str(error)
 
 
-def given_back(trials: list[Any]) -> set[int]:
-    """Numbers of the FAIL trials whose place in the budget went to another trial: retried
-    (a lost worker's trial) or interrupted (its configuration was queued again)."""
+def retried_numbers(trials: Iterable[Any]) -> set[int]:
+    """Numbers of the trials that these trials retry."""
     retried: set[int] = set()
     for trial in trials:
-        retried.update(trial.system_attrs.get(RETRY_HISTORY, []))
+        retried.update(trial.system_attrs.get(RETRY_HISTORY, ()))
+    return retried
+
+
+def given_back(trials: Sequence[Any], retried: set[int] | None = None) -> set[int]:
+    """Numbers of the FAIL trials whose place in the budget went to another trial: retried
+    (a lost worker's trial) or interrupted (its configuration was queued again).
+    ``retried``: the retried numbers when already known (else read from ``trials``)."""
+    if retried is None:
+        retried = retried_numbers(trials)
     return {t.number for t in trials
             if t.state == TrialState.FAIL and (
                 t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}

@@ -23,14 +23,12 @@ from optuna.trial import TrialState
 from sweep.keys import (
     BASELINE,
     DUPLICATE_OF,
-    FAIL_REASON,
-    INTERRUPTED,
     PLACEMENT,
-    RETRY_HISTORY,
     SEED_OF,
     SEED_VALUE,
     SEEDS,
 )
+from sweep.study.budget import given_back, retried_numbers
 
 __all__ = ["Configuration", "configurations", "draw", "grouped"]
 
@@ -81,20 +79,6 @@ class Configuration:
         return max(self.complete, key=lambda t: (t.user_attrs.get(SEEDS, 1), t.number))
 
 
-def _retried(trials: Iterable[Any]) -> set[int]:
-    found: set[int] = set()
-    for trial in trials:
-        found.update(trial.system_attrs.get(RETRY_HISTORY, ()))
-    return found
-
-
-def _given_back(trials: Iterable[Any], retried: set[int]) -> set[int]:
-    """sweep.study.budget.given_back, with the retried numbers known: FAIL trials whose
-    place went to a retry or a re-queued trial (not members: their successors are)."""
-    return {t.number for t in trials if t.state == TrialState.FAIL and (
-        t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}
-
-
 def _copy(configuration: Configuration) -> Configuration:
     return Configuration(configuration.key, configuration.placement,
                          list(configuration.members), list(configuration.complete),
@@ -102,11 +86,11 @@ def _copy(configuration: Configuration) -> Configuration:
 
 
 def _group(trials: Iterable[Any], found: dict[int, Configuration], baselines: dict[str, int],
-           skip: set[int], *, shared: set[int] | None = None,
+           skip: set[int], *, shared: dict[int, Configuration] | None = None,
            failed: dict[int, int] | None = None) -> None:
     """Add ``trials`` (by number, after every trial already in ``found``) to ``found``.
-    Configurations whose key is in ``shared`` are copied before they change (and leave
-    it); FAIL members are noted in ``failed`` (number → key)."""
+    Configurations that are still ``shared``'s own objects are copied before they change;
+    FAIL members are noted in ``failed`` (number → key)."""
     for trial in trials:
         attrs = trial.user_attrs
         placement = attrs.get(PLACEMENT)
@@ -119,9 +103,8 @@ def _group(trials: Iterable[Any], found: dict[int, Configuration], baselines: di
         configuration = found.get(origin)
         if configuration is None:
             configuration = found[origin] = Configuration(origin, placement)
-        elif shared is not None and origin in shared:
+        elif shared is not None and shared.get(origin) is configuration:
             configuration = found[origin] = _copy(configuration)
-            shared.discard(origin)
         configuration.members.append(trial)
         configuration.scheduled += 1
         if trial.state == TrialState.COMPLETE and trial.values:
@@ -137,7 +120,7 @@ def configurations(trials: Iterable[Any]) -> list[Configuration]:
     successor is)."""
     trials = sorted(trials, key=lambda t: t.number)
     found: dict[int, Configuration] = {}
-    _group(trials, found, {}, _given_back(trials, _retried(trials)))
+    _group(trials, found, {}, given_back(trials, retried_numbers(trials)))
     return list(found.values())
 
 
@@ -167,23 +150,23 @@ def grouped(study: Any, trials: Sequence[Any]) -> list[Configuration]:
             if 0 <= i < len(trials)):
         fold = folds[study._study_id] = _Fold()
     tail = trials[fold.upto:]
-    retried = _retried(tail)
+    retried = retried_numbers(tail)
     if retried & fold.failed.keys():
         # A grouped FAIL member was retried since: its configuration changes membership
         # (rare: a lost worker's trial), so group the study again.
         fold = folds[study._study_id] = _Fold()
         tail = trials
-        retried = _retried(tail)
+        retried = retried_numbers(tail)
     retried |= fold.retried
-    skip = _given_back(tail, retried)
+    skip = given_back(tail, retried)
     end = fold.upto
     while end < len(trials) and trials[end].state.is_finished():
         end += 1
     finished = trials[fold.upto:end]
     _group(finished, fold.found, fold.baselines, skip, failed=fold.failed)
-    fold.retried |= _retried(finished)
+    fold.retried |= retried_numbers(finished)
     fold.upto = end
     # The unfinished rest (and whatever finished after it) on a copy-on-write view.
     found = dict(fold.found)
-    _group(trials[end:], found, dict(fold.baselines), skip, shared=set(fold.found))
+    _group(trials[end:], found, dict(fold.baselines), skip, shared=fold.found)
     return list(found.values())
