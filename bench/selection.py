@@ -30,6 +30,7 @@ noise of test accuracy: the baseline's sd over the confirmation's seeds); on MNI
 pick confirms beyond noise in >= 2 of 3 study seeds.
 
     .venv/bin/python bench/selection.py [--quick] [--seeds 3,4,5] [--datasets mnist1d]
+                                        [--racing-max 3]
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def mnist1d_study(path: Path, epochs: int) -> dict[str, Any]:
     }
 
 
-def study(dataset: str, seed: int, variant: str, n_trials: int, base: dict[str, Any]
-          ) -> dict[str, Any]:
+def study(dataset: str, seed: int, variant: str, n_trials: int, base: dict[str, Any],
+          racing: dict[str, Any]) -> dict[str, Any]:
     import json
 
     spec = json.loads(json.dumps(base))
@@ -97,7 +98,7 @@ def study(dataset: str, seed: int, variant: str, n_trials: int, base: dict[str, 
                 pruner="none", report={"confirm_top": 1, "seeds": 5},
                 budget={"n_trials": n_trials})
     spec["search"]["baselines"] = ["none"]
-    spec["search"]["seeds"] = RACING if variant == "racing" else False
+    spec["search"]["seeds"] = racing if variant == "racing" else False
     return spec
 
 
@@ -149,7 +150,12 @@ def main() -> None:
                            "other than the default, the result is selection_extra.json")
     arguments.add_argument("--datasets", default="mnist1d,digits",
                            help="mnist1d, digits or both (default both)")
+    arguments.add_argument("--racing-max", type=int, default=RACING["max"],
+                           help=f"search.seeds.max of the racing studies (default "
+                                f"{RACING['max']}); other than the default, the result is "
+                                "selection_extra.json")
     args = arguments.parse_args()
+    racing = RACING | {"max": args.racing_max}
     started = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else \
         [0] if args.quick else [0, 1, 2]
@@ -165,11 +171,11 @@ def main() -> None:
             bases["digits"] = study_of("digits")
         for dataset, base in bases.items():
             for seed in seeds:
-                single = run(study(dataset, seed, "single", n_trials, base))
-                racing = run(study(dataset, seed, "racing", n_trials, base))
+                single = run(study(dataset, seed, "single", n_trials, base, racing))
+                raced = run(study(dataset, seed, "racing", n_trials, base, racing))
                 rows.append({"dataset": dataset, "seed": seed, "single": single,
-                             "racing": racing})
-                for name, result in (("single", single), ("racing", racing)):
+                             "racing": raced})
+                for name, result in (("single", single), ("racing", raced)):
                     print(f"{dataset} seed {seed} {name}: pick #{result['pick']} over "
                           f"{result['pick_seeds']} seeds, search {result['search_value']:.4f}"
                           f", confirmed {result['confirmed_val']:.4f} (gap "
@@ -232,10 +238,11 @@ def main() -> None:
                   confirmed_effect(r[variant], "pick"), r[variant]["seconds"]]
                  for r in rows for variant in ("single", "racing")])
     print_targets(targets)
-    write_result("selection" if args.seeds is None else "selection_extra",
+    default = args.seeds is None and racing == RACING
+    write_result("selection" if default else "selection_extra",
                  quick=args.quick, started=started,
                  parameters={"seeds": seeds, "n_trials": n_trials,
-                             "mnist1d_epochs": epochs, "racing": RACING,
+                             "mnist1d_epochs": epochs, "racing": racing,
                              "confirmation": {"confirm_top": 1, "seeds": 5},
                              "datasets": {"mnist1d": "mnist1d.data.make_dataset(defaults); "
                                                      "MLP 100-100-10, mask, per_layer",
