@@ -17,6 +17,7 @@ Nothing here imports TensorFlow, and MLflow is reached only through
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -26,6 +27,7 @@ from typing import Any
 from sweep.answers import plots
 from sweep.answers.confirm import Confirmation, stored_confirmation
 from sweep.answers.figure import Figure
+from sweep.answers.painter import Job, Painter, Scene, paint, paint_curves, paint_groups
 from sweep.answers.register import stored_registration
 from sweep.answers.render import to_html, to_markdown
 from sweep.answers.rows import confirmation_rows, group_label, placement_groups, placement_rows
@@ -122,60 +124,75 @@ def weight_curves(study: Any, spec: StudySpec, tracker: Any | None
 
 
 # ------------------------------------------------------------------ the whole report
+class Drawing:
+    """The report's pictures, drawn on a :class:`Painter` while the report does the rest.
+    Started as soon as the trials are read (the pictures Optuna draws); the placement
+    groups and the weight curves (read from MLflow here) follow in :meth:`finish`."""
+
+    def __init__(self, study: Any, spec: StudySpec, out: Path, painter: Painter) -> None:
+        from sweep.answers.drawn import drawn
+
+        out.mkdir(parents=True, exist_ok=True)
+        self.painter, self.out = painter, out
+        everything, sample, note = drawn(study, spec)
+        sampled = None if sample is everything else frozenset(t.number for t in sample.held)
+        self.trials = painter.submit(paint, Scene(study.study_name, tuple(study.directions),
+                                                  everything.held, sampled, note, spec, out))
+        self.rest: list[Job] = []
+
+    def finish(self, study: Any, spec: StudySpec, tracker: Any | None) -> None:
+        groups = [(label, [t.values[0] for t in trials])
+                  for label, trials in placement_groups(study, spec).items()]
+        curves, missing = weight_curves(study, spec, tracker)
+        self.rest = [self.painter.submit(paint_groups, groups, spec, self.out),
+                     self.painter.submit(paint_curves, curves, self.out, missing)]
+
+    def figures(self) -> list[Figure]:
+        """Every picture, in the report's order (waits for the painter)."""
+        history, *others = self.trials.result()
+        box, curves = (job.result() for job in self.rest)
+        return [history, box, *others, curves]
+
+
 def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
-          confirmation: Confirmation | None = None) -> Report:
-    """Compute the tables, draw the pictures into ``out`` and write report.md,
-    report.html and report.json there."""
+          confirmation: Confirmation | None = None, drawing: Drawing | None = None) -> Report:
+    """Compute the tables, draw the pictures into ``out`` (``drawing``: already started;
+    default: on a painter of its own) and write report.md, report.html and report.json
+    there."""
     out.mkdir(parents=True, exist_ok=True)
-    if confirmation is None:
-        confirmation = stored_confirmation(study)
-    rows = placement_rows(study, spec, confirmation)
-    tables = [placement_table(rows, spec)]
-    data: dict[str, Any] = {"study": study.study_name, "placements": rows}
-    if confirmation is not None:
-        confirmed = confirmation_rows(confirmation, spec.primary.metric)
-        tables.append(confirmation_table(confirmed, confirmation, spec.primary.metric))
-        data["confirmation"] = confirmed
-    environments = environment_rows(study)
-    if environments:
-        tables.append(environment_table(environments))
-    data["environments"] = environments
-    registration = stored_registration(study)
-    if registration is not None:
-        data["registration"] = asdict(registration)
-    figures = draw(study, spec, out, tracker)
+    with contextlib.ExitStack() as stack:
+        if drawing is None:
+            drawing = Drawing(study, spec, out, stack.enter_context(Painter()))
+        drawing.finish(study, spec, tracker)
+        if confirmation is None:
+            confirmation = stored_confirmation(study)
+        rows = placement_rows(study, spec, confirmation)
+        tables = [placement_table(rows, spec)]
+        data: dict[str, Any] = {"study": study.study_name, "placements": rows}
+        if confirmation is not None:
+            confirmed = confirmation_rows(confirmation, spec.primary.metric)
+            tables.append(confirmation_table(confirmed, confirmation, spec.primary.metric))
+            data["confirmation"] = confirmed
+        environments = environment_rows(study)
+        if environments:
+            tables.append(environment_table(environments))
+        data["environments"] = environments
+        registration = stored_registration(study)
+        if registration is not None:
+            data["registration"] = asdict(registration)
+        summary = tuple(summary_lines(study, spec))
+        figures = drawing.figures()
     for figure in figures:  # an earlier report's picture must not pass for this one's
         if figure.skipped:
             (out / f"{figure.name}.png").unlink(missing_ok=True)
     # The charts are in report.html; the record says what was drawn and why not.
     data["figures"] = [{k: v for k, v in asdict(figure).items() if k != "chart"}
                        for figure in figures]
-    report = Report(study.study_name, tuple(summary_lines(study, spec)), tuple(tables),
-                    tuple(figures), data)
+    report = Report(study.study_name, summary, tuple(tables), tuple(figures), data)
     (out / MARKDOWN_FILE).write_text(to_markdown(report))
     (out / HTML_FILE).write_text(to_html(report, out))
     (out / JSON_FILE).write_text(json.dumps(data, indent=2, default=str) + "\n")
     return report
-
-
-def draw(study: Any, spec: StudySpec, out: Path, tracker: Any | None) -> list[Figure]:
-    from sweep.answers.drawn import drawn
-
-    groups = [(label, [t.values[0] for t in trials])
-              for label, trials in placement_groups(study, spec).items()]
-    everything, sample, note = drawn(study, spec)
-    figures = [
-        plots.optimization_history(everything, spec, out),
-        plots.objective_by_placement(groups, spec, out),
-        plots.param_importances(sample, spec, out, note=note),
-        plots.parallel_coordinates(sample, spec, out, note=note),
-        plots.coefficient_slices(sample, spec, out, note=note),
-    ]
-    if spec.is_multi_objective:
-        figures.append(plots.pareto_front(everything, spec, out))
-    curves, missing = weight_curves(study, spec, tracker)
-    figures.append(plots.weight_curves(curves, out, missing=missing))
-    return figures
 
 
 def publish(report: Report, study: Any, spec: StudySpec, out: Path, tracker: Any) -> list[str]:
@@ -207,26 +224,31 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
     from sweep.redact import mask_url
     from sweep.tracking.tracker import StudyTracker
 
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        raise FatalError(f"study '{spec.name}' has no completed trial, so there is nothing "
-                         f"to compare yet (`sweep status {spec.name}` shows its trials)")
-    if confirm is None:
-        confirm = spec.report.confirm_top > 0
-    confirmation = confirm_stoppable(study, spec, tracking_uri=tracking_uri,
-                                     show_progress=show_progress) if confirm else None
-    tracker = StudyTracker(tracking_uri, experiment=spec.experiment_name, study_name=spec.name,
-                           study_uid=study.user_attrs[STUDY_UID], worker="sweep-report")
-    failed_registration = None
-    if spec.report.register:
-        from sweep.answers.register import register_winner
-        from sweep.errors import describe_failure
+    # Started first: it imports the drawing libraries while the study is read.
+    with Painter() as painter:
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if not complete:
+            raise FatalError(f"study '{spec.name}' has no completed trial, so there is nothing "
+                             f"to compare yet (`sweep status {spec.name}` shows its trials)")
+        if confirm is None:
+            confirm = spec.report.confirm_top > 0
+        confirmation = confirm_stoppable(study, spec, tracking_uri=tracking_uri,
+                                         show_progress=show_progress) if confirm else None
+        drawing = Drawing(study, spec, out, painter)  # drawn while MLflow loads here
+        tracker = StudyTracker(tracking_uri, experiment=spec.experiment_name,
+                               study_name=spec.name, study_uid=study.user_attrs[STUDY_UID],
+                               worker="sweep-report")
+        failed_registration = None
+        if spec.report.register:
+            from sweep.answers.register import register_winner
+            from sweep.errors import describe_failure
 
-        try:
-            register_winner(study, spec, confirmation or stored_confirmation(study), tracker)
-        except Exception as error:  # the report is still worth writing; said at the end
-            failed_registration = describe_failure(error, 300)
-    built = build(study, spec, out, tracker=tracker, confirmation=confirmation)
+            try:
+                register_winner(study, spec, confirmation or stored_confirmation(study), tracker)
+            except Exception as error:  # the report is still worth writing; said at the end
+                failed_registration = describe_failure(error, 300)
+        built = build(study, spec, out, tracker=tracker, confirmation=confirmation,
+                      drawing=drawing)
     if show is not None:
         show(built)
     try:

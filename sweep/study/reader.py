@@ -46,7 +46,9 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
         table = model.__table__
         query = sa.select(table.c.trial_id, *(table.c[c] for c in columns)) \
             .where(table.c.trial_id.in_(chosen)).order_by(table.c[order])
-        return list(connection.execute(query))
+        # all(): one fetch of every row; iterating fetched them one call at a time (a
+        # second of 10,000 trials' 260,000 rows).
+        return connection.execute(query).all()
 
     # One snapshot for the six queries: workers keep adding trials, and under PostgreSQL's
     # READ COMMITTED each query would see more (SQLite's read lock keeps writers out).
@@ -57,10 +59,10 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
         if connection.execute(sa.select(studies.c.study_id)
                               .where(studies.c.study_id == study_id)).first() is None:
             raise KeyError(f"No study with study_id {study_id} exists.")
-        heads = list(connection.execute(
+        heads = (connection.execute(
             sa.select(trials_table.c.trial_id, trials_table.c.number, trials_table.c.state,
                       trials_table.c.datetime_start, trials_table.c.datetime_complete)
-            .where(*where).order_by(trials_table.c.trial_id)))
+            .where(*where).order_by(trials_table.c.trial_id)).all())
         if len(heads) <= FEW:
             # A worker's reads (Optuna's cache asks for the unfinished and the new trials
             # only) name their trials: PostgreSQL then walks each table's (trial_id, …)
@@ -97,10 +99,9 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
     for trial_id, objective, value, value_type in values:
         by_trial[trial_id]["values"][objective] = \
             models.TrialValueModel.stored_repr_to_value(value, value_type)
-    for trial_id, key, text in user:
-        by_trial[trial_id]["user"][key] = json.loads(text)
-    for trial_id, key, text in system:
-        by_trial[trial_id]["system"][key] = json.loads(text)
+    for kind, attributes in (("user", user), ("system", system)):
+        for (trial_id, key, _), value in zip(attributes, _parsed(attributes), strict=True):
+            by_trial[trial_id][kind][key] = value
     for trial_id, step, value, value_type in intermediate:
         by_trial[trial_id]["intermediate"][step] = \
             models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value,
@@ -117,3 +118,9 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
             user_attrs=parts["user"], system_attrs=parts["system"],
             intermediate_values=parts["intermediate"], trial_id=head.trial_id))
     return trials
+
+
+def _parsed(rows: list[Any]) -> list[Any]:
+    """The JSON values of attribute rows, parsed as one array: one parse of 200,000 values
+    instead of 200,000 (0.8 s of 10,000 trials' read)."""
+    return json.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
