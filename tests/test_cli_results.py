@@ -96,3 +96,50 @@ def test_the_old_out_option_of_report_names_the_new_one(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "warning: --out is deprecated" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: --output:")
+
+
+def test_a_read_command_process_ends_with_its_whole_answer_flushed(
+        made: tuple[Any, Any, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The sweep process skips Python's teardown after a read command (sweep.cli.group
+    leave): what it printed into a pipe, and the exit handlers, must all still be there."""
+    import subprocess
+    import sys
+
+    marker, torn = tmp_path / "atexit.txt", tmp_path / "teardown.txt"
+    # A real process, as the console script runs: a handler registered before the
+    # command, as MLflow and logging register theirs, and an object only teardown frees.
+    code = ("import atexit, sys; from pathlib import Path; "
+            f"atexit.register(lambda: Path({str(marker)!r}).write_text('ran')); "
+            f"Freed = type('Freed', (), {{'__del__': lambda self, touch=open, path={str(torn)!r}: "
+            "touch(path, 'w').close()}); kept = Freed(); "
+            "from sweep.cli import main; sys.argv[0] = 'sweep'; main()")
+    done = subprocess.run([sys.executable, "-c", code, "export", "made", "--storage",
+                           _url(made), "--format", "json"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [row["state"] for row in json.loads(done.stdout)] == [
+        "COMPLETE"] * 3 + ["FAIL"] * 2 + ["RUNNING", "WAITING"]
+    assert marker.read_text() == "ran"
+    assert not torn.exists()  # the teardown was skipped
+    # Bad input exits as ever (2), through the normal exit and its teardown.
+    marker.unlink()
+    done = subprocess.run([sys.executable, "-c", code, "best", "no-such-study", "--storage",
+                           _url(made)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "no-such-study" in done.stderr
+    assert marker.read_text() == "ran" and torn.exists()
+
+
+def test_leaving_waits_for_a_thread_that_is_still_running(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "thread.txt"
+    code = ("import threading; from pathlib import Path; from sweep.cli.group import leave; "
+            "go = threading.Event(); "
+            f"work = threading.Thread(target=lambda: (go.wait(), Path({str(marker)!r})"
+            ".write_text('done'))); work.start(); "
+            "threading.Timer(0.2, go.set).start(); leave(3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert marker.read_text() == "done"  # a normal exit joined it; os._exit would not

@@ -6,11 +6,16 @@ create, worker, reap), ``results`` (status, best, export, list), ``report``, ``s
 from __future__ import annotations
 
 from sweep.cli import report, results, serve, train  # noqa: F401  (they register commands)
-from sweep.cli.group import cli
+from sweep.cli.group import answered, cli, leave
 
 
 def main() -> None:
-    cli(prog_name="sweep")
+    try:
+        cli(prog_name="sweep")
+    except SystemExit as done:
+        if answered():
+            leave(done.code)
+        raise
 
 
 __all__ = ["cli", "main"]

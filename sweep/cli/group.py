@@ -7,8 +7,9 @@ MLflow, so they answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -21,7 +22,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except SpecError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(2)
@@ -57,6 +58,46 @@ class _Group(click.Group):
             click.echo(f"error: {describe_failure(root_cause(error), 300)} "
                        "(sweep --verbose shows where)", err=True)
             ctx.exit(1)
+        if ctx.invoked_subcommand in QUICK_EXIT:
+            _answered.append(ctx.invoked_subcommand)
+        return result
+
+
+# Commands that read a study and write their answer: once it is written, the process may
+# end without Python's teardown (see leave). Commands that train or serve end normally.
+QUICK_EXIT = frozenset({"status", "best", "export", "list", "report"})
+_answered: list[str] = []
+
+
+def answered() -> bool:
+    """Whether a QUICK_EXIT command has run to its end in this process."""
+    return bool(_answered)
+
+
+def leave(code: Any) -> NoReturn:
+    """End the process with ``code`` (a SystemExit's) now: exit handlers run and output
+    is flushed, but Python's teardown, which frees every module and object one at a time,
+    is skipped (1.1 s after a 10,000-trial report, 0.5 s of it for MLflow's modules).
+    Only when no other thread runs: a normal exit would wait for it."""
+    import atexit
+    import sys
+    import threading
+
+    if any(t.is_alive() and not t.daemon and t is not threading.main_thread()
+           for t in threading.enumerate()):
+        raise SystemExit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
