@@ -11,11 +11,12 @@ from pathlib import Path
 import optuna
 from conftest import tiny_study
 
+from sweep.answers import plots
 from sweep.answers.drawn import pictured
-from sweep.answers.painter import Painter, Scene, paint, paint_groups
+from sweep.answers.painter import Painter, Scene, paint
 from sweep.spec import parse_spec
 
-NAMES = ["optimization_history", "param_importances", "parallel_coordinates", "slice"]
+NAMES = ["param_importances", "parallel_coordinates", "slice"]
 
 
 def _scene(out: Path) -> Scene:
@@ -30,8 +31,7 @@ def _scene(out: Path) -> Scene:
             user_attrs={"placement": {"first": ["kernel"]}}))
     out.mkdir(parents=True, exist_ok=True)
     return Scene("painted", tuple(study.directions),
-                 [pictured(t) for t in study.get_trials()], None, None,
-                 parse_spec(tiny_study()), out)
+                 [pictured(t) for t in study.get_trials()], None, parse_spec(tiny_study()), out)
 
 
 def _summary(figures: list) -> list[tuple[str, str | None, str | None, bool]]:
@@ -43,7 +43,8 @@ def test_the_painter_draws_in_its_own_process_what_this_process_would(tmp_path: 
     with Painter(apart=True) as painter:
         assert painter.apart
         job = painter.submit(paint, _scene(tmp_path / "apart"))
-        box = painter.submit(paint_groups, [("none", [0.5, 0.6]), ("first", [0.7])],
+        box = painter.submit(plots.objective_by_placement,
+                             [("none", [0.5, 0.6]), ("first", [0.7])],
                              parse_spec(tiny_study()), tmp_path / "apart")
         apart = job.result()
         assert job.future is not None and job.future.done()  # answered by the painter
@@ -85,11 +86,12 @@ def test_a_script_without_a_main_guard_is_not_run_again(tmp_path: Path) -> None:
         from pathlib import Path
         with open({str(tmp_path / "runs.txt")!r}, "a") as runs:
             runs.write("ran\\n")
-        from sweep.answers.painter import Painter, paint_groups
+        from sweep.answers.painter import Painter
+        from sweep.answers.plots import objective_by_placement
         from sweep.spec import parse_spec
         from conftest import tiny_study
         with Painter(apart=True) as painter:
-            figure = painter.submit(paint_groups, [("none", [0.5, 0.6])],
+            figure = painter.submit(objective_by_placement, [("none", [0.5, 0.6])],
                                     parse_spec(tiny_study()), Path({str(tmp_path)!r})).result()
         print(figure.png)
     """))

@@ -1,15 +1,16 @@
-"""The report's pictures, drawn in a second process while the report does the rest.
+"""The report's heavy pictures, drawn in a second process while the report does the rest.
 
 Most of what ``sweep report`` costs does not grow with the study: importing scikit-learn
-(fANOVA's forest, about 1.5 s), matplotlib and plotly, and drawing six pictures twice
-(plotly and PNG); importing MLflow (about 1 s) and reading the study (1.8 s at 10,000
-trials) come on top. On a machine with two cores, the painter (a spawned process)
-imports the drawing libraries while the report reads the study and imports MLflow, and
-draws while the report reads the weight curves from MLflow and builds its tables.
+(fANOVA's forest, about 1 s), matplotlib and plotly, drawing each picture twice (plotly
+and PNG), importing MLflow (about 1 s). The painter, a second process started first,
+imports the drawing libraries and scikit-learn while the report reads the study and
+loads MLflow, then draws the pictures of the sample (``sweep.answers.drawn``: parameter
+importances, parallel coordinates, slices) while the report draws the others (history,
+placements, weight curves) and builds its tables: two cores, each with half the work.
 
 A process that has imported the drawing libraries already (a notebook, the test suite)
-draws the pictures itself: a second process would only import them again. A painter
-that dies or cannot take a job costs time, never a picture: the job is drawn here.
+draws everything itself: a second process would only import them again. A painter that
+dies or cannot take a job costs time, never a picture: the job is drawn here.
 """
 
 from __future__ import annotations
@@ -38,50 +39,29 @@ from sweep.spec import StudySpec
 
 log = logging.getLogger("sweep")
 
-__all__ = ["Job", "Painter", "Scene", "paint", "paint_curves", "paint_groups"]
+__all__ = ["Job", "Painter", "Scene", "paint"]
 
 
 @dataclass(frozen=True)
 class Scene:
-    """What the pictures of a study's trials are drawn from (sent to the painter)."""
+    """What the painter draws from: the sampled trials (as ``drawn.pictured`` keeps
+    them; at most ``drawn.MAX_DRAWN``, so that sending them is cheap)."""
 
     name: str
     directions: tuple[StudyDirection, ...]
-    trials: Sequence[FrozenTrial]  # every trial, as sweep.answers.drawn.pictured keeps them
-    sample: frozenset[int] | None  # numbers of the trials the heavy pictures draw; None: all
+    trials: Sequence[FrozenTrial]
     note: str | None  # what a reader should know about the sample
     spec: StudySpec
     out: Path
 
 
 def paint(scene: Scene) -> list[Figure]:
-    """The pictures Optuna draws from the trials."""
-    everything = Drawn(scene.name, scene.directions, scene.trials)
-    sample = everything if scene.sample is None else Drawn(
-        scene.name, scene.directions, [t for t in scene.trials if t.number in scene.sample])
+    """The pictures of the sample: parameter importances, parallel coordinates, slices."""
+    sample = Drawn(scene.name, scene.directions, scene.trials)
     spec, out, note = scene.spec, scene.out, scene.note
-    figures = [
-        plots.optimization_history(everything, spec, out),
-        plots.param_importances(sample, spec, out, note=note),
-        plots.parallel_coordinates(sample, spec, out, note=note),
-        plots.coefficient_slices(sample, spec, out, note=note),
-    ]
-    if spec.is_multi_objective:
-        figures.append(plots.pareto_front(everything, spec, out))
-    return figures
-
-
-def paint_groups(groups: Sequence[tuple[str, Sequence[float]]], spec: StudySpec,
-                 out: Path) -> Figure:
-    """The primary objective per placement group (label, values)."""
-    return plots.objective_by_placement(groups, spec, out)
-
-
-def paint_curves(curves: dict[str, dict[str, plots.Curve]], out: Path,
-                 missing: str | None) -> Figure:
-    """The per-layer weight curves, read from MLflow by the report (the painter has no
-    MLflow)."""
-    return plots.weight_curves(curves, out, missing=missing)
+    return [plots.param_importances(sample, spec, out, note=note),
+            plots.parallel_coordinates(sample, spec, out, note=note),
+            plots.coefficient_slices(sample, spec, out, note=note)]
 
 
 def _warm() -> None:

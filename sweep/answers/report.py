@@ -27,7 +27,7 @@ from typing import Any
 from sweep.answers import plots
 from sweep.answers.confirm import Confirmation, stored_confirmation
 from sweep.answers.figure import Figure
-from sweep.answers.painter import Job, Painter, Scene, paint, paint_curves, paint_groups
+from sweep.answers.painter import Painter, Scene, paint
 from sweep.answers.register import stored_registration
 from sweep.answers.render import to_html, to_markdown
 from sweep.answers.rows import confirmation_rows, group_label, placement_groups, placement_rows
@@ -125,33 +125,37 @@ def weight_curves(study: Any, spec: StudySpec, tracker: Any | None
 
 # ------------------------------------------------------------------ the whole report
 class Drawing:
-    """The report's pictures, drawn on a :class:`Painter` while the report does the rest.
-    Started as soon as the trials are read (the pictures Optuna draws); the placement
-    groups and the weight curves (read from MLflow here) follow in :meth:`finish`."""
+    """The report's pictures: the sample's on the :class:`Painter`, started as soon as
+    the trials are read; the others here, once the weight curves are read from MLflow
+    (:meth:`finish`) and the tables are built (:meth:`figures`)."""
 
     def __init__(self, study: Any, spec: StudySpec, out: Path, painter: Painter) -> None:
         from sweep.answers.drawn import drawn
 
         out.mkdir(parents=True, exist_ok=True)
-        self.painter, self.out = painter, out
-        everything, sample, note = drawn(study, spec)
-        sampled = None if sample is everything else frozenset(t.number for t in sample.held)
-        self.trials = painter.submit(paint, Scene(study.study_name, tuple(study.directions),
-                                                  everything.held, sampled, note, spec, out))
-        self.rest: list[Job] = []
+        self.spec, self.out = spec, out
+        self.everything, sample, note = drawn(study, spec)
+        self.sampled = painter.submit(paint, Scene(study.study_name, tuple(study.directions),
+                                                   sample.held, note, spec, out))
+        self.groups: list[tuple[str, list[float]]] = []
+        self.curves: tuple[dict[str, dict[str, plots.Curve]], str | None] = ({}, None)
 
     def finish(self, study: Any, spec: StudySpec, tracker: Any | None) -> None:
-        groups = [(label, [t.values[0] for t in trials])
-                  for label, trials in placement_groups(study, spec).items()]
-        curves, missing = weight_curves(study, spec, tracker)
-        self.rest = [self.painter.submit(paint_groups, groups, spec, self.out),
-                     self.painter.submit(paint_curves, curves, self.out, missing)]
+        """Read what the pictures drawn here need of the study and of MLflow."""
+        self.groups = [(label, [t.values[0] for t in trials])
+                       for label, trials in placement_groups(study, spec).items()]
+        self.curves = weight_curves(study, spec, tracker)
 
     def figures(self) -> list[Figure]:
-        """Every picture, in the report's order (waits for the painter)."""
-        history, *others = self.trials.result()
-        box, curves = (job.result() for job in self.rest)
-        return [history, box, *others, curves]
+        """Every picture, in the report's order: those drawn here, then the painter's."""
+        spec, out = self.spec, self.out
+        history = plots.optimization_history(self.everything, spec, out)
+        box = plots.objective_by_placement(self.groups, spec, out)
+        pareto = [plots.pareto_front(self.everything, spec, out)] \
+            if spec.is_multi_objective else []
+        curves, missing = self.curves
+        weights = plots.weight_curves(curves, out, missing=missing)
+        return [history, box, *self.sampled.result(), *pareto, weights]
 
 
 def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
@@ -212,11 +216,13 @@ def publish(report: Report, study: Any, spec: StudySpec, out: Path, tracker: Any
 
 def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
                 confirm: bool | None = None, show_progress: bool = True,
-                show: Callable[[Report], None] | None = None) -> tuple[Report, list[str]]:
+                show: Callable[[Report], None] | None = None,
+                painter: Painter | None = None) -> tuple[Report, list[str]]:
     """The whole of `sweep report`: confirm over seeds first when asked (default:
     ``report.confirm_top > 0``; the only step that loads TensorFlow), write the report
     into ``out``, ``show`` it, and log it on the study's MLflow run. Returns the report and
-    the ``best/*`` params MLflow kept from an earlier report."""
+    the ``best/*`` params MLflow kept from an earlier report. ``painter``: one started
+    earlier by the caller (default: one of its own, started first)."""
     import optuna
 
     from sweep.answers.confirm import confirm_stoppable
@@ -224,8 +230,9 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
     from sweep.redact import mask_url
     from sweep.tracking.tracker import StudyTracker
 
-    # Started first: it imports the drawing libraries while the study is read.
-    with Painter() as painter:
+    with contextlib.ExitStack() as stack:
+        if painter is None:  # started first: it imports while the study is read
+            painter = stack.enter_context(Painter())
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if not complete:
             raise FatalError(f"study '{spec.name}' has no completed trial, so there is nothing "
