@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -157,3 +158,63 @@ def test_many_workers_at_once_through_one_proxy_lose_nothing(
     trials = optuna.load_study(study_name=name, storage=postgres_server_url).trials
     assert len(created) == 60 and len(trials) == 60
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+
+
+def _attributes_through(port: int, name: str, postgres_server_url: str) -> tuple[Any, ...]:
+    """Set a trial's attributes in one call through the proxy on ``port``; what the
+    client learnt about the proxy, and the trial read back from PostgreSQL."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from sweep.study.proxy import ProxyStorage
+
+    client = ProxyStorage(host="127.0.0.1", port=port)
+    client.wait_server_ready(timeout=60)
+    study_id = client.get_study_id_from_name(name)
+    trial_id = client.create_new_trial(study_id)
+    client.set_trial_user_attrs(trial_id, {"seed": 3, "placement": {"dense": ["kernel"]},
+                                           "fail_reason": None})
+    client.set_trial_state_values(trial_id, optuna.trial.TrialState.COMPLETE, [0.5])
+    with pytest.raises(UpdateFinishedTrialError):
+        client.set_trial_user_attrs(trial_id, {"seed": 4})
+    with pytest.raises(KeyError):
+        client.set_trial_user_attrs(10**9, {"seed": 4})
+    (trial,) = optuna.load_study(study_name=name, storage=postgres_server_url).trials
+    return client._batched, trial.user_attrs
+
+
+def test_a_trials_attributes_cross_sweep_proxy_in_one_request(
+        postgres_server_url: str) -> None:
+    name = "proxy-batch"
+    optuna.create_study(study_name=name, storage=postgres_server_url)
+    port = free_port()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "proxy", "--storage", postgres_server_url,
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_port(port, proxy)
+        batched, attrs = _attributes_through(port, name, postgres_server_url)
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        _, err = proxy.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert batched is True  # sweep proxy answered the batched call
+    assert attrs == {"seed": 3, "placement": {"dense": ["kernel"]}, "fail_reason": None}
+
+
+def test_optunas_own_proxy_gets_one_request_per_attribute(postgres_server_url: str) -> None:
+    name = "proxy-plain"
+    optuna.create_study(study_name=name, storage=postgres_server_url)
+    port = free_port()
+    code = ("import sys, optuna; optuna.storages.run_grpc_proxy_server("
+            "optuna.storages.get_storage(sys.argv[1]), host='127.0.0.1', "
+            "port=int(sys.argv[2]))")
+    proxy = subprocess.Popen([sys.executable, "-c", code, postgres_server_url, str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_port(port, proxy)
+        batched, attrs = _attributes_through(port, name, postgres_server_url)
+    finally:
+        proxy.kill()
+        proxy.communicate(timeout=60)
+    assert batched is False  # the call is unknown there: one request per attribute
+    assert attrs == {"seed": 3, "placement": {"dense": ["kernel"]}, "fail_reason": None}

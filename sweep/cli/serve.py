@@ -84,10 +84,9 @@ def proxy(storage: str, host: str, port: int) -> None:
         click.echo(f"warning: the proxy on {host} has no authentication and no TLS; anyone "
                    "who reaches this port can read and change every study: keep it inside a "
                    "private network.", err=True)
-    from concurrent.futures import ThreadPoolExecutor
-
     import optuna
 
+    from sweep.study.proxy import serve
     from sweep.study.storage import PROXY_THREADS, open_storage, quiet_optuna
 
     if storage.startswith("grpc://"):
@@ -100,9 +99,7 @@ def proxy(storage: str, host: str, port: int) -> None:
     click.echo(f"serving {mask_url(storage)} on grpc://{host}:{port} (Ctrl-C stops)", err=True)
     with sigterm_as_interrupt():
         try:
-            optuna.storages.run_grpc_proxy_server(
-                backend, host=host, port=port,
-                thread_pool=ThreadPoolExecutor(max_workers=PROXY_THREADS))
+            serve(backend, host, port, PROXY_THREADS)
         except KeyboardInterrupt:
             click.echo("proxy stopped.", err=True)
 

@@ -314,11 +314,11 @@ def budgeted_backend(storage: Any) -> BudgetedStorage | None:
 
 def set_user_attrs(trial: Any, attrs: dict[str, Any]) -> None:
     """``trial.set_user_attr`` for each of ``attrs``, in one transaction where the storage
-    can (a `sweep proxy` storage cannot: one call per attribute there)."""
+    can: our RDB storage, and a `sweep proxy` client (sweep.study.proxy)."""
     if not attrs:
         return
-    backend = budgeted_backend(trial.storage)
-    if backend is None:
+    backend = budgeted_backend(trial.storage) or trial.storage
+    if not hasattr(backend, "set_trial_user_attrs"):
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return

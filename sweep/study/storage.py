@@ -123,12 +123,13 @@ def _grpc_proxy(url: str):
     import optuna
 
     from sweep.errors import FatalError
+    from sweep.study.proxy import ProxyStorage
 
     check_storage_url(url)
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
     with warnings.catch_warnings():  # Optuna marks the proxy experimental: not news here
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        proxy = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+        proxy = ProxyStorage(host=host, port=int(port))
     try:
         proxy.wait_server_ready(timeout=PROXY_WAIT)
     except Exception as error:  # grpc's FutureTimeoutError, ...
