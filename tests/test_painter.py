@@ -109,3 +109,19 @@ def test_a_process_that_draws_already_draws_itself() -> None:
 
     with Painter() as painter:
         assert not painter.apart
+
+
+def test_what_the_painter_says_on_stderr_shows_only_with_verbose(tmp_path: Path) -> None:
+    script = tmp_path / "chatty.py"
+    script.write_text(textwrap.dedent("""
+        import traceback
+        from sweep.answers.painter import Painter
+        with Painter(apart=True) as painter:
+            painter.submit(traceback.print_stack).result()  # prints in the painter
+        print("done")
+    """))
+    for verbose, shown in (("", False), ("1", True)):
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "SWEEP_VERBOSE": verbose})
+        assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+        assert ("File " in done.stderr) is shown, done.stderr

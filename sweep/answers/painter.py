@@ -131,7 +131,7 @@ class Painter:
     drawing libraries loaded already), started at once so that it imports them while the
     caller does other work. Close it (or use it as a context manager) when done.
 
-    A plain ``python -m`` process, not multiprocessing's spawn: spawn runs the caller's
+    A plain ``python -c`` process, not multiprocessing's spawn: spawn runs the caller's
     main script again in the child, which repeats the whole study of a script that calls
     ``report()`` without an ``if __name__ == "__main__"`` guard."""
 
@@ -141,9 +141,14 @@ class Painter:
         self._process: subprocess.Popen[bytes] | None = None
         self._courier: ThreadPoolExecutor | None = None
         if apart and sys.executable:
-            # The painter imports exactly what this process would (its sys.path).
+            from sweep.training.runtime import VERBOSE
+
+            # The painter imports exactly what this process would (its sys.path). What it
+            # says on stderr (a traceback, should it fail) only with `sweep --verbose`:
+            # its jobs are then drawn here, and a failing picture says why in the report.
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=None if os.environ.get(VERBOSE) else subprocess.DEVNULL,
                 env={**os.environ, _PATH: json.dumps(sys.path)})
             # One thread carries the jobs to the painter and back, in order: submitting
             # never waits for the painter's imports.
