@@ -65,6 +65,11 @@ class FatalError(SweepError):
     """The worker cannot continue."""
 
 
+class StorageBusy(FatalError):
+    """The database refused a connection because it has none left (its max_connections, or
+    a role's or database's connection limit): a fault that passes as other workers end."""
+
+
 def describe_failure(error: BaseException, limit: int = 500) -> str:
     """One line for an exception: its type and message, passwords masked. TensorFlow's
     runtime errors carry whole Python tracebacks in their message; the root cause is the

@@ -272,3 +272,51 @@ def test_tracking_outage_spools_runs_and_sync_replays_them_once(
     finally:
         if server.process is None:
             server.start()
+
+
+def test_a_worker_starting_when_the_database_has_no_free_connection_waits_for_one(
+        workdir: Path, postgres_server_url: str, mlflow_server) -> None:
+    """64 workers on a database of max_connections 100 lost 49 at start ("sorry, too many
+    clients already"): a worker that finds no free connection waits one out. A role whose
+    connection limit is 0 is that database for this worker (superusers are exempt, so the
+    worker connects as its own role), until the limit is lifted."""
+    import uuid
+
+    path = write_study(workdir / "c.yaml", tiny_study(name="pg-full", budget={"n_trials": 1}))
+    _create(path, postgres_server_url, mlflow_server.url)
+    study_db = make_url(normalize_storage_url(postgres_server_url))
+    role = f"sweep_limited_{uuid.uuid4().hex[:8]}"
+    owner = create_engine(study_db, isolation_level="AUTOCOMMIT")
+    with owner.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0'))
+        for grant in ("ALL ON SCHEMA public", "ALL ON ALL TABLES IN SCHEMA public",
+                      "ALL ON ALL SEQUENCES IN SCHEMA public"):
+            connection.execute(text(f'GRANT {grant} TO "{role}"'))
+    limited = study_db.set(username=role, password=None).render_as_string(hide_password=False)
+    worker = _sweep("worker", "pg-full", "--storage", limited, "--tracking-uri",
+                    mlflow_server.url, "--no-progress")
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in worker.stderr],
+                              daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        while not any("no free connection; retrying" in line for line in seen):
+            seen.append(lines.get(timeout=120))
+        with owner.connect() as connection:
+            connection.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT -1'))
+        worker.wait(timeout=400)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        with owner.connect() as connection:  # roles outlive the test's database
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+        owner.dispose()
+    reader.join(timeout=10)
+    err = "".join(seen + list(lines.queue))
+    assert worker.returncode == 0, err
+    assert "too many connections for role" in err and "Traceback" not in err
+    (trial,) = optuna.load_study(study_name="pg-full", storage=postgres_server_url).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE

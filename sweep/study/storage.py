@@ -52,10 +52,27 @@ def open_storage(url: str, *, read_only: bool = False, threads: int = 1):
             ensure_indexes(storage.engine)
         return storage
     except Exception as error:  # unreachable server, refused login, ...
-        from sweep.errors import FatalError, describe_failure, root_cause
+        from sweep.errors import FatalError, StorageBusy, describe_failure, root_cause
 
-        raise FatalError(f"cannot open storage {mask_url(url)}: "
-                         f"{describe_failure(root_cause(error), 300)}") from None
+        cause = root_cause(error)
+        kind = StorageBusy if is_connection_limit(cause) else FatalError
+        raise kind(f"cannot open storage {mask_url(url)}: "
+                   f"{describe_failure(cause, 300)}") from None
+
+
+# PostgreSQL's SQLSTATE 53300 (too_many_connections): "sorry, too many clients already"
+# (max_connections), "too many connections for role/database" (their connection limits),
+# "remaining connection slots are reserved". A refusal at connection time often carries
+# no SQLSTATE through psycopg, hence the messages as well.
+_CONNECTION_LIMIT = ("too many clients", "too many connections",
+                     "remaining connection slots are reserved")
+
+
+def is_connection_limit(error: BaseException) -> bool:
+    """Whether ``error`` is a database refusing a connection for want of free ones."""
+    text = str(error)
+    return getattr(error, "sqlstate", None) == "53300" or any(
+        phrase in text for phrase in _CONNECTION_LIMIT)
 
 
 # Optuna indexes trials by study_id alone: every query for a study's RUNNING or FAIL

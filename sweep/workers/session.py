@@ -15,13 +15,30 @@ from sweep.redact import mask_url
 def wait_for_study(storage_url: str, name: str, seconds: int):
     """(storage, study, spec), retried every 2 s for up to ``seconds`` while the study (or
     its database) is not there yet: cluster workers may start before `sweep create`."""
+    from sweep.errors import StorageBusy
     from sweep.study.create import load_named
+    from sweep.workers.loop import STORAGE_RETRIES
 
     deadline = time.monotonic() + seconds
     said = False
+    busy = 0
     while True:
         try:
             return load_named(storage_url, name, read_only=False)
+        except StorageBusy as error:
+            # A database with no connection left (more workers than its max_connections)
+            # has one again as other workers finish: waited out as the trial loop waits
+            # out a storage fault, whatever --wait says.
+            busy += 1
+            if busy > STORAGE_RETRIES:
+                raise FatalError(f"{error}; the database has no connection left for this "
+                                 "worker: run fewer workers, raise its max_connections, "
+                                 "or put `sweep proxy` in front of it (README, Many "
+                                 "workers)") from None
+            pause = min(30.0, 2.0 ** busy)
+            print(f"the database has no free connection; retrying in {pause:.0f} s "
+                  f"({error})", file=sys.stderr, flush=True)
+            time.sleep(pause)
         except (SpecError, FatalError) as error:
             if time.monotonic() >= deadline or (
                     isinstance(error, SpecError) and error.field != "STUDY_NAME"
