@@ -9,8 +9,9 @@ the study holds a confirmation over seeds (``sweep.answers.confirm``), whether t
 seed-to-seed noise.
 
 This module assembles the report: its rows (``sweep.answers.rows``), tables
-(``sweep.answers.tables``), pictures (``sweep.answers.plots``) and renderings
-(``sweep.answers.render``), written to a folder and logged on the study's MLflow run.
+(``sweep.answers.tables``), pictures (``sweep.answers.plots``; the sample's drawn in a
+second process, ``sweep.answers.painter``) and renderings (``sweep.answers.render``),
+written to a folder and logged on the study's MLflow run.
 Nothing here imports TensorFlow, and MLflow is reached only through
 :class:`sweep.tracking.tracker.StudyTracker`.
 """
