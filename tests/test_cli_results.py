@@ -134,12 +134,17 @@ def test_leaving_waits_for_a_thread_that_is_still_running(tmp_path: Path) -> Non
     import sys
 
     marker = tmp_path / "thread.txt"
-    code = ("import threading; from pathlib import Path; from sweep.cli.group import leave; "
-            "go = threading.Event(); "
-            f"work = threading.Thread(target=lambda: (go.wait(), Path({str(marker)!r})"
-            ".write_text('done'))); work.start(); "
-            "threading.Timer(0.2, go.set).start(); leave(3)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 3, done.stderr
+    # The thread writes the marker once it reads a line, which this test sends only after
+    # the process has said it is leaving: os._exit would end it before.
+    code = ("import sys, threading; from pathlib import Path; "
+            "from sweep.cli.group import leave; "
+            f"work = threading.Thread(target=lambda: (sys.stdin.readline(), "
+            f"Path({str(marker)!r}).write_text('done'))); work.start(); "
+            "print('leaving', flush=True); leave(3)")
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout.readline() == "leaving\n"
+    _, err = process.communicate("go\n", timeout=300)
+    assert process.returncode == 3, err
     assert marker.read_text() == "done"  # a normal exit joined it; os._exit would not

@@ -31,6 +31,15 @@ def _sweep(*args: str, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def _stderr_lines(worker: subprocess.Popen) -> tuple[queue.Queue[str], threading.Thread]:
+    """The worker's stderr, line by line as it comes, read by a thread."""
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in worker.stderr],
+                              daemon=True)
+    reader.start()
+    return lines, reader
+
+
 def _create(path: Path, storage: str, tracking: str) -> None:
     done = subprocess.run([sys.executable, "-m", "sweep", "create", str(path), "--storage",
                            storage, "--tracking-uri", tracking], capture_output=True, text=True)
@@ -123,10 +132,7 @@ def test_a_lost_database_is_retried_and_costs_only_the_trial_in_flight(
     _create(path, postgres_server_url, mlflow_server.url)
     worker = _sweep("worker", "pg-drop", "--storage", postgres_server_url, "--tracking-uri",
                     mlflow_server.url, "--no-progress")
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in worker.stderr],
-                              daemon=True)
-    reader.start()
+    lines, reader = _stderr_lines(worker)
     study_db = make_url(normalize_storage_url(postgres_server_url))
     database = study_db.database
     # From another database: PostgreSQL cannot close the one it is connected to.
@@ -295,10 +301,7 @@ def test_a_worker_starting_when_the_database_has_no_free_connection_waits_for_on
     limited = study_db.set(username=role, password=None).render_as_string(hide_password=False)
     worker = _sweep("worker", "pg-full", "--storage", limited, "--tracking-uri",
                     mlflow_server.url, "--no-progress")
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in worker.stderr],
-                              daemon=True)
-    reader.start()
+    lines, reader = _stderr_lines(worker)
     seen: list[str] = []
     try:
         while not any("no free connection; retrying" in line for line in seen):

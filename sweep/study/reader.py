@@ -59,10 +59,10 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
         if connection.execute(sa.select(studies.c.study_id)
                               .where(studies.c.study_id == study_id)).first() is None:
             raise KeyError(f"No study with study_id {study_id} exists.")
-        heads = (connection.execute(
+        heads = connection.execute(
             sa.select(trials_table.c.trial_id, trials_table.c.number, trials_table.c.state,
                       trials_table.c.datetime_start, trials_table.c.datetime_complete)
-            .where(*where).order_by(trials_table.c.trial_id)).all())
+            .where(*where).order_by(trials_table.c.trial_id)).all()
         if len(heads) <= FEW:
             # A worker's reads (Optuna's cache asks for the unfinished and the new trials
             # only) name their trials: PostgreSQL then walks each table's (trial_id, …)

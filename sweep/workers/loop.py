@@ -30,6 +30,11 @@ log = logging.getLogger("sweep")
 STORAGE_RETRIES = 8
 
 
+def retry_pause(failures: int) -> float:
+    """Seconds to wait after ``failures`` storage failures in a row: doubling, at most 30."""
+    return min(30.0, 2.0 ** failures)
+
+
 def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -> None:
     """Heartbeats, grace period and retries come from the study's stored spec only: Optuna
     applies the *local* grace period when it fails other workers' trials, so a worker
@@ -152,7 +157,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
                 cause = describe_failure(error, 200)
                 if failures > STORAGE_RETRIES:
                     raise FatalError(f"storage unreachable: {cause}") from error
-                wait = min(30.0, 2.0 ** failures)
+                wait = retry_pause(failures)
                 log.warning("storage error (%s); retrying in %.0f s", cause, wait)
                 progress.console.print(f"storage error, retrying in {wait:.0f} s: "
                                        f"{type(error).__name__}")

@@ -17,7 +17,7 @@ def wait_for_study(storage_url: str, name: str, seconds: int):
     its database) is not there yet: cluster workers may start before `sweep create`."""
     from sweep.errors import StorageBusy
     from sweep.study.create import load_named
-    from sweep.workers.loop import STORAGE_RETRIES
+    from sweep.workers.loop import STORAGE_RETRIES, retry_pause
 
     deadline = time.monotonic() + seconds
     said = False
@@ -35,7 +35,7 @@ def wait_for_study(storage_url: str, name: str, seconds: int):
                                  "worker: run fewer workers, raise its max_connections, "
                                  "or put `sweep proxy` in front of it (README, Many "
                                  "workers)") from None
-            pause = min(30.0, 2.0 ** busy)
+            pause = retry_pause(busy)
             print(f"the database has no free connection; retrying in {pause:.0f} s "
                   f"({error})", file=sys.stderr, flush=True)
             time.sleep(pause)
