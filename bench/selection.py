@@ -10,7 +10,7 @@ each a whole `sweep run --confirm 1` against fresh SQLite stores:
   single   search.seeds: false: every configuration trains once; the pick is the best
            single value (what Optuna, KerasTuner, Ray Tune and W&B do);
   racing   search.seeds {min 1, max 5, top_fraction 1/3} (sweep.study.racing): the pick is
-           the best survivor of the last rung, ranked by its mean over seeds.
+           the best by its mean over seeds shrunk by the seed noise (racing.estimates).
 
 Per study, of its pick (what `sweep best` names):
 

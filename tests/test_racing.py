@@ -18,7 +18,7 @@ from conftest import tiny_study, write_study
 from sweep.cli import cli
 from sweep.errors import SpecError
 from sweep.spec import SeedsSpec, parse_spec
-from sweep.study.racing import configurations, due, racing_seed, ranked, rung_sizes
+from sweep.study.racing import configurations, due, estimates, racing_seed, ranked, rung_sizes
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
@@ -103,6 +103,45 @@ def test_the_answer_is_the_best_survivor_of_the_last_rung_reached() -> None:
     assert order[0].mean == pytest.approx(0.67) and order[0].n == 3
     assert order[0].sd == pytest.approx(0.01)
     assert order[0].shown.number == 10  # the re-run whose value is the mean over 3
+
+
+def _raced(draws: dict[int, list[float]]) -> list:
+    """Trials of configurations (key: its number) with these draws, re-runs after."""
+    trials = [_trial(config, values[0], config) for config, values in draws.items()]
+    number = len(draws)
+    for config, values in draws.items():
+        for index, own in enumerate(values[1:], start=1):
+            mean = statistics.fmean(values[:index + 1])
+            trials.append(_rerun(number, config, config, index, own, mean, index + 1))
+            number += 1
+    return trials
+
+
+def test_a_late_configuration_on_fewer_seeds_beats_an_early_survivor_and_a_lucky_draw() -> None:
+    trials = _raced({0: [0.45, 0.55, 0.50, 0.52, 0.48], 1: [0.70, 0.60, 0.65, 0.68, 0.62],
+                     2: [0.72, 0.64, 0.68], 3: [0.69], 4: [0.60], 5: [0.62], 6: [0.58]})
+    order = ranked(trials, _spec())
+    # Seed noise 0.00158 (pooled over #0, #1, #2), spread between configurations 0.00322:
+    # #2's 0.68 over 3 seeds is estimated 0.6712, #3's single 0.69 only 0.6660, #1's 0.65
+    # over 5 seeds 0.6471. Survivors-first would have answered #1.
+    assert [c.first.number for c in order] == [2, 3, 1, 5, 4, 6, 0]
+    assert estimates(order)[2] == pytest.approx(0.67117, abs=1e-5)
+    assert estimates(order)[3] == pytest.approx(0.66603, abs=1e-5)
+    assert (order[0].n, order[0].mean) == (3, pytest.approx(0.68))
+
+
+def test_a_draw_far_beyond_the_seed_noise_wins_on_one_seed() -> None:
+    trials = _raced({0: [0.50, 0.51, 0.49], 1: [0.65, 0.66, 0.64], 2: [0.71], 3: [0.60]})
+    # Seed noise 0.0001 (sd 0.01): #2's 0.71 stands 6 sd above #1's 0.65 and keeps its lead.
+    assert [c.first.number for c in ranked(trials, _spec())] == [2, 1, 3, 0]
+
+
+def test_without_repeated_seeds_or_noise_configurations_rank_by_their_means() -> None:
+    single = _raced({0: [0.50], 1: [0.66], 2: [0.64]})
+    assert estimates(configurations(single)) == {0: 0.50, 1: 0.66, 2: 0.64}
+    exact = _raced({0: [0.50, 0.50], 1: [0.66], 2: [0.70, 0.70, 0.70]})
+    assert [c.first.number for c in ranked(exact, _spec())] == [2, 1, 0]
+    assert estimates(configurations(exact))[1] == 0.66
 
 
 def test_racing_is_on_by_default_from_twenty_trials_and_is_operational() -> None:
@@ -216,9 +255,11 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
         row = by_number[trial.number]
         assert (row["seed_of"], row["seeds"]) == (trial.user_attrs.get("seed_of"),
                                                   trial.user_attrs.get("seeds"))
-    assert top["seeds"] == max(row["seeds"] for row in rows) >= 2
+    # Ranked by the mean shrunk by the seed noise, which each row carries.
+    assert [r["estimate"] for r in rows] == sorted((r["estimate"] for r in rows), reverse=True)
     shown = next(t for t in trials if t.number == top["number"])
     origin = shown.user_attrs.get("seed_of", shown.number)
+    assert top["seeds"] == len(_draws(trials, origin))
     assert top["value"] == pytest.approx(statistics.mean(_draws(trials, origin)))
     assert top["sd"] == pytest.approx(statistics.stdev(_draws(trials, origin)))
     first_baseline = min(t.number for t in trials if t.user_attrs.get("baseline") == "none")

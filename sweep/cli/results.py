@@ -154,7 +154,7 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
     value_columns = [f"value:{m}" for m in metrics] if spec.is_multi_objective else ["value"]
     raced = spec.racing is not None
     if raced:
-        title += " (mean over seeds; seed racing ranks survivors of more seeds first)"
+        title += " (mean over seeds; ranked by that mean shrunk by its seed noise)"
     table = Table(title=title)
     for column in ("#", *metrics, *(["seeds"] if raced else []), "vs no-reg", "placement",
                    "params", "test_accuracy", "mlflow run"):

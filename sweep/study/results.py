@@ -201,15 +201,23 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     base_value = None if baseline is None else baseline.values[0]
     if baseline is not None and baseline.number in seeds:
         base_value = seeds[baseline.number].mean
+    estimate: dict[int, float] = {}
+    if seeds:
+        from sweep.study.racing import estimates
+
+        estimate = estimates(list(seeds.values()))
     rows = []
     for trial in trials:
         row = trial_row(trial, links, metrics)
-        # With seed racing, the configuration's mean over its seeds (what the study ranks
-        # by), its sd and how many seeds; else the trial's one value, over one seed.
+        # With seed racing, the configuration's mean over its seeds, its sd, how many
+        # seeds, and that mean shrunk by the seed noise (what the study ranks by); else the
+        # trial's one value, over one seed.
         found = seeds.get(trial.number)
         row["value"] = found.mean if found else row["value"]
         row["seeds"] = found.n if found else 1
         row["sd"] = found.sd if found else None
+        if found:
+            row["estimate"] = estimate[found.key]
         row["vs_baseline"] = None if base_value is None else row["value"] - base_value
         row["baseline_trial"] = None if baseline is None else baseline.number
         rows.append(row)
