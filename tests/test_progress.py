@@ -58,3 +58,34 @@ def test_a_log_gets_one_line_per_trial(workdir: Path, storage_url: str,
                      shown, re.MULTILINE), shown
     assert re.search(r"^\[2/2\] trial 1 COMPLETE", shown, re.MULTILINE), shown
     assert "━" not in shown and "\x1b[" not in shown
+
+
+def _line(directions: list[str], values: list[list[float]]) -> str:
+    import io
+
+    import optuna
+    from rich.console import Console
+
+    from sweep.study.progress import StudyProgress
+
+    study = optuna.create_study(directions=directions)
+    for value in values:
+        study.add_trial(optuna.trial.create_trial(values=value))
+    failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
+    study.add_trial(failed)
+    out = io.StringIO()
+    progress = StudyProgress(study_name="s", budget=5, done=0, epochs=1, metric="m",
+                             console=Console(file=out, width=200), enabled=False)
+    trials = study.get_trials(deepcopy=False)
+    progress.trial_finished(study, trials[1], trials)
+    return out.getvalue().strip()
+
+
+def test_the_line_names_the_best_of_the_trials_read_once() -> None:
+    # The count and the best come from the trials the worker read once after the trial.
+    line = "[4/5] trial 1 COMPLETE m=0.3000"
+    assert _line(["maximize"], [[0.5], [0.3], [0.7]]) == f"{line} (best 0.7000)"
+    assert _line(["minimize"], [[0.5], [0.3], [0.7]]) == f"{line} (best 0.3000)"
+    # Several objectives have no single best.
+    assert _line(["maximize", "minimize"], [[0.5, 1.0], [0.3, 2.0]]) == \
+        "[3/5] trial 1 COMPLETE m=0.3000"

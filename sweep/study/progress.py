@@ -24,6 +24,7 @@ class StudyProgress:
         self._study_task: Any = None
         self._trial_task: Any = None
         self.study_name = study_name
+        self._directions: list[Any] | None = None
 
     def __enter__(self) -> StudyProgress:
         if self.live:
@@ -55,18 +56,21 @@ class StudyProgress:
         info = f"{self.metric}={value:.4f}" if value is not None else ""
         self._progress.update(self._trial_task, completed=done, info=info)
 
-    def trial_finished(self, study: Any, trial: Any) -> None:
+    def trial_finished(self, study: Any, trial: Any, trials: list[Any] | None = None
+                       ) -> None:
         """An Optuna ``optimize`` callback. The count is the study's, over all workers
-        (``[7/20]``: seven of the twenty trials of the budget are done)."""
+        (``[7/20]``: seven of the twenty trials of the budget are done). ``trials``: the
+        study's trials if the caller has just read them (each read is a round trip to the
+        database or `sweep proxy`)."""
         from sweep.study.create import finished_count
 
-        self.done = finished_count(study)
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
+        self.done = finished_count(study, trials)
         value = "" if not trial.values else f" {self.metric}={trial.values[0]:.4f}"
         reason = trial.user_attrs.get(FAIL_REASON)
-        try:
-            best = f" (best {study.best_value:.4f})"
-        except (ValueError, RuntimeError):  # none complete yet / several objectives
-            best = ""
+        found = self._best(study, trials)
+        best = "" if found is None else f" (best {found:.4f})"
         line = (f"trial {trial.number} {trial.state.name}{value}{best}"
                 f"{f': {reason}' if reason else ''}")
         if self._progress is not None:
@@ -74,6 +78,20 @@ class StudyProgress:
             self._progress.console.print(line)
         else:
             self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False)
+
+    def _best(self, study: Any, trials: list[Any]) -> float | None:
+        """``study.best_value`` from trials already read; None with several objectives."""
+        from optuna.study import StudyDirection
+        from optuna.trial import TrialState
+
+        if self._directions is None:  # a study's directions never change
+            self._directions = list(study.directions)
+        if len(self._directions) != 1:
+            return None
+        values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
+        if not values:
+            return None
+        return max(values) if self._directions[0] == StudyDirection.MAXIMIZE else min(values)
 
 
 class ConfirmProgress:

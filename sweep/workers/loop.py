@@ -117,11 +117,15 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         nonlocal started, failures
         started += 1
         failures = 0
-        progress.trial_finished(study, trial)
+        # One read of the study for the progress line and the limits (through `sweep proxy`
+        # each read is a round trip: three of them here were an eighth of a trial's).
+        # Seed racing only queues WAITING trials, which no limit counts.
+        trials = study.get_trials(deepcopy=False)
+        progress.trial_finished(study, trial, trials)
         if spec.racing is not None:
             promote(study, spec)  # the leaders' extra seeds go first (sweep.study.racing)
         interrupt.check()  # stop between trials rather than create one more
-        if study_halt(study, spec) is not None:
+        if study_halt(study, spec, trials) is not None:
             study.stop()
 
     _parent_status(tracker, "RUNNING")
