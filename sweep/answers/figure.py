@@ -47,12 +47,24 @@ def _save_png(axes: Any, path: Path) -> None:
 
 
 def _chart(figure: Any, name: str) -> str:
+    """The chart's HTML fragment. ``figure``: a plotly figure, or a figure as plain JSON
+    (``sweep.answers.parallel``), written as it is, with plotly's default template that a
+    figure object would have been given."""
     # Charts follow the page's width (a fixed 1280-px layout would overflow narrow windows
     # and MLflow's preview pane).
-    figure.update_layout(autosize=True, margin={"l": 60, "r": 30, "t": 60, "b": 60})
-    return str(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
-                              default_width="100%", config={"displaylogo": False,
-                                                            "responsive": True}))
+    fitted = {"autosize": True, "margin": {"l": 60, "r": 30, "t": 60, "b": 60}}
+    options: dict[str, Any] = {
+        "full_html": False, "include_plotlyjs": False, "div_id": f"chart-{name}",
+        "default_width": "100%", "config": {"displaylogo": False, "responsive": True}}
+    if isinstance(figure, dict):
+        import plotly.io as pio
+
+        layout = {**figure.get("layout", {}), **fitted}
+        if pio.templates.default and "template" not in layout:
+            layout["template"] = pio.templates[pio.templates.default].to_plotly_json()
+        return str(pio.to_html({**figure, "layout": layout}, validate=False, **options))
+    figure.update_layout(**fitted)
+    return str(figure.to_html(**options))
 
 
 def plotly_js() -> str:

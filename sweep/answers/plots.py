@@ -161,10 +161,12 @@ def parallel_coordinates(study: Any, spec: StudySpec, out: Path, *,
                      "have the same 2 or more searched parameters (the slice plot shows "
                      "each parameter on its own)")
     target, label = _primary(spec)
+    from sweep.answers.parallel import chart
+
     return render(
         name, title, out,
-        lambda: vis.plot_parallel_coordinate(study, params=params, target=target,
-                                             target_name=label),
+        lambda: chart(study, params, target, label) or vis.plot_parallel_coordinate(
+            study, params=params, target=target, target_name=label),
         lambda: _tidy_parallel(vis_mpl.plot_parallel_coordinate(
             study, params=params, target=target, target_name=label)),
         note=note)
