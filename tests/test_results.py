@@ -95,3 +95,31 @@ def test_export_and_list(made: tuple[Any, Any, Any]) -> None:
         "best_value": 0.75}
     assert optuna.load_study(study_name="made", storage=storage).user_attrs[
         "mlflow_run_id/1"] == "r1-synced"
+
+
+def test_the_ranking_is_computed_once_while_the_trials_stay_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sweep.study import racing
+    from sweep.study.results import ranked_trials
+
+    spec = parse_spec(tiny_study(name="ranked", budget={"n_trials": 30}))
+    assert spec.racing is not None  # ranked through seed racing, the costly ranking
+    study, _ = create_or_resume(spec, open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    for value, state in ((0.70, TrialState.COMPLETE), (0.75, TrialState.COMPLETE),
+                         (None, TrialState.RUNNING)):
+        study.add_trial(create_trial(state=state, value=value, params={"placement": "first"},
+                                     distributions=CHOICE, user_attrs={"placement": FIRST}))
+    calls = []
+    original = racing.ranked
+    monkeypatch.setattr(racing, "ranked", lambda *a, **k: calls.append(1) or original(*a, **k))
+
+    first = ranked_trials(study, spec)
+    again = ranked_trials(study, spec)  # the running trial is read afresh, but unchanged
+    assert len(calls) == 1
+    assert [t.number for t in again[0]] == [t.number for t in first[0]] == [1, 0]
+
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.80,
+                                 params={"placement": "all"}, distributions=CHOICE,
+                                 user_attrs={"placement": {"dense": {"kernel": {"l1": 0.01}}}}))
+    assert [t.number for t in ranked_trials(study, spec)[0]] == [3, 1, 0]
+    assert len(calls) == 2
