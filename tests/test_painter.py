@@ -68,6 +68,19 @@ def test_a_dead_painter_costs_time_never_a_picture(tmp_path: Path) -> None:
     assert (tmp_path / "slice.png").is_file()
 
 
+def test_a_job_the_painter_has_not_begun_is_drawn_here(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    with Painter(apart=True) as painter:
+        held = painter.submit(gate.read_text)  # the painter waits on the gate
+        queued = painter.submit(os.getpid)
+        assert queued.steal()  # not begun: taken back, and drawn here
+        assert queued.result() == os.getpid()
+        gate.write_text("open")  # returns once the painter reads it
+        assert held.result() == "open" and held.future is not None  # the painter's answer
+        assert not held.steal()
+
+
 def test_closing_stops_the_painter_at_once(tmp_path: Path) -> None:
     painter = Painter(apart=True)
     process = painter._process

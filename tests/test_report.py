@@ -232,8 +232,17 @@ def test_report_runs_without_tensorflow_and_can_be_repeated(reported: Reported,
          "--tracking-uri", reported.tracking, "--no-confirm"],
         capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / f"report-{NAME}" / "report.html").exists()  # the default --out
+    out = tmp_path / f"report-{NAME}"  # the default --out
+    assert (out / "report.html").exists()
     assert "MLflow params cannot change" not in done.stderr
+    # Drawn by the painter or by the report, whichever was free: every picture but the
+    # importances (too few trials with shared parameters).
+    figures = json.loads((out / "report.json").read_text())["figures"]
+    assert [f["name"] for f in figures if f["skipped"] is None] == [
+        "optimization_history", "objective_by_placement", "parallel_coordinates", "slice",
+        "weight_l2_curves"]
+    assert all((out / f"{f['name']}.png").read_bytes()[:8] == PNG_MAGIC
+               for f in figures if f["skipped"] is None)
 
 
 # ------------------------------------------------------------------ studies built from it

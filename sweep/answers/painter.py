@@ -1,12 +1,14 @@
-"""The report's heavy pictures, drawn in a second process while the report does the rest.
+"""The report's pictures, drawn in a second process while the report does the rest.
 
 Most of what ``sweep report`` costs does not grow with the study: importing scikit-learn
 (fANOVA's forest, about 1 s), matplotlib and plotly, drawing each picture twice (plotly
 and PNG), importing MLflow (about 1 s). The painter, a second process started first,
-imports the drawing libraries and scikit-learn while the report reads the study and
-loads MLflow, then draws the pictures of the sample (``sweep.answers.drawn``: parameter
-importances, parallel coordinates, slices) while the report draws the others (history,
-placements, weight curves) and builds its tables: two cores, each with half the work.
+imports the drawing libraries and scikit-learn while the report reads the study, then
+takes the report's picture jobs in order (``sweep.answers.drawn``'s sample: parameter
+importances, parallel coordinates, slices; every trial: the history; the placements and
+weight curves) while the report loads MLflow and builds its tables. When the report has
+nothing else to do, it draws the jobs the painter has not begun, from the back of the
+queue (:meth:`Job.steal`): two cores busy to the end, whichever of the two is faster.
 
 A process that has imported the drawing libraries already (a notebook, the test suite)
 draws everything itself: a second process would only import them again. A painter that
@@ -39,7 +41,7 @@ from sweep.spec import StudySpec
 
 log = logging.getLogger("sweep")
 
-__all__ = ["Job", "Painter", "Scene", "paint"]
+__all__ = ["Job", "Painter", "Scene", "paint", "paint_history"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,16 @@ def paint(scene: Scene) -> list[Figure]:
     return [plots.param_importances(sample, spec, out, note=note),
             plots.parallel_coordinates(sample, spec, out, note=note),
             plots.coefficient_slices(sample, spec, out, note=note)]
+
+
+def paint_history(scene: Scene) -> list[Figure]:
+    """The pictures of every trial: the optimization history, and the Pareto front of a
+    study of several objectives."""
+    everything = Drawn(scene.name, scene.directions, scene.trials)
+    figures = [plots.optimization_history(everything, scene.spec, scene.out)]
+    if scene.spec.is_multi_objective:
+        figures.append(plots.pareto_front(everything, scene.spec, scene.out))
+    return figures
 
 
 def _warm() -> None:
@@ -111,13 +123,27 @@ _START = (f"import json, os, sys; sys.path[:] = json.loads(os.environ['{_PATH}']
 
 @dataclass
 class Job:
-    """A picture job: its result from the painter, or drawn here if the painter failed."""
+    """A picture job: its result from the painter, or drawn here if the painter failed or
+    never began it (:meth:`steal`)."""
 
     future: Future[Any] | None
     function: Callable[..., Any]
     args: tuple[Any, ...]
+    _answer: tuple[Any] | None = None
+
+    def steal(self) -> bool:
+        """Take the job back unless the painter has begun it; it is then drawn here, by
+        :meth:`result`. Whether this process draws it."""
+        if self.future is not None and self.future.cancel():
+            self.future = None
+        return self.future is None
 
     def result(self) -> Any:
+        if self._answer is None:
+            self._answer = (self._result(),)
+        return self._answer[0]
+
+    def _result(self) -> Any:
         if self.future is not None:
             try:
                 return self.future.result()

@@ -278,7 +278,7 @@ def pareto_front(study: Any, spec: StudySpec, out: Path) -> Figure:
         lambda: vis_mpl.plot_pareto_front(study, target_names=metrics))
 
 
-def weight_curves(curves: dict[str, dict[str, Curve]], out: Path, *,
+def weight_curves(curves: dict[str, dict[str, Curve]], out: Path,
                   missing: str | None = None) -> Figure:
     """Per-layer ‖w‖₂ over epochs: one colour per layer, one line style per run
     (``curves``: run label → layer → points). ``missing`` says why a run is absent."""

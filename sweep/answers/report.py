@@ -9,8 +9,8 @@ the study holds a confirmation over seeds (``sweep.answers.confirm``), whether t
 seed-to-seed noise.
 
 This module assembles the report: its rows (``sweep.answers.rows``), tables
-(``sweep.answers.tables``), pictures (``sweep.answers.plots``; the sample's drawn in a
-second process, ``sweep.answers.painter``) and renderings (``sweep.answers.render``),
+(``sweep.answers.tables``), pictures (``sweep.answers.plots``, drawn in a second process,
+``sweep.answers.painter``) and renderings (``sweep.answers.render``),
 written to a folder and logged on the study's MLflow run.
 Nothing here imports TensorFlow, and MLflow is reached only through
 :class:`sweep.tracking.tracker.StudyTracker`.
@@ -28,7 +28,7 @@ from typing import Any
 from sweep.answers import plots
 from sweep.answers.confirm import Confirmation, stored_confirmation
 from sweep.answers.figure import Figure
-from sweep.answers.painter import Painter, Scene, paint
+from sweep.answers.painter import Job, Painter, Scene, paint, paint_history
 from sweep.answers.register import stored_registration
 from sweep.answers.render import to_html, to_markdown
 from sweep.answers.rows import confirmation_rows, group_label, placement_groups, placement_rows
@@ -126,36 +126,41 @@ def weight_curves(study: Any, spec: StudySpec, tracker: Any | None
 
 # ------------------------------------------------------------------ the whole report
 class Drawing:
-    """The report's pictures: the sample's on the :class:`Painter`, started as soon as
-    the trials are read; the others here, once the weight curves are read from MLflow
-    (:meth:`finish`) and the tables are built (:meth:`figures`)."""
+    """The report's pictures, queued for the :class:`Painter`: those of the trials as soon
+    as they are read, the placements and weight curves once the weight curves are read
+    from MLflow (:meth:`finish`); collected in the report's order by :meth:`figures`."""
 
     def __init__(self, study: Any, spec: StudySpec, out: Path, painter: Painter) -> None:
         from sweep.answers.drawn import drawn
 
         out.mkdir(parents=True, exist_ok=True)
-        self.spec, self.out = spec, out
-        self.everything, sample, note = drawn(study, spec)
-        self.sampled = painter.submit(paint, Scene(study.study_name, tuple(study.directions),
-                                                   sample.held, note, spec, out))
-        self.groups: list[tuple[str, list[float]]] = []
-        self.curves: tuple[dict[str, dict[str, plots.Curve]], str | None] = ({}, None)
+        self.spec, self.out, self.painter = spec, out, painter
+        everything, sample, note = drawn(study, spec)
+        name, directions = study.study_name, tuple(study.directions)
+        self.sampled = painter.submit(paint, Scene(name, directions, sample.held, note,
+                                                   spec, out))
+        self.history = painter.submit(paint_history, Scene(name, directions,
+                                                           everything.held, None, spec, out))
+        self.rest: list[Job] = []
 
     def finish(self, study: Any, spec: StudySpec, tracker: Any | None) -> None:
-        """Read what the pictures drawn here need of the study and of MLflow."""
-        self.groups = [(label, [t.values[0] for t in trials])
-                       for label, trials in placement_groups(study, spec).items()]
-        self.curves = weight_curves(study, spec, tracker)
+        """Read what the placements and weight-curves pictures need of the study and of
+        MLflow, and hand them to the painter."""
+        groups = [(label, [t.values[0] for t in trials])
+                  for label, trials in placement_groups(study, spec).items()]
+        curves, missing = weight_curves(study, spec, tracker)
+        self.rest = [self.painter.submit(plots.objective_by_placement, groups, spec, self.out),
+                     self.painter.submit(plots.weight_curves, curves, self.out, missing)]
 
     def figures(self) -> list[Figure]:
-        """Every picture, in the report's order: those drawn here, then the painter's."""
-        spec, out = self.spec, self.out
-        history = plots.optimization_history(self.everything, spec, out)
-        box = plots.objective_by_placement(self.groups, spec, out)
-        pareto = [plots.pareto_front(self.everything, spec, out)] \
-            if spec.is_multi_objective else []
-        curves, missing = self.curves
-        weights = plots.weight_curves(curves, out, missing=missing)
+        """Every picture, in the report's order. This process has nothing else to do by
+        now: it draws what the painter has not begun, from the back of its queue, while
+        the painter works from the front."""
+        for job in reversed([self.sampled, self.history, *self.rest]):
+            if job.steal():
+                job.result()
+        history, *pareto = self.history.result()
+        box, weights = (job.result() for job in self.rest)
         return [history, box, *self.sampled.result(), *pareto, weights]
 
 
