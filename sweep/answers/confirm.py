@@ -198,7 +198,8 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
     """The no-regularization baseline, then the ``top`` best distinct configurations by
     the primary *validation* objective (the test split plays no part in choosing)."""
     from sweep.placement.space import BASELINE_NONE
-    from sweep.study.results import baseline_trial, sorted_complete
+    from sweep.study.ranking import sorted_complete
+    from sweep.study.results import baseline_trial
 
     base = baseline_trial(study)
     picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {})]

@@ -47,7 +47,8 @@ from sweep.answers.tables import (
 from sweep.keys import BEST, DUPLICATE_OF, PLACEMENT, SEEDS_PREFIX, STUDY_UID
 from sweep.placement.space import describe_placement
 from sweep.spec import StudySpec
-from sweep.study.results import baseline_trial, logged_run_id, ranked_trials, sorted_complete
+from sweep.study.ranking import ranked_trials, sorted_complete
+from sweep.study.results import baseline_trial, logged_run_id
 
 
 # ------------------------------------------------------------------ the best, for MLflow

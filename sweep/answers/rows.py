@@ -12,7 +12,8 @@ from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirma
 from sweep.keys import BASELINE, DUPLICATE_OF, FINAL, PLACEMENT
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
-from sweep.study.results import baseline_trial, generalization_gap, sorted_complete
+from sweep.study.ranking import sorted_complete
+from sweep.study.results import baseline_trial, generalization_gap
 
 # The final figures a row shows, in the seed article's order, with their headers.
 FIGURES = (

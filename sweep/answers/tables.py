@@ -16,7 +16,8 @@ from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.racing import over_seeds
-from sweep.study.results import baseline_trial, pareto_front, ranked_trials
+from sweep.study.ranking import ranked_trials
+from sweep.study.results import baseline_trial, pareto_front
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
 MARKDOWN_FILE = "report.md"

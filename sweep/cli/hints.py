@@ -50,7 +50,8 @@ def ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None,
 def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spec: Any,
                study_run: str | None) -> list[tuple[str, str]]:
     """(label, link) of the study's own run and of the best trial's run, where they exist."""
-    from sweep.study.results import logged_run_id, sorted_complete
+    from sweep.study.ranking import sorted_complete
+    from sweep.study.results import logged_run_id
     from sweep.tracking.links import find_study_run, run_url
 
     links = []

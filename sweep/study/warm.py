@@ -77,7 +77,7 @@ def warm_configurations(old_study: Any, old_spec: Any, space: Any, top: int
     old study trained (baselines aside: the new study trains its own). Raises SpecError
     (field ``--warm-start``) naming the first parameter that does not fit ``space``."""
     from sweep.placement.configurations import placement_key
-    from sweep.study.results import sorted_complete
+    from sweep.study.ranking import sorted_complete
 
     picked: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
