@@ -162,9 +162,10 @@ def run(url: str, storage: str, tracking: str, admin: str, database: str, worker
 
 def disqualified(entry: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """A run that lost workers or missed its budget measured a failure, not a rate."""
-    if result["failed_workers"] or not result["budget_exact"]:
-        entry |= {"met": False, "verdict": f"invalid: {result['failed_workers']} workers "
-                                           "failed, budget not exact"}
+    why = ([f"{result['failed_workers']} workers failed"] if result["failed_workers"] else []) \
+        + ([] if result["budget_exact"] else ["budget not exact"])
+    if why:
+        entry |= {"met": False, "verdict": f"invalid: {', '.join(why)}"}
     return entry
 
 
