@@ -245,6 +245,29 @@ def test_report_runs_without_tensorflow_and_can_be_repeated(reported: Reported,
                for f in figures if f["skipped"] is None)
 
 
+def test_with_mlflow_down_the_files_are_written_and_the_failure_named(
+        reported: Reported, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = f"http://user:s3cret@127.0.0.1:{port}"
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", "report", NAME, "--storage", reported.storage,
+         "--tracking-uri", down, "--no-confirm", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert done.returncode == 1, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: report written to {tmp_path / 'out'}/ but not logged to "
+                           f"MLflow at http://user:***@127.0.0.1:{port}: ")
+    assert "s3cret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    for name in ("report.md", "report.html", "report.json", "optimization_history.png"):
+        assert (tmp_path / "out" / name).is_file(), name
+
+
 # ------------------------------------------------------------------ studies built from it
 def _copy_study(reported: Reported, name: str, **overrides: Any) -> Any:
     """A new study (own spec, own uid, so its own MLflow parent run) holding the real

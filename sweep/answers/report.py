@@ -233,7 +233,7 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
     import optuna
 
     from sweep.answers.confirm import confirm_stoppable
-    from sweep.errors import FatalError
+    from sweep.errors import FatalError, describe_failure
     from sweep.redact import mask_url
     from sweep.tracking.tracker import StudyTracker
 
@@ -255,7 +255,6 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
         failed_registration = None
         if spec.report.register:
             from sweep.answers.register import register_winner
-            from sweep.errors import describe_failure
 
             try:
                 register_winner(study, spec, confirmation or stored_confirmation(study), tracker)
@@ -268,8 +267,9 @@ def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
     try:
         stale = publish(built, study, spec, out, tracker)
     except Exception as error:  # the files are written; say where they did not go
+        # MLflow's message quotes the URL it failed on, password and all.
         raise FatalError(f"report written to {out}/ but not logged to MLflow at "
-                         f"{mask_url(tracking_uri)}: {type(error).__name__}: {error}") from None
+                         f"{mask_url(tracking_uri)}: {describe_failure(error, 300)}") from None
     if failed_registration is not None:
         raise FatalError(f"report written to {out}/, but registering model "
                          f"'{spec.report.register}' failed: {failed_registration}")

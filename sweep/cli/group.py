@@ -21,17 +21,19 @@ class _Group(click.Group):
     """Turns our exceptions into the documented exit codes and one-line messages."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sweep.redact import mask_url  # a message may quote a library's, URL and all
+
         try:
             result = super().invoke(ctx)
         except SpecError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {mask_url(str(error))}", err=True)
             ctx.exit(2)
         except FatalError as error:
             from sweep.training.runtime import VERBOSE
 
             if os.environ.get(VERBOSE):
                 raise
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {mask_url(str(error))}", err=True)
             ctx.exit(1)
         except StudyHalted as error:
             click.echo(f"{'error: ' if error.failed else ''}{error}", err=True)
