@@ -98,7 +98,7 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                 seeds: dict[int, Any] | None = None) -> str:
     """The study run's description, in Markdown. ``seeds``: with seed racing, each
     configuration's figures over its seeds by the trial that stands for it
-    (sweep.study.results.ranked_trials)."""
+    (sweep.study.ranking.ranked_trials)."""
     seeds = seeds or {}
     primary = spec.primary
     data = spec.data
@@ -144,11 +144,8 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     from sweep.answers.confirm import stored_confirmation
     from sweep.answers.register import stored_registration
     from sweep.study.budget import used_budget
-    from sweep.study.results import (
-        baseline_trial,
-        logged_run_id,
-        ranked_trials,
-    )
+    from sweep.study.ranking import ranked_trials
+    from sweep.study.results import baseline_trial, logged_run_id
 
     trials = study.get_trials(deepcopy=False)
     ranked, seeds = ranked_trials(study, spec)
