@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from test_results import made  # noqa: F401  (the fixture)
+from test_results import made, timed_study  # noqa: F401  (the fixture)
 
 from sweep.cli import cli
 
@@ -58,6 +58,20 @@ def test_status_as_csv_is_one_flat_row(made: tuple[Any, Any, Any]) -> None:  # n
     assert (row["study"], row["finished"], row["states:COMPLETE"], row["states:WAITING"],
             row["best_trial"]) == ("made", "3", "3", "1", "1")
     assert json.loads(row["workers"])[0]["host"] == "node2"
+
+
+def test_status_says_time_left_or_that_no_worker_is_running(tmp_path: Path) -> None:
+    for running, said in (
+            (True, "8.0 trials/hour, about 45m0"),
+            (False, "8.0 trials/hour; no trial is running, start a worker to go on: "
+                    "sweep worker timed --storage 'sqlite:///")):
+        folder = tmp_path / str(running)
+        folder.mkdir()
+        study, _ = timed_study(folder, running)
+        result = _invoke("status", "timed", "--storage", _url((None, None, study._storage)))
+        assert result.exit_code == 0, result.output
+        (line,) = [line for line in result.stdout.splitlines() if "trials/hour" in line]
+        assert line.startswith(said), line
 
 
 def test_export_as_a_table_into_a_file(made: tuple[Any, Any, Any],  # noqa: F811

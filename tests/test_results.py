@@ -67,6 +67,48 @@ def test_status_counts_each_trial_once(made: tuple[Any, Any, Any]) -> None:
     assert shown["stopped"] is None
 
 
+def timed_study(tmp_path: Path, running: bool) -> tuple[Any, Any]:
+    """Budget 10: four trials completed over the last 30 minutes (one every 5 minutes, 5
+    minutes each), and one RUNNING since 5 minutes ago when ``running``."""
+    import datetime as dt
+
+    spec = parse_spec(tiny_study(name="timed", budget={"n_trials": 10}))
+    study, _ = create_or_resume(spec, open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    now = dt.datetime.now()
+    for i in range(4):
+        start = now - dt.timedelta(minutes=30 - 5 * i)
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=i, trial_id=i, state=TrialState.COMPLETE, value=0.7 + i / 100,
+            datetime_start=start, datetime_complete=start + dt.timedelta(minutes=5),
+            params={"placement": "first"}, distributions=CHOICE,
+            user_attrs={"placement": FIRST}, system_attrs={}, intermediate_values={}))
+    if running:
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=4, trial_id=4, state=TrialState.RUNNING, value=None,
+            datetime_start=now - dt.timedelta(minutes=5), datetime_complete=None,
+            params={"placement": "first"}, distributions=CHOICE,
+            user_attrs={"placement": FIRST, "worker": "node1:7"}, system_attrs={},
+            intermediate_values={}))
+    return study, spec
+
+
+def test_status_counts_down_while_a_worker_works(tmp_path: Path) -> None:
+    study, spec = timed_study(tmp_path, running=True)
+    shown = status(study, spec)
+    # 4 trials in the 30 minutes since the first started: 8 an hour; 5 left in the budget
+    # and the running one: 6 trials, 45 minutes.
+    assert shown["trials_per_hour"] == 8.0
+    assert abs(shown["eta_seconds"] - 2700) <= 1
+
+
+def test_status_counts_nothing_down_when_no_trial_runs(tmp_path: Path) -> None:
+    study, spec = timed_study(tmp_path, running=False)
+    shown = status(study, spec)
+    assert shown["trials_per_hour"] == 8.0  # the rate the study had
+    assert shown["eta_seconds"] is None  # nobody works on it now
+    assert shown["remaining"] == 6
+
+
 def test_best_rows_link_synced_runs_and_compare_with_the_baseline(
         made: tuple[Any, Any, Any]) -> None:
     study, spec, _ = made

@@ -88,13 +88,13 @@ def status(study_name: str, storage: str, tracking_uri: str, fmt: str,
     if fmt != "table":
         _print(doc, fmt, output, f"the status of study '{study_name}'")
         return
-    lines = _status_lines(doc)
+    lines = _status_lines(doc, storage)
     lines.append(f"inspect it with: "
                  f"{ui_hint(tracking_uri, spec.experiment_name, study, spec, look_up=False)}")
     emit("\n".join(lines) + "\n", output, f"the status of study '{study_name}'")
 
 
-def _status_lines(doc: dict[str, Any]) -> list[str]:
+def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
     states = "  ".join(f"{k.lower()} {v}" for k, v in doc["states"].items())
     lines = [f"study {doc['study']}: {doc['finished']}/{doc['budget']} finished  ({states})"]
     if doc["best_value"] is None:
@@ -118,6 +118,10 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
     if doc["trials_per_hour"] is not None:
         eta = doc["eta_seconds"]
         left = "" if not eta else f", about {_duration(eta)} left"
+        if (doc["remaining"] or doc["states"]["WAITING"]) and not doc["workers"] \
+                and not doc["stopped"]:
+            left = (f"; no trial is running, start a worker to go on: sweep worker "
+                    f"{doc['study']} --storage '{mask_url(storage)}'")
         lines.append(f"{doc['trials_per_hour']:.1f} trials/hour{left}")
     for w in doc["workers"]:
         beat = w["seconds_since_heartbeat"]

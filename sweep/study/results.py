@@ -269,6 +269,8 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         for t in trials if _state(t) == "RUNNING"
     ]
     rate, eta = _throughput(trials, remaining + counts.get("RUNNING", 0))
+    if not workers:  # the rate was that of workers that have stopped: nothing to count down
+        eta = None
     end = deadline(trials, spec)
     seconds_left = None if end is None else \
         max(0.0, (end - _dt.datetime.now()).total_seconds())
