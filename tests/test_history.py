@@ -136,3 +136,68 @@ def test_seed_means_keeps_the_rerun_over_the_most_seeds() -> None:
     assert [t.number for t in seed_means(trials)] == [2, 4]
     plain = [made(1), made(2)]
     assert seed_means(plain) == plain
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_a_worker_folding_the_study_in_is_shown_what_the_passes_over_it_show(
+        direction: str) -> None:
+    """The fold (each finished trial looked at once) against seed_means and shown over
+    every trial, after each of 300 changes to a study: trials asked, told COMPLETE (values
+    from a few, so ties), PRUNED or FAIL, queued and started, seed re-runs completing in
+    and out of order; for every state filter a sampler asks with. The cap is 12."""
+    import random
+
+    from optuna.trial import FrozenTrial
+
+    draw = random.Random(5)
+    study = optuna.create_study(direction=direction,
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    capped = RecentHistory(optuna.samplers.RandomSampler(seed=0), limit=12, keep_best=4)
+    running: list[optuna.trial.Trial] = []
+    selectors = [None, (TrialState.COMPLETE,), (TrialState.COMPLETE, TrialState.PRUNED),
+                 (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
+                 (TrialState.RUNNING, TrialState.WAITING)]
+    rerun_seeds: dict[int, int] = {}
+    shown_on_the_fast_path = 0
+    for _ in range(300):
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE
+                    and "seed_of" not in t.user_attrs]
+        move = draw.random()
+        if move < 0.35 or not running:
+            trial = study.ask()
+            trial.suggest_float("x", 0.0, 1.0)
+            running.append(trial)
+        elif move < 0.65:
+            trial = running.pop(draw.randrange(len(running)))
+            state = draw.choice([TrialState.COMPLETE] * 4 + [TrialState.PRUNED,
+                                                             TrialState.FAIL])
+            value = draw.choice([0.1, 0.2, 0.3, 0.4]) if state == TrialState.COMPLETE \
+                else None
+            study.tell(trial, value, state=state)
+        elif move < 0.8 and complete:  # a re-run of a configuration, on more seeds
+            origin = draw.choice(complete).number
+            seeds = rerun_seeds[origin] = rerun_seeds.get(origin, 1) + draw.choice([1, 2])
+            state = draw.choice([TrialState.COMPLETE] * 3 + [TrialState.FAIL])
+            study.add_trial(create_trial(
+                state=state, value=draw.choice([0.15, 0.25, 0.35]) if state ==
+                TrialState.COMPLETE else None,
+                user_attrs={"seed_of": origin, "seeds": seeds}))
+        elif move < 0.9:
+            study.enqueue_trial({"x": draw.random()})
+        else:  # a running re-run, or a queued trial taken
+            trial = study.ask()
+            if complete and draw.random() < 0.5:
+                trial.set_user_attr("seed_of", draw.choice(complete).number)
+            running.append(trial)
+        for states in selectors:
+            raw = study._get_trials(deepcopy=False, states=states)
+            expected = shown(seed_means(raw), study.directions, 12, 4)
+            got = capped._view(study)._get_trials(deepcopy=False, states=states)
+            assert [t.number for t in got] == [t.number for t in expected], states
+            assert all(isinstance(t, FrozenTrial) for t in got)
+        fold = next(iter(capped._folds.values()))[study._study_id]
+        shown_on_the_fast_path += fold.shown(study.get_trials(deepcopy=False), None, 12,
+                                             4) is not None
+    assert len(study.trials) > 150
+    assert shown_on_the_fast_path > 200  # the cap applied, and the fold answered
