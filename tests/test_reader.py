@@ -140,3 +140,29 @@ def test_a_trial_created_while_reading_is_left_for_the_next_read(
     assert added == [1]
     _same(during, before)
     assert len(storage._get_trials(study_id, None, set(), -1)) == len(before) + 1
+
+
+def test_a_read_that_finds_nothing_new_asks_no_more(tmp_path) -> None:
+    """Optuna's cache reads again on every get_trials: with no trial new or unfinished,
+    that is the study's row and the trials' heads, two statements, not seven."""
+    import sqlalchemy
+
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'quiet.db'}")
+    study_id = _fill(storage, "quiet")
+    every = read_trials(storage.engine, study_id, None, set(), -1)
+    last = max(t._trial_id for t in every)
+    statements: list[str] = []
+
+    def count(connection, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(storage.engine, "after_cursor_execute", count)
+    try:
+        assert read_trials(storage.engine, study_id, None, set(), last) == []
+        assert len(statements) == 2
+        # One unfinished trial named: its rows are read, as before.
+        running = next(t._trial_id for t in every if t.state == TrialState.RUNNING)
+        (again,) = read_trials(storage.engine, study_id, None, {running}, last)
+        assert again._trial_id == running and len(statements) == 2 + 7
+    finally:
+        sqlalchemy.event.remove(storage.engine, "after_cursor_execute", count)

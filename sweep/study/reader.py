@@ -63,6 +63,8 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
             sa.select(trials_table.c.trial_id, trials_table.c.number, trials_table.c.state,
                       trials_table.c.datetime_start, trials_table.c.datetime_complete)
             .where(*where).order_by(trials_table.c.trial_id)).all()
+        if not heads:  # nothing new or unfinished (Optuna's cache asks again and again)
+            return []
         if len(heads) <= FEW:
             # A worker's reads (Optuna's cache asks for the unfinished and the new trials
             # only) name their trials: PostgreSQL then walks each table's (trial_id, …)
