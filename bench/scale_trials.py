@@ -134,6 +134,16 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
             batch = []
     if batch:
         study.add_trials(batch)
+    # Thousands of trials written in a minute leave PostgreSQL's planner statistics
+    # behind: it then scans a study's every trial where an index finds the few it needs
+    # (1.2 ms against 0.08 ms per read at 10,000 trials). Autovacuum analyzes a table
+    # after every 10 % of growth, which a study that grew over hours had long had.
+    if storage.engine.dialect.name == "postgresql":
+        import sqlalchemy
+
+        with storage.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(sqlalchemy.text("ANALYZE"))
     storage.engine.dispose()
     return {"copied": max(0, missing), "seconds": time.perf_counter() - begin}
 
