@@ -113,18 +113,33 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
             and "copy_of" not in t.user_attrs]
     missing = size - len(trials)
     begin = time.perf_counter()
+    position = {t.number: p for p, t in enumerate(real)}
+    base = len(trials)  # the copies' numbers follow: nothing else runs while filling
     batch = []
+    copied: dict[int, dict[str, Any]] = {}  # this round's copies' params, by template position
     for i in range(max(0, missing)):
-        template = real[i % len(real)]
-        params = dict(template.params)
-        for key, distribution in template.distributions.items():
-            if isinstance(distribution, FloatDistribution):  # a configuration of its own
-                nudged = params[key] * (1 + 1e-9 * (len(trials) + i + 1))
-                params[key] = min(distribution.high, max(distribution.low, nudged))
-        # A copy is a configuration of its own: not a duplicate, nor a seed re-run of
-        # another (seed racing's links would make every copy a seed of one configuration).
-        attrs = {k: v for k, v in template.user_attrs.items()
-                 if k not in (DUPLICATE_OF, SEED_OF, SEED_INDEX, SEED_VALUE, SEEDS)}
+        round_, at = divmod(i, len(real))
+        template = real[at]
+        # A copy of a seed re-run is a re-run of its origin's copy of the same round, with
+        # the same parameters: the copies carry the racing state the real trials reached
+        # (their promotions run), where copies raced to one seed each would leave a third
+        # of them owed a promotion, and the 10,000-trial window would queue a re-run after
+        # every trial, twice the 100-trial window's racing work.
+        origin = position.get(template.user_attrs.get(SEED_OF, -1))
+        if origin is not None and origin < at:
+            params = dict(copied[origin])
+            attrs = {k: v for k, v in template.user_attrs.items() if k != DUPLICATE_OF}
+            attrs[SEED_OF] = base + round_ * len(real) + origin
+        else:
+            params = dict(template.params)
+            for key, distribution in template.distributions.items():
+                if isinstance(distribution, FloatDistribution):  # a configuration of its own
+                    nudged = params[key] * (1 + 1e-9 * (len(trials) + i + 1))
+                    params[key] = min(distribution.high, max(distribution.low, nudged))
+            # A configuration of its own: not a duplicate, nor a seed re-run of another.
+            attrs = {k: v for k, v in template.user_attrs.items()
+                     if k not in (DUPLICATE_OF, SEED_OF, SEED_INDEX, SEED_VALUE, SEEDS)}
+        copied[at] = params
         attrs["copy_of"] = template.number
         batch.append(optuna.trial.create_trial(
             params=params, distributions=template.distributions, values=template.values,
