@@ -71,6 +71,8 @@ COMMANDS = {
 
 def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dict[str, Any]:
     """``n`` trials through the real worker; their complete-to-complete times."""
+    from sweep.keys import SEED_OF
+
     begin = time.perf_counter()
     done = subprocess.run([PYTHON, str(BENCH / "coord_worker.py"), url, tracking, name, "0",
                            str(n)], env=bench_env(SWEEP_WORKER_INDEX="1"), cwd=folder,
@@ -84,8 +86,11 @@ def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dic
     cycles = [seconds_between(a.datetime_complete, b.datetime_complete)
               for a, b in itertools.pairwise(window)][5:]
     thirds = [median(cycles[i::3]) for i in range(3)]
+    # Seed racing's re-runs among them: the windows compare equal work only if the shares
+    # are alike (a re-run costs its promotion's decision and its configuration's mean).
+    reruns = sum(1 for t in window if SEED_OF in t.user_attrs)
     return {"trials": len(window), "process_seconds": seconds,
-            "per_trial_seconds": median(cycles), "thirds": thirds,
+            "per_trial_seconds": median(cycles), "thirds": thirds, "reruns": reruns,
             "states": sorted({t.state.name for t in window})}
 
 
@@ -243,7 +248,8 @@ def main() -> None:
             entry["trials"] = len(_trials(url, name))
             by_size[size] = entry
             print(f"{entry['trials']} trials: {entry['window']['per_trial_seconds'] * 1000:.0f}"
-                  f" ms per trial, TPE {entry['tpe']['capped_seconds'] * 1000:.0f} ms capped /"
+                  f" ms per trial ({entry['window']['reruns']} of the window's re-runs),"
+                  f" TPE {entry['tpe']['capped_seconds'] * 1000:.0f} ms capped /"
                   f" {entry['tpe']['all_seconds'] * 1000:.0f} ms on all, restart "
                   f"{entry['restart_seconds']:.1f} s, commands "
                   f"{ {k: round(median(v), 1) for k, v in entry['commands'].items()} }",
