@@ -248,7 +248,7 @@ def main() -> None:
             entry["trials"] = len(_trials(url, name))
             by_size[size] = entry
             print(f"{entry['trials']} trials: {entry['window']['per_trial_seconds'] * 1000:.0f}"
-                  f" ms per trial ({entry['window']['reruns']} of the window's re-runs),"
+                  f" ms per trial ({entry['window']['reruns']} re-runs in the window),"
                   f" TPE {entry['tpe']['capped_seconds'] * 1000:.0f} ms capped /"
                   f" {entry['tpe']['all_seconds'] * 1000:.0f} ms on all, restart "
                   f"{entry['restart_seconds']:.1f} s, commands "
