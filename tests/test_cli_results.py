@@ -67,8 +67,8 @@ def test_status_says_time_left_or_that_no_worker_is_running(tmp_path: Path) -> N
                     "sweep worker timed --storage 'sqlite:///")):
         folder = tmp_path / str(running)
         folder.mkdir()
-        study, _ = timed_study(folder, running)
-        result = _invoke("status", "timed", "--storage", _url((None, None, study._storage)))
+        timed_study(folder, running)
+        result = _invoke("status", "timed", "--storage", f"sqlite:///{folder / 's.db'}")
         assert result.exit_code == 0, result.output
         (line,) = [line for line in result.stdout.splitlines() if "trials/hour" in line]
         assert line.startswith(said), line
