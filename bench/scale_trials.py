@@ -11,7 +11,9 @@ At each size (100, 1,000, 3,000, 10,000 trials) a window of real trials runs; be
 windows the study is filled up to the next size with copies of the real trials (all
 their attributes, intermediate values and MLflow run ids; the coefficients moved by a
 hair so that every copy is a configuration of its own) written straight through Optuna's
-storage. Measured at each size:
+storage, and with the seed re-runs racing's schedule asks for among them (the promotions
+a study grown trial by trial ran along the way): each window then starts from a study
+that owes what a grown one owes, and does the same racing work. Measured at each size:
 
   per trial     median complete-to-complete time of the window's trials (its first 5
                 left out: worker start-up), whole worker path;
@@ -91,69 +93,46 @@ def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dic
     reruns = sum(1 for t in window if SEED_OF in t.user_attrs)
     return {"trials": len(window), "process_seconds": seconds,
             "per_trial_seconds": median(cycles), "thirds": thirds, "reruns": reruns,
+            "owed_after": _trials(url, name, owed=True),
             "states": sorted({t.state.name for t in window})}
 
 
-def _trials(url: str, name: str) -> list[Any]:
+def _trials(url: str, name: str, *, owed: bool = False) -> Any:
+    """The study's trials; with ``owed``, how many re-runs it owes (``_owed``)."""
     import optuna
 
     storage = optuna.storages.RDBStorage(url)
     try:
-        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        study = optuna.load_study(study_name=name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        return _owed(study, trials) if owed else trials
     finally:
         storage.engine.dispose()
 
 
 def fill(url: str, name: str, size: int) -> dict[str, Any]:
-    """Copy the study's real trials until it holds ``size`` trials."""
+    """Copy the study's real trials until it holds ``size`` trials, running along the way
+    the promotions seed racing asks for (``settle``), as a study grown trial by trial
+    would have."""
     import optuna
-    from optuna.distributions import FloatDistribution
-
-    from sweep.keys import DUPLICATE_OF, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
 
     storage = optuna.storages.RDBStorage(url)
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
     real = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("worker")
             and "copy_of" not in t.user_attrs]
-    missing = size - len(trials)
-    begin = time.perf_counter()
-    position = {t.number: p for p, t in enumerate(real)}
-    base = len(trials)  # the copies' numbers follow: nothing else runs while filling
-    batch = []
-    copied: dict[int, dict[str, Any]] = {}  # this round's copies' params, by template position
-    for i in range(max(0, missing)):
-        round_, at = divmod(i, len(real))
-        template = real[at]
-        # A copy of a seed re-run is a re-run of its origin's copy of the same round, with
-        # the same parameters: the copies carry the racing state the real trials reached
-        # (their promotions run), where copies raced to one seed each would leave a third
-        # of them owed a promotion, and the 10,000-trial window would queue a re-run after
-        # every trial, twice the 100-trial window's racing work.
-        origin = position.get(template.user_attrs.get(SEED_OF, -1))
-        if origin is not None and origin < at:
-            params = dict(copied[origin])
-            attrs = {k: v for k, v in template.user_attrs.items() if k != DUPLICATE_OF}
-            attrs[SEED_OF] = base + round_ * len(real) + origin
-        else:
-            params = dict(template.params)
-            for key, distribution in template.distributions.items():
-                if isinstance(distribution, FloatDistribution):  # a configuration of its own
-                    nudged = params[key] * (1 + 1e-9 * (len(trials) + i + 1))
-                    params[key] = min(distribution.high, max(distribution.low, nudged))
-            # A configuration of its own: not a duplicate, nor a seed re-run of another.
-            attrs = {k: v for k, v in template.user_attrs.items()
-                     if k not in (DUPLICATE_OF, SEED_OF, SEED_INDEX, SEED_VALUE, SEEDS)}
-        copied[at] = params
-        attrs["copy_of"] = template.number
-        batch.append(optuna.trial.create_trial(
-            params=params, distributions=template.distributions, values=template.values,
-            user_attrs=attrs, intermediate_values=template.intermediate_values))
-        if len(batch) == 500:
-            study.add_trials(batch)
-            batch = []
-    if batch:
-        study.add_trials(batch)
+    begin, copied, settled = time.perf_counter(), 0, 0
+    while len(trials) < size:
+        # The copies of a round are each owed what racing promotes among them (about 8
+        # re-runs per 9 new configurations, rung sizes 1, 3, 5 and a third promoted): copy
+        # a share of what is missing, then settle, so the study ends at ``size`` with
+        # (nearly) nothing owed.
+        missing = size - len(trials)
+        copied += _copy(study, real, len(trials), max(1, min(500, missing * 9 // 17)))
+        trials = study.get_trials(deepcopy=False)
+        settled += settle(study, trials, size - len(trials))
+        trials = study.get_trials(deepcopy=False)
+    owed = _owed(study, trials)
     # Thousands of trials written in a minute leave PostgreSQL's planner statistics
     # behind: it then scans a study's every trial where an index finds the few it needs
     # (1.2 ms against 0.08 ms per read at 10,000 trials). Autovacuum analyzes a table
@@ -165,7 +144,91 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
                 isolation_level="AUTOCOMMIT") as connection:
             connection.execute(sqlalchemy.text("ANALYZE"))
     storage.engine.dispose()
-    return {"copied": max(0, missing), "seconds": time.perf_counter() - begin}
+    return {"copied": copied, "settled": settled, "owed": owed,
+            "seconds": time.perf_counter() - begin}
+
+
+def _owed(study: Any, trials: list[Any]) -> int:
+    """Re-runs racing's schedule asks for and the study has not queued (a study grown
+    trial by trial owes a few: one promotion is queued at a time)."""
+    from sweep.study.create import stored_spec
+    from sweep.study.racing import configurations, due
+
+    return sum(extra for _, extra in due(configurations(trials), stored_spec(study)))
+
+
+def _copy(study: Any, real: list[Any], base: int, count: int) -> int:
+    """``count`` copies of the real trials (numbered from ``base``: nothing else runs while
+    filling), each a configuration of its own (coefficients moved by a hair); a copy of a
+    seed re-run is a re-run of its origin's copy with the same parameters."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from sweep.keys import DUPLICATE_OF, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
+
+    position = {t.number: p for p, t in enumerate(real)}
+    batch, copied = [], {}  # copied: this round's copies' params, by template position
+    for i in range(count):
+        round_, at = divmod(i, len(real))
+        template = real[at]
+        origin = position.get(template.user_attrs.get(SEED_OF, -1))
+        if origin is not None and origin < at:
+            params = dict(copied[origin])
+            attrs = {k: v for k, v in template.user_attrs.items() if k != DUPLICATE_OF}
+            attrs[SEED_OF] = base + round_ * len(real) + origin
+        else:
+            params = dict(template.params)
+            for key, distribution in template.distributions.items():
+                if isinstance(distribution, FloatDistribution):
+                    nudged = params[key] * (1 + 1e-9 * (base + i + 1))
+                    params[key] = min(distribution.high, max(distribution.low, nudged))
+            attrs = {k: v for k, v in template.user_attrs.items()
+                     if k not in (DUPLICATE_OF, SEED_OF, SEED_INDEX, SEED_VALUE, SEEDS)}
+        copied[at] = params
+        attrs["copy_of"] = template.number
+        batch.append(optuna.trial.create_trial(
+            params=params, distributions=template.distributions, values=template.values,
+            user_attrs=attrs, intermediate_values=template.intermediate_values))
+    for start in range(0, len(batch), 500):
+        study.add_trials(batch[start:start + 500])
+    return len(batch)
+
+
+def settle(study: Any, trials: list[Any], room: int) -> int:
+    """Add, as finished re-runs, the extra seeds racing's schedule asks for (at most
+    ``room`` trials), rung after rung, until it asks for none: the promotions a study
+    grown trial by trial ran along the way. The simulated training's value does not
+    depend on the seed, so each re-run's draw is its configuration's first."""
+    import optuna
+
+    from sweep.keys import DUPLICATE_OF, SEED, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
+    from sweep.study.create import stored_spec
+    from sweep.study.racing import configurations, due, racing_seed
+
+    spec = stored_spec(study)
+    added = 0
+    while added < room:
+        owed = due(configurations(trials), spec)
+        if not owed:
+            break
+        batch = []
+        for configuration, extra in owed:
+            first = configuration.first
+            for index in range(configuration.scheduled, configuration.scheduled + extra):
+                attrs = {k: v for k, v in first.user_attrs.items() if k != DUPLICATE_OF}
+                attrs |= {SEED_OF: first.number, SEED_INDEX: index,
+                          SEED: racing_seed(spec.seed, index),
+                          SEED_VALUE: configuration.draws[0], SEEDS: index + 1}
+                batch.append(optuna.trial.create_trial(
+                    params=first.params, distributions=first.distributions,
+                    values=[configuration.mean], user_attrs=attrs,
+                    intermediate_values=first.intermediate_values))
+        batch = batch[:room - added]
+        for start in range(0, len(batch), 500):
+            study.add_trials(batch[start:start + 500])
+        added += len(batch)
+        trials = study.get_trials(deepcopy=False)
+    return added
 
 
 def tpe_cost(url: str, name: str, asks: int) -> dict[str, float]:
@@ -248,7 +311,8 @@ def main() -> None:
             entry["trials"] = len(_trials(url, name))
             by_size[size] = entry
             print(f"{entry['trials']} trials: {entry['window']['per_trial_seconds'] * 1000:.0f}"
-                  f" ms per trial ({entry['window']['reruns']} re-runs in the window),"
+                  f" ms per trial ({entry['window']['reruns']} re-runs in the window, "
+                  f"{entry['window']['owed_after']} owed after it),"
                   f" TPE {entry['tpe']['capped_seconds'] * 1000:.0f} ms capped /"
                   f" {entry['tpe']['all_seconds'] * 1000:.0f} ms on all, restart "
                   f"{entry['restart_seconds']:.1f} s, commands "
