@@ -25,9 +25,18 @@ that owes what a grown one owes, and does the same racing work. Measured at each
   commands      wall time of `sweep status`, `best`, `export --format csv` and
                 `report --no-confirm`, whole processes, median of 3.
 
-Targets: per-trial time at 10,000 / at 100 <= 1.5 (noise: the spread of the per-trial
-times' medians over the window's thirds); each command at 10,000 trials <= 5 s (noise:
-the spread of its 3 runs).
+  ratio         the target's per-trial figure: a second, small study (its own database,
+                the same MLflow server) of the first size's trials, and the large one
+                once it is full, run windows of real trials taking turns (ABBA): the
+                ratio of their per-trial times, pair by pair. Identical windows minutes
+                apart differed by up to 40 % on this host; windows taking turns share
+                its drift.
+
+Planner statistics are kept as PostgreSQL's autovacuum keeps them, where the server runs
+none (bench/_common.py autoanalyze).
+
+Targets: per-trial time at 10,000 / at 100 <= 1.5 (median of the pairs' ratios; noise:
+their spread); each command at 10,000 trials <= 5 s (noise: the spread of its 3 runs).
 
     .venv/bin/python bench/scale_trials.py [--quick]
 """
@@ -44,6 +53,7 @@ from _common import (
     BENCH,
     PYTHON,
     SWEEP,
+    autoanalyze,
     bench_env,
     median,
     mlflow_server,
@@ -62,6 +72,7 @@ from _common import (
 from workers import coordination_spec
 
 TRIAL_RATIO_LIMIT = 1.5
+PAIRS = 6  # alternating windows of the small and the large study, for the ratio
 COMMAND_LIMIT = 5.0
 COMMANDS = {
     "status": ["status"],
@@ -91,7 +102,8 @@ def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dic
     # Seed racing's re-runs among them: the windows compare equal work only if the shares
     # are alike (a re-run costs its promotion's decision and its configuration's mean).
     reruns = sum(1 for t in window if SEED_OF in t.user_attrs)
-    return {"trials": len(window), "process_seconds": seconds,
+    return {"trials": len(window), "trials_in_study": len(trials),
+            "process_seconds": seconds,
             "per_trial_seconds": median(cycles), "thirds": thirds, "reruns": reruns,
             "owed_after": _trials(url, name, owed=True),
             "states": sorted({t.state.name for t in window})}
@@ -291,15 +303,22 @@ def main() -> None:
     sizes = (30, 300) if args.quick else (100, 1000, 3000, 10_000)
     window = 30 if args.quick else 100
     repeats = 1 if args.quick else 3
-    name = "scale"
+    name, small = "scale", "scale_small"
+    pair_window = 15 if args.quick else 25
+    pairs = 2 if args.quick else PAIRS
     by_size: dict[int, dict[str, Any]] = {}
     with postgres_database("scale_optuna") as url, \
+            postgres_database("scale_small") as small_url, \
             postgres_database("scale_mlflow") as mlflow_db, scratch("scale") as folder, \
-            mlflow_server(folder, mlflow_db) as tracking:
-        study_file = write_yaml(folder / "study.yaml",
-                                coordination_spec(name, 10 * sizes[-1]))
-        run_timed([SWEEP, "create", str(study_file), "--storage", url, "--tracking-uri",
-                   tracking], cwd=folder)
+            mlflow_server(folder, mlflow_db) as tracking, \
+            autoanalyze(url, small_url, mlflow_db):
+        for study_name, storage in ((name, url), (small, small_url)):
+            study_file = write_yaml(folder / f"{study_name}.yaml",
+                                    coordination_spec(study_name, 10 * sizes[-1]))
+            run_timed([SWEEP, "create", str(study_file), "--storage", storage,
+                       "--tracking-uri", tracking], cwd=folder)
+        # The small study: the first size's trials, real ones; the reference of the ratio.
+        small_start = real_window(small_url, tracking, small, sizes[0], folder)
         for index, size in enumerate(sizes):
             entry: dict[str, Any] = {}
             if index:  # the first size is real trials only: the templates of the copies
@@ -318,15 +337,36 @@ def main() -> None:
                   f"{entry['restart_seconds']:.1f} s, commands "
                   f"{ {k: round(median(v), 1) for k, v in entry['commands'].items()} }",
                   flush=True)
+        # The ratio: windows of the small and the large study taking turns (ABBA), so that
+        # the host's drift (identical windows minutes apart differed by up to 40 % here)
+        # falls on both alike; its noise is the spread of the pairs' ratios.
+        alternating = []
+        for pair in range(pairs):
+            order = ((small, small_url), (name, url))
+            found = {study_name: real_window(storage, tracking, study_name, pair_window,
+                                             folder)
+                     for study_name, storage in (order if pair % 2 == 0 else order[::-1])}
+            alternating.append({"small": found[small], "large": found[name],
+                                "ratio": found[name]["per_trial_seconds"]
+                                / found[small]["per_trial_seconds"]})
+            print(f"pair {pair + 1}: {found[small]['per_trial_seconds'] * 1000:.0f} ms per "
+                  f"trial at {found[small]['trials_in_study']} trials, "
+                  f"{found[name]['per_trial_seconds'] * 1000:.0f} ms at "
+                  f"{found[name]['trials_in_study']} ({found[small]['reruns']} and "
+                  f"{found[name]['reruns']} re-runs of {pair_window})", flush=True)
 
     first, last = by_size[sizes[0]], by_size[sizes[-1]]
-    ratio = last["window"]["per_trial_seconds"] / first["window"]["per_trial_seconds"]
-    noise = max(spread(first["window"]["thirds"]) or 0.0,
-                spread(last["window"]["thirds"]) or 0.0) / first["window"]["per_trial_seconds"]
+    ratios = [p["ratio"] for p in alternating]
+    ratio = median(ratios)
+    small_sizes = (small_start["trials_in_study"],
+                   alternating[-1]["small"]["trials_in_study"])
     targets = [target(f"scale: per-trial time at {sizes[-1]:,} / at {sizes[0]:,} trials",
-                      ratio, TRIAL_RATIO_LIMIT, noise=noise,
-                      definition="median complete-to-complete time of a window of real "
-                                 "worker trials (0-s training), whole worker path")]
+                      ratio, TRIAL_RATIO_LIMIT, noise=spread(ratios),
+                      definition=f"median over {pairs} alternating pairs of windows "
+                                 f"({pair_window} trials each; the small study holding "
+                                 f"{small_sizes[0]}-{small_sizes[1]} trials) of the ratio of "
+                                 "their median complete-to-complete times of real worker "
+                                 "trials (0-s training), whole worker path")]
     for command in COMMANDS:
         values = last["commands"][command]
         targets.append(target(f"scale: sweep {command} at {sizes[-1]:,} trials",
@@ -342,15 +382,20 @@ def main() -> None:
     write_result(
         "scale_trials", quick=args.quick, started=started,
         parameters={"sizes": list(sizes), "window": window, "repeats": repeats,
+                    "pairs": pairs, "pair_window": pair_window,
                     "training_seconds": 0},
-        raw={str(size): entry for size, entry in by_size.items()},
+        raw={str(size): entry for size, entry in by_size.items()}
+        | {"small_start": small_start, "pairs": alternating},
         medians={f"{size}_{key}": value for size, entry in by_size.items() for key, value in
                  (("per_trial_ms", entry["window"]["per_trial_seconds"] * 1000),
                   ("tpe_capped_ms", entry["tpe"]["capped_seconds"] * 1000),
                   ("tpe_all_ms", entry["tpe"]["all_seconds"] * 1000),
                   ("restart_s", entry["restart_seconds"]),
                   *((f"{c}_s", median(entry["commands"][c])) for c in COMMANDS))},
-        ratios={"per_trial_last_over_first": ratio,
+        ratios={"per_trial_large_over_small": ratio,
+                "per_trial_pairs": ratios,
+                "per_trial_last_over_first_window": last["window"]["per_trial_seconds"]
+                / first["window"]["per_trial_seconds"],
                 "tpe_capped_last_over_first": last["tpe"]["capped_seconds"]
                 / first["tpe"]["capped_seconds"],
                 "tpe_all_last_over_first": last["tpe"]["all_seconds"]
@@ -359,8 +404,10 @@ def main() -> None:
         targets=targets,
         notes=["trials beyond the real windows are copies of real trials written through "
                "Optuna's storage; their MLflow run ids point at the real trials' runs",
-               "noise of the per-trial ratio: the larger spread of the window thirds' "
-               "medians (first or last size), over the first size's per-trial time"])
+               "the per-trial ratio: windows of a small study (its own database) and of "
+               "the large one taking turns; its noise: the spread of the pairs' ratios",
+               "planner statistics kept as autovacuum keeps them (bench/_common.py "
+               "autoanalyze) where the server runs no autovacuum"])
 
 
 if __name__ == "__main__":
