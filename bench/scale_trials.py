@@ -93,7 +93,7 @@ def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dic
     seconds = time.perf_counter() - begin
     if done.returncode != 0:
         raise RuntimeError(f"coord_worker failed: {done.stderr[-3000:]}")
-    trials = _trials(url, name)
+    trials, spec = _read(url, name)
     window = sorted((t for t in trials if t.datetime_complete is not None),
                     key=lambda t: t.datetime_complete)[-n:]
     cycles = [seconds_between(a.datetime_complete, b.datetime_complete)
@@ -105,21 +105,26 @@ def real_window(url: str, tracking: str, name: str, n: int, folder: Path) -> dic
     return {"trials": len(window), "trials_in_study": len(trials),
             "process_seconds": seconds,
             "per_trial_seconds": median(cycles), "thirds": thirds, "reruns": reruns,
-            "owed_after": _trials(url, name, owed=True),
+            "owed_after": _owed(trials, spec),
             "states": sorted({t.state.name for t in window})}
 
 
-def _trials(url: str, name: str, *, owed: bool = False) -> Any:
-    """The study's trials; with ``owed``, how many re-runs it owes (``_owed``)."""
+def _read(url: str, name: str) -> tuple[list[Any], Any]:
+    """The study's trials and its stored spec."""
     import optuna
+
+    from sweep.study.create import stored_spec
 
     storage = optuna.storages.RDBStorage(url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
-        return _owed(study, trials) if owed else trials
+        return study.get_trials(deepcopy=False), stored_spec(study)
     finally:
         storage.engine.dispose()
+
+
+def _trials(url: str, name: str) -> list[Any]:
+    return _read(url, name)[0]
 
 
 def fill(url: str, name: str, size: int) -> dict[str, Any]:
@@ -128,8 +133,11 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
     would have."""
     import optuna
 
+    from sweep.study.create import stored_spec
+
     storage = optuna.storages.RDBStorage(url)
     study = optuna.load_study(study_name=name, storage=storage)
+    spec = stored_spec(study)
     trials = study.get_trials(deepcopy=False)
     real = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("worker")
             and "copy_of" not in t.user_attrs]
@@ -142,9 +150,9 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
         missing = size - len(trials)
         copied += _copy(study, real, len(trials), max(1, min(500, missing * 9 // 17)))
         trials = study.get_trials(deepcopy=False)
-        settled += settle(study, trials, size - len(trials))
+        settled += settle(study, spec, trials, size - len(trials))
         trials = study.get_trials(deepcopy=False)
-    owed = _owed(study, trials)
+    owed = _owed(trials, spec)
     # Thousands of trials written in a minute leave PostgreSQL's planner statistics
     # behind: it then scans a study's every trial where an index finds the few it needs
     # (1.2 ms against 0.08 ms per read at 10,000 trials). Autovacuum analyzes a table
@@ -160,13 +168,12 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
             "seconds": time.perf_counter() - begin}
 
 
-def _owed(study: Any, trials: list[Any]) -> int:
+def _owed(trials: list[Any], spec: Any) -> int:
     """Re-runs racing's schedule asks for and the study has not queued (a study grown
     trial by trial owes a few: one promotion is queued at a time)."""
-    from sweep.study.create import stored_spec
     from sweep.study.racing import configurations, due
 
-    return sum(extra for _, extra in due(configurations(trials), stored_spec(study)))
+    return sum(extra for _, extra in due(configurations(trials), spec))
 
 
 def _copy(study: Any, real: list[Any], base: int, count: int) -> int:
@@ -206,7 +213,7 @@ def _copy(study: Any, real: list[Any], base: int, count: int) -> int:
     return len(batch)
 
 
-def settle(study: Any, trials: list[Any], room: int) -> int:
+def settle(study: Any, spec: Any, trials: list[Any], room: int) -> int:
     """Add, as finished re-runs, the extra seeds racing's schedule asks for (at most
     ``room`` trials), rung after rung, until it asks for none: the promotions a study
     grown trial by trial ran along the way. The simulated training's value does not
@@ -214,10 +221,8 @@ def settle(study: Any, trials: list[Any], room: int) -> int:
     import optuna
 
     from sweep.keys import DUPLICATE_OF, SEED, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
-    from sweep.study.create import stored_spec
     from sweep.study.racing import configurations, due, racing_seed
 
-    spec = stored_spec(study)
     added = 0
     while added < room:
         owed = due(configurations(trials), spec)
