@@ -130,6 +130,19 @@ def test_a_late_configuration_on_fewer_seeds_beats_an_early_survivor_and_a_lucky
     assert (order[0].n, order[0].mean) == (3, pytest.approx(0.68))
 
 
+def test_an_unmeasurable_spread_does_not_hand_the_answer_to_the_most_seeded() -> None:
+    # Between-configuration variance 0.00047 lies below the seed noise's share (0.00097):
+    # the method of moments says no spread. The floor (noise / 5 seeds) keeps the means
+    # apart, and the baseline's 5 seeds do not win a tie.
+    trials = _raced({0: [0.60, 0.70, 0.65, 0.62, 0.68], 1: [0.72, 0.66, 0.72],
+                     2: [0.66], 3: [0.67]})
+    order = ranked(trials, _spec())
+    assert [c.first.number for c in order] == [1, 3, 2, 0]
+    assert estimates(order)[1] == pytest.approx(0.68125, abs=1e-5)
+    assert estimates(order)[0] == pytest.approx(0.66, abs=1e-5)
+    assert (order[0].n, order[0].mean) == (3, pytest.approx(0.70))
+
+
 def test_a_draw_far_beyond_the_seed_noise_wins_on_one_seed() -> None:
     trials = _raced({0: [0.50, 0.51, 0.49], 1: [0.65, 0.66, 0.64], 2: [0.71], 3: [0.60]})
     # Seed noise 0.0001 (sd 0.01): #2's 0.71 stands 6 sd above #1's 0.65 and keeps its lead.

@@ -82,7 +82,13 @@ def estimates(found: Sequence[Configuration]) -> dict[int, float]:
     (the variance between seeds of one configuration, pooled over every configuration
     with several) and τ² the spread of the configurations' true values (the variance of
     their means less the noise in them; method of moments). Without a configuration of
-    several seeds the noise is unknown: the plain means."""
+    several seeds the noise is unknown: the plain means.
+
+    τ² has a floor, σ² / (the most seeds of any configuration): below the precision of the
+    best-measured mean the data cannot tell "no spread" from "too little to see". Without
+    it, a spread estimated at 0 made every estimate the grand mean, and the tie went to
+    the configuration with the most seeds: the baseline, raced to match them (a 0.70 over
+    3 seeds lost to the baseline's 0.65 over 5)."""
     plain = {c.key: c.mean for c in found}
     repeated = [c for c in found if c.n > 1]
     freedom = sum(c.n - 1 for c in repeated)
@@ -94,7 +100,8 @@ def estimates(found: Sequence[Configuration]) -> dict[int, float]:
     means = list(plain.values())
     centre = sum(means) / len(means)
     between = sum((m - centre) ** 2 for m in means) / (len(means) - 1)
-    spread = max(0.0, between - sum(noise / c.n for c in found) / len(found))
+    spread = max(noise / max(c.n for c in found),
+                 between - sum(noise / c.n for c in found) / len(found))
     return {c.key: centre + (c.mean - centre) * c.n * spread / (c.n * spread + noise)
             for c in found}
 
@@ -102,15 +109,15 @@ def estimates(found: Sequence[Configuration]) -> dict[int, float]:
 def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
            ) -> list[Configuration]:
     """Finished configurations, best first: by ``estimates`` (with seed racing; without,
-    every configuration has one seed and that is its value), then, where the estimates
-    tie (no spread between configurations is measurable), more seeds and the better mean
-    first. Ties go to the earlier configuration. With ``study`` (``trials`` are then all
+    every configuration has one seed and that is its value), then the better mean;
+    never by the number of seeds, which the baseline gets by matching the most-seeded
+    configuration. Ties go to the earlier configuration. With ``study`` (``trials`` are then all
     of its trials), its grouping is kept across calls (a report ranks seven times)."""
     sign = _sign(spec)
     grouping = configurations(trials) if study is None else grouped(study, trials)
     found = [c for c in grouping if c.complete]
     estimate = estimates(found)
-    return sorted(found, key=lambda c: (-sign * estimate[c.key], -c.n, -sign * c.mean,
+    return sorted(found, key=lambda c: (-sign * estimate[c.key], -sign * c.mean,
                                         c.first.number))
 
 
