@@ -172,7 +172,10 @@ def test_budget_limits_default_and_stay_operational() -> None:
     ("name: a\nname: b\n", "STUDY_FILE", "key 'name' appears twice in one mapping (line 2)"),
     ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
      + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 6))
-     + "name: lol\n", "STUDY_FILE", "expands to more than 10000 values"),
+     + "name: lol\n", "STUDY_FILE",
+     "holds more than 10000 values once its YAML aliases are expanded"),
+    ("name: a\nbig: [" + ", ".join(["1"] * 20_000) + "]\n", "STUDY_FILE",
+     "holds more than 10000 values (got"),
 ])
 def test_study_files_that_yaml_accepts_but_we_refuse(tmp_path: Path, text: str, field: str,
                                                       words: str) -> None:
@@ -219,3 +222,46 @@ def test_a_named_pruner_waits_a_share_of_the_epochs_unless_told(
         pruner: object, epochs: int, warmup: int) -> None:
     train = dict(tiny_study()["train"], epochs=epochs)
     assert parse_spec(tiny_study(pruner=pruner, train=train)).pruner.warmup_epochs == warmup
+
+
+@pytest.mark.parametrize(("budget", "field", "message"), [
+    ({"wall_time": 1.0e12}, "budget.wall_time",
+     "budget.wall_time: must be at most 366 days (31622400 s) (got 1000000000000.0)"),
+    ({"trial_timeout": "9000h"}, "budget.trial_timeout",
+     "budget.trial_timeout: must be at most 366 days (31622400 s) (got '9000h')"),
+    ({"wall_time": "0"}, "budget.wall_time",
+     "budget.wall_time: must be a positive duration (got '0')"),
+    ({"max_failures": True}, "budget.max_failures",
+     "budget.max_failures: must be a number, not true/false (got True)"),
+    ({"stop_within_noise": "yes"}, "budget.stop_within_noise",
+     "budget.stop_within_noise: must be true or false (got 'yes')"),
+])
+def test_durations_are_bounded_and_kinds_strict(budget: dict, field: str, message: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_spec(tiny_study(budget={"n_trials": 3, **budget}))
+    assert (raised.value.field, str(raised.value)) == (field, message)
+
+
+def test_nested_booleans_are_strict_too() -> None:
+    search = dict(tiny_study()["search"], l2={"low": 1e-5, "high": 1e-2, "log": "no"})
+    with pytest.raises(SpecError) as raised:
+        parse_spec(tiny_study(search=search))
+    assert str(raised.value) == "search.l2.log: must be true or false (got 'no')"
+
+
+def test_merge_keys_load_as_yaml_1_1_defines_them(tmp_path: Path) -> None:
+    path = write_study(tmp_path / "s.yaml", tiny_study(train=None))
+    path.write_text(path.read_text().replace("train: null\n", "") + (
+        "train:\n  <<: &fast {epochs: 2, batch_size: 16, learning_rate: 0.01}\n"
+        "  epochs: 1\n"))
+    spec = load_spec(path)
+    assert (spec.train.epochs, spec.train.batch_size, spec.train.learning_rate) == (1, 16, 0.01)
+
+
+def test_a_large_study_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("name: big\nlist:\n" + "  - 1\n" * 700_000)
+    with pytest.raises(SpecError) as raised:  # by its size: parsing it took 45 s
+        load_spec(path)
+    assert str(raised.value) == (f"STUDY_FILE: is 4,200,016 bytes; a study file is at most "
+                                 f"256 KB (data goes in files it names) (got '{path}')")

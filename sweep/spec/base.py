@@ -3,9 +3,13 @@ every section."""
 
 from __future__ import annotations
 
+import types
+from typing import Any, Union, get_args, get_origin
+
 from pydantic import (
     BaseModel,
     ConfigDict,
+    model_validator,
 )
 
 TOP_LEVEL_KEYS = (
@@ -45,13 +49,43 @@ SOURCES = ("digits", "synthetic", "npz", "image_folder")
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
+    # Lax pydantic takes `max_failures: true` as 1 and `stop_within_noise: "yes"` as true.
+    # Numbers stay lax otherwise: YAML 1.1 reads `1e-4` (no dot) as a string.
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_kinds(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is None or value is None:
+                continue
+            kinds = _kinds(field.annotation)
+            if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+                raise FieldError(name, "must be a number, not true/false", value=value)
+            if not isinstance(value, bool) and kinds == {bool}:
+                raise FieldError(name, "must be true or false", value=value)
+        return data
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The plain types a field's annotation admits (a union's members; nothing for
+    anything else)."""
+    members = get_args(annotation) if isinstance(annotation, types.UnionType) or \
+        get_origin(annotation) is Union else (annotation,)
+    return {member for member in members if isinstance(member, type)} - {type(None)}
+
 
 class FieldError(ValueError):
     """A check across several keys (a model validator has no location of its own): names
     the key the message is about."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, **value: Any):
         super().__init__(message)
         self.field = field
+        # Given (`value=`): the key is relative to the section it was raised in, whose
+        # path the loader puts in front, and this is the value to show.
+        self.relative = "value" in value
+        self.value = value.get("value")
 
 

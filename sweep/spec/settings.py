@@ -109,11 +109,18 @@ _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?
                        r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
 
 
+# The longest duration a study file may give: a date a year on is still a date, while
+# `wall_time: 1.0e+12` overflowed the deadline (datetime) in every worker and in
+# `sweep status`, and a timer's wait (threading.TIMEOUT_MAX) long before that.
+MAX_DURATION = 366 * 24 * 3600.0
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as ``"90m"``, ``"8h"``, ``"1h30m"``,
-    ``"45s"``."""
+    ``"45s"``; positive and at most :data:`MAX_DURATION`."""
+    given = value
     if isinstance(value, bool):
-        raise ValueError(f"must be seconds or a duration like '90m' or '8h' (got {value!r})")
+        raise ValueError(f"must be seconds or a duration like '90m' or '8h' (got {given!r})")
     if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
         value = float(value)
     if isinstance(value, int | float):
@@ -122,11 +129,13 @@ def parse_duration(value: Any) -> float:
         match = _DURATION.match(str(value)) if isinstance(value, str) else None
         if match is None or not any(match.groups()):
             raise ValueError(
-                f"must be seconds or a duration like '90m' or '8h' (got {value!r})")
+                f"must be seconds or a duration like '90m' or '8h' (got {given!r})")
         hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
         seconds = hours * 3600 + minutes * 60 + secs
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise ValueError(f"must be a positive duration (got {value!r})")
+    if not seconds > 0 or seconds != seconds:
+        raise ValueError(f"must be a positive duration (got {given!r})")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most 366 days ({MAX_DURATION:.0f} s) (got {given!r})")
     return seconds
 
 
