@@ -122,3 +122,42 @@ def test_a_configuration_outside_the_new_space_is_refused_and_nothing_written(
                    "--warm-start-storage", storage_url, "--warm-start-top", "3")
     assert full.exit_code == 2 and "--warm-start-top" in full.output, full.output
     assert not (workdir / "other.db").exists()
+
+
+_WITHOUT_TENSORFLOW = """
+import sys
+from sweep.cli import cli
+try:
+    cli.main(sys.argv[1:], prog_name="sweep")
+except SystemExit as done:
+    print("exit", done.code, "tensorflow" in sys.modules)
+"""
+
+
+def test_warm_start_flags_are_named_in_their_one_line_errors(
+        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+    import subprocess
+    import sys
+
+    old = write_study(workdir / "old.yaml", tiny_study(name="wide", budget={"n_trials": 1}))
+    assert _invoke("create", str(old), "--storage", storage_url,
+                   "--tracking-uri", tracking_uri).exit_code == 0
+    new = write_study(workdir / "new.yaml", tiny_study(name="new"))
+    cases = [
+        (["--warm-start", "nosuch", "--warm-start-storage", storage_url],
+         f"error: --warm-start: no such study in {storage_url} (got 'nosuch')"),
+        (["--warm-start", "wide", "--warm-start-storage", "mysql://u@h/db"],
+         "error: --warm-start-storage: no driver for mysql is installed"),
+        (["--warm-start", "wide", "--warm-start-storage", storage_url,
+          "--warm-start-top", "0"], "error: --warm-start-top: must be at least 1 (got 0)"),
+    ]
+    for flags, message in cases:
+        done = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_TENSORFLOW, "run", str(new), "--storage",
+             f"sqlite:///{workdir / 'new.db'}", "--tracking-uri", tracking_uri, *flags],
+            capture_output=True, text=True, cwd=workdir)
+        # Refused before the study file's model is built: TensorFlow was never loaded.
+        assert done.stdout.strip() == "exit 2 False", done.stderr
+        assert done.stderr.startswith(message), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (workdir / "new.db").exists()

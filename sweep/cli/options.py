@@ -32,7 +32,20 @@ def deprecated(old: str, new: str) -> None:
 
 def _storage_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     # A URL that cannot work is bad input: refused here, before any command writes.
-    return check_storage_url(value) if value else value
+    return check_storage_url(value, _flag(param)) if value else value
+
+
+def _flag(param: click.Parameter) -> str:
+    """The option as the user types it (``--warm-start-storage``), for messages."""
+    return max(param.opts, key=len) if param.opts else str(param.name)
+
+
+def _at_least_one(ctx: click.Context, param: click.Parameter, value: int | None
+                  ) -> int | None:
+    # Our one-line form, not click's usage block (what click.IntRange gives).
+    if value is not None and value < 1:
+        raise SpecError(_flag(param), "must be at least 1", value)
+    return value
 
 
 def _tracking_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -114,13 +127,13 @@ def warm_start_option(command: Callable) -> Callable:
 
         warm = None
         if warm_study is not None:
-            warm = WarmStart(warm_study, warm_storage or kwargs["storage"], warm_top)
+            warm = WarmStart(warm_study, warm_storage or kwargs["storage"], warm_top).opened()
         elif warm_storage is not None:
             raise SpecError("--warm-start-storage", "needs --warm-start OLD_STUDY",
                             warm_storage, show_value=False)
         return command(*args, warm_start=warm, **kwargs)
 
-    merged = click.option("--warm-start-top", "warm_top", type=click.IntRange(min=1),
+    merged = click.option("--warm-start-top", "warm_top", type=int, callback=_at_least_one,
                           default=3, show_default=True,
                           help="How many of its best configurations to queue.")(merged)
     merged = click.option("--warm-start-storage", "warm_storage", callback=_storage_url,

@@ -221,24 +221,25 @@ def _find(storage: Any, name: str):
         return None
 
 
-def load(storage: Any, name: str, *, storage_url: str = ""):
-    """An existing study and the spec stored inside it."""
+def load(storage: Any, name: str, *, storage_url: str = "", name_field: str = "STUDY_NAME"):
+    """An existing study and the spec stored inside it (``name_field``: how the caller
+    names the study in errors)."""
     study = _find(storage, name)
     if study is None:
-        raise SpecError("STUDY_NAME", f"no such study in {mask_url(storage_url) or 'storage'}",
+        raise SpecError(name_field, f"no such study in {mask_url(storage_url) or 'storage'}",
                         name)
     return study, stored_spec(study)
 
 
 def load_named(storage_url: str, name: str, *, read_only: bool = True,
-               field: str = "--storage"):
-    """(storage, study, spec) of the study ``name`` in an existing storage (``field``:
-    how the caller names the storage in errors)."""
+               field: str = "--storage", name_field: str = "STUDY_NAME"):
+    """(storage, study, spec) of the study ``name`` in an existing storage (``field``,
+    ``name_field``: how the caller names the storage and the study in errors)."""
     from sweep.study.storage import quiet_optuna, read_storage
 
     quiet_optuna()
     storage = read_storage(storage_url, read_only=read_only, field=field)
-    study, spec = load(storage, name, storage_url=storage_url)
+    study, spec = load(storage, name, storage_url=storage_url, name_field=name_field)
     return storage, study, spec
 
 
