@@ -54,6 +54,8 @@ CASES: list[Case] = [
     ("x and y rows differ",
      lambda f: {"data": _npz(f, x_train=np.zeros((40, 6)), y_train=np.zeros(39))},
      [], {}, "data.path", "40 rows but y_train has 39"),
+    ("one row per class", lambda f: {"data": _npz(f, **_rows(3))},
+     [], {}, "data", "the training split has 1 rows for 3 classes"),
     ("NaN label", lambda f: {"data": _npz(f, **_rows(60, nan_y=True))},
      [], {}, "data.path", "y_train has 1 values that are NaN"),
     ("NaN feature", lambda f: {"data": _npz(f, **_rows(60, nan_x=True))},

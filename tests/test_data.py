@@ -150,6 +150,22 @@ def test_too_few_samples_for_a_split() -> None:
     assert caught.value.field == "data.test_split" and "0.1" in str(caught.value)
 
 
+def test_a_split_with_fewer_rows_than_classes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.ones((6, 2)), y_train=np.arange(6) % 3)  # two rows per class
+    with pytest.raises(SpecError) as caught:
+        load_data(NpzData(source="npz", path=path, validation_split=0.25, test_split=0.25), 0)
+    assert str(caught.value) == (
+        "data: the training split has 2 rows for 3 classes: every split needs at least one "
+        "row of each class (more data, or larger splits)")
+    np.savez(path, x_train=np.ones((12, 2)), y_train=np.arange(12) % 3,
+             x_test=np.ones((2, 2)), y_test=np.array([0, 1]))
+    with pytest.raises(SpecError) as caught:
+        load_data(NpzData(source="npz", path=path, validation_split=0.25), 0)
+    assert caught.value.field == "data" and "the test split has 2 rows for 3 classes" in \
+        str(caught.value)
+
+
 def test_zero_test_split_gives_empty_test_set() -> None:
     splits = load_data(synthetic(n_samples=20, shape=(3,), test_split=0.0), 0)
     assert splits.sizes() == {"train": 16, "validation": 4, "test": 0}

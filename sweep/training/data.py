@@ -313,6 +313,18 @@ def _split(
                         f"leaves no training sample out of {n} samples "
                         f"(with test_split {spec.test_split})", spec.validation_split)
 
+    if n_classes is not None:
+        # A split with fewer rows than classes cannot hold every class: with one row per
+        # class a study ran and reported val_accuracy = 0.0000 without a word.
+        rows = {"training": n - n_test - n_val, "validation": n_val}
+        if test is not None or carve_test:  # test_split 0: no test set, on purpose
+            rows["test"] = n_test if test is None else len(test[0])
+        for split, count in rows.items():
+            if count < n_classes:
+                raise SpecError("data", f"the {split} split has {count} rows for {n_classes} "
+                                "classes: every split needs at least one row of each class "
+                                "(more data, or larger splits)", n, show_value=False)
+
     rng = np.random.default_rng(seed)
     if n_classes is None:
         order = rng.permutation(n)
