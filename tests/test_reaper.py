@@ -55,13 +55,17 @@ def test_stale_and_silent_trials_are_failed_retried_and_their_runs_closed(
     trials = study.get_trials()
     assert [trials[n].state for n in (stale.number, silent.number, alive.number)] == [
         TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
-    assert trials[silent.number].user_attrs["fail_reason"].startswith(
-        "lost: no heartbeat within 3 s")
+    assert trials[stale.number].user_attrs["fail_reason"] == \
+        "lost: its worker stopped sending heartbeats (none for 3 s)"
+    assert trials[silent.number].user_attrs["fail_reason"] == \
+        "lost: its worker sent no heartbeat in the 3 s after the trial started"
     retries = {t.system_attrs["failed_trial"]: t for t in trials
                if "failed_trial" in t.system_attrs}
     assert sorted(retries) == [stale.number, silent.number]
     for number, retry in retries.items():
         assert retry.state == TrialState.WAITING and retry.params == trials[number].params
+        assert "fail_reason" not in retry.user_attrs  # the dead trial's, not the retry's
+        assert retry.user_attrs.get("worker") == trials[number].user_attrs.get("worker")
     closed = client.get_run(run)
     assert closed.info.status == "FAILED"
     assert closed.data.tags["sweep.fail_reason"] == "worker node7:70 stopped sending heartbeats"

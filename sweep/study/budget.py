@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from sqlalchemy import text
 
 from sweep.errors import SweepError
-from sweep.keys import DUPLICATE_OF, FAIL_REASON, INTERRUPTED, RETRY_HISTORY, SPEC
+from sweep.keys import DUPLICATE_OF, FAIL_REASON, INTERRUPTED, LOST, RETRY_HISTORY, SPEC
 
 log = logging.getLogger("sweep")
 
@@ -49,6 +49,14 @@ def is_budget_exhausted(error: BaseException) -> bool:
     """Also true behind the gRPC storage proxy, where the storage's exception reaches the
     worker only as the text of an RPC error."""
     return isinstance(error, BudgetExhausted) or BUDGET_MARKER in str(error)
+
+
+def lost_reason(grace: float | None, *, ever: bool = True) -> str:
+    """The reason of a trial failed for its worker's silence (``ever``: it had sent
+    heartbeats before; else none since the trial started)."""
+    if ever:
+        return f"{LOST}: its worker stopped sending heartbeats (none for {grace} s)"
+    return f"{LOST}: its worker sent no heartbeat in the {grace} s after the trial started"
 
 
 def retried_numbers(trials: Iterable[Any]) -> set[int]:
@@ -235,6 +243,18 @@ class BudgetedStorage(RDBStorage):
         self.grace_period = grace
         self.heartbeat_stale_trial_callback = callback
         self.failed_trial_callback = callback
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials, each given its reason while still RUNNING: Optuna fails
+        them, and a FAIL trial takes no attribute (a trial of a `kill -9`'d worker on
+        PostgreSQL was FAIL with no reason)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        stale = super()._get_stale_trial_ids(study_id)
+        for trial_id in stale:
+            with contextlib.suppress(UpdateFinishedTrialError):  # another worker was first
+                self.set_trial_user_attr(trial_id, FAIL_REASON, lost_reason(self.grace_period))
+        return stale
 
     def record_heartbeat(self, trial_id: int) -> None:
         """One beat. A beat that fails (database restarting, connections cut) is logged and

@@ -7,6 +7,7 @@ MLflow run is marked FAILED, and the retry is queued with the same parameters.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Callable
@@ -19,12 +20,12 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from sweep.keys import (
     CHECKPOINT,
     FAIL_REASON,
-    LOST,
     MLFLOW_RUN_ID,
     RETRY_HISTORY,
     STUDY_UID,
     WORKER,
 )
+from sweep.study.budget import lost_reason
 
 log = logging.getLogger("sweep")
 
@@ -46,7 +47,11 @@ class StaleTrialCallback:
             from sweep.tracking.client import mark_run_lost
 
             mark_run_lost(self.tracking_uri, run_id, trial.user_attrs.get(WORKER))
-        self.retry(study, trial)
+        # The retry is a fresh attempt: the dead trial's reason is not its own (a retry
+        # behind `sweep proxy` finished COMPLETE still saying "lost: ...").
+        fresh = copy.deepcopy(trial)
+        fresh.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != FAIL_REASON}
+        self.retry(study, fresh)
         retried = len(trial.system_attrs.get(RETRY_HISTORY, [])) < self.max_retry
         origin = trial.user_attrs.get(CHECKPOINT)
         if not retried and origin is not None and self.checkpoints is not None:
@@ -89,8 +94,7 @@ def _fail_silent_trials(study: Any) -> None:
                                           states=(optuna.trial.TrialState.RUNNING,))
               if t._trial_id not in ages and t.datetime_start is not None
               and t.datetime_start <= limit]
-    for number in fail_and_retry(study, silent, f"{LOST}: no heartbeat within {grace} s "
-                                 "of its start (its worker lost the database)"):
+    for number in fail_and_retry(study, silent, lost_reason(grace, ever=False)):
         log.warning("trial %d never sent a heartbeat in %d s: failed", number, grace)
 
 
