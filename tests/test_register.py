@@ -156,3 +156,34 @@ def test_a_gain_within_noise_registers_nothing_and_says_why(
     assert parent.data.tags["sweep.registered_model"].startswith(
         "not registered: the gain is within seed noise")
     assert why in parent.data.tags["mlflow.note.content"]
+
+
+def test_a_failed_registration_says_so_instead_of_an_earlier_verdict(
+        workdir: Path, storage_url: str, tracking_uri: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    trained = _reported(workdir, storage_url, tracking_uri, "reg-down", "down-winner", NOISE)
+    assert "within seed noise" in (workdir / "rep" / "report.md").read_text()
+    study = optuna.load_study(study_name="reg-down", storage=storage_url)
+    config = ConfirmedConfig("trial 1", trained.number, None, trained.user_attrs["placement"],
+                             SEEDS, {"test_accuracy": REAL.values("test_accuracy")})
+    study.set_user_attr("confirmation", Confirmation(
+        "test_accuracy", "maximize", (BASE, config)).to_json())
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:1")  # nothing listens
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = _invoke("report", "reg-down", "--storage", storage_url, "--tracking-uri",
+                     tracking_uri, "--no-confirm", "-o", str(workdir / "rep"), "--no-progress")
+    assert result.exit_code == 1
+    assert "registering model 'down-winner' failed" in result.output
+    report = (workdir / "rep" / "report.md").read_text()
+    assert "not registered in model 'down-winner': registration failed: " in report
+    assert "within seed noise" not in report.split("Model registry:")[1].splitlines()[0]
+    stored = Registration.from_json(optuna.load_study(
+        study_name="reg-down", storage=storage_url).user_attrs["registration"])
+    assert (stored.registered, stored.reason.split(":")[0]) == (False, "registration failed")
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("reg-down")
+    (parent,) = client.search_runs([experiment.experiment_id],
+                                   filter_string="tags.`sweep.role` = 'study'")
+    assert parent.data.tags["sweep.registered_model"].startswith(
+        "not registered: registration failed: ")
+    assert "registration failed: " in parent.data.tags["mlflow.note.content"]

@@ -16,6 +16,7 @@ validation split would no longer be held out for what a later study compares aga
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -119,8 +120,20 @@ def register_winner(study: Any, spec: Any, confirmation: Confirmation | None,
         if done is not None and done.registered and (done.model, done.trial, done.seeds) == (
                 name, trial, seeds):
             return done
-        result = _register(spec, config, comparison, reason, tracker, name,
-                           study.study_name)
+        try:
+            result = _register(spec, config, comparison, reason, tracker, name,
+                               study.study_name)
+        except Exception as error:
+            # What the report, its summary and the study run then say is this failure,
+            # not the verdict of an earlier report's registration.
+            from sweep.errors import describe_failure
+
+            failed = Registration(name, False, f"registration failed: "
+                                  f"{describe_failure(error, 300)}", trial=trial, seeds=seeds)
+            study.set_user_attr(REGISTRATION, failed.to_json())
+            with contextlib.suppress(Exception):  # the tracking server may be down too
+                _tell_study_run(tracker, failed)
+            raise
     study.set_user_attr(REGISTRATION, result.to_json())
     _tell_study_run(tracker, result)
     return result
