@@ -99,10 +99,10 @@ def finished_in_budget(trials: list[Any]) -> int:
 class BudgetedStorage(RDBStorage):
     """Optuna's RDB storage plus the budget lock (PostgreSQL/MySQL/SQLite)."""
 
-    # One per purpose (the budget's, seed racing's): a thread of this process holding one
-    # may take the other.
+    # One per purpose (the budget's, seed racing's, claiming a placement to train): a
+    # thread of this process holding one may take another.
     _thread_locks: ClassVar[dict[str, threading.Lock]] = {
-        "budget": threading.Lock(), "racing": threading.Lock()}
+        "budget": threading.Lock(), "racing": threading.Lock(), "placement": threading.Lock()}
 
     def budget(self, study_id: int) -> int | None:
         spec = self.get_study_user_attrs(study_id).get(SPEC) or {}

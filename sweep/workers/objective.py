@@ -9,6 +9,7 @@ MLflow run.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -64,6 +65,8 @@ from sweep.training import checkpoint
 from sweep.training.trainer import Trainer
 from sweep.workers import requeue, watchdog
 
+log = logging.getLogger("sweep")
+
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
     """A per-trial seed that depends on the study seed and the trial number only."""
@@ -116,7 +119,18 @@ class Objective:
                    WORKER: self.tracker.worker, ENVIRONMENT: environment}
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             started[GPU] = os.environ["CUDA_VISIBLE_DEVICES"]
-        set_user_attrs(trial, started)
+        if SEED_REPLICATE in attrs or SEED_OF in attrs:
+            # Seed replicates and racing re-runs train a configuration again on purpose.
+            set_user_attrs(trial, started)
+            earlier = None
+        else:
+            try:
+                earlier = claim(trial, placement, started, on_wait=lambda number: log.info(
+                    "trial %d: the same model as trial %d, which is training: waiting for "
+                    "its figures", trial.number, number))
+            except KeyboardInterrupt:
+                self._interrupted(trial)
+                raise
         label = baseline or self.space.label(trial.params, placement)
         tags = {BASELINE_TAG: baseline} if baseline else {}
         if WARM_START_OF in attrs:
@@ -132,9 +146,6 @@ class Objective:
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
-        # Seed replicates and racing re-runs train a configuration again on purpose.
-        earlier = None if SEED_REPLICATE in attrs or SEED_OF in attrs else \
-            _same_config(trial, placement)
         if earlier is not None:
             return self._reuse(trial, run, earlier)
         self._epochs_done = 0
@@ -305,6 +316,48 @@ def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
             raise TrialFailed(f"{metric} is not a finite number ({value})")
         values.append(float(value))
     return values
+
+
+def claim(trial: Any, placement: dict, started: dict[str, Any], *,
+          on_wait: Callable[[int], None] | None = None, poll: float = 2.0) -> Any:
+    """Record ``started`` (the placement among it) on ``trial`` once no other trial is
+    training the same placement, and return the finished trial that stands for it (its
+    figures are then reused) or None (this trial trains it). A trial that samples a
+    placement another is still training waits for it: two workers trained no
+    regularization side by side (#0 queued, #2 sampled), and seed racing then raced both.
+    Checked and recorded under the study's placement lock, so of two workers sampling
+    the same placement at once, one trains and the other waits; behind `sweep proxy`
+    (no lock on this side) both may rarely train. ``on_wait``: told the number of the
+    trial waited for, once."""
+    import contextlib
+
+    from sweep.study.budget import budgeted_backend
+
+    backend = budgeted_backend(trial.study._storage)
+    waited: int | None = None
+    while True:
+        lock = backend.study_lock(trial.study._study_id, "placement") \
+            if backend is not None else contextlib.nullcontext()
+        with lock:
+            earlier = _same_config(trial, placement)
+            training = None if earlier is not None else _training(trial, placement)
+            if training is None:
+                set_user_attrs(trial, started)
+                return earlier
+        if waited != training.number and on_wait is not None:
+            on_wait(training.number)
+        waited = training.number
+        interrupt.sleep(poll)  # a stop request ends the wait (the caller re-queues)
+
+
+def _training(trial: Any, placement: dict) -> Any:
+    """Another RUNNING trial that has claimed ``placement`` (recorded it), or None."""
+    import optuna
+
+    return next((other for other in trial.study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if other.number != trial.number and other.user_attrs.get(PLACEMENT) == placement),
+        None)
 
 
 def _same_config(trial: Any, placement: dict) -> Any:

@@ -1,0 +1,64 @@
+"""sweep.workers.objective: a trial that samples a placement another trial is still
+training waits for it and reuses its figures, so the same model is never trained twice
+side by side (nor raced twice); read back through Optuna on a real SQLite study."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from conftest import tiny_study
+from optuna.distributions import CategoricalDistribution
+
+from sweep.spec import parse_spec
+from sweep.study.create import create_or_resume
+from sweep.study.grouping import configurations
+from sweep.study.storage import open_storage
+from sweep.workers.objective import claim
+
+CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}
+
+
+def test_a_placement_sampled_while_an_equal_one_trains_waits_and_is_a_duplicate(
+        tmp_path: Path) -> None:
+    spec = parse_spec(tiny_study(name="twins", budget={"n_trials": 4}))
+    study, _ = create_or_resume(spec, open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    first = study.ask(CHOICE)  # worker 1: no regularization, training
+    assert claim(first, {}, {"placement": {}}) is None
+    second = study.ask(CHOICE)  # worker 2 samples the same model meanwhile
+    waiting = threading.Event()
+    found: list[object] = []
+    worker = threading.Thread(target=lambda: found.append(claim(
+        second, {}, {"placement": {}}, on_wait=lambda number: (
+            found.append(number), waiting.set()), poll=0.05)))
+    worker.start()
+    assert waiting.wait(30)
+    assert found == [first.number]  # waiting for trial 0, its placement not yet claimed
+    assert "placement" not in study.get_trials()[second.number].user_attrs
+    first.set_user_attr("final/val_accuracy", 0.7)
+    study.tell(first, 0.7)
+    worker.join(30)
+    assert not worker.is_alive()
+    assert found[1].number == first.number  # its figures are reused: trained once
+    assert study.get_trials()[second.number].user_attrs["placement"] == {}
+
+
+def test_a_placement_claimed_by_nobody_is_trained_and_different_ones_do_not_wait(
+        tmp_path: Path) -> None:
+    spec = parse_spec(tiny_study(name="apart", budget={"n_trials": 4}))
+    study, _ = create_or_resume(spec, open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    first = study.ask(CHOICE)
+    assert claim(first, {}, {"placement": {}}) is None
+    other = study.ask(CHOICE)
+    regularized = {"dense": {"kernel": {"l2": 0.001}}}
+    assert claim(other, regularized, {"placement": regularized},
+                 on_wait=lambda number: (_ for _ in ()).throw(AssertionError(number))) is None
+    study.tell(first, 0.7)
+    study.tell(other, 0.6)
+    # A third trial of the finished placement reuses it; marked a duplicate, it is no
+    # configuration of its own that seed racing could race again.
+    third = study.ask(CHOICE)
+    assert claim(third, {}, {"placement": {}}).number == first.number
+    third.set_user_attr("duplicate_of", first.number)
+    study.tell(third, 0.7)
+    assert [c.key for c in configurations(study.get_trials())] == [0, 1]
