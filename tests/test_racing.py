@@ -274,7 +274,10 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
     origin = shown.user_attrs.get("seed_of", shown.number)
     assert top["seeds"] == len(_draws(trials, origin))
     assert top["value"] == pytest.approx(statistics.mean(_draws(trials, origin)))
-    assert top["sd"] == pytest.approx(statistics.stdev(_draws(trials, origin)))
+    # The top may stand on one seed: a draw far above the others (the seed noise, not the
+    # most-seeded configuration, decides).
+    assert top["sd"] == (None if top["seeds"] == 1 else
+                         pytest.approx(statistics.stdev(_draws(trials, origin))))
     first_baseline = min(t.number for t in trials if t.user_attrs.get("baseline") == "none")
     baseline = _draws(trials, first_baseline)
     assert top["vs_baseline"] == pytest.approx(top["value"] - statistics.mean(baseline))
@@ -290,8 +293,8 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
         len(reruns), len(reruns), top["seeds"])
     listed = CliRunner().invoke(cli, ["list", "--storage", storage_url, "--format", "json"])
     assert json.loads(listed.output)[0]["best_value"] == pytest.approx(top["value"])
-    table = CliRunner().invoke(cli, ["best", "race", "--storage", storage_url])
-    assert "mean over seeds" in table.output and "±" in table.output
+    table = CliRunner().invoke(cli, ["best", "race", "--storage", storage_url, "--top", "5"])
+    assert "mean over seeds" in table.output and "±" in table.output  # the raced rows
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("race")
@@ -307,16 +310,16 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
             assert run.data.metrics["seeds/mean"] == pytest.approx(trial.values[0])
     study_run = client.search_runs([experiment.experiment_id],
                                    filter_string="tags.`sweep.role` = 'study'")[0]
-    assert f"over {top['seeds']} seeds (seed racing)" in \
-        study_run.data.tags["mlflow.note.content"]
+    over = f"over {top['seeds']} seeds (seed racing)" if top["seeds"] > 1 else ""
+    assert over in study_run.data.tags["mlflow.note.content"]
 
     report = CliRunner().invoke(cli, ["report", "race", "--storage", storage_url,
                                       "--tracking-uri", tracking_uri, "--no-confirm",
                                       "-o", str(workdir / "report")])
     assert report.exit_code == 0, report.output
     markdown = (workdir / "report" / "report.md").read_text()
-    assert f"Best trial: #{top['number']}, val_accuracy = {top['value']:.4g} ± " in markdown
-    assert f"over {top['seeds']} seeds (seed racing)" in markdown
+    assert f"Best trial: #{top['number']}, val_accuracy = {top['value']:.4g}" in markdown
+    assert over in markdown
     study_run = client.get_run(study_run.info.run_id)
     assert study_run.data.metrics["best/seeds/n"] == top["seeds"]
     assert study_run.data.metrics["best/val_accuracy"] == pytest.approx(top["value"])
