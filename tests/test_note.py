@@ -40,21 +40,32 @@ def test_the_verdict_says_whether_the_gain_exceeds_seed_noise() -> None:
     assert verdict(None, 5) is None
 
 
-def test_description_reads_like_the_report_summary() -> None:
+def _configuration(trial, draws: tuple[float, ...]):
+    from sweep.study.grouping import Configuration
+
+    return Configuration(trial.number, {}, [trial], [trial], list(draws))
+
+
+def test_description_opens_with_the_answer_and_names_configurations() -> None:
     spec = parse_spec(tiny_study(name="noted", budget={"n_trials": 12}))
-    note = description(spec, trials=12, budget=12, best=_trial(5, 0.8125),
-                       best_link="#/experiments/3/runs/abc", baseline=_trial(0, 0.75),
+    best, base = _trial(5, 0.8125), _trial(0, 0.75)
+    seeds = {5: _configuration(best, (0.8125, 0.8, 0.825)), 0: _configuration(base, (0.75,))}
+    note = description(spec, trials=12, budget=12, best=best,
+                       best_link="#/experiments/3/runs/abc", baseline=base,
                        confirmation=_confirmation((0.71, 0.69, 0.70, 0.70)),
-                       report_path="report/report.html")
+                       report_path="report/report.html", seeds=seeds,
+                       answer="No configuration beats no regularization.")
     lines = note.splitlines()
-    assert lines[0] == "**regsweep study `noted`**: where L1/L2 penalties belong, and how strong."
-    assert lines[2] == ("- Objective: maximize `val_accuracy` on the validation split (25% of "
-                        "the data); the test split (25%) only evaluates finished trials.")
-    assert "- Best on validation: [trial #5](#/experiments/3/runs/abc), `val_accuracy` = "\
-           "0.8125." in lines
-    assert "- Against no regularization (trial #0): +0.0625 on validation." in lines
-    assert any(line.startswith("- Confirmation over seeds on the test split: exceeds seed "
-                               "noise: no") for line in lines)
+    assert lines[0] == "**No configuration beats no regularization.**"
+    assert lines[2] == ("- Best on validation: [configuration #5](#/experiments/3/runs/abc), "
+                        "`val_accuracy` = 0.8125 ± 0.0125 over 3 seeds.")
+    assert lines[3] == ("- Against no regularization (#0, 0.7500, 1 seed): +0.0625 on "
+                        "validation.")
+    assert lines[4].startswith("- Confirmation over seeds on the test split: exceeds seed "
+                               "noise: no")
+    assert lines[5] == ("- Objective: maximize `val_accuracy` on the validation split (25% "
+                        "of the data); the test split (25%) only evaluates.")
+    assert lines[6] == "- Trials: 12 of a budget of 12, 2 configurations (sampler `tpe`)."
     assert lines[-1] == "- The full report: artifacts, `report/report.html`."
 
 

@@ -54,38 +54,61 @@ def test_a_terminal_gets_live_bars(workdir: Path, storage_url: str, tracking_uri
 def test_a_log_gets_one_line_per_trial(workdir: Path, storage_url: str,
                                        tracking_uri: str) -> None:
     shown = _run(workdir, storage_url, tracking_uri, "lines", terminal=False)
-    assert re.search(r"^\[1/2\] trial 0 COMPLETE val_accuracy=\d\.\d{4} \(best \d\.\d{4}\)$",
+    assert re.search(r"^\[1/2\] trial 0 COMPLETE val_accuracy=\d\.\d{4} "
+                     r"\(best #0 \d\.\d{4}, 1 seed\)$",
                      shown, re.MULTILINE), shown
     assert re.search(r"^\[2/2\] trial 1 COMPLETE", shown, re.MULTILINE), shown
     assert "━" not in shown and "\x1b[" not in shown
 
 
-def _line(directions: list[str], values: list[list[float]]) -> str:
+def _line(directions: list[str], values: list[list[float]], finished: int = 1,
+          extra: list[tuple[float, dict]] = ()) -> str:
+    """The line after trial ``finished`` of a study of one configuration per value (the
+    first is no regularization), plus ``extra`` trials (value, user attrs)."""
     import io
 
     import optuna
     from rich.console import Console
 
+    from sweep.spec import parse_spec
     from sweep.study.progress import StudyProgress
 
+    metrics = {"maximize": "val_accuracy", "minimize": "val_data_loss"}
+    objective = [{"metric": metrics[d], "direction": d} for d in directions]
+    spec = parse_spec(tiny_study(objective=objective))
     study = optuna.create_study(directions=directions)
-    for value in values:
-        study.add_trial(optuna.trial.create_trial(values=value))
+    for k, value in enumerate(values):
+        placement = {} if k == 0 else {"dense": {"kernel": {"l2": k / 1000}}}
+        study.add_trial(optuna.trial.create_trial(values=value,
+                                                  user_attrs={"placement": placement}))
+    for value, attrs in extra:
+        study.add_trial(optuna.trial.create_trial(values=[value], user_attrs=attrs))
     failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
     study.add_trial(failed)
     out = io.StringIO()
-    progress = StudyProgress(study_name="s", budget=5, done=0, epochs=1, metric="m",
-                             console=Console(file=out, width=200), enabled=False)
+    progress = StudyProgress(study_name="s", budget=9, done=0, epochs=1, metric="m",
+                             spec=spec, console=Console(file=out, width=200), enabled=False)
     trials = study.get_trials(deepcopy=False)
-    progress.trial_finished(study, trials[1], trials)
+    progress.trial_finished(study, trials[finished], trials)
     return out.getvalue().strip()
 
 
-def test_the_line_names_the_best_of_the_trials_read_once() -> None:
+def test_the_line_names_the_best_configuration_of_the_trials_read_once() -> None:
     # The count and the best come from the trials the worker read once after the trial.
-    line = "[4/5] trial 1 COMPLETE m=0.3000"
-    assert _line(["maximize"], [[0.5], [0.3], [0.7]]) == f"{line} (best 0.7000)"
-    assert _line(["minimize"], [[0.5], [0.3], [0.7]]) == f"{line} (best 0.3000)"
+    line = "[4/9] trial 1 COMPLETE m=0.3000"
+    assert _line(["maximize"], [[0.5], [0.3], [0.7]]) == f"{line} (best #2 0.7000, 1 seed)"
+    assert _line(["minimize"], [[0.5], [0.3], [0.7]]) == f"{line} (best #1 0.3000, 1 seed)"
     # Several objectives have no single best.
     assert _line(["maximize", "minimize"], [[0.5, 1.0], [0.3, 2.0]]) == \
-        "[3/5] trial 1 COMPLETE m=0.3000"
+        "[3/9] trial 1 COMPLETE m=0.3000"
+
+
+def test_a_re_run_says_whose_seed_it_trained_its_own_draw_and_the_new_mean() -> None:
+    # #1 drew 0.9 on its first seed; trial 3 is its second seed, drew 0.7, and its Optuna
+    # value is the mean over both (0.8). #2's single 0.85 leads: no noise to shrink by
+    # without racing, so the mean decides.
+    rerun = {"placement": {"dense": {"kernel": {"l2": 0.001}}}, "seed_of": 1,
+             "seed_index": 1, "seed_value": 0.7, "seeds": 2}
+    assert _line(["maximize"], [[0.5], [0.9], [0.85]], finished=3, extra=[(0.8, rerun)]) == (
+        "[5/9] trial 3 (#1 seed 2) COMPLETE m=0.7000, #1 now 0.8000 ± 0.1414 over 2 seeds "
+        "(best #2 0.8500, 1 seed)")

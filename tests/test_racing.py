@@ -268,10 +268,15 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
         row = by_number[trial.number]
         assert (row["seed_of"], row["seeds"]) == (trial.user_attrs.get("seed_of"),
                                                   trial.user_attrs.get("seeds"))
+        if "seed_of" in trial.user_attrs:  # trials and configurations apart
+            assert row["configuration"] == f"#{trial.user_attrs['seed_of']}"
+            assert row["seed_index"] == trial.user_attrs["seed_index"]
     # Ranked by the mean shrunk by the seed noise, which each row carries.
     assert [r["estimate"] for r in rows] == sorted((r["estimate"] for r in rows), reverse=True)
+    # A configuration is named by its first trial, never by a re-run.
     shown = next(t for t in trials if t.number == top["number"])
-    origin = shown.user_attrs.get("seed_of", shown.number)
+    assert "seed_of" not in shown.user_attrs
+    origin = shown.number
     assert top["seeds"] == len(_draws(trials, origin))
     assert top["value"] == pytest.approx(statistics.mean(_draws(trials, origin)))
     # The top may stand on one seed: a draw far above the others (the seed noise, not the
@@ -287,7 +292,10 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
 
     status = CliRunner().invoke(cli, ["status", "race", "--storage", storage_url,
                                       "--format", "json"])
-    racing = json.loads(status.output)["racing"]
+    doc = json.loads(status.output)
+    racing = doc["racing"]
+    assert (doc["best_trial"], doc["best_seeds"]) == (top["number"], top["seeds"])
+    assert doc["best_value"] == pytest.approx(top["value"])
     reruns = [t for t in trials if "seed_of" in t.user_attrs]
     assert (racing["reruns"], racing["finished"], racing["best_seeds"]) == (
         len(reruns), len(reruns), top["seeds"])
@@ -310,16 +318,18 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
             assert run.data.metrics["seeds/mean"] == pytest.approx(trial.values[0])
     study_run = client.search_runs([experiment.experiment_id],
                                    filter_string="tags.`sweep.role` = 'study'")[0]
-    over = f"over {top['seeds']} seeds (seed racing)" if top["seeds"] > 1 else ""
-    assert over in study_run.data.tags["mlflow.note.content"]
+    figure = (f"{top['value']:.4f} ± {top['sd']:.4f} over {top['seeds']} seeds"
+              if top["seeds"] > 1 else f"{top['value']:.4f}, 1 seed")
+    note = study_run.data.tags["mlflow.note.content"]
+    assert f"configuration #{top['number']}" in note and figure in note
 
     report = CliRunner().invoke(cli, ["report", "race", "--storage", storage_url,
                                       "--tracking-uri", tracking_uri, "--no-confirm",
                                       "-o", str(workdir / "report")])
     assert report.exit_code == 0, report.output
     markdown = (workdir / "report" / "report.md").read_text()
-    assert f"Best trial: #{top['number']}, val_accuracy = {top['value']:.4g}" in markdown
-    assert over in markdown
+    assert f"Best configuration: #{top['number']}, val_accuracy = {figure}" in markdown
+    assert f"#{top['number']}" in markdown.split("\n- ")[1]  # the verdict comes first
     study_run = client.get_run(study_run.info.run_id)
     assert study_run.data.metrics["best/seeds/n"] == top["seeds"]
     assert study_run.data.metrics["best/val_accuracy"] == pytest.approx(top["value"])

@@ -104,7 +104,9 @@ def test_status_counts_down_while_a_worker_works(tmp_path: Path) -> None:
 def test_status_counts_nothing_down_when_no_trial_runs(tmp_path: Path) -> None:
     study, spec = timed_study(tmp_path, running=False)
     shown = status(study, spec)
-    assert shown["trials_per_hour"] == 8.0  # the rate the study had
+    # The rate the study had: 4 trials between the first start (30 minutes ago) and the
+    # last finish (10 minutes ago), 12 an hour, not one that falls as the clock runs on.
+    assert shown["trials_per_hour"] == 12.0
     assert shown["eta_seconds"] is None  # nobody works on it now
     assert shown["remaining"] == 6
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sweep.keys import (
@@ -44,7 +44,7 @@ _SEED_OFFSET = 1_000_003
 class ConfirmedConfig:
     """One configuration re-trained over several seeds."""
 
-    label: str  # what a reader sees: "no regularization", "trial 12", ...
+    label: str  # what a reader sees: "no regularization", "#12 (l2=1e-4)", ...
     trial_number: int | None  # the search trial whose configuration this re-trains
     baseline: str | None  # "none" / "uniform_l2" for baselines, else None
     placement: dict[str, Any]
@@ -210,7 +210,7 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
             continue
         seen.append(placement)
         kind = trial.user_attrs.get(BASELINE)
-        label = f"trial {trial.number} ({kind or _describe(trial.params)})"
+        label = f"#{trial.number} ({kind or _describe(trial.params)})"
         picks.append(_Pick(label, trial.number, kind, placement))
     return picks
 
@@ -251,8 +251,11 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     todo = [p for p in picks if _key(p.placement, seeds) not in done]
 
     def store() -> Confirmation:
-        configs = tuple(done[_key(p.placement, seeds)] for p in picks
-                        if _key(p.placement, seeds) in done)
+        # Named as the ranking names them now (a confirmation stored before may name a
+        # configuration by a re-run).
+        configs = tuple(replace(done[_key(p.placement, seeds)], label=p.label,
+                                trial_number=p.trial_number)
+                        for p in picks if _key(p.placement, seeds) in done)
         result = Confirmation(metric=metric, direction=spec.primary.resolved_direction,
                               configs=configs)
         study.set_user_attr(CONFIRMATION, result.to_json())

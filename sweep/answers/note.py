@@ -23,7 +23,6 @@ from sweep.keys import (
 )
 from sweep.spec import StudySpec
 from sweep.study.identity import worker_name
-from sweep.study.racing import over_seeds
 from sweep.tracking.links import run_path, sorted_runs_query
 from sweep.tracking.tracker import StudyTracker
 
@@ -95,41 +94,35 @@ def confirmation_metrics(confirmation: Any) -> dict[str, float]:
 def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
                 best_link: str | None, baseline: Any | None, confirmation: Any | None,
                 report_path: str | None, registration: Any | None = None,
-                seeds: dict[int, Any] | None = None) -> str:
-    """The study run's description, in Markdown. ``seeds``: with seed racing, each
-    configuration's figures over its seeds by the trial that stands for it
+                seeds: dict[int, Any] | None = None, answer: str | None = None) -> str:
+    """The study run's description, in Markdown, opening with ``answer`` (the study's
+    one-sentence verdict, sweep.answers.headline) so that MLflow shows it without "Show
+    more". ``seeds``: each configuration by the trial that names it
     (sweep.study.ranking.ranked_trials)."""
     seeds = seeds or {}
     primary = spec.primary
     data = spec.data
-    lines = [f"**regsweep study `{spec.name}`**: where L1/L2 penalties belong, and how "
-             "strong.", "",
-             f"- Objective: {primary.resolved_direction} `{primary.metric}` on the "
-             f"validation split ({data.validation_split:.0%} of the data); the test split "
-             f"({data.test_split:.0%}) only evaluates finished trials.",
-             f"- Trials: {trials} of a budget of {budget} (sampler `{spec.sampler}`)."]
-    if best is None:
-        lines.append("- No trial has completed yet.")
-    else:
-        name = f"trial #{best.number}"
+    lines = [f"**{answer}**" if answer else f"**regsweep study `{spec.name}`**", ""]
+    if best is not None:
+        name = f"configuration #{best.number}"
         linked = f"[{name}]({best_link})" if best_link else name
-        mine, theirs = seeds.get(best.number), None if baseline is None else \
-            seeds.get(baseline.number)
-        value = mine.mean if mine else best.values[0]
-        lines.append(f"- Best on validation: {linked}, `{primary.metric}` = {value:.4f}"
-                     f"{over_seeds(mine)}.")
-        if baseline is not None and baseline.number != best.number:
-            base = theirs.mean if theirs else baseline.values[0]
-            lines.append(f"- Against no regularization (trial #{baseline.number}"
-                         f"{over_seeds(theirs, short=True)}): {value - base:+.4f} on "
-                         "validation.")
-        elif baseline is not None:
-            lines.append("- The best trial is the no-regularization baseline itself.")
+        mine = seeds.get(best.number)
+        figure = mine.figure() if mine is not None else f"{best.values[0]:.4f}"
+        lines.append(f"- Best on validation: {linked}, `{primary.metric}` = {figure}.")
+        theirs = None if baseline is None else seeds.get(baseline.number)
+        if baseline is not None and baseline.number != best.number and mine and theirs:
+            lines.append(f"- Against no regularization (#{baseline.number}, "
+                         f"{theirs.figure()}): {mine.mean - theirs.mean:+.4f} on validation.")
         found = verdict(confirmation, best.number)
-        lines.append(f"- Confirmation over seeds on the test split: {found}." if found else
-                     "- Not confirmed over seeds yet: a single seed's gain may be noise; "
-                     "`sweep report` re-trains the best configurations over seeds and "
-                     "says whether the gain is real.")
+        if found:
+            lines.append(f"- Confirmation over seeds on the test split: {found}.")
+    else:
+        lines.append("- No trial has completed yet.")
+    lines += [f"- Objective: {primary.resolved_direction} `{primary.metric}` on the "
+              f"validation split ({data.validation_split:.0%} of the data); the test split "
+              f"({data.test_split:.0%}) only evaluates.",
+              f"- Trials: {trials} of a budget of {budget}, {len(seeds)} configurations "
+              f"(sampler `{spec.sampler}`)."]
     if registration is not None and registration.model == spec.report.register:
         lines.append(f"- Model registry: {registration.line()}.")
     if report_path:
@@ -142,6 +135,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     """Write the settings and the current description on the study's run (``tracker``:
     a ``sweep.tracking.tracker.StudyTracker``)."""
     from sweep.answers.confirm import stored_confirmation
+    from sweep.answers.headline import study_headline
     from sweep.answers.register import stored_registration
     from sweep.study.budget import used_budget
     from sweep.study.ranking import ranked_trials
@@ -161,7 +155,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
                        best=best, best_link=link, baseline=baseline_trial(study),
                        confirmation=confirmation, report_path=report_path,
                        registration=stored_registration(study),
-                       seeds=seeds)
+                       seeds=seeds, answer=study_headline(study, spec, confirmation))
     found = verdict(confirmation, None if best is None else best.number)
     gpu = [t.user_attrs[GPU_SECONDS] for t in trials if GPU_SECONDS in t.user_attrs]
     tracker.describe_study(settings_params(spec), {

@@ -83,7 +83,7 @@ def decide(study: Any, spec: Any, confirmation: Confirmation | None
     config = next((c for c in confirmation.configs if c.placement == placement), None)
     comparison = None if config is None else confirmation.compare(config)
     if config is None or comparison is None:
-        return None, None, f"trial #{best.number}'s configuration has no confirmation to judge"
+        return None, None, f"configuration #{best.number} has no confirmation to judge"
     figures = (f"{comparison.metric} {comparison.difference:+.4f} vs no regularization, "
                f"95% CI [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}], "
                f"p={comparison.p_value:.3g}, {len(config.seeds)} seeds")

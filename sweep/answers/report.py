@@ -57,14 +57,15 @@ def best_for_tracking(study: Any, spec: StudySpec) -> tuple[dict[str, float], di
     them: the best trial by the primary (validation) objective."""
     ordered, seeds = ranked_trials(study, spec)
     best = ordered[0]
-    metrics = {f"{BEST}{item.metric}": float(best.values[i])
+    found = seeds[best.number]
+    # The best configuration's mean over its seeds (the primary objective's figure; the
+    # others, of a multi-objective study, as its first trial recorded them).
+    metrics = {f"{BEST}{item.metric}": float(found.mean if i == 0 else best.values[i])
                for i, item in enumerate(spec.objective)}
     metrics[f"{BEST}trial_number"] = float(best.number)
-    found = seeds.get(best.number)
-    if found is not None:  # seed racing: the value above is its mean over these seeds
-        metrics[f"{BEST}{SEEDS_PREFIX}n"] = float(found.n)
-        if found.sd is not None:
-            metrics[f"{BEST}{SEEDS_PREFIX}sd"] = float(found.sd)
+    metrics[f"{BEST}{SEEDS_PREFIX}n"] = float(found.n)
+    if found.sd is not None:
+        metrics[f"{BEST}{SEEDS_PREFIX}sd"] = float(found.sd)
     params = {f"{BEST}{name}": str(value) for name, value in best.params.items()}
     # The group (named placement, baseline, slots) and what it applied, in words.
     params[f"{BEST}placement"] = group_label(best, spec)
@@ -147,8 +148,8 @@ class Drawing:
     def finish(self, study: Any, spec: StudySpec, tracker: Any | None) -> None:
         """Read what the placements and weight-curves pictures need of the study and of
         MLflow, and hand them to the painter."""
-        groups = [(label, [t.values[0] for t in trials])
-                  for label, trials in placement_groups(study, spec).items()]
+        groups = [(label, [c.mean for c in found])  # one point per configuration
+                  for label, found in placement_groups(study, spec).items()]
         curves, missing = weight_curves(study, spec, tracker)
         self.rest = [self.painter.submit(plots.objective_by_placement, groups, spec, self.out),
                      self.painter.submit(plots.weight_curves, curves, self.out, missing)]
@@ -191,7 +192,7 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
         registration = stored_registration(study)
         if registration is not None:
             data["registration"] = asdict(registration)
-        summary = tuple(summary_lines(study, spec))
+        summary = tuple(summary_lines(study, spec, confirmation))
         figures = drawing.figures()
     for figure in figures:  # an earlier report's picture must not pass for this one's
         if figure.skipped:

@@ -1,6 +1,7 @@
-"""The comparison's rows: the completed trials grouped by where their penalties went,
-each group shown by its best trial on the validation objective, with the confirmation
-over seeds where the study holds one. Pure functions of the study."""
+"""The comparison's rows: the study's configurations grouped by where their penalties
+went, each group shown by its best configuration on the validation objective (its figures
+averaged over its seeds), with the confirmation over seeds where the study holds one.
+Pure functions of the study."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirma
 from sweep.keys import BASELINE, DUPLICATE_OF, FINAL, PLACEMENT
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
-from sweep.study.ranking import sorted_complete
-from sweep.study.results import baseline_trial, generalization_gap
+from sweep.study.ranking import ranked_configurations, ranked_trials
+from sweep.study.results import baseline_trial, figure_of, generalization_gap
 
 # The final figures a row shows, in the seed article's order, with their headers.
 FIGURES = (
@@ -54,45 +55,52 @@ def group_label(trial: Any, spec: StudySpec) -> str:
 
 
 def placement_groups(study: Any, spec: StudySpec) -> dict[str, list[Any]]:
-    """Completed trials by placement; groups and their trials best first on the primary
-    (validation) objective, the order ``sweep best`` uses."""
+    """The study's configurations (sweep.study.grouping.Configuration) by placement;
+    groups and their configurations best first, in the one ranking ``sweep best`` uses."""
     groups: dict[str, list[Any]] = {}
-    for trial in sorted_complete(study, spec):
-        groups.setdefault(group_label(trial, spec), []).append(trial)
+    for configuration in ranked_configurations(study, spec):
+        groups.setdefault(group_label(configuration.named, spec), []).append(configuration)
     return groups
 
 
 # ------------------------------------------------------------------ rows
 def placement_rows(study: Any, spec: StudySpec,
                    confirmation: Confirmation | None = None) -> list[dict[str, Any]]:
-    """One record per placement group: its best trial's own figures (the numbers are the
-    trial's user attrs, unrounded). ``confirmation`` defaults to the one stored in the
+    """One record per placement group: its best configuration, named by its first trial,
+    with its figures averaged over its seeds (unrounded) and how many trials and
+    configurations the group holds. ``confirmation`` defaults to the one stored in the
     study."""
     if confirmation is None:
         confirmation = stored_confirmation(study)
+    _, seeds = ranked_trials(study, spec)
     baseline = baseline_trial(study)
+    base_value = None if baseline is None else figure_of(baseline, seeds)
     rows = []
-    for label, trials in placement_groups(study, spec).items():
-        best = trials[0]
+    for label, found in placement_groups(study, spec).items():
+        best = found[0]
+        named = best.named
         row: dict[str, Any] = {
             "placement": label,
-            "trials": len(trials),
-            "trial": best.number,
-            "baseline": best.user_attrs.get(BASELINE),
-            "value": best.values[0],
-            "vs_no_reg": None if baseline is None else best.values[0] - baseline.values[0],
+            "configurations": len(found),
+            "trials": sum(len(c.complete) for c in found),
+            "trial": named.number,
+            "baseline": named.user_attrs.get(BASELINE),
+            "value": best.mean,
+            "sd": best.sd,
+            "seeds": best.n,
+            "vs_no_reg": None if base_value is None else best.mean - base_value,
             "baseline_trial": None if baseline is None else baseline.number,
         }
         if spec.is_multi_objective:
-            row.update({f"value:{item.metric}": best.values[i]
+            row.update({f"value:{item.metric}": named.values[i]
                         for i, item in enumerate(spec.objective)})
-        row.update({key: best.user_attrs[key] for key, _ in FIGURES + WEIGHT_FIGURES
-                    if key in best.user_attrs})
-        row["gap"] = generalization_gap(best.user_attrs)
-        row["coefficients"] = coefficients(best)
-        row["resolved"] = describe_placement(best.user_attrs.get(PLACEMENT) or {})
-        row["duplicate_of"] = best.user_attrs.get(DUPLICATE_OF)
-        row.update(_confirmed(confirmation, best))
+        means = best.final_means()
+        row.update({key: means[key] for key, _ in FIGURES + WEIGHT_FIGURES if key in means})
+        row["gap"] = generalization_gap(means)
+        row["coefficients"] = coefficients(named)
+        row["resolved"] = describe_placement(named.user_attrs.get(PLACEMENT) or {})
+        row["duplicate_of"] = named.user_attrs.get(DUPLICATE_OF)
+        row.update(_confirmed(confirmation, named))
         rows.append(row)
     return rows
 

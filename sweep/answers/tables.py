@@ -15,7 +15,6 @@ from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study.racing import over_seeds
 from sweep.study.ranking import ranked_trials
 from sweep.study.results import baseline_trial, pareto_front
 
@@ -133,7 +132,8 @@ def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table
     columns += [(key, header) for key, header in WEIGHT_FIGURES if any(key in r for r in rows)]
     confirmed = any(row.get("confirmed") for row in rows)
     metric = next((row["confirmed_metric"] for row in rows if row.get("confirmed")), "")
-    headers = ("placement", "trials", "best trial", f"Δ {primary} vs no-reg",
+    headers = ("placement", "configurations (trials)", "best configuration", "seeds",
+               f"Δ {primary} vs no-reg",
                *(header for _, header in columns), "coefficients",
                *((f"confirmed {metric} (mean ± std)", "exceeds noise") if confirmed else ()))
     formats = {key: number_format(row.get(key) for row in rows) for key, _ in columns}
@@ -142,21 +142,19 @@ def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table
     body = []
     confirmed_format = number_format(row.get("confirmed_mean") for row in rows)
     for row in rows:
-        cells = [row["placement"], str(row["trials"]), _trial_cell(row),
-                 delta(row["vs_no_reg"])]
+        cells = [row["placement"], f"{row['configurations']} ({row['trials']})",
+                 _trial_cell(row), str(row["seeds"]), delta(row["vs_no_reg"])]
         cells += [formats[key](row.get(key)) for key, _ in columns]
         cells.append(fmt_coefficients(row["coefficients"]))
         if confirmed:
             cells += _confirmed_cells(row, confirmed_format)
         body.append(tuple(cells))
-    return Table(f"Comparison per placement (best trial of each by {primary})",
+    return Table(f"Comparison per placement (best configuration of each by {primary})",
                  headers, tuple(body), tuple(_placement_notes(rows, spec)))
 
 
 def _trial_cell(row: Mapping[str, Any]) -> str:
-    if row.get("duplicate_of") is not None:  # trained once, reused: say by whom
-        return f"{row['trial']} (= {row['duplicate_of']})"
-    return str(row["trial"])
+    return f"#{row['trial']}"
 
 
 def _confirmed_cells(row: Mapping[str, Any], number: Callable[[Any], str]) -> list[str]:
@@ -170,8 +168,11 @@ def _confirmed_cells(row: Mapping[str, Any], number: Callable[[Any], str]) -> li
 def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> list[str]:
     primary = spec.primary.metric
     notes = [
-        f"Each row is the best completed trial of its placement by {primary} on the "
-        "validation split; test figures are shown, never used to choose.",
+        f"Each row is the best configuration of its placement by {primary} on the "
+        "validation split (the study's ranking), named by its first trial; its figures are "
+        "means over its seeds; test figures are shown, never used to choose. "
+        "configurations (trials): how many configurations of the placement were trained, "
+        "and on how many trainings (seed re-runs included).",
         "data loss: the loss without the penalty; penalty: the regularization terms Keras "
         "adds to the loss (Keras' own loss = data loss + penalty).",
         "gap: how much better the model does on its training data than on validation data "
@@ -182,13 +183,9 @@ def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> list
     if rows and rows[0]["baseline_trial"] is None:
         notes.append("No completed no-regularization trial: the Δ column is empty.")
     else:
-        notes.append(f"Δ vs no-reg: {primary} minus that of the no-regularization trial "
-                     f"#{rows[0]['baseline_trial'] if rows else '?'}.")
-    reused = next((row for row in rows if row.get("duplicate_of") is not None), None)
-    if reused is not None:
-        notes.append(f"best trial '{_trial_cell(reused)}': trial {reused['trial']} drew the "
-                     f"same model as trial {reused['duplicate_of']} and reused its figures "
-                     "instead of training again.")
+        notes.append(f"Δ vs no-reg: mean {primary} minus the no-regularization "
+                     f"baseline's (#{rows[0]['baseline_trial'] if rows else '?'}), "
+                     "each over its own seeds.")
     if any(row.get("confirmed") for row in rows):
         notes.append("confirmed: the configuration re-trained over fresh seeds, evaluated once "
                      "on the test split; exceeds noise: better than no regularization by "
@@ -224,14 +221,21 @@ def confirmation_table(rows: Sequence[Mapping[str, Any]], confirmation: Confirma
     return Table(f"Confirmation over seeds ({metric})", headers, tuple(body), notes)
 
 
-def summary_lines(study: Any, spec: StudySpec) -> list[str]:
+def summary_lines(study: Any, spec: StudySpec,
+                  confirmation: Confirmation | None = None) -> list[str]:
+    """The report's opening lines: the verdict in one sentence, then the counts, the best
+    configuration and the baseline as the one ranking has them."""
     from collections import Counter
+
+    from sweep.answers.headline import study_headline
 
     counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     ranked, seeds = ranked_trials(study, spec)
     primary = spec.primary
     lines = [
-        f"{sum(counts.values())} trials: {counts.get('COMPLETE', 0)} complete, "
+        study_headline(study, spec, confirmation),
+        f"{sum(counts.values())} trials, {len(seeds)} configurations: "
+        f"{counts.get('COMPLETE', 0)} complete, "
         f"{counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed, "
         f"{counts.get('RUNNING', 0) + counts.get('WAITING', 0)} running or waiting.",
         f"Chosen on {primary.metric} ({primary.resolved_direction}) over the validation "
@@ -241,15 +245,14 @@ def summary_lines(study: Any, spec: StudySpec) -> list[str]:
         best = ranked[0]
         label = group_label(best, spec)
         resolved = describe_placement(best.user_attrs.get(PLACEMENT) or {})
-        found = seeds.get(best.number)
-        lines.append(f"Best trial: #{best.number}, {primary.metric} = "
-                     f"{found.mean if found else best.values[0]:.4g}{over_seeds(found)}, "
-                     f"placement {label}" + ("" if resolved == label else f": {resolved}") + ".")
+        lines.append(f"Best configuration: #{best.number}, {primary.metric} = "
+                     f"{seeds[best.number].figure()}, placement {label}"
+                     + ("" if resolved == label else f": {resolved}") + ".")
     base = baseline_trial(study)
     found = None if base is None else seeds.get(base.number)
     lines.append("No completed no-regularization trial." if base is None else
-                 f"No-regularization baseline: trial #{base.number}, {primary.metric} = "
-                 f"{found.mean if found else base.values[0]:.4g}{over_seeds(found)}.")
+                 f"No-regularization baseline: #{base.number}, {primary.metric} = "
+                 + (found.figure() if found else f"{base.values[0]:.4f}") + ".")
     if spec.is_multi_objective and ranked:
         front = ", ".join(str(t.number) for t in pareto_front(study, spec))
         metrics = ", ".join(item.metric for item in spec.objective)

@@ -63,29 +63,33 @@ def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spe
     ranked = [] if spec is None or spec.is_multi_objective else sorted_complete(study, spec)
     best_run = logged_run_id(ranked[0], study.user_attrs) if ranked else None
     if best_run is not None:
-        links.append((f"best run (trial #{ranked[0].number})",
+        links.append((f"best configuration #{ranked[0].number}",
                       run_url(base, experiment_id, best_run)))
     return links
 
 
 def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
+    from sweep.answers.headline import study_headline
     from sweep.study.results import best_rows
 
     rows = best_rows(study, spec, 1)
+    click.echo(study_headline(study, spec))
     if not rows:
         click.echo("no trial completed.")
     else:
         best = rows[0]
         params = ", ".join(f"{k[6:]}={v:.3g}" if isinstance(v, float) else f"{k[6:]}={v}"
                            for k, v in best.items() if k.startswith("param:"))
-        click.echo(f"best trial: #{best['number']}  {spec.primary.metric} = "
-                   f"{best['value']:.4f}")
+        from sweep.cli.results import _figure
+
+        click.echo(f"best configuration: #{best['number']}  {spec.primary.metric} = "
+                   f"{_figure(best['value'], best['sd'], best['seeds'])}")
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
         click.echo(f"  mlflow run:   {best['mlflow_run_id']}")
         if best["vs_baseline"] is not None:
             click.echo(f"  vs no regularization: {best['vs_baseline']:+.4f} "
-                       f"(trial #{best['baseline_trial']})")
+                       f"(#{best['baseline_trial']}, means over seeds on validation)")
         if spec.is_multi_objective:
             click.echo(f"Pareto front: {len(rows)} trials; list them with: "
                        f"sweep best {spec.name}")

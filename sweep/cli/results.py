@@ -67,6 +67,21 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _figure(mean: float, sd: float | None, n: int | None) -> str:
+    """A configuration's figure as every command shows it: ``0.9192 ± 0.0350 over 5
+    seeds``, ``0.9192 (1 seed)``."""
+    if sd is None:
+        return f"{mean:.4f} ({n or 1} seed{'' if (n or 1) == 1 else 's'})"
+    return f"{mean:.4f} ± {sd:.4f} over {n} seeds"
+
+
+def _explored(doc: dict[str, Any]) -> str:
+    """Trials and configurations apart: a re-run is a trial, not a configuration."""
+    reruns = (doc.get("racing") or {}).get("reruns", 0)
+    return (f"{doc['finished']} trials finished: {doc['configurations']} configurations "
+            f"ranked" + (f", {reruns} seed re-runs" if reruns else ""))
+
+
 def _params(row: dict[str, Any]) -> str:
     return ", ".join(f"{k[6:]}={_fmt(v)}" for k, v in row.items() if k.startswith("param:"))
 
@@ -100,8 +115,10 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
     if doc["best_value"] is None:
         lines.append("no trial completed yet")
     else:
-        lines.append(f"best {doc['metric']} = {doc['best_value']:.4f} (trial "
-                     f"#{doc['best_trial']}, {doc['best_placement']})")
+        lines.append(f"best {doc['metric']} = "
+                     f"{_figure(doc['best_value'], doc['best_sd'], doc['best_seeds'])} "
+                     f"(configuration #{doc['best_trial']}, {doc['best_placement']})")
+    lines.append(_explored(doc))
     if doc["stopped"]:
         lines.append(doc["stopped"])
     elif doc["seconds_left"] is not None:
@@ -138,7 +155,8 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
 @format_option()
 @output_option()
 def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) -> None:
-    """The best completed trials, chosen on the validation metric."""
+    """The best configurations, chosen on the validation metric: each named by its first
+    trial, with its mean over seeds."""
     from sweep.study.create import load_named
     from sweep.study.results import best_rows
 
@@ -156,24 +174,28 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
              if spec.is_multi_objective else
              f"{study_name}: best {len(rows)} by {spec.primary.metric}")
     value_columns = [f"value:{m}" for m in metrics] if spec.is_multi_objective else ["value"]
-    raced = spec.racing is not None
-    if raced:
+    if spec.racing is not None:
         title += " (mean over seeds; ranked by that mean shrunk by its seed noise)"
     table = Table(title=title)
-    for column in ("#", *metrics, *(["seeds"] if raced else []), "vs no-reg", "placement",
-                   "params", "test_accuracy", "mlflow run"):
-        table.add_column(column)
+    # The figures never wrap or get cut (`val_ac…` at 80 columns); the long cells fold.
+    table.add_column("configuration", no_wrap=True)
+    for metric in metrics:
+        table.add_column(metric, no_wrap=True)
+    for column in ("seeds", "vs no-reg"):
+        table.add_column(column, no_wrap=True)
+    for column in ("placement", "params", "test_accuracy", "mlflow run"):
+        table.add_column(column, overflow="fold")
     for row in rows:
-        label = f"{row['number']} ({row['baseline']})" if row["baseline"] else str(row["number"])
+        label = f"#{row['number']}" + (f" ({row['baseline']})" if row["baseline"] else "")
         delta = row["vs_baseline"]
         values = [_fmt(row[c]) for c in value_columns]
-        if raced and row["sd"] is not None:
-            values[0] += f" ± {row['sd']:.2g}"
-        table.add_row(label, *values, *([str(row["seeds"])] if raced else []),
-                      "-" if delta is None else f"{delta:+.4g}", row["placement"],
+        if row["sd"] is not None:
+            values[0] = f"{row['value']:.4f} ± {row['sd']:.4f}"
+        table.add_row(label, *values, str(row["seeds"]),
+                      "-" if delta is None else f"{delta:+.4f}", row["placement"],
                       _params(row), _fmt(row.get(f"{FINAL}test_accuracy")),
                       str(row["mlflow_run_id"]))
-    _print(rows, fmt, output, f"{len(rows)} trials", table)
+    _print(rows, fmt, output, f"{len(rows)} configurations", table)
     if rows[0]["baseline_trial"] is None:
         click.echo("no completed no-regularization baseline yet: 'vs no-reg' is empty.",
                    err=True)

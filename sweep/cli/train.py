@@ -113,10 +113,12 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
                                commit=git_commit(study_file))
     run_here(study, spec, space, storage, tracking_uri, slots, gpus=bool(gpus),
              show_progress=not no_progress)
+    # Confirmed first, so that the answer printed opens with the verdict it supports.
+    confirmation = confirm(study, spec, tracking_uri, top=confirm_top,
+                           show_progress=not no_progress) if confirm_top else None
     print_best(study, spec, tracking_uri, storage)
     if confirm_top:
-        print_confirmation(confirm(study, spec, tracking_uri, top=confirm_top,
-                                   show_progress=not no_progress))
+        print_confirmation(confirmation)
 
 
 def confirm(study: Any, spec: Any, tracking_uri: str, *, top: int | None = None,

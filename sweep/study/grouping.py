@@ -23,14 +23,23 @@ from optuna.trial import TrialState
 from sweep.keys import (
     BASELINE,
     DUPLICATE_OF,
+    FINAL,
     PLACEMENT,
+    SEED_INDEX,
     SEED_OF,
+    SEED_REPLICATE,
     SEED_VALUE,
-    SEEDS,
 )
 from sweep.study.budget import given_back, retried_numbers
 
-__all__ = ["Configuration", "configurations", "draw", "grouped"]
+__all__ = ["Configuration", "configurations", "draw", "grouped", "seed_index"]
+
+
+def seed_index(trial: Any) -> int:
+    """Which of its configuration's seeds a trial trained: 0 for the first training, k for
+    a racing re-run or noise replicate queued as its k-th extra seed."""
+    attrs = trial.user_attrs
+    return int(attrs.get(SEED_INDEX, attrs.get(SEED_REPLICATE, 0)))
 
 
 def draw(trial: Any) -> float:
@@ -73,10 +82,39 @@ class Configuration:
         return math.sqrt(sum((v - mean) ** 2 for v in self.draws) / (len(self.draws) - 1))
 
     @property
-    def shown(self) -> Any:
-        """The finished trial that stands for the configuration: the one whose value is
-        over the most seeds (the latest such), else its first finished training."""
-        return max(self.complete, key=lambda t: (t.user_attrs.get(SEEDS, 1), t.number))
+    def named(self) -> Any:
+        """The finished trial that names the configuration everywhere (``#7``): its first
+        finished training. Its run, params and placement are the configuration's; its
+        value is one draw, never the configuration's figure (``mean``)."""
+        return self.complete[0]
+
+    @property
+    def name(self) -> str:
+        return f"#{self.named.number}" if self.complete else f"#{self.key}"
+
+    def figure(self, digits: int = 4) -> str:
+        """``0.9192 ± 0.0350 over 5 seeds`` (``0.9192, 1 seed``): what regsweep shows for
+        a configuration wherever it shows one."""
+        if self.sd is None:
+            return f"{self.mean:.{digits}f}, {self.n} seed"
+        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f} over {self.n} seeds"
+
+    def final_means(self) -> dict[str, float]:
+        """Each ``final/*`` figure averaged over the configuration's finished seeds (a
+        figure a seed did not record is averaged over those that did)."""
+        sums: dict[str, list[float]] = {}
+        for trial in self.complete:
+            for key, value in trial.user_attrs.items():
+                if key.startswith(FINAL) and isinstance(value, int | float) \
+                        and not isinstance(value, bool):
+                    sums.setdefault(key, []).append(float(value))
+        return {key: sum(values) / len(values) for key, values in sums.items()}
+
+    def rerun_name(self, trial: Any) -> str:
+        """``#7 seed 3`` for a re-run (or seed replicate) of this configuration; ``#7`` for
+        the trial that names it."""
+        index = seed_index(trial)
+        return self.name if not index else f"{self.name} seed {index + 1}"
 
 
 def _copy(configuration: Configuration) -> Configuration:

@@ -8,12 +8,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweep.keys import FAIL_REASON
+from sweep.keys import FAIL_REASON, SEED_VALUE
+from sweep.spec import StudySpec
+from sweep.study.grouping import seed_index
 
 
 class StudyProgress:
     def __init__(self, *, study_name: str, budget: int, done: int, epochs: int, metric: str,
-                 console: Console | None = None, enabled: bool = True):
+                 spec: StudySpec | None = None, console: Console | None = None,
+                 enabled: bool = True):
         self.console = console or Console(stderr=True)
         self.metric = metric
         self.epochs = epochs
@@ -24,7 +27,7 @@ class StudyProgress:
         self._study_task: Any = None
         self._trial_task: Any = None
         self.study_name = study_name
-        self._directions: list[Any] | None = None
+        self.spec = spec
 
     def __enter__(self) -> StudyProgress:
         if self.live:
@@ -61,37 +64,42 @@ class StudyProgress:
         """An Optuna ``optimize`` callback. The count is the study's, over all workers
         (``[7/20]``: seven of the twenty trials of the budget are done). ``trials``: the
         study's trials if the caller has just read them (each read is a round trip to the
-        database or `sweep proxy`)."""
+        database or `sweep proxy`). The value shown is the trial's own draw; a re-run
+        says whose seed it trained and its configuration's new figure; the best is the
+        study's ranking's first configuration with its figure over seeds."""
         from sweep.study.create import finished_count
 
         if trials is None:
             trials = study.get_trials(deepcopy=False)
         self.done = finished_count(study, trials)
-        value = "" if not trial.values else f" {self.metric}={trial.values[0]:.4f}"
+        ranking = self._ranking(study, trials)
+        own = trial.user_attrs.get(SEED_VALUE, trial.values[0] if trial.values else None)
+        value = "" if own is None else f" {self.metric}={own:.4f}"
+        mine = next((c for c in ranking if any(m.number == trial.number for m in c.members)),
+                    None)
+        name = ""
+        if mine is not None and mine.complete and seed_index(trial):
+            name = f" ({mine.rerun_name(trial)})"
+            if trial.values:
+                value += f", {mine.name} now {mine.figure()}"
         reason = trial.user_attrs.get(FAIL_REASON)
-        found = self._best(study, trials)
-        best = "" if found is None else f" (best {found:.4f})"
-        line = (f"trial {trial.number} {trial.state.name}{value}{best}"
-                f"{f': {reason}' if reason else ''}")
+        best = "" if not ranking else f"best {ranking[0].name} {ranking[0].figure()}"
+        line = (f"trial {trial.number}{name} {trial.state.name}{value}"
+                f"{f' ({best})' if best else ''}{f': {reason}' if reason else ''}")
         if self._progress is not None:
-            self._progress.update(self._study_task, completed=self.done, info=best.strip())
-            self._progress.console.print(line)
+            self._progress.update(self._study_task, completed=self.done, info=best)
+            self._progress.console.print(line, highlight=False)
         else:
             self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False)
 
-    def _best(self, study: Any, trials: list[Any]) -> float | None:
-        """``study.best_value`` from trials already read; None with several objectives."""
-        from optuna.study import StudyDirection
-        from optuna.trial import TrialState
+    def _ranking(self, study: Any, trials: list[Any]) -> list[Any]:
+        """The study's configurations best first, from trials already read (the one
+        ranking, sweep.study.racing.ranked); none with several objectives."""
+        if self.spec is None or self.spec.is_multi_objective:
+            return []
+        from sweep.study.racing import ranked
 
-        if self._directions is None:  # a study's directions never change
-            self._directions = list(study.directions)
-        if len(self._directions) != 1:
-            return None
-        values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
-        if not values:
-            return None
-        return max(values) if self._directions[0] == StudyDirection.MAXIMIZE else min(values)
+        return ranked(trials, self.spec, study=study)
 
 
 class ConfirmProgress:

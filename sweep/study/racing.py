@@ -50,7 +50,7 @@ from sweep.study.grouping import Configuration, configurations, grouped
 
 log = logging.getLogger("sweep")
 
-__all__ = ["Configuration", "configurations", "due", "estimates", "over_seeds", "promote",
+__all__ = ["Configuration", "configurations", "due", "estimates", "promote",
            "racing_seed", "ranked", "rung_sizes", "seed_mean"]
 
 
@@ -109,14 +109,16 @@ def estimates(found: Sequence[Configuration]) -> dict[int, float]:
 def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
            ) -> list[Configuration]:
     """Finished configurations, best first: by ``estimates`` (with seed racing; without,
-    every configuration has one seed and that is its value), then the better mean;
+    by the mean), then the better mean;
     never by the number of seeds, which the baseline gets by matching the most-seeded
     configuration. Ties go to the earlier configuration. With ``study`` (``trials`` are then all
     of its trials), its grouping is kept across calls (a report ranks seven times)."""
     sign = _sign(spec)
     grouping = configurations(trials) if study is None else grouped(study, trials)
     found = [c for c in grouping if c.complete]
-    estimate = estimates(found)
+    # Without racing only the baseline's noise replicates have several seeds: shrinking
+    # every single draw by their noise would rank by something nobody asked for.
+    estimate = estimates(found) if spec.racing is not None else {c.key: c.mean for c in found}
     return sorted(found, key=lambda c: (-sign * estimate[c.key], -sign * c.mean,
                                         c.first.number))
 
@@ -204,16 +206,6 @@ def promote(study: Any, spec: StudySpec) -> int:
     if queued:
         log.info("seed racing: %d re-runs queued", queued)
     return queued
-
-
-def over_seeds(configuration: Configuration | None, *, short: bool = False) -> str:
-    """`` ± 0.0123 over 5 seeds (seed racing)`` for a configuration raced over several
-    seeds; empty for one seed."""
-    if configuration is None or configuration.n < 2:
-        return ""
-    if short:
-        return f", {configuration.n} seeds"
-    return f" ± {configuration.sd:.4f} over {configuration.n} seeds (seed racing)"
 
 
 def seed_mean(trial: Any, own: float) -> tuple[float, int]:

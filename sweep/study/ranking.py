@@ -1,4 +1,4 @@
-"""The study's answer in order: its completed trials best first, the one ranking that
+"""The study's answer in order: its configurations best first, the one ranking that
 ``best``, ``report``, the MLflow study run, ``sweep.load(...).best`` and the confirmation
 all read (with seed racing, ``sweep.study.racing``'s noise-aware order)."""
 
@@ -10,15 +10,18 @@ from typing import Any
 
 from sweep.spec import StudySpec
 
-__all__ = ["ranked_trials", "sorted_complete"]
+__all__ = ["ranked_configurations", "ranked_trials", "sorted_complete"]
 
 
 def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any]]:
-    """Completed trials, best first by the primary objective (validation data only), and
-    with seed racing each configuration (sweep.study.racing.Configuration: mean, sd, n,
-    draws) by the number of the trial that stands for it (else empty). With seed racing,
-    one trial per configuration (the one whose value is its mean over the most seeds), in
-    the noise-aware order of ``sweep.study.racing.ranked``: both from one ranking."""
+    """The study's configurations best first, each as the trial that names it (its first
+    finished training, ``Configuration.named``), and every configuration
+    (sweep.study.grouping.Configuration: mean, sd, n, draws) by that trial's number.
+
+    A configuration's figure is its mean over its seeds, never the named trial's own
+    value (one draw): read ``seeds[trial.number].mean``. With seed racing the order is
+    ``sweep.study.racing.ranked``'s (noise-aware); without, by the mean, ties to the
+    earlier configuration. Duplicates trained nothing and are no configuration."""
     trials = study.get_trials(deepcopy=False)
     # A report ranks the same trials seven times (its tables, summary, curves, note, the
     # best on MLflow, the hints), a quarter-second each at 10,000 trials with seed racing:
@@ -27,20 +30,18 @@ def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any
     if last is not None and (last[0] is spec or last[0] == spec) and _same(last[1], trials):
         ordered, seeds = last[2]
         return list(ordered), dict(seeds)
-    if spec.racing is not None:
-        from sweep.study.racing import ranked
+    from sweep.study.racing import ranked
 
-        found = ranked(trials, spec, study=study)
-        ordered, seeds = [c.shown for c in found], {c.shown.number: c for c in found}
-    else:
-        import optuna
-
-        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        sign = -1.0 if spec.primary.resolved_direction == "maximize" else 1.0
-        # Ties go to the earlier trial, in either direction.
-        ordered, seeds = sorted(complete, key=lambda t: (sign * t.values[0], t.number)), {}
+    found = ranked(trials, spec, study=study)
+    ordered, seeds = [c.named for c in found], {c.named.number: c for c in found}
     _rankings[study] = (spec, trials, (ordered, seeds))
     return list(ordered), dict(seeds)
+
+
+def ranked_configurations(study: Any, spec: StudySpec) -> list[Any]:
+    """``ranked_trials``' configurations, best first."""
+    ordered, seeds = ranked_trials(study, spec)
+    return [seeds[t.number] for t in ordered]
 
 
 _rankings: weakref.WeakKeyDictionary[Any, tuple[StudySpec, list[Any], Any]] = \

@@ -40,7 +40,7 @@ from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study.limits import deadline, study_halt
 from sweep.study.noise import noise_state
-from sweep.study.ranking import ranked_trials, sorted_complete
+from sweep.study.ranking import ranked_trials
 
 log = logging.getLogger("sweep")
 
@@ -145,20 +145,27 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
 
 
 def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
-    """The completed baseline of this kind (no regularization by default): the queued
-    baseline trial (with seed racing, its re-run whose value is the mean over the most
-    seeds), or failing that the first completed trial that trained the same."""
+    """The completed trial that names the baseline of this kind (no regularization by
+    default): the first queued baseline trial to finish (its figure is its
+    configuration's mean over seeds: ``ranked_trials``' ``seeds``), or failing that the
+    first completed trial that trained the same without being a duplicate."""
     import optuna
-
-    from sweep.keys import SEEDS
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     queued = [t for t in complete if t.user_attrs.get(BASELINE) == kind]
     if queued:
-        return max(queued, key=lambda t: (t.user_attrs.get(SEEDS, 1), -t.number))
+        return min(queued, key=lambda t: t.number)
     if kind == BASELINE_NONE:
-        return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}), None)
+        return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}
+                     and DUPLICATE_OF not in t.user_attrs), None)
     return None
+
+
+def figure_of(trial: Any, seeds: Mapping[int, Any]) -> float:
+    """The figure of the configuration ``trial`` names (its mean over seeds), or the
+    trial's own value where it names none (a duplicate, an unranked trial)."""
+    found = seeds.get(trial.number)
+    return found.mean if found is not None else float(trial.values[0])
 
 
 def pareto_front(study: Any, spec: StudySpec) -> list[Any]:
@@ -175,25 +182,23 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     trials = pareto_front(study, spec) if spec.is_multi_objective else ordered[:top]
     baseline = baseline_trial(study)
     links = study.user_attrs
-    base_value = None if baseline is None else baseline.values[0]
-    if baseline is not None and baseline.number in seeds:
-        base_value = seeds[baseline.number].mean
+    base_value = None if baseline is None else figure_of(baseline, seeds)
     estimate: dict[int, float] = {}
-    if seeds:
+    if spec.racing is not None:
         from sweep.study.racing import estimates
 
         estimate = estimates(list(seeds.values()))
     rows = []
     for trial in trials:
         row = trial_row(trial, links, metrics)
-        # With seed racing, the configuration's mean over its seeds, its sd, how many
-        # seeds, and that mean shrunk by the seed noise (what the study ranks by); else the
-        # trial's one value, over one seed.
+        # The configuration's mean over its seeds, its sd, how many seeds, and (seed
+        # racing) that mean shrunk by the seed noise: what the study ranks by.
         found = seeds.get(trial.number)
-        row["value"] = found.mean if found else row["value"]
+        row["value"] = figure_of(trial, seeds)
         row["seeds"] = found.n if found else 1
         row["sd"] = found.sd if found else None
-        if found:
+        row["trials"] = len(found.members) if found else 1
+        if found and found.key in estimate:
             row["estimate"] = estimate[found.key]
         row["vs_baseline"] = None if base_value is None else row["value"] - base_value
         row["baseline_trial"] = None if baseline is None else baseline.number
@@ -230,14 +235,16 @@ def heartbeat_ages(study: Any, *, strict: bool = False) -> dict[int, float] | No
     return ages
 
 
-def _throughput(trials: list[Any], remaining: int) -> tuple[float | None, float | None]:
+def _throughput(trials: list[Any], remaining: int, *, live: bool = True
+                ) -> tuple[float | None, float | None]:
     """Finished trials per hour (over the last hour, or since the study started if that
-    is more recent) and the seconds left at that rate."""
-    now = _dt.datetime.now()
+    is more recent) and the seconds left at that rate. Not ``live`` (no trial running):
+    up to the last finish, so a finished study's rate does not fall as the clock runs."""
     done = [t.datetime_complete for t in trials if t.datetime_complete is not None]
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     if not done or not starts:
         return None, None
+    now = _dt.datetime.now() if live else max(done)
     window_start = max(min(starts), now - _dt.timedelta(hours=1))
     recent = sum(1 for d in done if d >= window_start)
     hours = (now - window_start).total_seconds() / 3600
@@ -253,7 +260,8 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     counts = Counter(_state(t) for t in trials)
     repeats = duplicates(trials)
-    best = sorted_complete(study, spec)[:1]
+    ordered, seeds = ranked_trials(study, spec)
+    best = ordered[:1]
     # A retried or re-queued trial's place went to its successor: count the work once.
     requeued = given_back(trials)
     finished = finished_in_budget(trials)
@@ -268,7 +276,8 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
          else None}
         for t in trials if _state(t) == "RUNNING"
     ]
-    rate, eta = _throughput(trials, remaining + counts.get("RUNNING", 0))
+    rate, eta = _throughput(trials, remaining + counts.get("RUNNING", 0),
+                            live=bool(counts.get("RUNNING")))
     if not workers:  # the rate was that of workers that have stopped: nothing to count down
         eta = None
     end = deadline(trials, spec)
@@ -286,8 +295,12 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         "budget": spec.budget.n_trials,
         "finished": finished,
         "states": {state: counts.get(state, 0) for state in STATES},
-        "best_value": best[0].values[0] if best else None,
+        # The best configuration's mean over its seeds, named by its first trial.
+        "best_value": figure_of(best[0], seeds) if best else None,
         "best_trial": best[0].number if best else None,
+        "best_seeds": seeds[best[0].number].n if best else None,
+        "best_sd": seeds[best[0].number].sd if best else None,
+        "configurations": len(seeds),
         "best_placement": describe_placement(best[0].user_attrs.get(PLACEMENT) or {})
         if best else None,
         "remaining": remaining,
@@ -331,7 +344,21 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
     # study.user_attrs is a database read: once per export, not once per row (10,000 rows
     # took 15 s of round trips).
     links = study.user_attrs
-    return [trial_row(t, links, metrics) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    rows = [trial_row(t, links, metrics) for t in trials]
+    # Trials and configurations apart: each row says which configuration it trained
+    # (named by its first trial) and on which of its seeds.
+    from sweep.study.grouping import configurations, seed_index
+
+    named: dict[int, str] = {}
+    for configuration in configurations(trials):
+        for member in configuration.members:
+            named[member.number] = configuration.name
+    for trial, row in zip(trials, rows, strict=True):
+        source = trial.user_attrs.get(DUPLICATE_OF)
+        row["configuration"] = named.get(trial.number, named.get(source))
+        row["seed_index"] = seed_index(trial)
+    return rows
 
 
 def list_studies(storage: Any) -> list[dict[str, Any]]:
@@ -344,17 +371,18 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         counts = Counter(_state(t) for t in trials)
-        complete = [t for t in trials if _state(t) == "COMPLETE" and t.values]
-        maximize = study.directions[0].name == "MAXIMIZE"
-        best = (max if maximize else min)((t.values[0] for t in complete), default=None)
         stored = study.user_attrs.get(SPEC) or {}
         budget = stored.get("budget", {}).get("n_trials")
-        racing = _stored_racing(stored)
-        if racing is not None:  # the noise-aware best, as `sweep best` names it
+        spec = _stored_spec(stored)
+        if spec is not None:  # the best configuration, as `sweep best` names it
             from sweep.study.racing import ranked
 
-            order = ranked(trials, racing)
+            order = ranked(trials, spec)
             best = order[0].mean if order else None
+        else:  # a study file this version cannot read: the best single value
+            complete = [t for t in trials if _state(t) == "COMPLETE" and t.values]
+            maximize = study.directions[0].name == "MAXIMIZE"
+            best = (max if maximize else min)((t.values[0] for t in complete), default=None)
         requeued = len(given_back(trials))
         rows.append({
             "study": name, "trials": len(trials), "budget": budget,
@@ -366,13 +394,11 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _stored_racing(stored: dict[str, Any]) -> StudySpec | None:
-    """The stored spec when it races seeds, else None (also for a spec this version
-    cannot read: the list then shows the best single value)."""
+def _stored_spec(stored: dict[str, Any]) -> StudySpec | None:
+    """The stored spec, or None for one this version cannot read."""
     from sweep.spec import parse_spec
 
     try:
-        spec = parse_spec(stored)
+        return parse_spec(stored)
     except Exception:
         return None
-    return spec if spec.racing is not None else None

@@ -107,7 +107,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
     budget = spec.budget.n_trials
     progress = StudyProgress(study_name=spec.name, budget=budget, done=finished_count(study),
                              epochs=spec.train.epochs, metric=spec.primary.metric,
-                             enabled=show_progress)
+                             spec=spec, enabled=show_progress)
     objective = Objective(spec, space, tracker, checkpoint_root=checkpoint_root,
                           on_epoch=progress.epoch, on_trial_start=progress.trial_started)
     started = 0
