@@ -156,8 +156,9 @@ def test_report_is_logged_on_the_parent_run_with_the_best_values(reported: Repor
     assert params["study/placements"] == "none, first, all"
     assert params["study/objective"] == "val_accuracy (maximize)"
     note = run.data.tags["mlflow.note.content"]
-    assert f"- Best on validation: [trial #{best.number}](#/experiments/" in note
-    assert "- Not confirmed over seeds yet" in note
+    assert f"- Best on validation: [configuration #{best.number}](#/experiments/" in note
+    assert note.startswith(f"**#{best.number} (")  # the verdict first
+    assert "not confirmed over seeds yet: `sweep report" in note.splitlines()[0]
     assert "- The full report: artifacts, `report/report.html`." in note
     assert run.data.tags["best/confirmation"] == "not confirmed over seeds yet"
 
@@ -173,13 +174,14 @@ def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported
     labels = [row["placement"] for row in rows]
     assert {"none (baseline)", "uniform_l2 (baseline)"} <= set(labels)
     assert len(labels) == len(set(labels))
-    assert sum(row["trials"] for row in rows) == len(complete)
+    trained = [t for t in complete if "duplicate_of" not in t.user_attrs]
+    assert sum(row["trials"] for row in rows) == len(trained)  # one seed each: no racing
     baseline = next(t for t in complete if t.user_attrs.get("baseline") == "none")
     markdown = _markdown_rows((reported.out / "report.md").read_text(),
                               "Comparison per placement")
     for row in rows:
-        members = [t for t in complete if _label(t) == row["placement"]]
-        assert row["trials"] == len(members)
+        members = [t for t in trained if _label(t) == row["placement"]]
+        assert row["trials"] == row["configurations"] == len(members)
         best = study.trials[row["trial"]]
         # Chosen on validation: no member has a better validation value.
         assert best.values[0] == max(t.values[0] for t in members)
@@ -199,26 +201,26 @@ def test_placement_table_shows_each_groups_best_trial_exactly(reported: Reported
         assert row["coefficients"] == expected
         # The rendered row says the same, figure by figure.
         cells = markdown[row["placement"]]
-        assert cells[1] == str(row["trials"])
-        assert cells[2].split()[0] == str(row["trial"])
+        assert cells[1] == f"{row['configurations']} ({row['trials']})"
+        assert cells[2] == f"#{row['trial']}" and cells[3] == "1"
         keys = ("vs_no_reg", "final/train_data_loss", "final/train_accuracy",
                 "final/val_data_loss", "final/val_accuracy", "final/test_data_loss",
                 "final/test_accuracy", "final/penalty_total", "gap",
                 "final/weights_l2_total", "final/weights_sparsity")
-        for cell, key in zip(cells[3:14], keys, strict=True):
+        for cell, key in zip(cells[4:15], keys, strict=True):
             unit = 10.0 ** -len(cell.split(".")[1]) if "e" not in cell else abs(row[key]) / 100
             assert abs(float(cell) - row[key]) <= unit / 2 + 1e-12, (key, cell, row[key])
-        shown = dict(item.split("=") for item in cells[14].split(", ")) \
+        shown = dict(item.split("=") for item in cells[15].split(", ")) \
             if row["coefficients"] else {}
         assert {k: float(v) for k, v in shown.items()} == pytest.approx(row["coefficients"],
                                                                        rel=0.01)
     # One format per column: every figure of a column has the same number of decimals.
-    for column in range(3, 14):
+    for column in range(4, 15):
         shapes = {len(cells[column].split(".")[-1]) for cells in markdown.values()
                   if cells[column] != "–"}
         assert len(shapes) == 1, (column, [cells[column] for cells in markdown.values()])
-    assert markdown["none (baseline)"][14] == "–"  # no penalty, no coefficient
-    assert markdown["uniform_l2 (baseline)"][14].startswith("l2=")
+    assert markdown["none (baseline)"][15] == "–"  # no penalty, no coefficient
+    assert markdown["uniform_l2 (baseline)"][15].startswith("l2=")
 
 
 def test_report_runs_without_tensorflow_and_can_be_repeated(reported: Reported,
@@ -314,7 +316,7 @@ def test_stored_confirmation_shows_mean_std_and_significance(reported: Reported,
 
     placements = _markdown_rows(markdown, "Comparison per placement")
     row = next(cells for cells in placements.values()
-               if cells[2].split()[0] == str(searched.number))
+               if cells[2] == f"#{searched.number}")
     # Mean and sample sd of 0.80, 0.83, 0.79, 0.82; the paired t-test of its differences
     # to the baseline (0.10, 0.12, 0.10, 0.12: t = 19.05, 3 degrees of freedom).
     assert row[-2] == "0.8100 ± 0.0183 (n=4)"
@@ -536,10 +538,11 @@ def test_placement_rows_of_a_hand_written_study(reported: Reported, tmp_path: Pa
     result = _report(name, reported.storage, reported.tracking, tmp_path / "out")
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "out" / "report.json").read_text())["placements"]
-    # Best group first; within a group its best trial; #5 (placement none) joins #0.
-    assert [(r["placement"], r["trials"], r["trial"]) for r in rows] == [
-        ("first", 2, 2), ("uniform_l2 (baseline)", 1, 1), ("none (baseline)", 2, 0),
-        ("all", 1, 4)]
+    # Best group first; within a group its best configuration; #5 (placement none) reused
+    # #0's figures: it trained nothing and is no configuration of its own.
+    assert [(r["placement"], r["configurations"], r["trials"], r["trial"]) for r in rows] == [
+        ("first", 2, 2, 2), ("uniform_l2 (baseline)", 1, 1, 1), ("none (baseline)", 1, 1, 0),
+        ("all", 1, 1, 4)]
     by_label = {row["placement"]: row for row in rows}
     assert [round(r["vs_no_reg"], 6) for r in rows] == [0.05, 0.02, 0.0, -0.05]
     assert [round(r["gap"], 6) for r in rows] == [0.03, 0.02, 0.1, 0.01]
@@ -551,16 +554,17 @@ def test_placement_rows_of_a_hand_written_study(reported: Reported, tmp_path: Pa
     table = _markdown_rows((tmp_path / "out" / "report.md").read_text(),
                            "Comparison per placement")
     assert list(table) == ["first", "uniform_l2 (baseline)", "none (baseline)", "all"]
-    # placement | trials | best trial | vs no reg | train loss | train acc | val loss |
-    # val acc | test loss | test acc | penalty | gap | weights L2 | sparsity | coefficients
+    # placement | configurations (trials) | best configuration | seeds | vs no reg | train
+    # loss | train acc | val loss | val acc | test loss | test acc | penalty | gap | weights
+    # L2 | sparsity | coefficients
     assert table["first"][1:] == [
-        "2", "2", "+0.0500", "0.5200", "0.7800", "0.5500", "0.7500", "0.5700", "0.7400",
+        "2 (2)", "#2", "1", "+0.0500", "0.5200", "0.7800", "0.5500", "0.7500", "0.5700", "0.7400",
         "0.00400", "0.0300", "2.000", "0.2500", "l2=2.00e-03"]
     assert table["none (baseline)"][1:] == [
-        "2", "0", "+0.0000", "0.5000", "0.8000", "0.6000", "0.7000", "0.6200", "0.6800",
+        "1 (1)", "#0", "1", "+0.0000", "0.5000", "0.8000", "0.6000", "0.7000", "0.6200", "0.6800",
         "0.00000", "0.1000", "3.000", "0.0000", "–"]
     # One format per column: the penalty column shows 0.004 and 0.05 alike.
-    assert [table[label][10] for label in table] == ["0.00400", "0.01200", "0.00000",
+    assert [table[label][11] for label in table] == ["0.00400", "0.01200", "0.00000",
                                                     "0.05000"]
-    assert table["all"][3] == "-0.0500" and table["all"][14] == "l2=1.00e-02"
-    assert table["uniform_l2 (baseline)"][14] == "l2=1.00e-03"
+    assert table["all"][4] == "-0.0500" and table["all"][15] == "l2=1.00e-02"
+    assert table["uniform_l2 (baseline)"][15] == "l2=1.00e-03"

@@ -78,9 +78,8 @@ def study_headline(study: Any, spec: StudySpec,
         from sweep.study.results import pareto_front
 
         front = pareto_front(study, spec)
-        metrics = ", ".join(item.metric for item in spec.objective)
-        return (f"{len(front)} trials on the Pareto front of {metrics}: "
-                f"`sweep best {spec.name}` lists them." if front else
+        return (f"No single answer with {len(spec.objective)} objectives: {len(front)} "
+                f"trials are on their Pareto front (`sweep best {spec.name}`)." if front else
                 "No configuration has finished yet.")
     best = ordered[0] if ordered else None
     if confirmation is None:
