@@ -63,7 +63,7 @@ def test_status_as_csv_is_one_flat_row(made: tuple[Any, Any, Any]) -> None:  # n
 def test_status_says_time_left_or_that_no_worker_is_running(tmp_path: Path) -> None:
     for running, said in (
             (True, "8.0 trials/hour, about 45m0"),
-            (False, "8.0 trials/hour; no trial is running, start a worker to go on: "
+            (False, "12.0 trials/hour; no trial is running, start a worker to go on: "
                     "sweep worker timed --storage 'sqlite:///")):
         folder = tmp_path / str(running)
         folder.mkdir()

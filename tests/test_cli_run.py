@@ -43,7 +43,7 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     study_file = write_study(workdir / "study.yaml", tiny_study(name="e2e"))
     result = _run(study_file, storage_url, tracking_uri)
     assert result.exit_code == 0, result.output
-    assert "best trial: #" in result.output
+    assert "best configuration: #" in result.output
     # The hint opens the study's runs table (not MLflow 3's GenAI view) on `sweep ui`.
     experiment = MlflowClient(tracking_uri).get_experiment_by_name("e2e")
     experiment_id = experiment.experiment_id
@@ -71,7 +71,7 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     best = min(study.trials, key=lambda t: (-t.value, t.number))
     runs = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
     links = [f"  study run: {runs}/{parent.info.run_id}",
-             f"  best run (trial #{best.number}): {runs}/{best.user_attrs['mlflow_run_id']}"]
+             f"  best configuration #{best.number}: {runs}/{best.user_attrs['mlflow_run_id']}"]
     assert all(link in result.output for link in links), result.output
     status = _invoke("status", "e2e", "--storage", storage_url, "--tracking-uri", tracking_uri)
     assert status.exit_code == 0 and all(link in status.output for link in links), status.output
@@ -254,7 +254,8 @@ def test_commands_that_do_not_train_do_not_import_tensorflow_or_mlflow(
     study = _optuna.create_study(study_name="tiny", storage="sqlite:///sweep.db",
                                  direction="maximize")
     study.set_user_attr("spec", parse_spec(tiny_study()).canonical())
-    study.add_trial(_optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    study.add_trial(_optuna.trial.create_trial(value=0.5, params={}, distributions={},
+                                               user_attrs={"placement": {}}))
     args = [str(study_file) if a == "STUDY" else a for a in command]
     # Looked at on the way out (read commands end through sweep.cli.group.leave, which
     # runs the exit handlers and skips the rest of Python's teardown).

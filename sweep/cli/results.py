@@ -117,7 +117,7 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
     else:
         lines.append(f"best {doc['metric']} = "
                      f"{_figure(doc['best_value'], doc['best_sd'], doc['best_seeds'])} "
-                     f"(configuration #{doc['best_trial']}, {doc['best_placement']})")
+                     f": configuration #{doc['best_trial']}, {doc['best_placement']}")
     lines.append(_explored(doc))
     if doc["stopped"]:
         lines.append(doc["stopped"])
@@ -176,15 +176,23 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
     value_columns = [f"value:{m}" for m in metrics] if spec.is_multi_objective else ["value"]
     if spec.racing is not None:
         title += " (mean over seeds; ranked by that mean shrunk by its seed noise)"
+    from rich.console import Console
+
+    # The figures never wrap or get cut (`val_ac…` at 80 columns): the params and the run
+    # id (both in --format json) are shown only where the terminal has room for them.
+    width = 160 if output is not None else Console().width
+    extra = [("params", _params)] if width >= 120 else []
+    if width >= 150:
+        extra.append(("mlflow run", lambda row: str(row["mlflow_run_id"])))
     table = Table(title=title)
-    # The figures never wrap or get cut (`val_ac…` at 80 columns); the long cells fold.
     table.add_column("configuration", no_wrap=True)
     for metric in metrics:
         table.add_column(metric, no_wrap=True)
-    for column in ("seeds", "vs no-reg"):
+    for column in ("seeds", "vs no-reg", "test acc"):
         table.add_column(column, no_wrap=True)
-    for column in ("placement", "params", "test_accuracy", "mlflow run"):
-        table.add_column(column, overflow="fold")
+    table.add_column("placement", overflow="fold", min_width=12)
+    for column, _ in extra:
+        table.add_column(column, overflow="fold", no_wrap=column == "mlflow run")
     for row in rows:
         label = f"#{row['number']}" + (f" ({row['baseline']})" if row["baseline"] else "")
         delta = row["vs_baseline"]
@@ -192,9 +200,9 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
         if row["sd"] is not None:
             values[0] = f"{row['value']:.4f} ± {row['sd']:.4f}"
         table.add_row(label, *values, str(row["seeds"]),
-                      "-" if delta is None else f"{delta:+.4f}", row["placement"],
-                      _params(row), _fmt(row.get(f"{FINAL}test_accuracy")),
-                      str(row["mlflow_run_id"]))
+                      "-" if delta is None else f"{delta:+.4f}",
+                      _fmt(row.get(f"{FINAL}test_accuracy")), row["placement"],
+                      *(show(row) for _, show in extra))
     _print(rows, fmt, output, f"{len(rows)} configurations", table)
     if rows[0]["baseline_trial"] is None:
         click.echo("no completed no-regularization baseline yet: 'vs no-reg' is empty.",
