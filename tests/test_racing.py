@@ -18,7 +18,15 @@ from conftest import tiny_study, write_study
 from sweep.cli import cli
 from sweep.errors import SpecError
 from sweep.spec import SeedsSpec, parse_spec
-from sweep.study.racing import configurations, due, estimates, racing_seed, ranked, rung_sizes
+from sweep.study.racing import (
+    budget_plan,
+    configurations,
+    due,
+    estimates,
+    racing_seed,
+    ranked,
+    rung_sizes,
+)
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
@@ -250,6 +258,13 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
     assert result.exit_code == 0, result.output
     trials = optuna.load_study(study_name="race", storage=storage_url).trials
     _check_raced(trials, 9)
+    # What `sweep run` and `validate` said the budget buys is what one worker spent it on.
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    reruns = [t for t in trained if "seed_of" in t.user_attrs]
+    assert budget_plan(parse_spec(_raced_study("race", 9))) == (
+        len(trained) - len(reruns), len(reruns))
+    assert (f"budget: 9 trials explore about {len(trained) - len(reruns)} configurations"
+            in result.output)
     last = max((t for t in trials if "seed_of" in t.user_attrs and t.state == COMPLETE),
                key=lambda t: t.number)
     draws = _draws([t for t in trials if t.number <= last.number],
@@ -361,3 +376,11 @@ def test_workers_share_the_racing(workdir: Path, database: str,
     _check_raced(trials, 12)
     ran_reruns = {t.user_attrs["worker"] for t in trials if "seed_of" in t.user_attrs}
     assert ran_reruns  # recorded like any trial's
+
+
+def test_the_demo_budget_explores_at_least_twelve_configurations() -> None:
+    from sweep.spec import load_spec
+
+    demo = load_spec(Path(__file__).resolve().parent.parent / "studies" / "digits.yaml")
+    # 20 trials: 12 configurations (the 2 baselines among them), 8 re-runs.
+    assert budget_plan(demo) == (12, 8)

@@ -48,6 +48,9 @@ def validate(study_file: str, run_builder: bool, build: bool) -> None:
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
                f"sampler {spec.sampler}, objective {spec.primary.metric} "
                f"({spec.primary.resolved_direction}); slots searched: {slots}")
+    plan = budget_line(spec)
+    if plan:
+        click.echo(plan)
     if space is not None:
         from sweep.placement.configurations import space_configurations
 
@@ -60,6 +63,20 @@ def validate(study_file: str, run_builder: bool, build: bool) -> None:
         click.echo(f"note: model.builder {spec.model.builder!r} is code and was not run; "
                    "`sweep validate --run-builder` builds the model and checks the "
                    "placements against its layers (run and create always do).")
+
+
+def budget_line(spec: Any) -> str | None:
+    """What the budget buys with seed racing: how many configurations, how many re-runs."""
+    from sweep.study.racing import budget_plan
+
+    plan = budget_plan(spec)
+    if plan is None:
+        return None
+    explored, reruns = plan
+    return (f"budget: {spec.budget.n_trials} trials explore about {explored} configurations "
+            f"(baselines included); about {reruns} go to seed racing's re-runs of the "
+            "leaders on further seeds (search.seeds: a lower max or top_fraction, or a "
+            "larger budget, explores more)")
 
 
 def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
@@ -108,6 +125,9 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
 
     check_spool_dir()
     spec, space = checked_spec(study_file)
+    plan = budget_line(spec)
+    if plan:
+        click.echo(plan, err=True)
     study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
                                n_trials=n_trials, warm_start=warm_start,
                                commit=git_commit(study_file))

@@ -222,3 +222,48 @@ def seed_mean(trial: Any, own: float) -> tuple[float, int]:
     others = next((c.draws for c in configurations(near) if c.key == origin), [])
     values = [*others, own]
     return sum(values) / len(values), len(values)
+
+
+def budget_plan(spec: StudySpec) -> tuple[int, int] | None:
+    """(distinct configurations, re-runs on further seeds) that ``budget.n_trials`` buys
+    with seed racing, as one worker spends it (None without racing). Simulated with the
+    schedule itself (``due``; after each trial one promotion and the baseline's, as
+    ``promote``): the counts depend on how many configurations reach each rung, not on
+    their values. Budgets above 2,000 trials are simulated at 2,000 and scaled."""
+    import random
+    from types import SimpleNamespace
+
+    from sweep.placement.space import BASELINE_NONE
+
+    if spec.racing is None:
+        return None
+    budget = spec.budget.n_trials
+    simulated = min(budget, 2000)
+    draw = random.Random(0).random
+    found: list[Configuration] = []
+    queue: list[Configuration] = []
+    kinds = list(spec.search.baselines)
+    reruns = 0
+    for number in range(simulated):
+        if queue:
+            configuration = queue.pop(0)
+            reruns += 1
+        else:
+            kind = kinds.pop(0) if kinds else None
+            configuration = Configuration(number, {})
+            configuration.members.append(SimpleNamespace(
+                number=number, user_attrs={BASELINE: kind} if kind else {}))
+            configuration.scheduled = 1
+            found.append(configuration)
+        configuration.complete.append(configuration.first)
+        configuration.draws.append(draw())
+        if queue:
+            continue
+        wanted = due(found, spec)
+        chosen = [item for item in wanted if item[0].baseline != BASELINE_NONE][:1] + \
+            [item for item in wanted if item[0].baseline == BASELINE_NONE]
+        for item, extra in chosen:
+            item.scheduled += extra
+            queue.extend([item] * extra)
+    scale = budget / simulated
+    return round(len(found) * scale), round(reruns * scale)
