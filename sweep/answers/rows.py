@@ -13,8 +13,8 @@ from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirma
 from sweep.keys import BASELINE, DUPLICATE_OF, FINAL, PLACEMENT
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
-from sweep.study.ranking import ranked_configurations, ranked_trials
-from sweep.study.results import baseline_trial, figure_of, generalization_gap
+from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
+from sweep.study.results import baseline_trial, generalization_gap
 
 # The final figures a row shows, in the seed article's order, with their headers.
 FIGURES = (

@@ -132,7 +132,7 @@ def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table
     columns += [(key, header) for key, header in WEIGHT_FIGURES if any(key in r for r in rows)]
     confirmed = any(row.get("confirmed") for row in rows)
     metric = next((row["confirmed_metric"] for row in rows if row.get("confirmed")), "")
-    headers = ("placement", "configurations (trials)", "best configuration", "seeds",
+    headers = ("placement", "configs (trials)", "best", "seeds",
                f"Δ {primary} vs no-reg",
                *(header for _, header in columns), "coefficients",
                *((f"confirmed {metric} (mean ± std)", "exceeds noise") if confirmed else ()))
@@ -171,7 +171,7 @@ def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> list
         f"Each row is the best configuration of its placement by {primary} on the "
         "validation split (the study's ranking), named by its first trial; its figures are "
         "means over its seeds; test figures are shown, never used to choose. "
-        "configurations (trials): how many configurations of the placement were trained, "
+        "configs (trials): how many configurations of the placement were trained, "
         "and on how many trainings (seed re-runs included).",
         "data loss: the loss without the penalty; penalty: the regularization terms Keras "
         "adds to the loss (Keras' own loss = data loss + penalty).",

@@ -5,12 +5,12 @@ all read (with seed racing, ``sweep.study.racing``'s noise-aware order)."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.spec import StudySpec
 
-__all__ = ["ranked_configurations", "ranked_trials", "sorted_complete"]
+__all__ = ["figure_of", "ranked_configurations", "ranked_trials", "sorted_complete"]
 
 
 def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any]]:
@@ -59,3 +59,10 @@ def _same(before: Sequence[Any], now: Sequence[Any]) -> bool:
 def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
     """``ranked_trials``' order alone."""
     return ranked_trials(study, spec)[0]
+
+
+def figure_of(trial: Any, seeds: Mapping[int, Any]) -> float:
+    """The figure of the configuration ``trial`` names (its mean over seeds), or the
+    trial's own value where it names none (a duplicate, an unranked trial)."""
+    found = seeds.get(trial.number)
+    return found.mean if found is not None else float(trial.values[0])

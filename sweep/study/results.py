@@ -40,7 +40,7 @@ from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study.limits import deadline, study_halt
 from sweep.study.noise import noise_state
-from sweep.study.ranking import ranked_trials
+from sweep.study.ranking import figure_of, ranked_trials
 
 log = logging.getLogger("sweep")
 
@@ -159,13 +159,6 @@ def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
         return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}
                      and DUPLICATE_OF not in t.user_attrs), None)
     return None
-
-
-def figure_of(trial: Any, seeds: Mapping[int, Any]) -> float:
-    """The figure of the configuration ``trial`` names (its mean over seeds), or the
-    trial's own value where it names none (a duplicate, an unranked trial)."""
-    found = seeds.get(trial.number)
-    return found.mean if found is not None else float(trial.values[0])
 
 
 def pareto_front(study: Any, spec: StudySpec) -> list[Any]:
