@@ -70,6 +70,7 @@ def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spe
 
 def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
     from sweep.answers.headline import study_headline
+    from sweep.study.grouping import figure_text
     from sweep.study.results import best_rows
 
     rows = best_rows(study, spec, 1)
@@ -80,10 +81,8 @@ def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_
         best = rows[0]
         params = ", ".join(f"{k[6:]}={v:.3g}" if isinstance(v, float) else f"{k[6:]}={v}"
                            for k, v in best.items() if k.startswith("param:"))
-        from sweep.cli.results import _figure
-
         click.echo(f"best configuration: #{best['number']}  {spec.primary.metric} = "
-                   f"{_figure(best['value'], best['sd'], best['seeds'])}")
+                   f"{figure_text(best['value'], best['sd'], best['seeds'])}")
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
         click.echo(f"  mlflow run:   {best['mlflow_run_id']}")

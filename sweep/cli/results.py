@@ -67,14 +67,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _figure(mean: float, sd: float | None, n: int | None) -> str:
-    """A configuration's figure as every command shows it: ``0.9192 ± 0.0350 over 5
-    seeds``, ``0.9192 (1 seed)``."""
-    if sd is None:
-        return f"{mean:.4f} ({n or 1} seed{'' if (n or 1) == 1 else 's'})"
-    return f"{mean:.4f} ± {sd:.4f} over {n} seeds"
-
-
 def _explored(doc: dict[str, Any]) -> str:
     """Trials and configurations apart: a re-run is a trial, not a configuration."""
     reruns = (doc.get("racing") or {}).get("reruns", 0)
@@ -115,8 +107,10 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
     if doc["best_value"] is None:
         lines.append("no trial completed yet")
     else:
+        from sweep.study.grouping import figure_text
+
         lines.append(f"best {doc['metric']} = "
-                     f"{_figure(doc['best_value'], doc['best_sd'], doc['best_seeds'])} "
+                     f"{figure_text(doc['best_value'], doc['best_sd'], doc['best_seeds'])}"
                      f": configuration #{doc['best_trial']}, {doc['best_placement']}")
     lines.append(_explored(doc))
     if doc["stopped"]:

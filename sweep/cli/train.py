@@ -125,12 +125,13 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
 
     check_spool_dir()
     spec, space = checked_spec(study_file)
-    plan = budget_line(spec)
-    if plan:
-        click.echo(plan, err=True)
     study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
                                n_trials=n_trials, warm_start=warm_start,
                                commit=git_commit(study_file))
+    # Of the budget the study runs with (--n-trials overrides the file's).
+    plan = budget_line(spec)
+    if plan:
+        click.echo(plan, err=True)
     run_here(study, spec, space, storage, tracking_uri, slots, gpus=bool(gpus),
              show_progress=not no_progress)
     # Confirmed first, so that the answer printed opens with the verdict it supports.

@@ -32,7 +32,16 @@ from sweep.keys import (
 )
 from sweep.study.budget import given_back, retried_numbers
 
-__all__ = ["Configuration", "configurations", "draw", "grouped", "seed_index"]
+__all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
+           "seed_index"]
+
+
+def figure_text(mean: float, sd: float | None, n: int) -> str:
+    """``0.9192 ± 0.0350 over 5 seeds`` (``0.9192, 1 seed``): a configuration's figure
+    wherever regsweep shows one (progress line, best, status, report, MLflow)."""
+    if sd is None:
+        return f"{mean:.4f}, {n} seed{'' if n == 1 else 's'}"
+    return f"{mean:.4f} ± {sd:.4f} over {n} seeds"
 
 
 def seed_index(trial: Any) -> int:
@@ -92,12 +101,9 @@ class Configuration:
     def name(self) -> str:
         return f"#{self.named.number}" if self.complete else f"#{self.key}"
 
-    def figure(self, digits: int = 4) -> str:
-        """``0.9192 ± 0.0350 over 5 seeds`` (``0.9192, 1 seed``): what regsweep shows for
-        a configuration wherever it shows one."""
-        if self.sd is None:
-            return f"{self.mean:.{digits}f}, {self.n} seed"
-        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f} over {self.n} seeds"
+    def figure(self) -> str:
+        """``figure_text`` of this configuration."""
+        return figure_text(self.mean, self.sd, self.n)
 
     def final_means(self) -> dict[str, float]:
         """Each ``final/*`` figure averaged over the configuration's finished seeds (a
