@@ -66,8 +66,9 @@ LOST = "lost"  # FAIL_REASON of a trial whose worker or database connection was 
 
 # ---------------------------------------------------------------- metric and param prefixes
 FINAL = "final/"  # a trial's final figures (user attrs and MLflow metrics)
-# A configuration's figures over its seeds (seed racing): seeds/mean, seeds/sd, seeds/n on
-# a re-run's MLflow run; best/seeds/... on the study's run.
+# A configuration's figures over its seeds: seeds/mean, seeds/sd, seeds/n and
+# seeds/estimate (what the ranking orders by) on the run that names it (its first trial's);
+# best/seeds/... on the study's run.
 SEEDS_PREFIX = "seeds/"
 BEST = "best/"  # the best trial's figures on the study's run
 CONFIRM = "confirm/"  # confirmation figures on the study's run
@@ -86,6 +87,8 @@ BASELINE_TAG = "sweep.baseline"
 DUPLICATE_OF_TAG = "sweep.duplicate_of"
 WARM_START_OF_TAG = "sweep.warm_start_of"
 SEED_OF_TAG = "sweep.seed_of"  # a re-run's: "#N seed K" (SEED_OF, SEED_INDEX)
+# On every run of a configuration: its name ("#7"), what the runs view groups by.
+CONFIGURATION_TAG = "sweep.configuration"
 ENV_TAG_PREFIX = "sweep.env."  # one tag per environment entry: sweep.env.tensorflow, …
 GPU_SECONDS_TOTAL = "gpu/seconds_total"  # on the study's run: summed over its trials
 PRUNED_AT_EPOCH_TAG = "sweep.pruned_at_epoch"
@@ -101,6 +104,10 @@ REGISTERED_MODEL_TAG = "sweep.registered_model"
 REGISTERED_MODEL_LINK_TAG = "sweep.registered_model_link"
 # On the experiment: the query of its runs view (see runs_view_query), for `sweep ui`.
 RUNS_VIEW_TAG = "sweep.runs_view"
+# On the experiment: a saved view of its runs table (columns, sort, grouping), which MLflow's
+# UI opens for the URL parameter VIEW_STATE_PARAM=<key> (read in MLflow 3.17's UI bundle).
+VIEW_STATE_TAG_PREFIX = "mlflow.sharedViewState."
+VIEW_STATE_PARAM = "viewStateShareKey"
 NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"

@@ -49,14 +49,18 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     experiment_id = experiment.experiment_id
     # Of a known kind: MLflow's UI asks a user to confirm a guessed one in a dialog.
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    # Its runs flat and best first (MLflow folds them inside the study run otherwise), the
-    # confirmation re-trainings filtered out.
+    # The study's saved view: one group per configuration, in the ranking's order, its
+    # figures over seeds as columns, the confirmation re-trainings filtered out.
     assert (f"inspect it with: sweep ui --tracking-uri '{tracking_uri}', then open "
             f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-            "?workflowType=machine_learning&searchFilter=tags.%60sweep.role%60+%21%3D+%27"
-            "confirm%27&orderByKey=metrics.%60final%2Fval_accuracy%60&orderByAsc=false"
-            "&startTime=ALL&lifecycleFilter=Active&modelVersionFilter=All+Runs"
-            "&datasetsFilter=W10%3D\n") in result.output
+            "?workflowType=machine_learning&viewStateShareKey=regsweep-e2e\n") in result.output
+    view = json.loads(experiment.tags["mlflow.sharedViewState.regsweep-e2e"])
+    assert view["groupBy"] == {"aggregateFunction": "average", "groupByKeys": [
+        {"mode": "tag", "groupByData": "sweep.configuration"}]}
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`seeds/order`", False)
+    assert view["searchFilter"] == "tags.`sweep.role` = 'trial'"
+    assert view["selectedColumns"][:3] == [
+        "metrics.`seeds/mean`", "metrics.`seeds/n`", "metrics.`seeds/sd`"]
 
     study = optuna.load_study(study_name="e2e", storage=storage_url)
     assert len(study.trials) == 3

@@ -329,8 +329,16 @@ def test_a_raced_study_ranks_by_the_mean_over_seeds(
         trial = next(t for t in trials if t.number == number)
         assert run.info.run_name == (f"#{number} = #{trial.user_attrs['seed_of']} seed "
                                      f"{trial.user_attrs['seed_index'] + 1}")
-        if trial.state == COMPLETE:
-            assert run.data.metrics["seeds/mean"] == pytest.approx(trial.values[0])
+        assert run.data.tags["sweep.configuration"] == f"#{trial.user_attrs['seed_of']}"
+        assert "seeds/mean" not in run.data.metrics  # its own draw; the figures are below
+    # Each configuration's figures over seeds on the run that names it, all its runs
+    # tagged with its name (what the printed link groups by).
+    tagged = client.search_runs([experiment.experiment_id],
+                                filter_string="metrics.`seeds/n` > 0")
+    shown = {run.data.tags["sweep.configuration"]: run.data.metrics for run in tagged}
+    top_metrics = shown[f"#{top['number']}"]
+    assert (top_metrics["seeds/mean"], top_metrics["seeds/n"]) == (
+        pytest.approx(top["value"]), top["seeds"])
     study_run = client.search_runs([experiment.experiment_id],
                                    filter_string="tags.`sweep.role` = 'study'")[0]
     figure = (f"{top['value']:.4f} ± {top['sd']:.4f} over {top['seeds']} seeds"

@@ -23,7 +23,12 @@ from sweep.keys import (
 )
 from sweep.spec import StudySpec
 from sweep.study.identity import worker_name
-from sweep.tracking.links import run_path, sorted_runs_query
+from sweep.tracking.links import (
+    run_path,
+    runs_view_state,
+    sorted_runs_query,
+    view_state_key,
+)
 from sweep.tracking.tracker import StudyTracker
 
 log = logging.getLogger("sweep")
@@ -163,7 +168,9 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
         metrics={**confirmation_metrics(confirmation),
                  **({GPU_SECONDS_TOTAL: sum(gpu)} if gpu else {})})
     # Also above the experiment's runs table, the first thing the printed link shows.
-    tracker.describe_experiment(note, sorted_runs_query(spec))
+    key, state = view_state_key(spec), runs_view_state(spec)
+    tracker.describe_experiment(note, sorted_runs_query(spec),
+                                (key, state) if key and state else None)
     remember_place(study, tracker)
 
 

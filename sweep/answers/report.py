@@ -211,12 +211,14 @@ def publish(report: Report, study: Any, spec: StudySpec, out: Path, tracker: Any
     """Log the best trial's values and the report folder on the study's parent run.
     Returns the ``best/*`` params MLflow kept from an earlier report (see log_best)."""
     from sweep.answers import note as study_note
+    from sweep.answers.runs_view import publish_ranking
 
     metrics, params = best_for_tracking(study, spec)
     tracker.parent_run_id(spec.canonical())  # a run created now gets the spec, as workers do
     stale = tracker.log_best(metrics, params)
     tracker.log_report_files([out / name for name in report.files], ARTIFACT_PATH)
     study_note.publish(study, spec, tracker, report_path=f"{ARTIFACT_PATH}/report.html")
+    publish_ranking(study, spec, tracker)  # the runs view in the ranking's final order
     return stale
 
 

@@ -60,13 +60,14 @@ class StudyProgress:
         self._progress.update(self._trial_task, completed=done, info=info)
 
     def trial_finished(self, study: Any, trial: Any, trials: list[Any] | None = None
-                       ) -> None:
+                       ) -> list[Any]:
         """An Optuna ``optimize`` callback. The count is the study's, over all workers
         (``[7/20]``: seven of the twenty trials of the budget are done). ``trials``: the
         study's trials if the caller has just read them (each read is a round trip to the
         database or `sweep proxy`). The value shown is the trial's own draw; a re-run
         says whose seed it trained and its configuration's new figure; the best is the
-        study's ranking's first configuration with its figure over seeds."""
+        study's ranking's first configuration with its figure over seeds. Returns that
+        ranking (configurations, best first; none with several objectives)."""
         from sweep.study.create import finished_count
 
         if trials is None:
@@ -91,6 +92,7 @@ class StudyProgress:
             self._progress.console.print(line, highlight=False)
         else:
             self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False)
+        return ranking
 
     def _ranking(self, study: Any, trials: list[Any]) -> list[Any]:
         """The study's configurations best first, from trials already read (the one

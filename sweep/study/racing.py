@@ -106,6 +106,14 @@ def estimates(found: Sequence[Configuration]) -> dict[int, float]:
             for c in found}
 
 
+def ranking_estimates(found: Sequence[Configuration], spec: StudySpec) -> dict[int, float]:
+    """What the ranking orders configurations by (by key): ``estimates`` with seed racing,
+    the plain mean without. Without racing only the baseline's noise replicates have
+    several seeds: shrinking every single draw by their noise would rank by something
+    nobody asked for."""
+    return estimates(found) if spec.racing is not None else {c.key: c.mean for c in found}
+
+
 def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
            ) -> list[Configuration]:
     """Finished configurations, best first: by ``estimates`` (with seed racing; without,
@@ -116,9 +124,7 @@ def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
     sign = _sign(spec)
     grouping = configurations(trials) if study is None else grouped(study, trials)
     found = [c for c in grouping if c.complete]
-    # Without racing only the baseline's noise replicates have several seeds: shrinking
-    # every single draw by their noise would rank by something nobody asked for.
-    estimate = estimates(found) if spec.racing is not None else {c.key: c.mean for c in found}
+    estimate = ranking_estimates(found, spec)
     return sorted(found, key=lambda c: (-sign * estimate[c.key], -sign * c.mean,
                                         c.first.number))
 

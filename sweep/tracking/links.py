@@ -1,55 +1,102 @@
-"""Where a study is in the MLflow UI: the runs view of its experiment (sorted, in the
-model-training view), a run's page, and the ids behind them."""
+"""Where a study is in the MLflow UI: the saved view of its experiment's runs (its
+configurations in the ranking's order, in the model-training view), a run's page, and
+the ids behind them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sweep.keys import (
+    CONFIGURATION_TAG,
     FINAL,
-    ROLE_CONFIRM,
     ROLE_TAG,
+    ROLE_TRIAL,
+    SEEDS_PREFIX,
     STUDY_UID_TAG,
+    VIEW_STATE_PARAM,
 )
 from sweep.tracking.client import mlflow_client
 
 
-def runs_view_query(metric: str | None = None, direction: str = "maximize") -> str:
-    """The query of an experiment's runs table: MLflow 3 opens an experiment in its GenAI
-    view (an empty traces dashboard for a sweep) unless ``workflowType`` says otherwise.
-    With ``metric`` (a validation metric that every trial logs as ``final/<metric>``),
-    the table lists the runs flat, best first: sorted by creation time MLflow folds the
-    trials inside the collapsed study run, so a first look sees one row. Confirmation
-    re-trainings log the same metric and are left out by the filter (shown in the search
-    box, so a user sees why). MLflow applies these parameters only on its ``/runs`` route
-    and only when every one of them is given."""
-    if metric is None:
-        return "workflowType=machine_learning"
-    from urllib.parse import urlencode
-
-    return urlencode({
-        "workflowType": "machine_learning",
-        "searchFilter": f"tags.`{ROLE_TAG}` != '{ROLE_CONFIRM}'",
-        "orderByKey": f"metrics.`{FINAL}{metric}`",
-        "orderByAsc": "true" if direction == "minimize" else "false",
-        "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
-        "datasetsFilter": "W10=",  # base64 of [], no dataset filter
-    })
+def runs_view_query() -> str:
+    """The query of an experiment's plain runs table: MLflow 3 opens an experiment in its
+    GenAI view (an empty traces dashboard for a sweep) unless ``workflowType`` says
+    otherwise."""
+    return "workflowType=machine_learning"
 
 
 def sorted_runs_query(spec: Any) -> str:
-    """:func:`runs_view_query` for a study: sorted by its primary objective when that is a
-    validation metric (logged by every trial as ``final/<metric>``)."""
+    """The query of the link regsweep prints for a study: its saved runs view
+    (:func:`runs_view_state`) when it has one figure to rank by, else the plain table."""
+    if view_state_key(spec) is None:
+        return runs_view_query()
+    from urllib.parse import urlencode
+
+    return urlencode({"workflowType": "machine_learning",
+                      VIEW_STATE_PARAM: view_state_key(spec)})
+
+
+def view_state_key(spec: Any) -> str | None:
+    """The key of the study's saved runs view (None when it ranks no single validation
+    figure: several objectives, or a metric the trials do not log as ``final/*``). One
+    per study, since several studies may share an experiment."""
+    import re
+
     primary = spec.primary
     if not primary.metric.startswith("val_") or spec.is_multi_objective:
-        return runs_view_query()
-    return runs_view_query(primary.metric, primary.resolved_direction)
+        return None
+    return "regsweep-" + re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name)[:200]
+
+
+def runs_view_state(spec: Any) -> str | None:
+    """The saved view of the study's runs table, as MLflow 3.17's UI reads it from the
+    experiment tag ``mlflow.sharedViewState.<key>`` (plain JSON: its search facets and its
+    table state). One group per configuration (the runs tagged with its name: the trial
+    that names it and its re-runs on further seeds), the groups in the ranking's order
+    (the sort key, ``seeds/order``, is logged on the run that names each configuration
+    only, so each group sits where that run does), and the columns that say what a
+    configuration is and how good: its mean, sd and seed count over seeds (a group row
+    shows the average of its runs', that is the configuration's), each run's own draw,
+    and the resolved placement."""
+    import json
+
+    key = view_state_key(spec)
+    if key is None:
+        return None
+    primary = spec.primary
+
+    def column(kind: str, name: str) -> str:
+        return f"{kind}.`{name}`"
+
+    # Shared coefficients are params of their own; per-layer ones are in `resolved`.
+    searched = spec.search.kinds if spec.search.coefficients == "shared" else ()
+    columns = [
+        column("metrics", f"{SEEDS_PREFIX}mean"), column("metrics", f"{SEEDS_PREFIX}n"),
+        column("metrics", f"{SEEDS_PREFIX}sd"), column("params", "placement"),
+        *(column("params", p) for p in searched), column("metrics", FINAL + primary.metric),
+        column("params", "resolved"),
+    ]
+    state = {
+        "searchFilter": f"tags.`{ROLE_TAG}` = '{ROLE_TRIAL}'",
+        "orderByKey": column("metrics", f"{SEEDS_PREFIX}order"),
+        "orderByAsc": primary.resolved_direction == "minimize",
+        "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
+        "datasetsFilter": [],
+        # Shown in this order, the configuration's figures first: the table shows as
+        # many columns as the window has room for.
+        "selectedColumns": columns, "columnOrder": columns,
+        "groupBy": {"aggregateFunction": "average",
+                    "groupByKeys": [{"mode": "tag", "groupByData": CONFIGURATION_TAG}]},
+        "runsHiddenMode": "SHOW_ALL",
+    }
+    return json.dumps(state)
 
 
 def runs_view_url(base_url: str, experiment_id: str, query: str | None = None) -> str:
     """The experiment's runs table (``query``: :func:`runs_view_query`'s)."""
     query = query or runs_view_query()
-    route = "runs" if "orderByKey" in query else ""
+    # MLflow reads a saved view's key on its /runs route only.
+    route = "runs" if VIEW_STATE_PARAM in query else ""
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}{'/' + route if route else ''}" \
         f"?{query}"
 

@@ -35,6 +35,7 @@ from sweep.keys import (
     STUDY_NAME_TAG,
     STUDY_UID_TAG,
     TRIAL_NUMBER_TAG,
+    VIEW_STATE_TAG_PREFIX,
     WORKER_TAG,
 )
 from sweep.placement.space import Placement
@@ -139,13 +140,16 @@ class StudyTracker:
             tags=[RunTag(k, v) for k, v in tags.items()],
             metrics=[Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()])
 
-    def describe_experiment(self, note: str, runs_view: str) -> None:
-        """The experiment's description (shown above its runs table) and the query of
-        its runs view. Several studies may share an experiment: the last to publish
-        describes it, and its note names its study."""
+    def describe_experiment(self, note: str, runs_view: str,
+                            view_state: tuple[str, str] | None = None) -> None:
+        """The experiment's description (shown above its runs table), the query of its
+        runs view and (``view_state``: key, state) the study's saved view of its runs
+        table. Several studies may share an experiment: the last to publish describes it,
+        and its note names its study; each keeps its own view."""
         experiment_id = self.experiment_id()
         tags = self.client.get_experiment(experiment_id).tags
-        for key, value in ((NOTE_TAG, note), (RUNS_VIEW_TAG, runs_view)):
+        views = [(VIEW_STATE_TAG_PREFIX + view_state[0], view_state[1])] if view_state else []
+        for key, value in ((NOTE_TAG, note), (RUNS_VIEW_TAG, runs_view), *views):
             if tags.get(key) != value:
                 self.client.set_experiment_tag(experiment_id, key, value)
         if EXPERIMENT_KIND_TAG not in tags:  # an experiment made before: a user's kind stays

@@ -11,6 +11,7 @@ from typing import Any
 
 from sweep import interrupt
 from sweep.answers.note import describe_study
+from sweep.answers.runs_view import publish_configuration, publish_ranking
 from sweep.errors import FatalError, TrialFailed, describe_failure
 from sweep.keys import LOST, WORKER
 from sweep.placement.space import SearchSpace
@@ -121,7 +122,8 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         # each read is a round trip: three of them here were an eighth of a trial's).
         # Seed racing only queues WAITING trials, which no limit counts.
         trials = study.get_trials(deepcopy=False)
-        progress.trial_finished(study, trial, trials)
+        ranking = progress.trial_finished(study, trial, trials)
+        publish_configuration(study, spec, ranking, trial, tracker)
         if spec.racing is not None:
             promote(study, spec)  # the leaders' extra seeds go first (sweep.study.racing)
         interrupt.check()  # stop between trials rather than create one more
@@ -251,6 +253,7 @@ def _close_parent_if_done(study: Any, spec: StudySpec, tracker: StudyTracker) ->
     if (used_budget(trials) >= spec.budget.n_trials and not waiting) or (
             halted is not None and not halted.failed):
         describe_study(study, spec, tracker)
+        publish_ranking(study, spec, tracker)
         _parent_status(tracker, "FINISHED")
 
 

@@ -24,6 +24,7 @@ from sweep.keys import (
     BASELINE,
     BASELINE_TAG,
     CHECKPOINT,
+    CONFIGURATION_TAG,
     DUPLICATE_OF,
     DUPLICATE_OF_TAG,
     ENV_TAG_PREFIX,
@@ -48,7 +49,6 @@ from sweep.keys import (
     SEED_REPLICATE,
     SEED_VALUE,
     SEEDS,
-    SEEDS_PREFIX,
     WARM_START_OF,
     WARM_START_OF_TAG,
     WORKER,
@@ -137,6 +137,9 @@ class Objective:
             tags[WARM_START_OF_TAG] = attrs[WARM_START_OF]
         if SEED_OF in attrs:
             tags[SEED_OF_TAG] = f"#{attrs[SEED_OF]} seed {attrs.get(SEED_INDEX, 0) + 1}"
+            # In its configuration's group of the runs view while it trains (a first
+            # training is tagged when it finishes: it may turn out a duplicate).
+            tags[CONFIGURATION_TAG] = f"#{attrs[SEED_OF]}"
         tags.update({ENV_TAG_PREFIX + key: value for key, value in environment.items()})
         run = self.tracker.start_trial(
             trial.number, trial.params, placement, seed, tags=tags, label=label,
@@ -288,18 +291,18 @@ class Objective:
 
         final = self.trainer.final_figures(fitted)
         values = objective_values(self.spec, final)
-        figures: dict[str, float] = {}
         attrs: dict[str, Any] = {}
         if SEED_OF in trial.user_attrs:
             from sweep.study.racing import seed_mean
 
             # Optuna (and so the sampler) is told the configuration's mean over its seeds.
+            # (The run shows its own draw; the configuration's figures are on the run that
+            # names it: sweep.answers.runs_view.)
             mean, count = seed_mean(trial, values[0])
             attrs = {SEED_VALUE: values[0], SEEDS: count}
-            figures = {f"{SEEDS_PREFIX}mean": mean, f"{SEEDS_PREFIX}n": float(count)}
             values[0] = mean
         set_user_attrs(trial, {**final, **attrs, WORKER_RSS_MB: _rss_mb()})
-        run.finish("COMPLETE", {**final, **gpu, **figures})
+        run.finish("COMPLETE", {**final, **gpu})
         return values[0] if len(values) == 1 else values
 
 
