@@ -115,3 +115,20 @@ def test_every_trial_run_records_its_environment_and_the_report_lists_it(
     assert (row["tensorflow"], row["git_commit"]) == (tf.__version__, sha)
     assert row["gpu_seconds"] is None
     assert "## Where the trials ran" in (workdir / "rep" / "report.md").read_text()
+
+
+def test_the_report_says_cuda_versions_are_the_build_s_on_a_cpu() -> None:
+    """TensorFlow's CUDA/cuDNN versions are its build's: on a CPU-only worker the report
+    says they were not used, beside a GPU worker's as they are."""
+    from sweep.answers.tables import environment_table
+
+    common = {"device_name": "x", "hosts": ["h"], "trials": 1, "tensorflow": "2.20",
+              "keras": "3", "optuna": "4", "mlflow": "3", "regsweep": "0", "git_commit": "",
+              "gpu_seconds": None}
+    rows = [{**common, "device": "CPU", "cuda": "12.5.1", "cudnn": "9"},
+            {**common, "device": "GPU", "cuda": "12.5.1", "cudnn": "9"},
+            {**common, "device": "CPU", "cuda": "none", "cudnn": "none"}]
+    table = environment_table(rows)
+    column = table.headers.index("CUDA / cuDNN")
+    assert [row[column] for row in table.rows] == [
+        "not used (built for 12.5.1 / 9)", "12.5.1 / 9", "—"]

@@ -65,11 +65,9 @@ class ConfirmedConfig:
 
     def std(self, name: str) -> float | None:
         """Sample standard deviation (n - 1) across seeds."""
-        values = self.values(name)
-        if len(values) < 2:
-            return None
-        mean = sum(values) / len(values)
-        return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        from sweep.study.grouping import sample_sd
+
+        return sample_sd(self.values(name))
 
 
 @dataclass(frozen=True)

@@ -294,12 +294,20 @@ def environment_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     def hosts(names: Sequence[str]) -> str:
         return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
+    def cuda(row: Mapping[str, Any]) -> str:
+        # TensorFlow's build versions, not a GPU's: on a CPU-only worker they describe
+        # nothing that ran, so they are said as what they are.
+        versions = f"{row['cuda']} / {row['cudnn']}"
+        if row["cuda"] in ("none", "") or row["device"] == "GPU":
+            return versions if row["cuda"] not in ("none", "") else "—"
+        return f"not used (built for {versions})"
+
     return Table(
         "Where the trials ran",
         ("trials", "device", "hosts", "TensorFlow", "Keras", "CUDA / cuDNN", "Optuna",
          "MLflow", "regsweep", "git commit", "GPU-seconds"),
         tuple((str(r["trials"]), f"{r['device']}: {r['device_name']}", hosts(r["hosts"]),
-               r["tensorflow"], r["keras"], f"{r['cuda']} / {r['cudnn']}", r["optuna"],
+               r["tensorflow"], r["keras"], cuda(r), r["optuna"],
                r["mlflow"], r["regsweep"], r["git_commit"][:12] or "—",
                "—" if r["gpu_seconds"] is None else f"{r['gpu_seconds']:.0f}")
               for r in rows),

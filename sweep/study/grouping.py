@@ -33,7 +33,7 @@ from sweep.keys import (
 from sweep.study.budget import given_back, retried_numbers
 
 __all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
-           "seed_index"]
+           "sample_sd", "seed_index"]
 
 
 def figure_text(mean: float, sd: float | None, n: int) -> str:
@@ -42,6 +42,15 @@ def figure_text(mean: float, sd: float | None, n: int) -> str:
     if sd is None:
         return f"{mean:.4f}, {n} seed{'' if n == 1 else 's'}"
     return f"{mean:.4f} ± {sd:.4f} over {n} seeds"
+
+
+def sample_sd(values: Sequence[float]) -> float | None:
+    """The sample standard deviation (n - 1) of draws over seeds, None below two: the one
+    spread regsweep shows for a configuration, a confirmation and the seed noise."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def seed_index(trial: Any) -> int:
@@ -85,10 +94,7 @@ class Configuration:
 
     @property
     def sd(self) -> float | None:
-        if len(self.draws) < 2:
-            return None
-        mean = self.mean
-        return math.sqrt(sum((v - mean) ** 2 for v in self.draws) / (len(self.draws) - 1))
+        return sample_sd(self.draws)
 
     @property
     def named(self) -> Any:

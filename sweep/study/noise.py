@@ -17,7 +17,6 @@ rule needs no model of the search space, so it works with every sampler and plac
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,12 +72,12 @@ def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
     many seeds it is measured on (None below two)."""
     from optuna.trial import TrialState
 
-    values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE
+    from sweep.study.grouping import draw, sample_sd
+
+    # Each seed's own draw: a racing re-run's value is the mean so far.
+    values = [draw(t) for t in trials if t.state == TrialState.COMPLETE
               and t.user_attrs.get(BASELINE) == BASELINE_NONE and t.values]
-    if len(values) < 2:
-        return None, len(values)
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)), len(values)
+    return sample_sd(values), len(values)
 
 
 def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:
