@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import click
@@ -14,7 +17,7 @@ import click
 from sweep.cli.group import cli
 from sweep.cli.hints import UI_PORT
 from sweep.cli.options import storage_option, tracking_option
-from sweep.errors import SpecError
+from sweep.errors import FatalError, SpecError
 from sweep.keys import ROLE_STUDY, ROLE_TAG, RUNS_VIEW_TAG
 from sweep.redact import mask_url
 
@@ -117,16 +120,75 @@ def ui(tracking_uri: str, host: str, port: int) -> None:
         click.echo(f"this store is served by a tracking server: open {mask_url(tracking_uri)}")
         return
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    for name, experiment_id, query in _studies_in(tracking_uri):
-        click.echo(f"  {name}: {runs_view_url(base, experiment_id, query)}")
+    if _answers(base, "/"):
+        # Else the links would open whatever answers there, not this store.
+        raise FatalError(f"something already answers on {base}: pass another --port")
+    studies = _studies_in(tracking_uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
-    click.echo(f"MLflow UI for {mask_url(tracking_uri)} on {base} (Ctrl-C stops it)", err=True)
+               "--registry-store-uri", tracking_uri, "--host", host, "--port", str(port),
+               "--workers", "1", "--uvicorn-opts", "--no-access-log --log-level warning"]
     # One web worker and no job runner: the UI of a sweep needs neither (MLflow's default
-    # started 16 processes, about 3.7 GB, on a 2-core machine).
-    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    sys.stdout.flush()
-    os.execv(sys.executable, command)
+    # started 16 processes, about 3.7 GB, on a 2-core machine). Its start-up notes and a
+    # line per HTTP request are left out; its warnings and errors are passed on.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "MLFLOW_LOGGING_LEVEL": "WARNING",
+           "PYTHONWARNINGS": "ignore::DeprecationWarning,"
+                             "ignore:starlette.middleware.wsgi is deprecated"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    said: list[str] = []
+    threading.Thread(target=_pass_on, args=(server, said), daemon=True).start()
+    with sigterm_as_interrupt():
+        try:
+            # The links once they open something: MLflow takes seconds to answer.
+            while not _answers(base):
+                if server.poll() is not None:
+                    raise FatalError(f"the MLflow UI did not start: "
+                                     f"{said[-1] if said else 'exit ' + str(server.returncode)}")
+                time.sleep(0.2)
+            for name, experiment_id, query in studies:
+                click.echo(f"  {name}: {runs_view_url(base, experiment_id, query)}")
+            click.echo(f"MLflow UI for {mask_url(tracking_uri)} on {base} (Ctrl-C stops it)",
+                       err=True)
+            sys.stdout.flush()
+            server.wait()
+            if server.returncode:
+                raise FatalError(f"the MLflow UI stopped: "
+                                 f"{said[-1] if said else 'exit ' + str(server.returncode)}")
+        except KeyboardInterrupt:
+            server.terminate()
+            server.wait(timeout=30)
+            click.echo("MLflow UI stopped.", err=True)
+
+
+# MLflow's own start-up notes (none of them a user's to act on, for a local UI).
+_NOISE = ("Security middleware enabled with default settings",
+          "Registry store URI not provided")
+
+
+def _pass_on(server: subprocess.Popen, said: list[str]) -> None:
+    """MLflow's output on our stderr, its start-up notes left out; the last lines are
+    kept for the error if it exits."""
+    for line in server.stdout:
+        if any(note in line for note in _NOISE):
+            continue
+        line = mask_url(line)  # an error may quote the store's URL
+        said.append(line.strip())
+        del said[:-5]
+        sys.stderr.write(line)
+
+
+def _answers(base: str, path: str = "/health") -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}{path}", timeout=2) as answer:
+            return answer.status == 200
+    except urllib.error.HTTPError:
+        return path == "/"  # something answers, if not with a page
+    except OSError:
+        return False
 
 
 def _studies_in(tracking_uri: str) -> list[tuple[str, str, str | None]]:
