@@ -45,3 +45,24 @@ def test_importances_are_computed_once_for_both_pictures(
     assert len(evaluated) == 1  # the plotly and the matplotlib picture share the fit
     # l2 alone drives the value.
     assert evaluated[0]["l2"] > 0.8 > 0.2 > evaluated[0]["l1"]
+
+
+def test_the_history_draws_configurations_with_their_seed_spread(tmp_path: Path) -> None:
+    """One point per configuration at its first trial, its mean with ± sd as a bar, and
+    the best mean so far as the line."""
+    from optuna.trial import create_trial
+
+    from sweep.answers.drawn import Drawn
+
+    spec = parse_spec(tiny_study())  # maximized
+    points = [create_trial(value=value, user_attrs={"seeds": n, "sd": sd})
+              for value, n, sd in ((0.5, 3, 0.1), (0.7, 1, None), (0.6, 2, 0.05))]
+    for number, trial in zip((0, 4, 9), points, strict=True):
+        trial.number = number
+    figure = plots.optimization_history(Drawn("h", [optuna.study.StudyDirection.MAXIMIZE],
+                                              points), spec, tmp_path)
+    assert figure.skipped is None and (tmp_path / "optimization_history.png").exists()
+    chart = figure.chart.replace(" ", "")
+    assert '"x":[0,4,9]' in chart and '"y":[0.5,0.7,0.6]' in chart
+    assert '"array":[0.1,0.0,0.05]' in chart
+    assert '"y":[0.5,0.7,0.7]' in chart  # the best mean so far

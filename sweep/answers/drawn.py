@@ -4,10 +4,10 @@ Optuna's plotting functions deep-copy every trial they read (a 10,000-trial stud
 of copies) and the parallel-coordinate, slice and importance pictures cost seconds per
 thousand trials, for pictures nobody can read at 10,000 lines anyway. So every picture
 reads through a study that holds what pictures need of the trials, read once and never
-copied again (``Drawn``), and the heavy ones through a seeded sample of
-at most ``MAX_DRAWN`` completed trials that keeps every trial that set a new best, the
-``KEEP_BEST`` best and the baselines, and draws the rest at random. Trials keep their
-numbers.
+copied again (``Drawn``), one point per configuration (its mean over seeds), and the heavy
+ones through a seeded sample of at most ``MAX_DRAWN`` completed configurations that keeps
+every one that set a new best, the ``KEEP_BEST`` best and the baselines, and draws the
+rest at random. Each keeps the number of the trial that names it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sweep.keys import BASELINE
 from sweep.spec import StudySpec
 
-__all__ = ["KEEP_BEST", "MAX_DRAWN", "Drawn", "drawn", "pictured"]
+__all__ = ["KEEP_BEST", "MAX_DRAWN", "SD_ATTR", "SEEDS_ATTR", "Drawn", "configuration_trial",
+           "drawn", "pictured"]
 
 MAX_DRAWN = 1000
 KEEP_BEST = 100
@@ -57,9 +58,19 @@ class Drawn(optuna.Study):
 
 
 def drawn(study: Any, spec: StudySpec) -> tuple[Drawn, Drawn, str | None]:
-    """(every trial, the sample, what a reader should know about the sample), read once."""
+    """(every configuration, the sample, what a reader should know about the sample), read
+    once. A study of one objective is pictured by its configurations
+    (``configuration_trial``): a re-run on another seed is not a point of its own. One of
+    several objectives has no configuration ranking: its trials."""
     trials = study.get_trials(deepcopy=False)
-    everything = Drawn(study.study_name, study.directions, [pictured(t) for t in trials])
+    if spec.is_multi_objective:
+        held = [pictured(t) for t in trials]
+    else:
+        from sweep.study.ranking import ranked_configurations
+
+        held = sorted((configuration_trial(c) for c in ranked_configurations(study, spec)),
+                      key=lambda t: t.number)
+    everything = Drawn(study.study_name, study.directions, held)
     complete = everything.get_trials(states=(TrialState.COMPLETE,))
     if len(complete) <= MAX_DRAWN:
         return everything, everything, None
@@ -68,12 +79,14 @@ def drawn(study: Any, spec: StudySpec) -> tuple[Drawn, Drawn, str | None]:
     ranked = sorted(complete, key=lambda t: (sign * t.values[0], t.number))
     chosen |= {t.number for t in ranked[:KEEP_BEST]}
     chosen |= {t.number for t in trials
-               if t.state == TrialState.COMPLETE and t.user_attrs.get(BASELINE)}
+               if t.state == TrialState.COMPLETE and t.user_attrs.get(BASELINE)} & \
+        {t.number for t in complete}
     rest = sorted(t.number for t in complete if t.number not in chosen)
     room = max(0, MAX_DRAWN - len(chosen))
     chosen |= set(random.Random(0).sample(rest, min(room, len(rest))))
-    note = (f"drawn from {len(chosen):,} of the {len(complete):,} completed trials: every "
-            f"trial that set a new best, the {KEEP_BEST} best, the baselines and a random "
+    what = "trials" if spec.is_multi_objective else "configurations"
+    note = (f"drawn from {len(chosen):,} of the {len(complete):,} completed {what}: every "
+            f"one that set a new best, the {KEEP_BEST} best, the baselines and a random "
             "rest")
     sample = Drawn(study.study_name, study.directions,
                    [t for t in everything.held if t.number in chosen])
@@ -90,6 +103,23 @@ def _milestones(complete: list[Any], spec: StudySpec) -> list[Any]:
             found.append(trial)
             best = value
     return found
+
+
+# On a configuration's trial: its seed count and the sd of its draws (error bars).
+SEEDS_ATTR, SD_ATTR = "seeds", "sd"
+
+
+def configuration_trial(configuration: Any) -> FrozenTrial:
+    """A configuration as the one point a picture draws of it: the trial that names it
+    (its number, parameters, times) with the configuration's mean over its seeds as its
+    value, and its seed count and sd as its only user attributes."""
+    named = configuration.named
+    return FrozenTrial(number=named.number, state=TrialState.COMPLETE, value=None,
+                       values=[configuration.mean], datetime_start=named.datetime_start,
+                       datetime_complete=named.datetime_complete, params=named.params,
+                       distributions=named.distributions,
+                       user_attrs={SEEDS_ATTR: configuration.n, SD_ATTR: configuration.sd},
+                       system_attrs={}, intermediate_values={}, trial_id=named._trial_id)
 
 
 def pictured(trial: FrozenTrial) -> FrozenTrial:

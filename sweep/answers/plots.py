@@ -74,10 +74,62 @@ def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
     if not _complete(study):
         return skip(name, title, "no completed trial")
     target, label = _primary(spec)
-    return render(
-        name, title, out,
-        lambda: vis.plot_optimization_history(study, target=target, target_name=label),
-        lambda: vis_mpl.plot_optimization_history(study, target=target, target_name=label))
+    if spec.is_multi_objective:
+        return render(
+            name, title, out,
+            lambda: vis.plot_optimization_history(study, target=target, target_name=label),
+            lambda: vis_mpl.plot_optimization_history(study, target=target,
+                                                      target_name=label))
+    points = _history_points(study, spec)
+    return render(name, title, out,
+                  lambda: _history_plotly(points, label, title),
+                  lambda: _history_matplotlib(points, label, title),
+                  note="one point per configuration, at its first trial: its mean over its "
+                       "seeds, the bar ± the sd of its draws where it has several; the line "
+                       "is the best mean so far")
+
+
+def _history_points(study: Any, spec: StudySpec) -> list[tuple[int, float, float, float]]:
+    """(first trial, mean, sd or 0, best mean so far) of each configuration
+    (``drawn.configuration_trial``), in the order they were first tried."""
+    from sweep.answers.drawn import SD_ATTR
+
+    maximize = spec.primary.resolved_direction == "maximize"
+    points, best = [], None
+    for trial in sorted(_complete(study), key=lambda t: t.number):
+        mean = float(trial.values[0])
+        best = mean if best is None else (max if maximize else min)(best, mean)
+        points.append((trial.number, mean, float(trial.user_attrs.get(SD_ATTR) or 0.0), best))
+    return points
+
+
+def _history_plotly(points: Sequence[tuple[int, float, float, float]], label: str,
+                    title: str) -> Any:
+    import plotly.graph_objects as go
+
+    numbers, means, sds, best = (list(column) for column in zip(*points, strict=True))
+    figure = go.Figure([
+        go.Scatter(x=numbers, y=means, mode="markers", name=f"{label} (mean over seeds)",
+                   error_y={"type": "data", "array": sds, "visible": True, "thickness": 1},
+                   text=[f"#{n}" for n in numbers],
+                   hovertemplate="%{text}: %{y:.4f} ± %{error_y.array:.4f}<extra></extra>"),
+        go.Scatter(x=numbers, y=best, mode="lines", line={"shape": "hv"},
+                   name="best mean so far")])
+    figure.update_layout(title=title, xaxis_title="first trial of the configuration",
+                         yaxis_title=label)
+    return figure
+
+
+def _history_matplotlib(points: Sequence[tuple[int, float, float, float]], label: str,
+                        title: str) -> Any:
+    numbers, means, sds, best = (list(column) for column in zip(*points, strict=True))
+    _, axes = pyplot().subplots(figsize=(8.0, 5.0))
+    axes.errorbar(numbers, means, yerr=sds, fmt="o", markersize=4, elinewidth=1, capsize=2,
+                  label=f"{label} (mean over seeds)")
+    axes.step(numbers, best, where="post", color="tab:red", label="best mean so far")
+    axes.set(title=title, xlabel="first trial of the configuration", ylabel=label)
+    axes.legend(loc="best")
+    return axes
 
 
 def param_importances(study: Any, spec: StudySpec, out: Path, *,
@@ -291,6 +343,10 @@ def weight_curves(curves: dict[str, dict[str, Curve]], out: Path,
 
 _DASHES = ("solid", "dash", "dot", "dashdot")
 _MPL_STYLES = ("-", "--", ":", "-.")
+# A marker of its own per run, the later ones open and larger: the best and the baseline
+# often share a seed, and where their norms barely differ a line alone hid under the other.
+_SYMBOLS = ("circle", "square-open", "diamond-open", "x")
+_MPL_MARKERS = (("o", 3, True), ("s", 7, False), ("D", 7, False), ("x", 6, True))
 
 
 def _layers(curves: dict[str, dict[str, Curve]]) -> list[str]:
@@ -318,7 +374,9 @@ def _curves_plotly(curves: dict[str, dict[str, Curve]], title: str) -> Any:
             figure.add_trace(go.Scatter(
                 x=[step for step, _ in points], y=[value for _, value in points],
                 mode="lines+markers", name=f"{layer} — {run}",
-                line={"color": color, "dash": _DASHES[run_index % len(_DASHES)]}))
+                line={"color": color, "dash": _DASHES[run_index % len(_DASHES)]},
+                marker={"symbol": _SYMBOLS[run_index % len(_SYMBOLS)],
+                        "size": 6 if run_index == 0 else 10}))
     figure.update_layout(title=title, xaxis_title="epoch", yaxis_title="‖w‖₂ of the kernel",
                          xaxis={"tickformat": "d", "dtick": 1 if _epochs(curves) <= 20 else None})
     return figure
@@ -333,9 +391,11 @@ def _curves_matplotlib(curves: dict[str, dict[str, Curve]], title: str) -> Any:
     _, axes = plt.subplots(figsize=(7.0, 4.2))
     for run_index, (run, by_layer) in enumerate(curves.items()):
         for layer, points in by_layer.items():
+            color = colors[layers.index(layer) % len(colors)]
+            marker, size, filled = _MPL_MARKERS[run_index % len(_MPL_MARKERS)]
             axes.plot([step for step, _ in points], [value for _, value in points],
-                      marker="o", markersize=3, label=f"{layer} — {run}",
-                      color=colors[layers.index(layer) % len(colors)],
+                      marker=marker, markersize=size, label=f"{layer} — {run}", color=color,
+                      markerfacecolor=color if filled else "none",
                       linestyle=_MPL_STYLES[run_index % len(_MPL_STYLES)])
     axes.set_title(title)
     axes.set_xlabel("epoch")
@@ -350,7 +410,10 @@ def _curves_matplotlib(curves: dict[str, dict[str, Curve]], title: str) -> Any:
         title="layer", fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     axes.add_artist(layer_key)
     runs = list(curves)
-    axes.legend([Line2D([], [], color="black", linestyle=_MPL_STYLES[i % len(_MPL_STYLES)])
-                 for i in range(len(runs))], runs, title="run", fontsize="small",
+    keys = [Line2D([], [], color="black", linestyle=_MPL_STYLES[i % len(_MPL_STYLES)],
+                   marker=_MPL_MARKERS[i % len(_MPL_MARKERS)][0],
+                   markerfacecolor="black" if _MPL_MARKERS[i % len(_MPL_MARKERS)][2] else "none")
+            for i in range(len(runs))]
+    axes.legend(keys, runs, title="run", fontsize="small",
                 loc="lower left", bbox_to_anchor=(1.02, 0.0))
     return axes

@@ -89,14 +89,14 @@ def curve_runs(study: Any, spec: StudySpec) -> tuple[list[tuple[str, str]], list
     if not ranked:
         return [], ["no completed trial"]
     best, base = ranked[0], baseline_trial(study)
-    wanted = [(f"best: trial {best.number} ({group_label(best, spec)})", best)]
+    wanted = [(f"best: configuration #{best.number} ({group_label(best, spec)})", best)]
     missing = []
     if base is None:
         missing.append("no completed no-regularization baseline to compare with")
     elif _run_id(study, base, by_number) == _run_id(study, best, by_number):
-        wanted = [(f"best = no regularization: trial {best.number}", best)]
+        wanted = [(f"best = no regularization: #{best.number}", best)]
     else:
-        wanted.append((f"no regularization: trial {base.number}", base))
+        wanted.append((f"no regularization: #{base.number}", base))
     runs = []
     for label, trial in wanted:
         run_id = _run_id(study, trial, by_number)
