@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sweep run studies/digits.yaml
+	$(BIN)/sweep run studies/digits.yaml --confirm 1
 
 test: $(STAMP) browser
 	$(BIN)/ruff check $(LINTED)

@@ -59,11 +59,11 @@ GENERATED_STUDY: dict[str, Any] = {
 
 def study_of(dataset: str) -> dict[str, Any]:
     """A fresh copy of the study file of a benchmark data set: ``digits`` (the demo,
-    studies/digits.yaml) or ``generated`` (GENERATED_STUDY)."""
+    studies/digits-cnn.yaml) or ``generated`` (GENERATED_STUDY)."""
     import yaml
 
     if dataset == "digits":
-        return yaml.safe_load((REPO / "studies" / "digits.yaml").read_text())
+        return yaml.safe_load((REPO / "studies" / "digits-cnn.yaml").read_text())
     return json.loads(json.dumps(GENERATED_STUDY))
 
 

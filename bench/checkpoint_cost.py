@@ -186,7 +186,7 @@ def main() -> None:
     print_targets(targets)
     write_result(
         "checkpoint_cost", quick=args.quick, started=started,
-        parameters={"model": "demo CNN (studies/digits.yaml), L2 on every kernel",
+        parameters={"model": "demo CNN (studies/digits-cnn.yaml), L2 on every kernel",
                     "train_samples": len(splits.x_train), "epochs_per_fit": epochs,
                     "batch_size": spec.train.batch_size, "repeats": repeats,
                     "checkpoint_bytes": max(saved_bytes, default=None),

@@ -133,7 +133,7 @@ def main() -> None:
     write_result("noise_stop", quick=args.quick, started=started,
                  parameters={"seeds": seeds, "n_trials": n_trials, "stop": STOP,
                              "confirmation": {"confirm_top": 1, "seeds": 5},
-                             "datasets": {"digits": "studies/digits.yaml",
+                             "datasets": {"digits": "studies/digits-cnn.yaml",
                                           "generated": GENERATED_STUDY}},
                  raw={"rows": rows}, medians={}, ratios=ratios, targets=targets)
 

@@ -49,7 +49,7 @@ COEFFICIENTS = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 
 
 def study(n_configs: int, epochs: int) -> dict[str, Any]:
-    """The demo's CNN on digits (studies/digits.yaml); one placement, L2 from a list."""
+    """The demo's CNN on digits (studies/digits-cnn.yaml); one placement, L2 from a list."""
     return {
         "name": "overhead",
         "seed": 0,
@@ -233,7 +233,7 @@ def main() -> None:
     write_result(
         "overhead", quick=args.quick, started=started,
         parameters={"configs": configs, "epochs": epochs, "batch_size": 64,
-                    "repeats": repeats, "model": "studies/digits.yaml CNN, L2 on every kernel",
+                    "repeats": repeats, "model": "studies/digits-cnn.yaml CNN, L2 on every kernel",
                     "data": "sklearn digits (1797 8x8 images), 60/20/20 split, seed 0",
                     "stores": "SQLite for Optuna and MLflow, created before the timed run",
                     "sampler": "tpe (configurations queued with enqueue_trial)"},

@@ -1,7 +1,7 @@
 """pruning: does TPE with a pruner find what an unpruned random search finds, for a
 fraction of the training, without stopping the trial that would have won?
 
-Two data sets: the digits demo (studies/digits.yaml: its CNN, data, search space and
+Two data sets: the digits demo (studies/digits-cnn.yaml: its CNN, data, search space and
 epochs) and a generated one (bench/_common.GENERATED_STUDY: a wide MLP that overfits, where
 L2 helps), both without baseline trials. For each data set and each of 3 study seeds, an
 unpruned random search is the reference, and TPE runs once with each pruner below, each a
@@ -168,7 +168,7 @@ def main() -> None:
     write_result(
         "pruning", quick=args.quick, started=started,
         parameters={"seeds": seeds, "trials_per_search": n_trials, "datasets": DATASETS,
-                    "studies": "studies/digits.yaml and bench/_common.GENERATED_STUDY "
+                    "studies": "studies/digits-cnn.yaml and bench/_common.GENERATED_STUDY "
                                "(model, data, space, epochs), baselines: []",
                     "pruners": tried, "tolerance": TOLERANCE},
         raw={"per_seed": per_seed},

@@ -246,7 +246,7 @@ def main() -> None:
                              "confirmation": {"confirm_top": 1, "seeds": 5},
                              "datasets": {"mnist1d": "mnist1d.data.make_dataset(defaults); "
                                                      "MLP 100-100-10, mask, per_layer",
-                                          "digits": "studies/digits.yaml"}},
+                                          "digits": "studies/digits-cnn.yaml"}},
                  raw={"rows": rows}, medians={}, ratios=ratios, targets=targets)
 
 

@@ -91,7 +91,9 @@ class StudyProgress:
             self._progress.update(self._study_task, completed=self.done, info=best)
             self._progress.console.print(line, highlight=False)
         else:
-            self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False)
+            # One line per trial, never folded at the terminal's width: logs are grepped.
+            self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False,
+                               soft_wrap=True)
         return ranking
 
     def _ranking(self, study: Any, trials: list[Any]) -> list[Any]:
