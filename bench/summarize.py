@@ -12,7 +12,7 @@ from _common import BENCH, RESULTS, fmt
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 ORDER = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
-         "noise_stop", "selection", "workers", "waiting", "images", "gpu", "scale_trials",
+         "noise_stop", "selection", "demo", "workers", "waiting", "images", "gpu", "scale_trials",
          "many_workers")
 
 
