@@ -368,6 +368,47 @@ def seconds_between(a: _dt.datetime, b: _dt.datetime) -> float:
 
 
 # ---------------------------------------------------------------- output
+@dataclass
+class Confirmed:
+    """A whole `sweep run --confirm 1` and what it answered, read back through Optuna and
+    ``sweep.load``: its pick (``best``), the pick's and the baseline's confirmations,
+    and their comparison (None when the pick is no regularization)."""
+
+    timed: Timed
+    best: Any
+    trials: list[Any]
+    pick: Any  # the pick's ConfirmedConfig (the baseline's when it is the pick)
+    base: Any
+    comparison: Any
+
+
+def run_confirmed(spec: dict[str, Any], prefix: str, timeout: float = 7200) -> Confirmed:
+    """``spec`` run as `sweep run --confirm 1` on fresh SQLite stores."""
+    import optuna
+
+    import sweep
+    from sweep.answers.confirm import Confirmation
+
+    with scratch(prefix) as folder:
+        study_file = write_yaml(folder / "study.yaml", spec)
+        storage = f"sqlite:///{folder / 'sweep.db'}"
+        tracking = f"sqlite:///{folder / 'mlflow.db'}"
+        timed = run_timed([SWEEP, "run", str(study_file), "--storage", storage,
+                           "--tracking-uri", tracking, "--no-progress", "--confirm", "1"],
+                          timeout=timeout)
+        best = sweep.load(spec["name"], storage=storage, tracking_uri=tracking).best
+        loaded = optuna.load_study(study_name=spec["name"], storage=storage)
+        trials, attrs = loaded.trials, loaded.user_attrs
+    assert best is not None, "no completed trial"
+    confirmation = Confirmation.from_json(attrs["confirmation"])
+    base = confirmation.baseline
+    assert base is not None, "no confirmed baseline"
+    pick = next((c for c in confirmation.configs if c.placement == best.resolved_placement),
+                base)
+    comparison = None if pick is base else confirmation.compare(pick)
+    return Confirmed(timed, best, trials, pick, base, comparison)
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     arguments = argparse.ArgumentParser(description=description)
     arguments.add_argument("--quick", action="store_true",

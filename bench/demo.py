@@ -27,15 +27,12 @@ from typing import Any
 
 import yaml
 from _common import (
-    SWEEP,
     parser,
     print_table,
     print_targets,
-    run_timed,
-    scratch,
+    run_confirmed,
     target,
     write_result,
-    write_yaml,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,10 +41,6 @@ METRIC = "test_data_loss"
 
 
 def run(seed: int, quick: bool) -> dict[str, Any]:
-    import optuna
-
-    import sweep
-    from sweep.answers.confirm import Confirmation
     from sweep.study.budget import used_budget
     from sweep.study.grouping import configurations
 
@@ -56,23 +49,8 @@ def run(seed: int, quick: bool) -> dict[str, Any]:
     if quick:
         spec["train"]["epochs"] = 3
         spec["budget"]["n_trials"] = 6
-    with scratch("demo") as folder:
-        study_file = write_yaml(folder / "digits.yaml", spec)
-        storage = f"sqlite:///{folder / 'sweep.db'}"
-        tracking = f"sqlite:///{folder / 'mlflow.db'}"
-        timed = run_timed([SWEEP, "run", str(study_file), "--storage", storage,
-                           "--tracking-uri", tracking, "--no-progress", "--confirm", "1"],
-                          timeout=3600)
-        best = sweep.load(spec["name"], storage=storage, tracking_uri=tracking).best
-        loaded = optuna.load_study(study_name=spec["name"], storage=storage)
-        trials, attrs = loaded.trials, loaded.user_attrs
-    assert best is not None, "no completed trial"
-    confirmation = Confirmation.from_json(attrs["confirmation"])
-    base = confirmation.baseline
-    assert base is not None, "no confirmed baseline"
-    config = next((c for c in confirmation.configs if c.placement == best.resolved_placement),
-                  base)
-    comparison = None if config is base else confirmation.compare(config)
+    done = run_confirmed(spec, "demo", timeout=3600)
+    best, trials, comparison = done.best, done.trials, done.comparison
     return {
         "seed": seed, "trials": used_budget(trials),
         "configurations": sum(c.complete != [] for c in configurations(trials)),
@@ -84,7 +62,7 @@ def run(seed: int, quick: bool) -> dict[str, Any]:
         "p_value": None if comparison is None else comparison.p_value,
         "beyond_noise": bool(comparison is not None and comparison.significant
                              and comparison.better),
-        "seconds": timed.seconds,
+        "seconds": done.timed.seconds,
     }
 
 

@@ -41,18 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    SWEEP,
     confirmed_effect,
     parser,
     print_table,
     print_targets,
-    run_timed,
+    run_confirmed,
     scratch,
     spread,
     study_of,
     target,
     write_result,
-    write_yaml,
 )
 
 RACING = {"min": 1, "max": 5, "top_fraction": 1 / 3}
@@ -103,29 +101,11 @@ def study(dataset: str, seed: int, variant: str, n_trials: int, base: dict[str, 
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    import optuna
-
-    import sweep
-    from sweep.answers.confirm import Confirmation
     from sweep.study.budget import used_budget
 
-    with scratch("selection") as folder:
-        study_file = write_yaml(folder / "study.yaml", spec)
-        storage = f"sqlite:///{folder / 'sweep.db'}"
-        tracking = f"sqlite:///{folder / 'mlflow.db'}"
-        timed = run_timed([SWEEP, "run", str(study_file), "--storage", storage,
-                           "--tracking-uri", tracking, "--no-progress", "--confirm", "1"],
-                          timeout=7200)
-        best = sweep.load(spec["name"], storage=storage, tracking_uri=tracking).best
-        loaded = optuna.load_study(study_name=spec["name"], storage=storage)
-        trials, attrs = loaded.trials, loaded.user_attrs
-    assert best is not None, "no completed trial"
-    confirmation = Confirmation.from_json(attrs["confirmation"])
-    base = confirmation.baseline
-    assert base is not None, "no confirmed baseline"
-    config = next((c for c in confirmation.configs if c.placement == best.resolved_placement),
-                  base)
-    comparison = None if config is base else confirmation.compare(config)
+    done = run_confirmed(spec, "selection")
+    best, trials, config, base, comparison, timed = (
+        done.best, done.trials, done.pick, done.base, done.comparison, done.timed)
     confirmed_val = config.mean("val_accuracy")
     assert confirmed_val is not None, "the pick's confirmation has no val_accuracy"
     base_test = base.values("test_accuracy")
