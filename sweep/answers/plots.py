@@ -80,56 +80,15 @@ def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
             lambda: vis.plot_optimization_history(study, target=target, target_name=label),
             lambda: vis_mpl.plot_optimization_history(study, target=target,
                                                       target_name=label))
-    points = _history_points(study, spec)
+    from sweep.answers import history_chart
+
+    points = history_chart.points(_complete(study), spec)
     return render(name, title, out,
-                  lambda: _history_plotly(points, label, title),
-                  lambda: _history_matplotlib(points, label, title),
+                  lambda: history_chart.plotly(points, label, title),
+                  lambda: history_chart.matplotlib(points, label, title),
                   note="one point per configuration, at its first trial: its mean over its "
                        "seeds, the bar ± the sd of its draws where it has several; the line "
                        "is the best mean so far")
-
-
-def _history_points(study: Any, spec: StudySpec) -> list[tuple[int, float, float, float]]:
-    """(first trial, mean, sd or 0, best mean so far) of each configuration
-    (``drawn.configuration_trial``), in the order they were first tried."""
-    from sweep.answers.drawn import SD_ATTR
-
-    maximize = spec.primary.resolved_direction == "maximize"
-    points, best = [], None
-    for trial in sorted(_complete(study), key=lambda t: t.number):
-        mean = float(trial.values[0])
-        best = mean if best is None else (max if maximize else min)(best, mean)
-        points.append((trial.number, mean, float(trial.user_attrs.get(SD_ATTR) or 0.0), best))
-    return points
-
-
-def _history_plotly(points: Sequence[tuple[int, float, float, float]], label: str,
-                    title: str) -> Any:
-    import plotly.graph_objects as go
-
-    numbers, means, sds, best = (list(column) for column in zip(*points, strict=True))
-    figure = go.Figure([
-        go.Scatter(x=numbers, y=means, mode="markers", name=f"{label} (mean over seeds)",
-                   error_y={"type": "data", "array": sds, "visible": True, "thickness": 1},
-                   text=[f"#{n}" for n in numbers],
-                   hovertemplate="%{text}: %{y:.4f} ± %{error_y.array:.4f}<extra></extra>"),
-        go.Scatter(x=numbers, y=best, mode="lines", line={"shape": "hv"},
-                   name="best mean so far")])
-    figure.update_layout(title=title, xaxis_title="first trial of the configuration",
-                         yaxis_title=label)
-    return figure
-
-
-def _history_matplotlib(points: Sequence[tuple[int, float, float, float]], label: str,
-                        title: str) -> Any:
-    numbers, means, sds, best = (list(column) for column in zip(*points, strict=True))
-    _, axes = pyplot().subplots(figsize=(8.0, 5.0))
-    axes.errorbar(numbers, means, yerr=sds, fmt="o", markersize=4, elinewidth=1, capsize=2,
-                  label=f"{label} (mean over seeds)")
-    axes.step(numbers, best, where="post", color="tab:red", label="best mean so far")
-    axes.set(title=title, xlabel="first trial of the configuration", ylabel=label)
-    axes.legend(loc="best")
-    return axes
 
 
 def param_importances(study: Any, spec: StudySpec, out: Path, *,
