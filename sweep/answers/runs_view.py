@@ -55,9 +55,12 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
     if mine is None:
         return
     links = study.user_attrs
+    finished = logged_run_id(trial, links)
+    if finished is None:
+        return  # its run went to the spool: the store is unreachable, the trial must not wait
     try:
         _write(tracker, mine, ranking_estimates(ranking, spec)[mine.key], _sign(spec),
-               links, logged_run_id(trial, links))
+               links, finished)
     except Exception as error:
         log.warning("could not write configuration %s's figures to MLflow: %s", mine.name,
                     describe_failure(error, 200))
