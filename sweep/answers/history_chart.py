@@ -29,7 +29,7 @@ def points(complete: Sequence[Any], spec: StudySpec) -> list[tuple[int, float, f
 
 
 def plotly(points: Sequence[tuple[int, float, float, float]], label: str,
-                    title: str) -> Any:
+           title: str) -> Any:
     import plotly.graph_objects as go
 
     numbers, means, sds, best = (list(column) for column in zip(*points, strict=True))
@@ -46,7 +46,7 @@ def plotly(points: Sequence[tuple[int, float, float, float]], label: str,
 
 
 def matplotlib(points: Sequence[tuple[int, float, float, float]], label: str,
-                        title: str) -> Any:
+               title: str) -> Any:
     numbers, means, sds, best = (list(column) for column in zip(*points, strict=True))
     _, axes = pyplot().subplots(figsize=(8.0, 5.0))
     axes.errorbar(numbers, means, yerr=sds, fmt="o", markersize=4, elinewidth=1, capsize=2,

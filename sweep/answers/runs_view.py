@@ -48,7 +48,7 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
     configuration's figures (``ranking``: the study's, with ``trial`` in it) on the run
     that names it. Never worth stopping a worker for; a duplicate (no configuration) and
     a run still spooled (no run to write to yet) are left as they are."""
-    from sweep.study.racing import ranking_estimates
+    from sweep.study.racing import direction_sign, ranking_estimates
 
     mine = next((c for c in ranking if any(m.number == trial.number for m in c.complete)),
                 None)
@@ -59,7 +59,7 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
     if finished is None:
         return  # its run went to the spool: the store is unreachable, the trial must not wait
     try:
-        _write(tracker, mine, ranking_estimates(ranking, spec)[mine.key], _sign(spec),
+        _write(tracker, mine, ranking_estimates(ranking, spec)[mine.key], direction_sign(spec),
                links, finished)
     except Exception as error:
         log.warning("could not write configuration %s's figures to MLflow: %s", mine.name,
@@ -69,23 +69,19 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
 def publish_ranking(study: Any, spec: StudySpec, tracker: Any) -> None:
     """At a study's end (and each report): the figures and sort key of its best
     configurations as the final ranking has them, so the view opens in that order."""
-    from sweep.study.racing import ranking_estimates
+    from sweep.study.racing import direction_sign, ranking_estimates
     from sweep.study.ranking import ranked_configurations
 
     if spec.is_multi_objective:
         return
     ranking = ranked_configurations(study, spec)
     estimates = ranking_estimates(ranking, spec)
-    links = study.user_attrs
+    links, sign = study.user_attrs, direction_sign(spec)
     try:
         for configuration in ranking[:REFRESHED]:
-            _write(tracker, configuration, estimates[configuration.key], _sign(spec), links)
+            _write(tracker, configuration, estimates[configuration.key], sign, links)
     except Exception as error:
         log.warning("could not write the ranking to MLflow: %s", describe_failure(error, 200))
-
-
-def _sign(spec: StudySpec) -> float:
-    return -1.0 if spec.primary.resolved_direction == "minimize" else 1.0
 
 
 def _write(tracker: Any, configuration: Configuration, estimate: float, sign: float,

@@ -298,9 +298,9 @@ def environment_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         # TensorFlow's build versions, not a GPU's: on a CPU-only worker they describe
         # nothing that ran, so they are said as what they are.
         versions = f"{row['cuda']} / {row['cudnn']}"
-        if row["cuda"] in ("none", "") or row["device"] == "GPU":
-            return versions if row["cuda"] not in ("none", "") else "—"
-        return f"not used (built for {versions})"
+        if row["cuda"] in ("none", ""):
+            return "—"
+        return versions if row["device"] == "GPU" else f"not used (built for {versions})"
 
     return Table(
         "Where the trials ran",

@@ -157,7 +157,11 @@ def ui(tracking_uri: str, host: str, port: int) -> None:
                                  f"{said[-1] if said else 'exit ' + str(server.returncode)}")
         except KeyboardInterrupt:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a server that ignores SIGTERM is not left
+                server.kill()
+                server.wait()
             click.echo("MLflow UI stopped.", err=True)
 
 

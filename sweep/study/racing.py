@@ -72,7 +72,8 @@ def racing_seed(study_seed: int, index: int) -> int:
     return int(state % 2**31) or 1
 
 
-def _sign(spec: StudySpec) -> float:
+def direction_sign(spec: StudySpec) -> float:
+    """+1 when the primary objective is maximized, -1 when minimized."""
     return 1.0 if spec.primary.resolved_direction == "maximize" else -1.0
 
 
@@ -121,7 +122,7 @@ def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
     never by the number of seeds, which the baseline gets by matching the most-seeded
     configuration. Ties go to the earlier configuration. With ``study`` (``trials`` are then all
     of its trials), its grouping is kept across calls (a report ranks seven times)."""
-    sign = _sign(spec)
+    sign = direction_sign(spec)
     grouping = configurations(trials) if study is None else grouped(study, trials)
     found = [c for c in grouping if c.complete]
     estimate = ranking_estimates(found, spec)
@@ -138,7 +139,7 @@ def due(found: Sequence[Configuration], spec: StudySpec) -> list[tuple[Configura
     if seeds is None:
         return []
     sizes = rung_sizes(seeds)
-    sign = _sign(spec)
+    sign = direction_sign(spec)
     wanted: dict[str, int] = {}
     for rung in reversed(range(len(sizes) - 1)):
         size = sizes[rung]
