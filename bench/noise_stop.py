@@ -6,11 +6,11 @@ study seeds, two studies run side by side, each a whole `sweep run --confirm 1` 
 fresh SQLite stores:
 
   full   budget.n_trials trials (baseline `none`, then TPE);
-  stop   the same, with budget.stop_within_noise (noise_seeds 3, patience 8).
+  stop   the same, with budget.stop_within_noise (seeds.noise 3, patience 8).
 
 Per study: the trials it trained (its used budget: the stop variant's two extra baseline
 seeds count) and the confirmed effect of its final winner (the best configuration on
-validation, re-trained over report.seeds = 5 fresh seeds against the no-regularization
+validation, re-trained over seeds.confirm = 5 fresh seeds against the no-regularization
 baseline and tested once: Δ test accuracy, p). A winner that is no regularization has
 effect 0. The goal: >= 40 % fewer trials, with a confirmed effect within noise of the
 full budget's (noise: the sd of the baseline's test accuracy over the confirmation's 5
@@ -39,14 +39,14 @@ from _common import (
     write_yaml,
 )
 
-STOP = {"stop_within_noise": True, "noise_seeds": 3, "patience": 8}
+STOP = {"stop_within_noise": True, "patience": 8}
 REDUCTION = 0.40
 
 
 def study(dataset: str, seed: int, variant: str, n_trials: int) -> dict[str, Any]:
     spec = study_of(dataset)
     spec.update(name=f"noise-{dataset}-{variant}-{seed}", seed=seed, sampler="tpe",
-                pruner="none", report={"confirm_top": 1, "seeds": 5})
+                pruner="none", report={"confirm_top": 1}, seeds={"noise": 3, "confirm": 5})
     spec["search"]["baselines"] = ["none"]
     spec["budget"] = {"n_trials": n_trials, **(STOP if variant == "stop" else {})}
     return spec

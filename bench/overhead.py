@@ -78,7 +78,7 @@ def study(n_configs: int, epochs: int) -> dict[str, Any]:
 
 
 def configs_for(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    from sweep.workers.objective import trial_seed
+    from sweep.seeds import trial_seed
 
     return [{"l2": value, "seed": trial_seed(spec["seed"], number)}
             for number, value in enumerate(spec["search"]["l2"]["choices"])]

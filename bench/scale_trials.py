@@ -221,7 +221,8 @@ def settle(study: Any, spec: Any, trials: list[Any], room: int) -> int:
     import optuna
 
     from sweep.keys import DUPLICATE_OF, SEED, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
-    from sweep.study.racing import configurations, due, racing_seed
+    from sweep.seeds import extra_seed
+    from sweep.study.racing import configurations, due
 
     added = 0
     while added < room:
@@ -234,7 +235,7 @@ def settle(study: Any, spec: Any, trials: list[Any], room: int) -> int:
             for index in range(configuration.scheduled, configuration.scheduled + extra):
                 attrs = {k: v for k, v in first.user_attrs.items() if k != DUPLICATE_OF}
                 attrs |= {SEED_OF: first.number, SEED_INDEX: index,
-                          SEED: racing_seed(spec.seed, index),
+                          SEED: extra_seed(spec.seed, index),
                           SEED_VALUE: configuration.draws[0], SEEDS: index + 1}
                 batch.append(optuna.trial.create_trial(
                     params=first.params, distributions=first.distributions,

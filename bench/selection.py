@@ -7,16 +7,16 @@ CNN), for each of 3 study seeds, two studies run side by side with the same budg
 trained models (`budget.n_trials`; a re-run on a further seed is a trained model too),
 each a whole `sweep run --confirm 1` against fresh SQLite stores:
 
-  single   search.seeds: false: every configuration trains once; the pick is the best
+  single   seeds.racing: false: every configuration trains once; the pick is the best
            single value (what Optuna, KerasTuner, Ray Tune and W&B do);
-  racing   search.seeds {min 1, max 5, top_fraction 1/3} (sweep.study.racing): the pick is
+  racing   seeds.racing {min 1, max 5, top_fraction 1/3} (sweep.study.racing): the pick is
            the best by its mean over seeds shrunk by the seed noise (racing.estimates).
 
 Per study, of its pick (what `sweep best` names):
 
   search value   its validation value as the study reports it (one draw, or the mean
                  over its seeds);
-  confirmed      the confirmation's re-training over 5 fresh seeds (report.seeds), of the
+  confirmed      the confirmation's re-training over 5 fresh seeds (seeds.confirm), of the
                  pick and of the no-regularization baseline: mean validation value, and
                  the effect on test accuracy against the baseline with its paired p;
   gap            search value - confirmed validation mean: how much the study's answer
@@ -93,10 +93,9 @@ def study(dataset: str, seed: int, variant: str, n_trials: int, base: dict[str, 
 
     spec = json.loads(json.dumps(base))
     spec.update(name=f"selection-{dataset}-{variant}-{seed}", seed=seed, sampler="tpe",
-                pruner="none", report={"confirm_top": 1, "seeds": 5},
-                budget={"n_trials": n_trials})
+                pruner="none", report={"confirm_top": 1}, budget={"n_trials": n_trials},
+                seeds={"racing": racing if variant == "racing" else False, "confirm": 5})
     spec["search"]["baselines"] = ["none"]
-    spec["search"]["seeds"] = racing if variant == "racing" else False
     return spec
 
 
@@ -131,7 +130,7 @@ def main() -> None:
     arguments.add_argument("--datasets", default="mnist1d,digits",
                            help="mnist1d, digits or both (default both)")
     arguments.add_argument("--racing-max", type=int, default=RACING["max"],
-                           help=f"search.seeds.max of the racing studies (default "
+                           help=f"seeds.racing.max of the racing studies (default "
                                 f"{RACING['max']}); other than the default, the result is "
                                 "selection_extra.json")
     args = arguments.parse_args()

@@ -14,7 +14,7 @@ SWEEP = Path(__file__).resolve().parent.parent / "sweep"
 
 # Lowest first: a module may import its own layer and the ones before it, never later ones.
 LAYERS = [
-    {"keys", "errors", "redact", "interrupt", "locations"},
+    {"keys", "errors", "redact", "interrupt", "locations", "seeds"},
     {"spec"},
     {"placement"},
     {"training"},

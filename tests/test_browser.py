@@ -86,7 +86,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     search = dict(tiny_study()["search"], baselines=["none", "uniform_l2"])
     study_file = write_study(folder / "s.yaml", tiny_study(
         name=NAME, search=search, budget={"n_trials": 5},
-        report={"confirm_top": 1, "seeds": 2}))
+        report={"confirm_top": 1}, seeds={"confirm": 2}))
     runner = CliRunner()
     common = ["--storage", storage, "--tracking-uri", tracking]
     done = runner.invoke(cli, ["run", str(study_file), *common, "--no-progress"])

@@ -77,7 +77,8 @@ def test_confirmation_round_trips_through_json() -> None:
 def test_run_confirm_retrains_the_best_and_the_baseline_over_seeds(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
     study_file = write_study(workdir / "c.yaml", tiny_study(
-        name="conf", budget={"n_trials": 3}, report={"confirm_top": 1, "seeds": 3}))
+        name="conf", budget={"n_trials": 3}, report={"confirm_top": 1},
+        seeds={"confirm": 3}))
     result = CliRunner().invoke(cli, [
         "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
         "--no-progress", "--confirm", "2"], catch_exceptions=False)

@@ -17,13 +17,12 @@ from conftest import tiny_study, write_study
 
 from sweep.cli import cli
 from sweep.errors import SpecError
-from sweep.spec import SeedsSpec, parse_spec
+from sweep.spec import RacingSpec, parse_spec
 from sweep.study.racing import (
     budget_plan,
     configurations,
     due,
     estimates,
-    racing_seed,
     ranked,
     rung_sizes,
 )
@@ -45,11 +44,10 @@ def _trial(number: int, value: float | None, config: int, state=COMPLETE, **attr
     return trial
 
 
-def _spec(**seeds: object):
+def _spec(**racing: object):
     search = dict(tiny_study()["search"], baselines=["none"])
-    if seeds:
-        search["seeds"] = seeds
-    return parse_spec(tiny_study(search=search, budget={"n_trials": 30}))
+    return parse_spec(tiny_study(search=search, budget={"n_trials": 30},
+                                 seeds={"racing": racing} if racing else {}))
 
 
 def _rerun(number: int, config: int, origin: int, index: int, own: float, mean: float,
@@ -59,16 +57,10 @@ def _rerun(number: int, config: int, origin: int, index: int, own: float, mean: 
 
 
 def test_rungs_grow_one_three_seven_up_to_the_maximum() -> None:
-    assert rung_sizes(SeedsSpec()) == (1, 3, 5)
-    assert rung_sizes(SeedsSpec(min=1, max=20)) == (1, 3, 7, 15, 20)
-    assert rung_sizes(SeedsSpec(min=2, max=10)) == (2, 6, 10)
-    assert rung_sizes(SeedsSpec(min=3, max=3)) == (3,)
-
-
-def test_extra_seeds_are_shared_by_configurations_and_differ_from_each_other() -> None:
-    assert racing_seed(0, 1) == 759045492
-    assert racing_seed(0, 2) == 776195886
-    assert racing_seed(7, 1) == 1505749142
+    assert rung_sizes(RacingSpec()) == (1, 3, 5)
+    assert rung_sizes(RacingSpec(min=1, max=20)) == (1, 3, 7, 15, 20)
+    assert rung_sizes(RacingSpec(min=2, max=10)) == (2, 6, 10)
+    assert rung_sizes(RacingSpec(min=3, max=3)) == (3,)
 
 
 def test_the_best_third_of_a_rung_is_promoted_and_the_baseline_follows() -> None:
@@ -166,37 +158,63 @@ def test_without_repeated_seeds_or_noise_configurations_rank_by_their_means() ->
 
 
 def test_racing_is_on_by_default_from_twenty_trials_and_is_operational() -> None:
-    search = dict(tiny_study()["search"])
     assert parse_spec(tiny_study(budget={"n_trials": 19})).racing is None
-    assert parse_spec(tiny_study(budget={"n_trials": 20})).racing == SeedsSpec()
-    off = parse_spec(tiny_study(search=dict(search, seeds=False), budget={"n_trials": 50}))
+    assert parse_spec(tiny_study(budget={"n_trials": 20})).racing == RacingSpec()
+    off = parse_spec(tiny_study(seeds={"racing": False}, budget={"n_trials": 50}))
     assert off.racing is None
-    small = parse_spec(tiny_study(search=dict(search, seeds={"max": 3}),
-                                  budget={"n_trials": 5}))
-    assert small.racing == SeedsSpec(max=3)
+    small = parse_spec(tiny_study(seeds={"racing": {"max": 3}}, budget={"n_trials": 5}))
+    assert small.racing == RacingSpec(max=3)
     # How many seeds leaders get does not change what a trial is: the study resumes.
     assert small.fingerprint() == parse_spec(tiny_study(budget={"n_trials": 5})).fingerprint()
 
 
 def test_racing_needs_one_objective_and_ordered_seed_counts() -> None:
-    search = dict(tiny_study()["search"])
     two = [{"metric": "val_accuracy", "direction": "maximize"}, {"metric": "penalty/total"}]
     assert parse_spec(tiny_study(objective=two, budget={"n_trials": 40})).racing is None
     with pytest.raises(SpecError) as caught:
-        parse_spec(tiny_study(objective=two, search=dict(search, seeds=True)))
-    assert caught.value.field == "search.seeds"
+        parse_spec(tiny_study(objective=two, seeds={"racing": True}))
+    assert caught.value.field == "seeds.racing"
     with pytest.raises(SpecError) as caught:
-        parse_spec(tiny_study(search=dict(search, seeds={"min": 3, "max": 2})))
-    assert "search.seeds" in caught.value.field
+        parse_spec(tiny_study(seeds={"racing": {"min": 3, "max": 2}}))
+    assert caught.value.field == "seeds.racing"
 
 
 def test_bad_seed_settings_exit_2_and_write_nothing(workdir: Path) -> None:
-    search = dict(tiny_study()["search"], seeds={"top_fraction": 1.5})
-    path = write_study(workdir / "s.yaml", tiny_study(search=search))
+    path = write_study(workdir / "s.yaml", tiny_study(seeds={"racing": {"top_fraction": 1.5}}))
     result = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])
     assert result.exit_code == 2
-    assert "search.seeds.top_fraction" in result.output and "1.5" in result.output
+    assert "seeds.racing.top_fraction" in result.output and "1.5" in result.output
     assert sorted(p.name for p in workdir.iterdir()) == ["s.yaml"]
+
+
+def test_the_seed_settings_old_keys_still_load_with_one_warning_line(
+        workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from sweep.spec import load_spec
+
+    old = tiny_study(budget={"n_trials": 20, "noise_seeds": 4}, report={"seeds": 6})
+    old["search"] = dict(old["search"], seeds={"max": 3})
+    with caplog.at_level("WARNING", logger="sweep"):
+        spec = load_spec(write_study(workdir / "old.yaml", old))
+    assert (spec.seeds.racing, spec.seeds.noise, spec.seeds.confirm) == (
+        RacingSpec(max=3), 4, 6)
+    assert [r.getMessage() for r in caplog.records] == [
+        "old.yaml: search.seeds is now seeds.racing, budget.noise_seeds is now seeds.noise, "
+        "report.seeds is now seeds.confirm; the old keys still load, and go in a later "
+        "release"]
+    # The same study whichever way it is written: a study created with the old keys resumes.
+    new = tiny_study(budget={"n_trials": 20},
+                     seeds={"racing": {"max": 3}, "noise": 4, "confirm": 6})
+    assert parse_spec(new) == spec
+    # An error in an old key names the key the file wrote; a key given at both places is
+    # refused.
+    with pytest.raises(SpecError) as caught:
+        parse_spec(tiny_study(report={"seeds": 1}))
+    assert caught.value.field == "report.seeds"
+    with pytest.raises(SpecError) as caught:
+        parse_spec(tiny_study(report={"seeds": 3}, seeds={"confirm": 4}))
+    assert (caught.value.field, str(caught.value)) == (
+        "report.seeds", "report.seeds: is also given as seeds.confirm, its new name: keep "
+        "only seeds.confirm (got 3)")
 
 
 def _draws(trials: list, origin: int) -> list[float]:
@@ -214,8 +232,8 @@ def _draws(trials: list, origin: int) -> list[float]:
 
 def _raced_study(name: str, n_trials: int) -> dict:
     study = tiny_study(name=name, budget={"n_trials": n_trials})
-    study["search"] = dict(study["search"], baselines=["none"],
-                           seeds={"min": 1, "max": 3, "top_fraction": 0.5})
+    study["search"] = dict(study["search"], baselines=["none"])
+    study["seeds"] = {"racing": {"min": 1, "max": 3, "top_fraction": 0.5}}
     return study
 
 
@@ -392,3 +410,6 @@ def test_the_demo_budget_explores_at_least_twelve_configurations() -> None:
     demo = load_spec(Path(__file__).resolve().parent.parent / "studies" / "digits.yaml")
     # 20 trials: 12 configurations (the 2 baselines among them), 8 re-runs.
     assert budget_plan(demo) == (12, 8)
+    # No sampled placement can be the no-regularization baseline again: such a duplicate
+    # takes a trial and explores nothing.
+    assert "none" not in demo.search.placement.choices

@@ -85,7 +85,7 @@ def _reported(workdir: Path, storage_url: str, tracking_uri: str, name: str, mod
               "l2": {"choices": [0.001]}, "baselines": []}
     path = write_study(workdir / f"{name}.yaml", tiny_study(
         name=name, search=search, budget={"n_trials": 1},
-        report={"confirm_top": 1, "seeds": 5, "register": model}))
+        report={"confirm_top": 1, "register": model}, seeds={"confirm": 5}))
     assert _invoke("run", str(path), "--storage", storage_url, "--tracking-uri",
                    tracking_uri, "--no-progress").exit_code == 0
     study = optuna.load_study(study_name=name, storage=storage_url)

@@ -4,7 +4,7 @@ unregularized baseline.
 A sweep's best trial is the maximum of many noisy draws, so its validation score is
 biased upwards and a single seed says nothing about seed-to-seed noise. Confirmation
 re-trains the top ``report.confirm_top`` configurations (chosen on the validation metric
-only) and the no-regularization baseline, each over ``report.seeds`` seeds that no trial
+only) and the no-regularization baseline, each over ``seeds.confirm`` seeds that no trial
 used, evaluates each model once on the held-out test split, and compares every config
 with the baseline on the test metric: a paired t-test over the shared seeds (every config
 gets the same seeds), Welch's t-test if the seeds differ (an older stored confirmation).
@@ -33,11 +33,9 @@ from sweep.keys import (
     ROLE_TAG,
     SEED,
 )
+from sweep.seeds import confirmation_seeds
 
 SIGNIFICANCE = 0.05  # two-sided level of the test against the baseline
-# Confirmation seeds live far from trial seeds (sweep.workers.objective.trial_seed), so no
-# confirmation run repeats a search trial's initialization or data order.
-_SEED_OFFSET = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -174,10 +172,6 @@ def paired(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
                       p_value < SIGNIFICANCE and better, better, "paired")
 
 
-def confirmation_seeds(study_seed: int, count: int) -> tuple[int, ...]:
-    return tuple((study_seed * 7919 + _SEED_OFFSET + i) % 2**31 for i in range(count))
-
-
 def stored_confirmation(study: Any) -> Confirmation | None:
     text = study.user_attrs.get(CONFIRMATION)
     return Confirmation.from_json(text) if text else None
@@ -232,7 +226,7 @@ def confirm_stoppable(study: Any, spec: Any, *, tracking_uri: str, top: int | No
 def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progress: bool = True,
                         top: int | None = None) -> Confirmation | None:
     """Re-train the baseline and the best ``top`` (default ``report.confirm_top``)
-    configurations over ``report.seeds`` seeds, unless the study already holds exactly that
+    configurations over ``seeds.confirm`` seeds, unless the study already holds exactly that
     confirmation. Progress is stored after every configuration, so an interrupted
     confirmation resumes where it stopped."""
     top = spec.report.confirm_top if top is None else top
@@ -241,7 +235,7 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     picks = pick_configs(study, spec, top)
     if len(picks) < 2:
         return stored_confirmation(study)
-    seeds = confirmation_seeds(spec.seed, spec.report.seeds)
+    seeds = confirmation_seeds(spec.seed, spec.seeds.confirm)
     metric = "test_" + spec.primary.metric.removeprefix("val_")
     stored = stored_confirmation(study)
     # A configuration is confirmed once per (placement, seeds); it is never re-trained.

@@ -20,7 +20,7 @@ from sweep.cli.options import output_option, progress_option, storage_option, tr
                help="Folder for the report files  [default: ./report-STUDY_NAME/]")
 @click.option("--confirm/--no-confirm", default=None,
               help="Re-train the best report.confirm_top configurations and the baseline "
-                   "over report.seeds seeds first (needs TensorFlow; a stored confirmation "
+                   "over seeds.confirm seeds first (needs TensorFlow; a stored confirmation "
                    "is reused)  [default: confirm when report.confirm_top > 0]")
 @progress_option
 def report(study_name: str, storage: str, tracking_uri: str, output: str | None,

@@ -75,7 +75,7 @@ def budget_line(spec: Any) -> str | None:
     explored, reruns = plan
     return (f"budget: {spec.budget.n_trials} trials explore about {explored} configurations "
             f"(baselines included); about {reruns} go to seed racing's re-runs of the "
-            "leaders on further seeds (search.seeds: a lower max or top_fraction, or a "
+            "leaders on further seeds (seeds.racing: a lower max or top_fraction, or a "
             "larger budget, explores more)")
 
 
@@ -104,7 +104,7 @@ def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="If the stored spec differs, archive the old study and start a new one.")
 @click.option("--confirm", "confirm_top", type=click.IntRange(min=0),
               help="Afterwards re-train the best K configs and the no-regularization "
-                   "baseline over report.seeds seeds, tested once on the test split "
+                   "baseline over seeds.confirm seeds, tested once on the test split "
                    "(default: none; `sweep report` does it with report.confirm_top).")
 @warm_start_option
 @progress_option

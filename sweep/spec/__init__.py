@@ -4,7 +4,7 @@ Structural checks (types, unknown keys, ranges) live here; checks that need the 
 layers or the data on disk live in ``sweep.study.check``, so that this package stays pure
 (no TensorFlow, Optuna or MLflow: tests/test_boundaries.py). ``base``: the values keys
 accept; ``inputs``: data, model, train, search; ``settings``: objective, report, pruner,
-budget, workers, tracking; ``study``: the whole file; ``load``: YAML to a StudySpec.
+budget, seeds, workers, tracking; ``study``: the whole file; ``load``: YAML to a StudySpec.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from sweep.spec.inputs import (
     NpzData,
     PlacementSpec,
     SearchSpec,
-    SeedsSpec,
     SyntheticData,
     TrainSpec,
 )
@@ -46,7 +45,9 @@ from sweep.spec.settings import (
     BudgetSpec,
     ObjectiveSpec,
     PrunerSpec,
+    RacingSpec,
     ReportSpec,
+    SeedsSpec,
     TrackingSpec,
     WorkersSpec,
     parse_duration,
@@ -60,7 +61,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "BudgetSpec", "Coefficient", "CoefficientChoices", "CoefficientRange", "DataSpec",
     "DigitsData", "FieldError", "ImageFolderData", "ModelSpec", "NpzData", "ObjectiveSpec",
-    "PlacementSpec", "PrunerSpec", "ReportSpec", "SearchSpec", "SeedsSpec", "StudySpec",
-    "SyntheticData",
+    "PlacementSpec", "PrunerSpec", "RacingSpec", "ReportSpec", "SearchSpec", "SeedsSpec",
+    "StudySpec", "SyntheticData",
     "TrackingSpec", "TrainSpec", "WorkersSpec", "load_spec", "parse_duration", "parse_spec",
 ]

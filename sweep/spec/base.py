@@ -14,7 +14,7 @@ from pydantic import (
 
 TOP_LEVEL_KEYS = (
     "name", "seed", "data", "model", "train", "search", "objective",
-    "sampler", "pruner", "budget", "tracking", "workers", "report",
+    "sampler", "pruner", "budget", "tracking", "workers", "report", "seeds",
 )
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2", "grid")
 PRUNERS = ("none", "median", "median_per_placement", "hyperband", "successive_halving")
@@ -26,12 +26,18 @@ REGRESSION_LOSSES = ("mse", "mae", "huber")
 TARGETS = ("kernel", "bias", "activity")
 BASELINES = ("none", "uniform_l2")
 # Keys that say how much and how to run, not what a trial is: changing them resumes a study.
-OPERATIONAL_KEYS = ("budget", "workers", "report")
+OPERATIONAL_KEYS = ("budget", "workers", "report", "seeds")
 # Likewise inside `data`: where a worker keeps its decoded images.
 OPERATIONAL_DATA_KEYS = ("cache_dir",)
-# And inside `search`: how many seeds the leading configurations get (the configurations
-# a trial can be do not change).
+# And inside `search`: `seeds` of a study stored before the key moved to `seeds.racing`.
 OPERATIONAL_SEARCH_KEYS = ("seeds",)
+# Keys that moved (old path -> new path): a study file that uses the old one still loads,
+# with one warning line (sweep.spec.load).
+MOVED_KEYS = {
+    "search.seeds": "seeds.racing",
+    "budget.noise_seeds": "seeds.noise",
+    "report.seeds": "seeds.confirm",
+}
 # Seed racing is on by default from this budget on (fewer trials leave too few
 # configurations to race).
 RACING_FROM = 20

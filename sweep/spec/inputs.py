@@ -214,22 +214,6 @@ class PlacementSpec(Frozen):
         return self
 
 
-class SeedsSpec(Frozen):
-    """Seed racing (sweep.study.racing): every configuration trains on ``min`` seeds; the
-    best ``top_fraction`` of those that reached a seed count get more seeds (1 → 3 → 7 …
-    with min 1), up to ``max``; configurations are ranked by their mean over seeds."""
-
-    min: int = Field(1, ge=1, le=20)
-    max: int = Field(5, ge=1, le=50)
-    top_fraction: float = Field(1 / 3, gt=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SeedsSpec:
-        if self.max < self.min:
-            raise ValueError(f"max must be at least min (got min {self.min}, max {self.max})")
-        return self
-
-
 class SearchSpec(Frozen):
     targets: tuple[Literal[TARGETS], ...] = ("kernel",)  # type: ignore[valid-type]
     placement: PlacementSpec = PlacementSpec(choices=("all",))
@@ -239,9 +223,6 @@ class SearchSpec(Frozen):
     # Trained first, before anything the sampler proposes: `none` (no regularization) and
     # `uniform_l2` (the same L2 on every kernel). `[]` trains none of them.
     baselines: tuple[Literal[BASELINES], ...] = BASELINES  # type: ignore[valid-type]
-    # Seed racing: a mapping (SeedsSpec), `true` (its defaults) or `false`; unset: on for
-    # single-objective studies of RACING_FROM trials or more (StudySpec.racing).
-    seeds: SeedsSpec | bool | None = None
 
     @field_validator("targets")
     @classmethod

@@ -3,6 +3,7 @@ turned into ours (the key path and the value named)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from pydantic import (
 )
 
 from sweep.errors import SpecError, SpecErrors
-from sweep.spec.base import SOURCES, TOP_LEVEL_KEYS, FieldError
+from sweep.spec.base import MOVED_KEYS, SOURCES, TOP_LEVEL_KEYS, FieldError
 from sweep.spec.study import StudySpec
+
+log = logging.getLogger("sweep")
 
 # --------------------------------------------------------------------------- loading
 
@@ -39,7 +42,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-def _errors_from_pydantic(error: ValidationError, *, single_objective: bool) -> SpecErrors:
+def _errors_from_pydantic(error: ValidationError, *, single_objective: bool,
+                          moved: dict[str, str]) -> SpecErrors:
+    """``moved``: new key path -> the old one the file wrote, which errors then name."""
     seen: dict[str, SpecError] = {}
     for item in error.errors(include_url=False):
         field = _field_path(tuple(item["loc"]))
@@ -68,6 +73,9 @@ def _errors_from_pydantic(error: ValidationError, *, single_objective: bool) -> 
             message, value, kind = str(cause), cause.value, "field"
         elif isinstance(cause, FieldError):
             field, message = cause.field, str(cause)
+        for new, old in moved.items():
+            if field == new or field.startswith(new + "."):
+                field, message = old + field[len(new):], message.replace(new, old)
         show = kind != "missing" and not (isinstance(value, dict) and kind != "extra_forbidden") \
             and f"(got {value!r})" not in message
         # Union members each report a failure for the same field; the first is enough.
@@ -80,12 +88,44 @@ def parse_spec(data: Any) -> StudySpec:
     if not isinstance(data, dict):
         raise SpecError("", "a study file must be a mapping of the keys "
                         f"{', '.join(TOP_LEVEL_KEYS)}", type(data).__name__)
+    used = moved_keys(data)
     try:
-        return StudySpec.model_validate(data)
+        return StudySpec.model_validate(_move(data, used))
     except ValidationError as error:
         # A single objective is written as a mapping: name its fields the same way.
         single = isinstance(data.get("objective"), dict)
-        raise _errors_from_pydantic(error, single_objective=single) from None
+        raise _errors_from_pydantic(error, single_objective=single, moved={
+            MOVED_KEYS[old]: old for old in used}) from None
+
+
+def moved_keys(data: dict[str, Any]) -> list[str]:
+    """The keys of MOVED_KEYS that ``data`` still writes at their old place."""
+    used = []
+    for old in MOVED_KEYS:
+        section, key = old.split(".")
+        part = data.get(section)
+        if isinstance(part, dict) and key in part:
+            used.append(old)
+    return used
+
+
+def _move(data: dict[str, Any], used: list[str]) -> dict[str, Any]:
+    """``data`` with the ``used`` old keys at their new place; a key written at both is
+    refused (which of the two was meant is unknowable)."""
+    moved = dict(data)
+    for old in used:
+        new = MOVED_KEYS[old]
+        (section, key), (new_section, new_key) = old.split("."), new.split(".")
+        target = moved.get(new_section)
+        target = {} if target is None else target
+        if not isinstance(target, dict):
+            continue  # the section itself is refused, by its own name
+        if new_key in target:
+            raise SpecError(old, f"is also given as {new}, its new name: keep only {new}",
+                            moved[section][key])
+        moved[new_section] = {**target, new_key: moved[section][key]}
+        moved[section] = {k: v for k, v in moved[section].items() if k != key}
+    return moved
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -109,7 +149,12 @@ def load_spec(path: str | Path) -> StudySpec:
         aliased = " once its YAML aliases are expanded" if _ANCHOR.search(text) else ""
         raise SpecError("STUDY_FILE", f"holds more than {MAX_SPEC_NODES} values{aliased}",
                         str(path))
-    return parse_spec(data)
+    spec = parse_spec(data)
+    used = moved_keys(data) if isinstance(data, dict) else []
+    if used:
+        log.warning("%s: %s; the old keys still load, and go in a later release", path.name,
+                    ", ".join(f"{old} is now {MOVED_KEYS[old]}" for old in used))
+    return spec
 
 
 # A study file has a few hundred values; aliases can make a small file expand into

@@ -73,10 +73,9 @@ with warnings.catch_warnings():
     class ReportSpec(Frozen):
         """What `sweep report` (and `sweep run --confirm`) re-trains to tell signal from noise:
         the best `confirm_top` configurations (chosen on validation) and the unregularized
-        baseline, each over `seeds` fresh seeds, evaluated once on the test split."""
+        baseline, each over `seeds.confirm` fresh seeds, evaluated once on the test split."""
 
         confirm_top: int = Field(3, ge=0)
-        seeds: int = Field(5, ge=2, le=100)
         # The MLflow registered model the best configuration becomes a new version of, only
         # when the confirmation says it beats no regularization beyond seed noise.
         register: str | None = None
@@ -157,16 +156,47 @@ class BudgetSpec(Frozen):
     # no budget; after this many such trials in a row the space is taken as exhausted.
     max_duplicates: PositiveInt = 20
     # Stop once the best value has gained no more than the study's own seed noise (the
-    # no-regularization baseline's sd over `noise_seeds` seeds) over the last `patience`
+    # no-regularization baseline's sd over `seeds.noise` seeds) over the last `patience`
     # trials (sweep.study.noise).
     stop_within_noise: bool = False
     patience: PositiveInt = 10
-    noise_seeds: int = Field(3, ge=2, le=20)
 
     @field_validator("wall_time", "trial_timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+
+class RacingSpec(Frozen):
+    """Seed racing (sweep.study.racing): every configuration trains on ``min`` seeds; the
+    best ``top_fraction`` of those that reached a seed count get more seeds (1 → 3 → 7 …
+    with min 1), up to ``max``; configurations are ranked by their mean over seeds."""
+
+    min: int = Field(1, ge=1, le=20)
+    max: int = Field(5, ge=1, le=50)
+    top_fraction: float = Field(1 / 3, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RacingSpec:
+        if self.max < self.min:
+            raise ValueError(f"max must be at least min (got min {self.min}, max {self.max})")
+        return self
+
+
+class SeedsSpec(Frozen):
+    """Every seed setting of a study, by what the seeds are for (derived from the study's
+    `seed`: sweep.seeds). Operational: a resumed study may change any of these."""
+
+    # While the study runs: the leading configurations are trained again on further seeds
+    # and ranked by their mean. A mapping (RacingSpec), `true` (its defaults) or `false`;
+    # unset: on for single-objective studies of RACING_FROM trials or more.
+    racing: RacingSpec | bool | None = None
+    # The no-regularization baseline's seeds that measure the study's seed noise, for
+    # `budget.stop_within_noise`.
+    noise: int = Field(3, ge=2, le=20)
+    # After the study: the fresh seeds each confirmed configuration and the baseline are
+    # re-trained on and tested once (`sweep report`, `sweep run --confirm`).
+    confirm: int = Field(5, ge=2, le=100)
 
 
 class WorkersSpec(Frozen):

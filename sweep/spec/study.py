@@ -22,12 +22,14 @@ from sweep.spec.base import (
     FieldError,
     Frozen,
 )
-from sweep.spec.inputs import DataSpec, ModelSpec, SearchSpec, SeedsSpec, TrainSpec
+from sweep.spec.inputs import DataSpec, ModelSpec, SearchSpec, TrainSpec
 from sweep.spec.settings import (
     BudgetSpec,
     ObjectiveSpec,
     PrunerSpec,
+    RacingSpec,
     ReportSpec,
+    SeedsSpec,
     TrackingSpec,
     WorkersSpec,
     default_warmup,
@@ -50,6 +52,7 @@ class StudySpec(Frozen):
     tracking: TrackingSpec = TrackingSpec()
     workers: WorkersSpec = WorkersSpec()
     report: ReportSpec = ReportSpec()
+    seeds: SeedsSpec = SeedsSpec()
 
     @field_validator("objective", mode="before")
     @classmethod
@@ -125,33 +128,33 @@ class StudySpec(Frozen):
         if "none" not in self.search.baselines:
             raise FieldError("budget.stop_within_noise", "the seed noise is measured on the "
                              "no-regularization baseline: keep `none` in search.baselines")
-        least = len(self.search.baselines) + budget.noise_seeds - 1 + budget.patience
+        least = len(self.search.baselines) + self.seeds.noise - 1 + budget.patience
         if budget.n_trials < least:
             raise FieldError("budget.n_trials", f"with stop_within_noise the study needs at "
-                             f"least {least} trials (baselines, noise_seeds - 1 extra seeds, "
+                             f"least {least} trials (baselines, seeds.noise - 1 extra seeds, "
                              f"then patience {budget.patience}); got {budget.n_trials}")
         return self
 
     @model_validator(mode="after")
     def _racing_needs_one_objective(self) -> StudySpec:
-        seeds = self.search.seeds
-        if self.is_multi_objective and seeds not in (None, False):
-            raise FieldError("search.seeds", "seed racing ranks configurations by one value; "
+        racing = self.seeds.racing
+        if self.is_multi_objective and racing not in (None, False):
+            raise FieldError("seeds.racing", "seed racing ranks configurations by one value; "
                              "a study with several objectives cannot race (remove "
-                             "search.seeds or set it to false)")
+                             "seeds.racing or set it to false)")
         return self
 
     @property
-    def racing(self) -> SeedsSpec | None:
+    def racing(self) -> RacingSpec | None:
         """The seed racing this study runs, or None (sweep.study.racing)."""
-        seeds = self.search.seeds
-        if seeds is None:
-            seeds = self.budget.n_trials >= RACING_FROM and not self.is_multi_objective
-        if seeds is True:
-            seeds = SeedsSpec()
-        if seeds is False or seeds.max == 1:
+        racing = self.seeds.racing
+        if racing is None:
+            racing = self.budget.n_trials >= RACING_FROM and not self.is_multi_objective
+        if racing is True:
+            racing = RacingSpec()
+        if racing is False or racing.max == 1:
             return None
-        return seeds
+        return racing
 
     @model_validator(mode="after")
     def _monitor_agrees_with_objective(self) -> StudySpec:

@@ -17,6 +17,7 @@ from sweep.keys import (
     BASELINE,
     FINGERPRINT,
     PLACEMENT,
+    SEED,
     SEED_REPLICATE,
     SPACE_CONFIGURATIONS,
     SPEC,
@@ -24,6 +25,7 @@ from sweep.keys import (
     WARM_START_OF,
 )
 from sweep.redact import mask_url
+from sweep.seeds import extra_seed, sampler_seed
 from sweep.spec import StudySpec, parse_spec
 from sweep.spec.study import identity_part
 
@@ -36,10 +38,7 @@ def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
     # conditional placements and several workers; the warning would only alarm users.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-    # Each worker gets its own seed so that the random start-up trials of two workers
-    # differ, and a renewed or resumed worker does not replay the draws it made before;
-    # a fresh one-worker study keeps the study seed and is reproducible.
-    seed = (spec.seed + 7919 * worker_index + 104729 * trials_so_far) % 2**32
+    seed = sampler_seed(spec.seed, worker_index, trials_so_far)
     name = spec.sampler
     if name == "tpe":
         from sweep.study.history import RecentHistory
@@ -198,17 +197,18 @@ def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
 
 
 def enqueue_seed_replicates(study: Any, spec: StudySpec) -> None:
-    """The no-regularization baseline again, ``budget.noise_seeds - 1`` times (each trial
-    trains with its own seed), unless already queued."""
+    """The no-regularization baseline again, ``seeds.noise - 1`` times, on its extra seeds
+    1, 2, … (those seed racing would give it), unless already queued."""
     from sweep.placement.space import BASELINE_NONE
 
     if not spec.budget.stop_within_noise:
         return
     queued = {t.user_attrs.get(SEED_REPLICATE) for t in study.get_trials(deepcopy=False)}
-    for replicate in range(1, spec.budget.noise_seeds):
+    for replicate in range(1, spec.seeds.noise):
         if replicate not in queued:
             study.enqueue_trial({}, user_attrs={BASELINE: BASELINE_NONE, PLACEMENT: {},
-                                                SEED_REPLICATE: replicate},
+                                                SEED_REPLICATE: replicate,
+                                                SEED: extra_seed(spec.seed, replicate)},
                                 skip_if_exists=False)
 
 

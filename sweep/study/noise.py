@@ -1,7 +1,7 @@
 """Stop when more trials cannot beat the noise (``budget.stop_within_noise``).
 
 The study measures its own seed noise: the no-regularization baseline is queued
-``budget.noise_seeds`` times, each with its own seed (the trial's), and the standard
+``seeds.noise`` times, on its extra seeds (sweep.seeds.extra_seed), and the standard
 deviation of its objective over those seeds is what one configuration's value moves by
 from seed to seed alone. The study stops when the best value has gained no more than that
 over the last ``budget.patience`` trials that used budget: a better value from here would

@@ -8,9 +8,9 @@ Talwalkar, AISTATS 2016), promoted asynchronously as in ASHA (Li et al., "A Syst
 Massively Parallel Hyperparameter Tuning", MLSys 2020) so that no worker waits for a rung
 to fill:
 
-- every configuration trains on ``search.seeds.min`` seeds (rung 0);
+- every configuration trains on ``seeds.racing.min`` seeds (rung 0);
 - rung sizes grow 1 → 3 → 7 → … seeds (with min 1: each rung adds twice the previous
-  rung's extra seeds; ``2·n + min``), capped at ``search.seeds.max``;
+  rung's extra seeds; ``2·n + min``), capped at ``seeds.racing.max``;
 - of the k configurations that have finished rung r, the best ⌊k · top_fraction⌋ by their
   mean over the rung's seeds are promoted to rung r + 1: their extra seeds are queued as
   trials of the study, which any worker takes before sampling anything new; one
@@ -18,7 +18,7 @@ to fill:
 - the no-regularization baseline is trained on as many seeds as the most-seeded
   configuration, so that the pick's effect is measured against it on equal terms.
 
-Extra seed ``k`` of any configuration uses the same seed (``racing_seed``): the pick and
+Extra seed ``k`` of any configuration uses the same seed (``sweep.seeds.extra_seed``): the pick and
 the baseline share all but their first seed.
 
 Re-runs are ordinary trials: counted in the budget, run by whichever worker is free,
@@ -45,31 +45,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF
-from sweep.spec import SeedsSpec, StudySpec
+from sweep.seeds import extra_seed
+from sweep.spec import RacingSpec, StudySpec
 from sweep.study.grouping import Configuration, configurations, grouped
 
 log = logging.getLogger("sweep")
 
 __all__ = ["Configuration", "configurations", "due", "estimates", "promote",
-           "racing_seed", "ranked", "rung_sizes", "seed_mean"]
+           "ranked", "rung_sizes", "seed_mean"]
 
 
-def rung_sizes(seeds: SeedsSpec) -> tuple[int, ...]:
+def rung_sizes(seeds: RacingSpec) -> tuple[int, ...]:
     """Seeds a configuration has at each rung: (1, 3, 5) for min 1, max 5."""
     sizes = [seeds.min]
     while sizes[-1] < seeds.max:
         sizes.append(min(seeds.max, 2 * sizes[-1] + seeds.min))
     return tuple(sizes)
-
-
-def racing_seed(study_seed: int, index: int) -> int:
-    """The seed of every configuration's extra seed ``index`` (1, 2, …): shared, so that
-    configurations raced to the same rung are compared on the same seeds."""
-    import numpy as np
-
-    # A fourth entropy word keeps these apart from trial seeds (study seed, trial number).
-    state = np.random.SeedSequence([study_seed, index, 0x5EED]).generate_state(1)[0]
-    return int(state % 2**31) or 1
 
 
 def direction_sign(spec: StudySpec) -> float:
@@ -200,7 +191,7 @@ def promote(study: Any, spec: StudySpec) -> int:
             first = configuration.first
             for index in range(configuration.scheduled, configuration.scheduled + extra):
                 attrs = {PLACEMENT: configuration.placement, SEED_OF: first.number,
-                         SEED_INDEX: index, SEED: racing_seed(spec.seed, index)}
+                         SEED_INDEX: index, SEED: extra_seed(spec.seed, index)}
                 if configuration.baseline:
                     attrs[BASELINE] = configuration.baseline
                 try:

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sweep import interrupt
 from sweep.errors import TrialFailed, describe_failure
 from sweep.keys import (
@@ -55,6 +53,7 @@ from sweep.keys import (
     WORKER_RSS_MB,
 )
 from sweep.placement.space import SearchSpace
+from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.budget import set_user_attrs
 from sweep.study.results import generalization_gap
@@ -66,11 +65,6 @@ from sweep.training.trainer import Trainer
 from sweep.workers import requeue, watchdog
 
 log = logging.getLogger("sweep")
-
-
-def trial_seed(study_seed: int, trial_number: int) -> int:
-    """A per-trial seed that depends on the study seed and the trial number only."""
-    return int(np.random.SeedSequence([study_seed, trial_number]).generate_state(1)[0] % 2**31)
 
 
 class Objective:
@@ -110,10 +104,8 @@ class Objective:
         # A trial that goes on with a stopped one's configuration (re-queued after a stop,
         # or retried after its worker died) inherits its seed, checkpoint and MLflow run.
         origin = attrs.get(CHECKPOINT, trial.number)
-        # A seed racing re-run was queued with its seed (sweep.study.racing).
-        inherited = origin != trial.number or SEED_OF in attrs
-        seed = attrs[SEED] if inherited and SEED in attrs else \
-            trial_seed(self.spec.seed, trial.number)
+        # A re-run or noise seed was queued with its seed (sweep.seeds.extra_seed).
+        seed = attrs[SEED] if SEED in attrs else trial_seed(self.spec.seed, trial.number)
         previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
         started = {SEED: seed, PLACEMENT: placement, CHECKPOINT: origin,
                    WORKER: self.tracker.worker, ENVIRONMENT: environment}
