@@ -19,14 +19,25 @@ def test_a_configuration_trains_and_reports_every_split() -> None:
     epochs: list[int] = []
     trainer = Trainer(_spec())
     placement = {"dense": {"kernel": {"l2": 1e-3}}}
-    fitted = trainer.fit(placement, 7, lambda step, metrics: epochs.append(step))
-    assert fitted.failure is None and fitted.epochs_run == 2 and epochs == [1, 2]
-    final = trainer.final_figures(fitted)
+    trained = trainer.train(placement, 7, lambda step, metrics: epochs.append(step))
+    assert trained.epochs_run == 2 and epochs == [1, 2] and trained.pruned_at is None
+    assert trained.usage == {}  # no GPU here: nothing measured
+    final = trained.final
     for split in ("train", "val", "test"):
         assert 0.0 <= final[f"final/{split}_accuracy"] <= 1.0
         assert math.isfinite(final[f"final/{split}_data_loss"])
     assert final["final/penalty_total"] > 0.0
     assert final["final/weights_l2_total"] > 0.0
+
+
+def test_a_diverging_training_raises_and_records_no_final_figures() -> None:
+    import pytest
+
+    from sweep.errors import TrialFailed
+
+    # An L2 coefficient of 1e38 overflows float32: the loss becomes inf, then NaN.
+    with pytest.raises(TrialFailed, match="non-finite"):
+        Trainer(_spec()).train({"dense": {"kernel": {"l2": 1.0e38}}}, 7, lambda *_: None)
 
 
 def test_speed_switches_reach_the_compiled_model() -> None:

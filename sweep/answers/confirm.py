@@ -275,7 +275,6 @@ def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[
 
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
              progress: Any) -> ConfirmedConfig:
-    from sweep.errors import TrialFailed
     from sweep.tracking.names import placement_params
 
     figures: dict[str, list[float]] = {}
@@ -289,10 +288,7 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
              **({CONFIRM_OF_TAG: str(pick.trial_number)}
                 if pick.trial_number is not None else {})}, under="confirmation")
         try:
-            fitted = trainer.fit(pick.placement, seed, run.log_epoch)
-            if fitted.failure:
-                raise TrialFailed(fitted.failure)
-            final = trainer.final_figures(fitted)
+            trained = trainer.train(pick.placement, seed, run.log_epoch)
         except KeyboardInterrupt:
             run.finish("INTERRUPTED", reason=INTERRUPTED)
             raise
@@ -301,7 +297,8 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
             run.finish("FAIL", reason=f"{type(error).__name__}: {error}")
             final = {}
         else:
-            run.finish("COMPLETE", final)
+            final = trained.final
+            run.finish("COMPLETE", {**final, **trained.usage})
         run_ids.append(run.reference)
         for name, value in final.items():
             figures.setdefault(name.removeprefix(FINAL), []).append(float(value))

@@ -163,10 +163,10 @@ def _register(spec: Any, config: ConfirmedConfig, comparison: Comparison, reason
     seed = median_seed(config, comparison.metric)
     index = config.seeds.index(seed)
     trainer = Trainer(spec)
-    fitted = trainer.fit(config.placement, seed, lambda epoch, metrics: None)
-    final = trainer.final_figures(fitted)
+    trained = trainer.train(config.placement, seed, lambda epoch, metrics: None)
+    final = trained.final
     splits = load_data(spec.data, spec.seed)
-    served = inference_model(spec, fitted.model, splits.input_shape, splits.n_classes or 1)
+    served = inference_model(spec, trained.model, splits.input_shape, splits.n_classes or 1)
     run_id = config.run_ids[index] if index < len(config.run_ids) else None
     if run_id is None or run_id.startswith(SPOOL_PREFIX):  # that run never reached MLflow
         run = tracker.start_run(f"register {config.label} seed {index + 1}",

@@ -1,9 +1,9 @@
 """Train one configuration (a resolved placement) with one seed, inside a worker.
 
-Shared by search trials (``sweep.workers.objective``) and confirmation runs
-(``sweep.answers.confirm``): the data pipelines and the compiled models are built once per
-process and reused (``sweep.training.cache``), so the n-th training costs what the first
-one did.
+``Trainer.train`` is the one path that trains a configuration on a seed, for search trials
+(``sweep.workers.objective``) and confirmation runs (``sweep.answers.confirm``) alike: the
+data pipelines and the compiled models are built once per process and reused
+(``sweep.training.cache``), so the n-th training costs what the first one did.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
+from sweep.errors import TrialFailed
 from sweep.keys import FINAL
 from sweep.spec import StudySpec
 
@@ -31,6 +32,17 @@ class Fitted:
 
 
 @dataclass(frozen=True)
+class Trained:
+    """What a configuration trained on a seed leaves to record."""
+
+    model: Any  # the trained model (the compiled model of the cache: the next training's)
+    epochs_run: int  # resumed epochs included
+    pruned_at: int | None  # the epoch a pruner stopped it after (no final figures then)
+    final: dict[str, float]  # ``final/<split>_<metric>``, the penalty, the weight norms
+    usage: dict[str, float]  # ``gpu/*`` (empty on a worker without a GPU)
+
+
+@dataclass(frozen=True)
 class Resume:
     """Where a trial's training state is saved (``sweep.training.checkpoint``) and how often."""
 
@@ -45,6 +57,25 @@ class Trainer:
         self._models: Any = None  # sweep.training.cache.ModelCache, created with TensorFlow
         self._batches: Any = None  # sweep.training.fit.Batches, likewise
         self._probe: Any = None  # validation inputs for activity norms, read once
+
+    def train(self, placement: dict, seed: int, sink: EpochSink,
+              callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
+              on_resume: Callable[[dict[str, Any]], None] | None = None) -> Trained:
+        """``fit``, then the final figures on every split (none for a pruned training).
+        Raises TrialFailed when the training failed (a non-finite loss)."""
+        from sweep.training.callbacks import PruningCallback
+        from sweep.training.environment import GpuUsage
+
+        usage = GpuUsage.of_this_process()
+        usage.start()
+        fitted = self.fit(placement, seed, sink, callbacks, resume=resume, on_resume=on_resume)
+        gpu = usage.figures()
+        if fitted.failure:
+            raise TrialFailed(fitted.failure)
+        pruned_at = next((c.pruned_at for c in callbacks if isinstance(c, PruningCallback)
+                          and c.pruned_at is not None), None)
+        final = {} if pruned_at is not None else self.final_figures(fitted)
+        return Trained(fitted.model, fitted.epochs_run, pruned_at, final, gpu)
 
     def fit(self, placement: dict, seed: int, sink: EpochSink,
             callbacks: Sequence[Any] = (), *, resume: Resume | None = None,

@@ -267,21 +267,13 @@ class Objective:
             self._epochs_done = epoch  # what a failed or stopped trial reached
             run.log_epoch(epoch, metrics)
 
-        from sweep.training.environment import GpuUsage
-
-        usage = GpuUsage.of_this_process()
-        usage.start()
-        fitted = self.trainer.fit(placement, seed, sink, callbacks, resume=resume,
-                                  on_resume=resumed)
-        gpu = usage.figures()
-        set_user_attrs(trial, {EPOCHS_RUN: fitted.epochs_run, **gpu})
-        if fitted.failure:
-            raise TrialFailed(fitted.failure)
-        if pruning is not None and pruning.pruned_at is not None:
-            trial.set_user_attr(PRUNED_AT_EPOCH, pruning.pruned_at)
-            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
-
-        final = self.trainer.final_figures(fitted)
+        trained = self.trainer.train(placement, seed, sink, callbacks, resume=resume,
+                                     on_resume=resumed)
+        set_user_attrs(trial, {EPOCHS_RUN: trained.epochs_run, **trained.usage})
+        if trained.pruned_at is not None:
+            trial.set_user_attr(PRUNED_AT_EPOCH, trained.pruned_at)
+            raise optuna.TrialPruned(f"pruned after epoch {trained.pruned_at}")
+        final = trained.final
         values = objective_values(self.spec, final)
         attrs: dict[str, Any] = {}
         if SEED_OF in trial.user_attrs:
@@ -294,7 +286,7 @@ class Objective:
             attrs = {SEED_VALUE: values[0], SEEDS: count}
             values[0] = mean
         set_user_attrs(trial, {**final, **attrs, WORKER_RSS_MB: _rss_mb()})
-        run.finish("COMPLETE", {**final, **gpu})
+        run.finish("COMPLETE", {**final, **trained.usage})
         return values[0] if len(values) == 1 else values
 
 
