@@ -39,7 +39,7 @@ def test_a_placement_sampled_while_an_equal_one_trains_waits_and_is_a_duplicate(
     study.tell(first, 0.7)
     worker.join(30)
     assert not worker.is_alive()
-    assert found[1].number == first.number  # its figures are reused: trained once
+    assert found[1].key == first.number  # its figures are reused: trained once
     assert study.get_trials()[second.number].user_attrs["placement"] == {}
 
 
@@ -58,7 +58,28 @@ def test_a_placement_claimed_by_nobody_is_trained_and_different_ones_do_not_wait
     # A third trial of the finished placement reuses it; marked a duplicate, it is no
     # configuration of its own that seed racing could race again.
     third = study.ask(CHOICE)
-    assert claim(third, {}, {"placement": {}}).number == first.number
+    assert claim(third, {}, {"placement": {}}).key == first.number
     third.set_user_attr("duplicate_of", first.number)
     study.tell(third, 0.7)
     assert [c.key for c in configurations(study.get_trials())] == [0, 1]
+
+
+def test_a_duplicate_of_a_raced_configuration_reuses_its_mean_over_seeds(
+        tmp_path: Path) -> None:
+    spec = parse_spec(tiny_study(name="raced", budget={"n_trials": 6}))
+    study, _ = create_or_resume(spec, open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    first = study.ask(CHOICE)
+    assert claim(first, {}, {"placement": {}}) is None
+    first.set_user_attr("final/val_accuracy", 0.7)
+    study.tell(first, 0.7)
+    # Its re-run on a further seed: its own draw 0.5, told as the mean 0.6.
+    study.enqueue_trial({}, user_attrs={"placement": {}, "seed_of": first.number,
+                                        "seed_index": 1})
+    rerun = study.ask(CHOICE)
+    rerun.set_user_attr("seed_value", 0.5)
+    rerun.set_user_attr("final/val_accuracy", 0.5)
+    study.tell(rerun, 0.6)
+    found = claim(study.ask(CHOICE), {}, {"placement": {}})
+    # The configuration (named by its first trial), its mean and its mean final figures.
+    assert (found.key, found.named.number, found.n) == (0, 0, 2)
+    assert found.mean == 0.6 and found.final_means() == {"final/val_accuracy": 0.6}

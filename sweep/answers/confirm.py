@@ -22,13 +22,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sweep.keys import (
-    BASELINE,
     CONFIRM_LABEL_TAG,
     CONFIRM_OF_TAG,
     CONFIRMATION,
     FINAL,
     INTERRUPTED,
-    PLACEMENT,
     ROLE_CONFIRM,
     ROLE_TAG,
     SEED,
@@ -187,23 +185,24 @@ class _Pick:
 
 
 def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
-    """The no-regularization baseline, then the ``top`` best distinct configurations by
-    the primary *validation* objective (the test split plays no part in choosing)."""
+    """The no-regularization baseline, then the ``top`` best configurations in the study's
+    ranking, on the primary *validation* objective (the test split plays no part in
+    choosing)."""
     from sweep.placement.space import BASELINE_NONE
-    from sweep.study.ranking import sorted_complete
+    from sweep.study.ranking import ranked_configurations
     from sweep.study.results import baseline_trial
 
     base = baseline_trial(study)
     picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {})]
     seen: list[dict[str, Any]] = [{}]
-    for trial in sorted_complete(study, spec):
-        placement = trial.user_attrs.get(PLACEMENT) or {}
-        if len(picks) > top or placement in seen:
+    for configuration in ranked_configurations(study, spec):
+        # Two workers may each have trained one placement as a configuration of its own.
+        if len(picks) > top or configuration.placement in seen:
             continue
-        seen.append(placement)
-        kind = trial.user_attrs.get(BASELINE)
-        label = f"#{trial.number} ({kind or _describe(trial.params)})"
-        picks.append(_Pick(label, trial.number, kind, placement))
+        seen.append(configuration.placement)
+        trial, kind = configuration.named, configuration.baseline
+        label = f"{configuration.name} ({kind or _describe(trial.params)})"
+        picks.append(_Pick(label, trial.number, kind, configuration.placement))
     return picks
 
 
@@ -270,7 +269,9 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
 
 
 def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-    return json.dumps(placement, sort_keys=True), tuple(seeds)
+    from sweep.placement.configurations import placement_key
+
+    return placement_key(placement), tuple(seeds)
 
 
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,

@@ -1,4 +1,10 @@
-"""Which trials are one configuration trained over several seeds (seed racing's unit).
+"""The configuration: everything a trial's model depends on except its seed (its resolved
+placement with the coefficients), with its evaluations over seeds. The one type that seed
+racing, the ranking, the seed noise (the baseline's configuration), the duplicate rule (a
+trial whose placement is a trained configuration's reuses its figures), warm start and the
+confirmation's picks read. Its identity as a key (the finite space walk, the stored
+confirmation) is ``sweep.placement.configurations.placement_key``; its seeds come from
+``sweep.seeds``.
 
 A configuration is a trial the sampler proposed, with its re-runs (``seed_of``); or a
 baseline kind, with its seed replicates and re-runs. Trials are grouped by those links,

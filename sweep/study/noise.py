@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sweep.keys import BASELINE, DUPLICATE_OF, SEED_REPLICATE
+from sweep.keys import BASELINE, DUPLICATE_OF, SEED_OF, SEED_REPLICATE
 from sweep.placement.space import BASELINE_NONE
 from sweep.spec import StudySpec
 
@@ -68,16 +68,16 @@ def _counted(trials: list[Any]) -> list[Any]:
 
 
 def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
-    """The sample sd of the no-regularization baseline's value over its seeds, and how
-    many seeds it is measured on (None below two)."""
-    from optuna.trial import TrialState
+    """The sd of the no-regularization baseline's configuration over its seeds (its
+    replicates and racing re-runs, each seed's own draw), and how many seeds it is
+    measured on (None below two)."""
+    from sweep.study.grouping import configurations
 
-    from sweep.study.grouping import draw, sample_sd
-
-    # Each seed's own draw: a racing re-run's value is the mean so far.
-    values = [draw(t) for t in trials if t.state == TrialState.COMPLETE
-              and t.user_attrs.get(BASELINE) == BASELINE_NONE and t.values]
-    return sample_sd(values), len(values)
+    base = next((c for c in configurations(t for t in trials
+                                            if t.user_attrs.get(BASELINE) == BASELINE_NONE
+                                            or SEED_OF in t.user_attrs)
+                 if c.baseline == BASELINE_NONE), None)
+    return (None, 0) if base is None else (base.sd, base.n)
 
 
 def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:

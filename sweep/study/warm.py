@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sweep.errors import SpecError
-from sweep.keys import BASELINE, DUPLICATE_OF, PLACEMENT, WARM_START_OF
+from sweep.keys import WARM_START_OF
 
 FIELD = "--warm-start"
 
@@ -84,22 +84,20 @@ def fit(params: dict[str, Any], space: Any) -> None:
 
 def warm_configurations(old_study: Any, old_spec: Any, space: Any, top: int
                         ) -> list[tuple[str, dict[str, Any]]]:
-    """(origin ``study#trial``, params) of the ``top`` best distinct configurations the
-    old study trained (baselines aside: the new study trains its own). Raises SpecError
-    (field ``--warm-start``) naming the first parameter that does not fit ``space``."""
-    from sweep.placement.configurations import placement_key
-    from sweep.study.ranking import sorted_complete
+    """(origin ``study#N``, params) of the ``top`` best configurations of the old study in
+    its ranking (``#N`` names each, as everywhere; baselines aside: the new study trains
+    its own). Raises SpecError (field ``--warm-start``) naming the first parameter that does
+    not fit ``space``."""
+    from sweep.study.ranking import ranked_configurations
 
     picked: list[tuple[str, dict[str, Any]]] = []
-    seen: set[str] = set()
-    for trial in sorted_complete(old_study, old_spec):
-        attrs = trial.user_attrs
-        if BASELINE in attrs or DUPLICATE_OF in attrs or not trial.params:
+    seen: list[dict[str, Any]] = []
+    for configuration in ranked_configurations(old_study, old_spec):
+        trial = configuration.named
+        # Two workers may each have trained one placement as a configuration of its own.
+        if configuration.baseline or not trial.params or configuration.placement in seen:
             continue
-        key = placement_key(attrs.get(PLACEMENT) or {})
-        if key in seen:
-            continue
-        seen.add(key)
+        seen.append(configuration.placement)
         origin = f"{old_study.study_name}#{trial.number}"
         try:
             fit(dict(trial.params), space)

@@ -56,6 +56,7 @@ from sweep.placement.space import SearchSpace
 from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.budget import set_user_attrs
+from sweep.study.grouping import Configuration, grouped
 from sweep.study.results import generalization_gap
 from sweep.tracking.names import duplicate_run_name, trial_run_name
 from sweep.tracking.tracker import StudyTracker
@@ -219,17 +220,20 @@ class Objective:
             leave_process(stopped=reason == INTERRUPTED)
 
     @staticmethod
-    def _reuse(trial: Any, run: TrialRun, earlier: Any) -> float | list[float]:
-        """Same resolved placement as a finished trial: the model would be the same, so its
-        figures are reused instead of training again (a zero coefficient is no penalty,
-        so differently-named searches often land on the same model)."""
-        final = {k: v for k, v in earlier.user_attrs.items() if k.startswith(FINAL)}
-        set_user_attrs(trial, {**final, DUPLICATE_OF: earlier.number})
+    def _reuse(trial: Any, run: TrialRun, earlier: Configuration) -> float | list[float]:
+        """Same resolved placement as a trained configuration: the model would be the same,
+        so the configuration's figures (its means over its seeds) are reused instead of
+        training again (a zero coefficient is no penalty, so differently-named searches
+        often land on the same model). The duplicate names the configuration (``#7``)."""
+        named = earlier.named
+        final = earlier.final_means()
+        set_user_attrs(trial, {**final, DUPLICATE_OF: named.number})
         # Renamed: the UI then says at a glance that this run trained nothing.
         run.finish("COMPLETE", final, tags={
-            DUPLICATE_OF_TAG: str(earlier.number),
-            RUN_NAME_TAG: duplicate_run_name(trial.number, earlier.number)})
-        values = [float(v) for v in earlier.values]
+            DUPLICATE_OF_TAG: str(named.number),
+            RUN_NAME_TAG: duplicate_run_name(trial.number, named.number)})
+        values = [float(v) for v in named.values]
+        values[0] = earlier.mean  # the sampler learns the configuration's figure
         return values[0] if len(values) == 1 else values
 
     def _fail(self, trial: Any, run: TrialRun, reason: str) -> None:
@@ -306,10 +310,11 @@ def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
 
 
 def claim(trial: Any, placement: dict, started: dict[str, Any], *,
-          on_wait: Callable[[int], None] | None = None, poll: float = 2.0) -> Any:
+          on_wait: Callable[[int], None] | None = None, poll: float = 2.0
+          ) -> Configuration | None:
     """Record ``started`` (the placement among it) on ``trial`` once no other trial is
-    training the same placement, and return the finished trial that stands for it (its
-    figures are then reused) or None (this trial trains it). A trial that samples a
+    training the same placement, and return the trained configuration it is (its figures
+    are then reused) or None (this trial trains it). A trial that samples a
     placement another is still training waits for it: two workers trained no
     regularization side by side (#0 queued, #2 sampled), and seed racing then raced both.
     Checked and recorded under the study's placement lock, so of two workers sampling
@@ -347,16 +352,15 @@ def _training(trial: Any, placement: dict) -> Any:
         None)
 
 
-def _same_config(trial: Any, placement: dict) -> Any:
-    """The COMPLETE trial of this study that stands for this placement: the earliest that
-    trained it, or with seed racing the one whose value is its mean over the most seeds."""
-    import optuna
-
-    same = [other for other in trial.study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if other.user_attrs.get(PLACEMENT) == placement and DUPLICATE_OF not in
-        other.user_attrs]
-    return max(same, key=lambda t: (t.user_attrs.get(SEEDS, 1), -t.number), default=None)
+def _same_config(trial: Any, placement: dict) -> Configuration | None:
+    """The study's trained configuration with this placement (the duplicate rule is the
+    grouping's: sweep.study.grouping), or None. Two workers may each have trained it as a
+    configuration of its own before either finished: the one measured on the most seeds
+    stands for it, then the earlier."""
+    study = trial.study
+    same = [c for c in grouped(study, study.get_trials(deepcopy=False))
+            if c.complete and c.placement == placement]
+    return max(same, key=lambda c: (c.n, -c.key), default=None)
 
 
 def _rss_mb() -> float:
