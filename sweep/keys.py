@@ -66,6 +66,9 @@ LOST = "lost"  # FAIL_REASON of a trial whose worker or database connection was 
 
 # ---------------------------------------------------------------- metric and param prefixes
 FINAL = "final/"  # a trial's final figures (user attrs and MLflow metrics)
+# A trial's per-epoch kernel norm of each layer (``weights_l2/<layer>``): its run's curves
+# and its weights picture.
+WEIGHTS_L2_PREFIX = "weights_l2/"
 # A configuration's figures over its seeds: seeds/mean, seeds/sd, seeds/n and
 # seeds/estimate (what the ranking orders by) on the run that names it (its first trial's);
 # best/seeds/... on the study's run.

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import optuna
 import pytest
@@ -109,6 +110,23 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
         for layer in ("dense", "dense_1"):
             history = client.get_metric_history(run.info.run_id, f"penalty/{layer}")
             assert len(history) == (2 if trained and layer in penalized else 0), layer
+        # One picture of its kernel norms, beside no regularization's once that trained.
+        if trained:
+            svg = ElementTree.fromstring(Path(client.download_artifacts(
+                run.info.run_id, "weights.svg", str(workdir))).read_text())
+            texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+            lines = list(svg.iter("{http://www.w3.org/2000/svg}polyline"))
+            unregularized = [t for t in study.trials if t.number < trial.number
+                             and t.user_attrs["placement"] == {}
+                             and "duplicate_of" not in t.user_attrs]
+            dashed = 2 if unregularized and penalized else 0
+            assert {"dense", "dense_1"} <= set(texts)
+            # ... which its description, at the top of its page, points to.
+            assert run.data.tags["mlflow.note.content"].startswith(
+                f"**Configuration #{trial.number}** (")
+            assert "Artifacts → `weights.svg`" in run.data.tags["mlflow.note.content"]
+            assert (len(lines), sum("stroke-dasharray" in x.attrib for x in lines)) == (
+                2 + dashed, dashed)
         # Final figures are on both sides and the objective is the validation figure.
         assert trial.value == pytest.approx(trial.user_attrs["final/val_accuracy"])
         for key in ("final/train_accuracy", "final/test_accuracy", "final/val_data_loss",

@@ -1,5 +1,6 @@
 """The MLflow client, set up once for a sweep (fail fast, print no URLs), and the
-operations every run is made of: a batch of metrics, params and tags, or its end."""
+operations every run is made of: a batch of metrics, params and tags, a small text
+artifact, or its end."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def apply(client: Any, run_id: str, op: Mapping[str, Any]) -> None:
             client.log_batch(run_id, metrics=metrics[start:start + BATCH_LIMIT],
                              params=params if start == 0 else [],
                              tags=tags if start == 0 else [])
+    elif op["op"] == "text":
+        client.log_text(run_id, op["text"], op["path"])
     elif op["op"] == "terminate":
         client.set_terminated(run_id, op["status"])
     else:

@@ -44,6 +44,26 @@ def duplicate_run_name(number: int, original: int) -> str:
     return f"#{number} = #{original} (duplicate)"
 
 
+def trial_note(number: int, placement: Placement, metric: str, value: float, *,
+               origin: int | None = None, index: int = 0) -> str:
+    """A trial run's description (the top of its MLflow page): which configuration it
+    trained on which of its seeds (``origin``: the configuration's first trial, for a
+    re-run; ``index``: its seed, 0 for the first), its own figure, and where the rest is."""
+    what = describe_placement(placement)
+    if origin is None:
+        seed = "its first seed" if not index else f"seed {index + 1}"
+        head = (f"**Configuration #{number}** ({what}), {seed}: {metric} {value:.4f} on "
+                "this seed. The configuration's mean over its seeds is `seeds/mean` on the "
+                "run that names it; its re-runs are grouped under it in the study's runs "
+                "view.")
+    else:
+        head = (f"**#{origin} seed {index + 1}**: configuration #{origin} ({what}) "
+                f"trained again on a further seed: {metric} {value:.4f} on this seed (its "
+                f"own draw; the configuration's mean is `seeds/mean` on #{origin}'s run).")
+    return (f"{head}\n\nThe kernel norm of every layer beside no regularization's: "
+            "Artifacts → `weights.svg`.")
+
+
 def placement_params(placement: Placement) -> dict[str, str]:
     """The resolved placement as MLflow params: which layer got which penalty."""
     params = {"resolved": describe_placement(placement)}

@@ -98,6 +98,12 @@ class TrialRun:
         if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
 
+    def log_text(self, path: str, text: str) -> None:
+        """A small text artifact of the run (``weights.svg``), written after the metrics
+        logged so far."""
+        self.flush()
+        self.submit({"op": "text", "path": path, "text": text})
+
     def copy_history(self, run_id: str, *, up_to_step: int) -> None:
         """Per-epoch metrics of ``run_id`` up to ``up_to_step``, logged on this run too: a
         resumed trial's run then shows the epochs its predecessors trained."""

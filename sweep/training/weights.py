@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sweep.keys import WEIGHTS_L2_PREFIX
+
 
 def weight_metrics(
     model: Any,
@@ -66,7 +68,7 @@ def _compiled(model: Any, slots: tuple[str, ...], threshold: float) -> Any:
 def _keys(slots: Sequence[str]) -> list[str]:
     keys: list[str] = []
     for name in slots:
-        keys += [f"weights_l1/{name}", f"weights_l2/{name}", f"sparsity/{name}",
+        keys += [f"weights_l1/{name}", f"{WEIGHTS_L2_PREFIX}{name}", f"sparsity/{name}",
                  f"penalty/{name}"]
     if slots:
         keys += ["weights/l2_total", "weights/sparsity"]

@@ -34,6 +34,7 @@ from sweep.keys import (
     GPU,
     INTERRUPTED,
     MLFLOW_RUN_ID,
+    NOTE_TAG,
     PLACEMENT,
     PRUNED_AT_EPOCH,
     PRUNED_AT_EPOCH_TAG,
@@ -49,16 +50,17 @@ from sweep.keys import (
     SEEDS,
     WARM_START_OF,
     WARM_START_OF_TAG,
+    WEIGHTS_L2_PREFIX,
     WORKER,
     WORKER_RSS_MB,
 )
-from sweep.placement.space import SearchSpace
+from sweep.placement.space import BASELINE_NONE, SearchSpace
 from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.budget import set_user_attrs
-from sweep.study.grouping import Configuration, grouped
+from sweep.study.grouping import Configuration, grouped, seed_index
 from sweep.study.results import generalization_gap
-from sweep.tracking.names import duplicate_run_name, trial_run_name
+from sweep.tracking.names import duplicate_run_name, trial_note, trial_run_name
 from sweep.tracking.tracker import StudyTracker
 from sweep.tracking.trial_run import TrialRun
 from sweep.training import checkpoint
@@ -84,6 +86,10 @@ class Objective:
         self.trainer = Trainer(spec)
         self._epochs_done = 0  # epochs of the running trial so far (resumed ones included)
         self._environment: dict[str, str] | None = None
+        # The running trial's per-layer kernel norms, for its weights picture; and the
+        # no-regularization baseline's (its name and curves), read once it has finished.
+        self._norms: dict[str, list[tuple[int, float]]] = {}
+        self._baseline: tuple[str, dict[str, list[tuple[int, float]]]] | None = None
 
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
@@ -145,6 +151,7 @@ class Objective:
         if earlier is not None:
             return self._reuse(trial, run, earlier)
         self._epochs_done = 0
+        self._norms = {}
         folder = None if self.checkpoint_root is None else \
             checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, origin)
         try:
@@ -269,6 +276,10 @@ class Objective:
             Resume(folder, self.spec.workers.checkpoint_every, trial.number)
         def sink(epoch: int, metrics: dict[str, float]) -> None:
             self._epochs_done = epoch  # what a failed or stopped trial reached
+            for key, value in metrics.items():
+                if key.startswith(WEIGHTS_L2_PREFIX):
+                    self._norms.setdefault(key.removeprefix(WEIGHTS_L2_PREFIX), []).append(
+                        (epoch, value))
             run.log_epoch(epoch, metrics)
 
         trained = self.trainer.train(placement, seed, sink, callbacks, resume=resume,
@@ -290,8 +301,52 @@ class Objective:
             attrs = {SEED_VALUE: values[0], SEEDS: count}
             values[0] = mean
         set_user_attrs(trial, {**final, **attrs, WORKER_RSS_MB: _rss_mb()})
-        run.finish("COMPLETE", {**final, **trained.usage})
+        self._draw_weights(trial, run)
+        origin = trial.user_attrs.get(SEED_OF)
+        note = trial_note(trial.number, placement, self.spec.primary.metric,
+                          attrs.get(SEED_VALUE, values[0]), origin=origin,
+                          index=seed_index(trial))
+        run.finish("COMPLETE", {**final, **trained.usage}, tags={NOTE_TAG: note})
         return values[0] if len(values) == 1 else values
+
+
+    def _draw_weights(self, trial: Any, run: TrialRun) -> None:
+        """The trial's per-layer kernel norms beside no regularization's, one picture on
+        its run (``weights.svg``; sweep.answers.norms_picture)."""
+        from sweep.answers.norms_picture import ARTIFACT, norms_svg
+
+        attrs = trial.user_attrs
+        own = f"#{attrs[SEED_OF]} seed {attrs.get(SEED_INDEX, 0) + 1}" if SEED_OF in attrs \
+            else f"#{trial.number}"
+        baseline = None if attrs.get(BASELINE) == BASELINE_NONE else \
+            self._baseline_curves(trial.study)
+        if baseline is None and attrs.get(BASELINE) == BASELINE_NONE:
+            own = f"{own}: no regularization"
+        svg = norms_svg(self._norms, baseline[1] if baseline else None,
+                        title="L2 norm of each layer's kernel, per epoch", own=own,
+                        other=f"no regularization ({baseline[0]})" if baseline else None)
+        if svg:
+            run.log_text(ARTIFACT, svg)
+
+    def _baseline_curves(self, study: Any
+                         ) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
+        """The no-regularization baseline's name and kernel norms, read from its run once
+        it has finished (None before, or when MLflow cannot say: the picture then shows
+        this trial alone)."""
+        if self._baseline is None:
+            from sweep.study.results import baseline_trial, logged_run_id
+
+            base = baseline_trial(study)
+            run_id = None if base is None else logged_run_id(base, study.user_attrs)
+            if run_id is None:
+                return None
+            try:
+                curves = self.tracker.weight_norm_curves(run_id, "l2")
+            except Exception as error:  # a picture is no reason to fail a trial
+                log.debug("no baseline curves: %s", describe_failure(error, 200))
+                return None
+            self._baseline = (f"#{base.number}", curves)
+        return self._baseline
 
 
 def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
