@@ -82,7 +82,6 @@ def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
 
 def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:
     """None unless ``budget.stop_within_noise``."""
-    from optuna.trial import TrialState
 
     budget = spec.budget
     if not budget.stop_within_noise:
@@ -92,9 +91,12 @@ def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:
     sign = 1.0 if spec.primary.resolved_direction == "maximize" else -1.0
 
     def best(among: list[Any]) -> float | None:
-        values = [sign * t.values[0] for t in among
-                  if t.state == TrialState.COMPLETE and t.values]
-        return max(values) if values else None
+        # The best configuration's mean over the seeds these trials gave it (a single
+        # draw is never the best), in the direction of the study.
+        from sweep.study.grouping import configurations
+
+        means = [sign * c.mean for c in configurations(among) if c.draws]
+        return max(means) if means else None
 
     # The window starts once the noise replicates are done: they are not the search.
     start = next((i for i, t in enumerate(counted)
