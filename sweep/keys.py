@@ -73,6 +73,9 @@ WEIGHTS_L2_PREFIX = "weights_l2/"
 # seeds/estimate (what the ranking orders by) on the run that names it (its first trial's);
 # best/seeds/... on the study's run.
 SEEDS_PREFIX = "seeds/"
+# A trial run's coefficients on a log scale (``coefficients/log10_l2``; per layer when the
+# layers differ), as metrics: MLflow's charts draw params on linear axes only.
+LOG10_COEFFICIENT_PREFIX = "coefficients/log10_"
 BEST = "best/"  # the best trial's figures on the study's run
 CONFIRM = "confirm/"  # confirmation figures on the study's run
 STUDY_PARAM = "study/"  # the study's settings, params of its run

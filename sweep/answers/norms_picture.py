@@ -21,8 +21,8 @@ Curve = Sequence[tuple[int, float]]  # (epoch, value), by epoch
 # Colour-blind-safe (Okabe & Ito), one per layer in the order the model has them.
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
             "#F0E442")
-_W, _H = 640, 340
-_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 150, 40, 40
+_W, _H = 700, 340
+_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 210, 40, 40
 
 
 def _nice_step(span: float, ticks: int = 4) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 from sweep.keys import (
     CONFIGURATION_TAG,
     FINAL,
+    LOG10_COEFFICIENT_PREFIX,
     ROLE_TAG,
     ROLE_TRIAL,
     SEEDS_PREFIX,
@@ -88,8 +89,48 @@ def runs_view_state(spec: Any) -> str | None:
         "groupBy": {"aggregateFunction": "average",
                     "groupByKeys": [{"mode": "tag", "groupByData": CONFIGURATION_TAG}]},
         "runsHiddenMode": "SHOW_ALL",
+        **_charts(spec, searched),
     }
     return json.dumps(state)
+
+
+# The chart view's sections, by the first part of the metric names regsweep logs
+# (MLflow makes one section per prefix); MLflow's own two last.
+_SECTIONS = ("final", "weights_l2", "weights_l1", "sparsity", "penalty", "weights", "gpu",
+             "seeds", "coefficients", "Model metrics", "System metrics")
+
+
+def _charts(spec: Any, searched: Any) -> dict[str, Any]:
+    """The chart view of the saved view: first, one section that compares configurations
+    on the objective (its mean over seeds per configuration; against each shared
+    coefficient on a log axis; the objective per epoch); every other section MLflow makes
+    for the metrics logged starts collapsed."""
+    metric = spec.primary.metric
+    mean = f"{SEEDS_PREFIX}mean"
+    section = "regsweep-configurations"
+    base = {"metricSectionId": section, "isGenerated": False, "deleted": False}
+    charts = [
+        {**base, "type": "BAR", "uuid": "regsweep-mean", "runsCountToCompare": 100,
+         "metricKey": mean, "displayName": f"{metric}: mean over seeds, per configuration"},
+        *({**base, "type": "SCATTER", "uuid": f"regsweep-{kind}", "runsCountToCompare": 100,
+           "xaxis": {"key": f"{LOG10_COEFFICIENT_PREFIX}{kind}", "type": "METRIC"},
+           "yaxis": {"key": mean, "type": "METRIC"},
+           "displayName": f"{metric} (mean over seeds) against log10 {kind}"}
+          for kind in searched),
+        {**base, "type": "LINE", "uuid": "regsweep-curve", "runsCountToCompare": 100,
+         "metricKey": metric, "selectedMetricKeys": [metric], "lineSmoothness": 0,
+         "xAxisScaleType": "linear", "scaleType": "linear", "xAxisKey": "step",
+         "selectedXAxisMetricKey": "", "yAxisKey": "metric", "yAxisExpressions": [],
+         "range": {}, "displayName": f"{metric} per epoch"},
+    ]
+    sections = [{"uuid": section, "name": "Configurations (regsweep)", "display": True,
+                 "isReordered": True, "deleted": False, "isGenerated": False},
+                *({"uuid": f"regsweep-section-{name}", "name": name, "display": False,
+                   "isReordered": True, "deleted": False, "isGenerated": True}
+                  for name in _SECTIONS)]
+    return {"compareRunCharts": charts, "compareRunSections": sections,
+            "isAccordionReordered": True, "hideEmptyCharts": True,
+            "useGroupedValuesInCharts": True}
 
 
 def runs_view_url(base_url: str, experiment_id: str, query: str | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sweep.keys import LOG10_COEFFICIENT_PREFIX
 from sweep.placement.space import Placement, describe_placement
 
 
@@ -62,6 +63,30 @@ def trial_note(number: int, placement: Placement, metric: str, value: float, *,
                 f"own draw; the configuration's mean is `seeds/mean` on #{origin}'s run).")
     return (f"{head}\n\nThe kernel norm of every layer beside no regularization's: "
             "Artifacts → `weights.svg`.")
+
+
+def coefficient_metrics(placement: Placement) -> dict[str, float]:
+    """The placement's coefficients as ``coefficients/log10_<kind>`` metrics (one per kind
+    when every layer has the same, else ``…/<layer>``), for the runs view's charts. A
+    placement without a kind has no such metric: no regularization is no point on a log
+    axis."""
+    import math
+
+    values: dict[str, dict[str, float]] = {}
+    for layer, targets in placement.items():
+        for kinds in targets.values():
+            for kind, value in kinds.items():
+                if float(value) > 0:
+                    values.setdefault(kind, {}).setdefault(layer, float(value))
+    found = {}
+    for kind, by_layer in sorted(values.items()):
+        if len(set(by_layer.values())) == 1:
+            found[f"{LOG10_COEFFICIENT_PREFIX}{kind}"] = math.log10(next(iter(
+                by_layer.values())))
+        else:
+            found.update({f"{LOG10_COEFFICIENT_PREFIX}{kind}/{layer}": math.log10(value)
+                          for layer, value in by_layer.items()})
+    return found
 
 
 def placement_params(placement: Placement) -> dict[str, str]:

@@ -40,7 +40,7 @@ from sweep.keys import (
 )
 from sweep.placement.space import Placement
 from sweep.tracking.client import PARAM_LIMIT, mlflow_client, now_ms
-from sweep.tracking.names import placement_params
+from sweep.tracking.names import coefficient_metrics, placement_params
 from sweep.tracking.spool import Spool
 from sweep.tracking.trial_run import TrialRun
 
@@ -189,12 +189,13 @@ class StudyTracker:
             values.setdefault(PLACEMENT, label)
         return self.start_run(name or f"trial-{number}", values,
                               {TRIAL_NUMBER_TAG: str(number), ROLE_TAG: ROLE_TRIAL,
-                               **(tags or {})})
+                               **(tags or {})}, metrics=coefficient_metrics(placement))
 
     def start_run(self, run_name: str, params: Mapping[str, str],
-                  tags: Mapping[str, str], *, under: str = "study") -> TrialRun:
+                  tags: Mapping[str, str], *, under: str = "study",
+                  metrics: Mapping[str, float] | None = None) -> TrialRun:
         """Open a child run of the study's parent run (a trial), or of its confirmation
-        run (``under="confirmation"``)."""
+        run (``under="confirmation"``), with ``params`` and ``metrics`` (step 0)."""
         create = {"op": "create_run", "tracking_uri": self.tracking_uri, "under": under,
                   "experiment": self.experiment_name, "study_name": self.study_name,
                   "study_uid": self.study_uid, "run_name": run_name,
@@ -205,7 +206,9 @@ class StudyTracker:
         values = dict(params)
         run = TrialRun(self)
         run.submit(create, wait=True)
-        run.submit({"op": "log", "params": values})
+        stamp = now_ms()
+        run.submit({"op": "log", "params": values,
+                    "metrics": [[k, v, stamp, 0] for k, v in (metrics or {}).items()]})
         return run
 
     def create_run(self, op: Mapping[str, Any]) -> str:

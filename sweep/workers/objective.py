@@ -87,9 +87,9 @@ class Objective:
         self._epochs_done = 0  # epochs of the running trial so far (resumed ones included)
         self._environment: dict[str, str] | None = None
         # The running trial's per-layer kernel norms, for its weights picture; and the
-        # no-regularization baseline's (its name and curves), read once it has finished.
+        # no-regularization baseline's, by run id (a finished run never changes).
         self._norms: dict[str, list[tuple[int, float]]] = {}
-        self._baseline: tuple[str, dict[str, list[tuple[int, float]]]] | None = None
+        self._baselines: dict[str, dict[str, list[tuple[int, float]]]] = {}
 
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
@@ -319,7 +319,7 @@ class Objective:
         own = f"#{attrs[SEED_OF]} seed {attrs.get(SEED_INDEX, 0) + 1}" if SEED_OF in attrs \
             else f"#{trial.number}"
         baseline = None if attrs.get(BASELINE) == BASELINE_NONE else \
-            self._baseline_curves(trial.study)
+            self._baseline_curves(trial.study, attrs.get(SEED))
         if baseline is None and attrs.get(BASELINE) == BASELINE_NONE:
             own = f"{own}: no regularization"
         svg = norms_svg(self._norms, baseline[1] if baseline else None,
@@ -328,25 +328,35 @@ class Objective:
         if svg:
             run.log_text(ARTIFACT, svg)
 
-    def _baseline_curves(self, study: Any
+    def _baseline_curves(self, study: Any, seed: Any
                          ) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
-        """The no-regularization baseline's name and kernel norms, read from its run once
-        it has finished (None before, or when MLflow cannot say: the picture then shows
-        this trial alone)."""
-        if self._baseline is None:
-            from sweep.study.results import baseline_trial, logged_run_id
+        """The no-regularization baseline's name and kernel norms, on this ``seed`` where
+        it trained on it (the same initial weights: an extra seed is every configuration's),
+        else on its first; read from its run once finished (None before, or when MLflow
+        cannot say: the picture then shows this trial alone)."""
+        import optuna
 
-            base = baseline_trial(study)
-            run_id = None if base is None else logged_run_id(base, study.user_attrs)
-            if run_id is None:
-                return None
+        from sweep.study.results import logged_run_id
+
+        done = [t for t in study.get_trials(deepcopy=False,
+                                            states=(optuna.trial.TrialState.COMPLETE,))
+                if t.user_attrs.get(BASELINE) == BASELINE_NONE]
+        if not done:
+            return None
+        first = done[0]
+        base = next((t for t in done if t.user_attrs.get(SEED) == seed), first)
+        name = f"#{first.number} seed {seed_index(base) + 1}" if base is not first else \
+            f"#{first.number}, other seed"
+        run_id = logged_run_id(base, study.user_attrs)
+        if run_id is None:
+            return None
+        if run_id not in self._baselines:
             try:
-                curves = self.tracker.weight_norm_curves(run_id, "l2")
+                self._baselines[run_id] = self.tracker.weight_norm_curves(run_id, "l2")
             except Exception as error:  # a picture is no reason to fail a trial
                 log.debug("no baseline curves: %s", describe_failure(error, 200))
                 return None
-            self._baseline = (f"#{base.number}", curves)
-        return self._baseline
+        return name, self._baselines[run_id]
 
 
 def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
