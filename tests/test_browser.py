@@ -185,6 +185,48 @@ def test_the_printed_link_opens_the_configurations_in_the_ranking_order(
         assert (metrics["seeds/mean"], metrics["seeds/n"]) == (row["value"], row["seeds"])
 
 
+def test_the_chart_view_compares_configurations_first(browser: Any, served: Served) -> None:
+    browser.get(served.links[NAME] + "&compareRunsMode=CHART")
+    _wait_for_text(browser, "Configurations (regsweep)", "coefficients/log10_l2")
+    _close_assistant(browser)
+    page = _wait_for_text(browser, "Configurations (regsweep)")
+    _shot(browser, "mlflow-charts.png")
+    # The study's section first and open, with its four charts: the objective's mean per
+    # configuration, against each shared coefficient on a log10 axis, and per epoch...
+    sections = re.findall(r"^([^\n]+)\n\((\d+)\)$", page, re.M)
+    assert sections[0] == ("Configurations (regsweep)", "4"), sections
+    for title in ("seeds/mean", "coefficients/log10_l1", "coefficients/log10_l2",
+                  "val_accuracy"):
+        assert title in page, title
+    # ... and every section MLflow makes for the other metrics after it, closed: none of
+    # their charts is drawn.
+    names = [name for name, _ in sections]
+    assert names[1:4] == ["final", "weights_l2", "weights_l1"], names
+    assert "weights_l2/dense" not in page and "final/test_accuracy" not in page
+
+
+def test_a_trial_page_says_what_it_trained_and_shows_its_weights_beside_the_baseline(
+        browser: Any, served: Served) -> None:
+    client = MlflowClient(served.tracking)
+    run = next(r for r in client.search_runs([served.experiment_id], filter_string=(
+        "tags.`sweep.role` = 'trial'")) if not r.data.tags.get("sweep.baseline")
+        and "duplicate" not in r.info.run_name)
+    base = served.links[NAME].split("/#/")[0]
+    page_url = f"{base}/#/experiments/{served.experiment_id}/runs/{run.info.run_id}"
+    browser.get(f"{page_url}?workflowType=machine_learning")
+    number = run.data.tags["optuna.trial_number"]
+    page = _wait_for_text(browser, "Description", f"Configuration #{number}")
+    assert "Artifacts → weights.svg" in page
+    browser.get(f"{page_url}/artifacts/weights.svg?workflowType=machine_learning")
+    _wait_for_text(browser, "weights.svg")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # The picture itself, drawn by the artifact viewer.
+    WebDriverWait(browser, 60).until(lambda b: any(
+        image.size["width"] > 400 for image in b.find_elements("tag name", "img")))
+    _shot(browser, "mlflow-trial-weights.png")
+
+
 def test_the_study_run_says_what_won_and_whether_it_is_real(browser: Any,
                                                             served: Served) -> None:
     base = served.links[NAME].split("/#/")[0]

@@ -50,6 +50,9 @@ def test_run_logs_trials_to_optuna_and_mlflow(workdir: Path, storage_url: str,
     experiment_id = experiment.experiment_id
     # Of a known kind: MLflow's UI asks a user to confirm a guessed one in a dialog.
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # Its artifacts beside the SQLite database, not in the folder the worker ran in.
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    assert experiment.artifact_location == (database.parent / "mlartifacts" / "e2e").as_uri()
     # The study's saved view: one group per configuration, in the ranking's order, its
     # figures over seeds as columns, the confirmation re-trainings filtered out.
     assert (f"inspect it with: sweep ui --tracking-uri '{tracking_uri}', then open "

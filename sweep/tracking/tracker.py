@@ -46,6 +46,22 @@ from sweep.tracking.trial_run import TrialRun
 
 log = logging.getLogger("sweep")
 
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: next to a SQLite tracking database
+    (``mlartifacts/<experiment>``), not in MLflow's default ``./mlruns`` of whatever
+    folder the first worker ran in; elsewhere the store's own default (None)."""
+    import re
+    from pathlib import Path
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
+    if not database.is_absolute():
+        database = Path.cwd() / database
+    folder = re.sub(r"[^A-Za-z0-9._-]", "_", experiment)
+    return (database.parent / "mlartifacts" / folder).as_uri()
+
+
 class StudyTracker:
     """The MLflow side of one study, as seen by one worker."""
 
@@ -67,7 +83,9 @@ class StudyTracker:
             if found is None:
                 try:
                     self._experiment_id = self.client.create_experiment(
-                        self.experiment_name, tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT})
+                        self.experiment_name, tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT},
+                        artifact_location=artifact_location(self.tracking_uri,
+                                                            self.experiment_name))
                 except Exception:  # another worker created it first: use theirs
                     found = self.client.get_experiment_by_name(self.experiment_name)
                     if found is None:
