@@ -191,7 +191,7 @@ def test_gpu_workers_each_see_their_own_device(workdir: Path, postgres_server_ur
         capture_output=True, text=True, timeout=400, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr
     final = optuna.load_study(study_name="pg-gpus", storage=postgres_server_url).trials
-    assert len(final) == 4
+    assert used_budget(final) == 4  # (a duplicate, if the sampler drew one, is free)
     by_worker = {t.user_attrs["worker"]: t.user_attrs["gpu"] for t in final}
     # Two workers, one device each, not the same one.
     assert sorted(by_worker.values()) == ["0", "1"], by_worker

@@ -39,7 +39,7 @@ def headline(spec: StudySpec, *, best: Any, seeds: dict[int, Any], baseline: Any
     name = f"#{best.number}" + (f" ({label})" if label else "")
     figure = mine.figure() if mine is not None else f"{best.values[0]:.4f}"
     if baseline is not None and baseline.number == best.number:
-        return (f"No regularization ({name}) is the best configuration on validation "
+        return (f"No regularization (#{best.number}) is the best configuration on validation "
                 f"({primary} {figure}): no penalty placement beat it.")
     config = confirmed_config(confirmation, best)
     comparison = None if config is None or confirmation is None else \

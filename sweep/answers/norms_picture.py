@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
-__all__ = ["ARTIFACT", "norms_svg"]
+from sweep.keys import BASELINE, SEED, SEED_INDEX, SEED_OF, WEIGHTS_L2_PREFIX
+
+__all__ = ["ARTIFACT", "WeightsPicture", "norms_svg"]
 
 ARTIFACT = "weights.svg"
 Curve = Sequence[tuple[int, float]]  # (epoch, value), by epoch
@@ -102,3 +105,75 @@ def norms_svg(curves: Mapping[str, Curve], baseline: Mapping[str, Curve] | None,
         parts.append(f'<text x="{_W - _RIGHT + 36}" y="{row + 4}">{escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+class WeightsPicture:
+    """A worker's trial pictures: collects the running trial's kernel norms epoch by epoch,
+    and at its end logs ``weights.svg`` on its run beside the baseline's curves (read from
+    MLflow once per baseline run: a finished run never changes)."""
+
+    def __init__(self, tracker: Any):
+        self.tracker = tracker
+        self._norms: dict[str, list[tuple[int, float]]] = {}
+        self._baselines: dict[str, dict[str, list[tuple[int, float]]]] = {}
+
+    def start(self) -> None:
+        self._norms = {}
+
+    def epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        for key, value in metrics.items():
+            if key.startswith(WEIGHTS_L2_PREFIX):
+                self._norms.setdefault(key.removeprefix(WEIGHTS_L2_PREFIX), []).append(
+                    (epoch, value))
+
+    def draw(self, trial: Any, run: Any) -> None:
+        """The trial's kernel norms beside no regularization's, on its run."""
+        from sweep.placement.space import BASELINE_NONE
+
+        attrs = trial.user_attrs
+        own = f"#{attrs[SEED_OF]} seed {attrs.get(SEED_INDEX, 0) + 1}" if SEED_OF in attrs \
+            else f"#{trial.number}"
+        is_baseline = attrs.get(BASELINE) == BASELINE_NONE
+        baseline = None if is_baseline else self._baseline(trial.study, attrs.get(SEED))
+        svg = norms_svg(self._norms, baseline[1] if baseline else None,
+                        title="L2 norm of each layer's kernel, per epoch",
+                        own=f"{own}: no regularization" if is_baseline else own,
+                        other=f"no regularization ({baseline[0]})" if baseline else None)
+        if svg:
+            run.log_text(ARTIFACT, svg)
+
+    def _baseline(self, study: Any, seed: Any
+                  ) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
+        """The no-regularization baseline's name and kernel norms, on this ``seed`` where
+        it trained on it (the same initial weights: an extra seed is every
+        configuration's), else on its first; None before it has finished, or when MLflow
+        cannot say (the picture then shows the trial alone)."""
+        import logging
+
+        import optuna
+
+        from sweep.errors import describe_failure
+        from sweep.placement.space import BASELINE_NONE
+        from sweep.study.grouping import seed_index
+        from sweep.study.results import logged_run_id
+
+        done = [t for t in study.get_trials(deepcopy=False,
+                                            states=(optuna.trial.TrialState.COMPLETE,))
+                if t.user_attrs.get(BASELINE) == BASELINE_NONE]
+        if not done:
+            return None
+        first = done[0]
+        base = next((t for t in done if t.user_attrs.get(SEED) == seed), first)
+        name = f"#{first.number} seed {seed_index(base) + 1}" if base is not first else \
+            f"#{first.number}, other seed"
+        run_id = logged_run_id(base, study.user_attrs)
+        if run_id is None:
+            return None
+        if run_id not in self._baselines:
+            try:
+                self._baselines[run_id] = self.tracker.weight_norm_curves(run_id, "l2")
+            except Exception as error:  # a picture is no reason to fail a trial
+                logging.getLogger("sweep").debug("no baseline curves: %s",
+                                                 describe_failure(error, 200))
+                return None
+        return name, self._baselines[run_id]

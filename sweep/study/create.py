@@ -246,8 +246,13 @@ def load_named(storage_url: str, name: str, *, read_only: bool = True,
 def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0) -> None:
     """Give a loaded study this worker's sampler and the spec's pruner (Optuna does not
     store either)."""
+    from optuna.trial import TrialState
+
+    # Trials queued (baselines, a warm start) were drawn by no sampler: a fresh study's
+    # first worker samples with the study seed.
+    started = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
     study.sampler = make_sampler(spec, space, worker_index=worker_index,
-                                 trials_so_far=len(study.get_trials(deepcopy=False)))
+                                 trials_so_far=started)
     study.pruner = make_pruner(spec)
 
 

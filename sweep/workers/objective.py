@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import interrupt
+from sweep.answers.norms_picture import WeightsPicture
 from sweep.errors import TrialFailed, describe_failure
 from sweep.keys import (
     BASELINE,
@@ -50,11 +51,10 @@ from sweep.keys import (
     SEEDS,
     WARM_START_OF,
     WARM_START_OF_TAG,
-    WEIGHTS_L2_PREFIX,
     WORKER,
     WORKER_RSS_MB,
 )
-from sweep.placement.space import BASELINE_NONE, SearchSpace
+from sweep.placement.space import SearchSpace
 from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.budget import set_user_attrs
@@ -86,10 +86,7 @@ class Objective:
         self.trainer = Trainer(spec)
         self._epochs_done = 0  # epochs of the running trial so far (resumed ones included)
         self._environment: dict[str, str] | None = None
-        # The running trial's per-layer kernel norms, for its weights picture; and the
-        # no-regularization baseline's, by run id (a finished run never changes).
-        self._norms: dict[str, list[tuple[int, float]]] = {}
-        self._baselines: dict[str, dict[str, list[tuple[int, float]]]] = {}
+        self.weights = WeightsPicture(tracker)  # each trial's weights.svg
 
     def __call__(self, trial: Any) -> float | list[float]:
         import optuna
@@ -151,7 +148,7 @@ class Objective:
         if earlier is not None:
             return self._reuse(trial, run, earlier)
         self._epochs_done = 0
-        self._norms = {}
+        self.weights.start()
         folder = None if self.checkpoint_root is None else \
             checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, origin)
         try:
@@ -276,10 +273,7 @@ class Objective:
             Resume(folder, self.spec.workers.checkpoint_every, trial.number)
         def sink(epoch: int, metrics: dict[str, float]) -> None:
             self._epochs_done = epoch  # what a failed or stopped trial reached
-            for key, value in metrics.items():
-                if key.startswith(WEIGHTS_L2_PREFIX):
-                    self._norms.setdefault(key.removeprefix(WEIGHTS_L2_PREFIX), []).append(
-                        (epoch, value))
+            self.weights.epoch(epoch, metrics)
             run.log_epoch(epoch, metrics)
 
         trained = self.trainer.train(placement, seed, sink, callbacks, resume=resume,
@@ -301,62 +295,13 @@ class Objective:
             attrs = {SEED_VALUE: values[0], SEEDS: count}
             values[0] = mean
         set_user_attrs(trial, {**final, **attrs, WORKER_RSS_MB: _rss_mb()})
-        self._draw_weights(trial, run)
+        self.weights.draw(trial, run)
         origin = trial.user_attrs.get(SEED_OF)
         note = trial_note(trial.number, placement, self.spec.primary.metric,
                           attrs.get(SEED_VALUE, values[0]), origin=origin,
                           index=seed_index(trial))
         run.finish("COMPLETE", {**final, **trained.usage}, tags={NOTE_TAG: note})
         return values[0] if len(values) == 1 else values
-
-
-    def _draw_weights(self, trial: Any, run: TrialRun) -> None:
-        """The trial's per-layer kernel norms beside no regularization's, one picture on
-        its run (``weights.svg``; sweep.answers.norms_picture)."""
-        from sweep.answers.norms_picture import ARTIFACT, norms_svg
-
-        attrs = trial.user_attrs
-        own = f"#{attrs[SEED_OF]} seed {attrs.get(SEED_INDEX, 0) + 1}" if SEED_OF in attrs \
-            else f"#{trial.number}"
-        baseline = None if attrs.get(BASELINE) == BASELINE_NONE else \
-            self._baseline_curves(trial.study, attrs.get(SEED))
-        if baseline is None and attrs.get(BASELINE) == BASELINE_NONE:
-            own = f"{own}: no regularization"
-        svg = norms_svg(self._norms, baseline[1] if baseline else None,
-                        title="L2 norm of each layer's kernel, per epoch", own=own,
-                        other=f"no regularization ({baseline[0]})" if baseline else None)
-        if svg:
-            run.log_text(ARTIFACT, svg)
-
-    def _baseline_curves(self, study: Any, seed: Any
-                         ) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
-        """The no-regularization baseline's name and kernel norms, on this ``seed`` where
-        it trained on it (the same initial weights: an extra seed is every configuration's),
-        else on its first; read from its run once finished (None before, or when MLflow
-        cannot say: the picture then shows this trial alone)."""
-        import optuna
-
-        from sweep.study.results import logged_run_id
-
-        done = [t for t in study.get_trials(deepcopy=False,
-                                            states=(optuna.trial.TrialState.COMPLETE,))
-                if t.user_attrs.get(BASELINE) == BASELINE_NONE]
-        if not done:
-            return None
-        first = done[0]
-        base = next((t for t in done if t.user_attrs.get(SEED) == seed), first)
-        name = f"#{first.number} seed {seed_index(base) + 1}" if base is not first else \
-            f"#{first.number}, other seed"
-        run_id = logged_run_id(base, study.user_attrs)
-        if run_id is None:
-            return None
-        if run_id not in self._baselines:
-            try:
-                self._baselines[run_id] = self.tracker.weight_norm_curves(run_id, "l2")
-            except Exception as error:  # a picture is no reason to fail a trial
-                log.debug("no baseline curves: %s", describe_failure(error, 200))
-                return None
-        return name, self._baselines[run_id]
 
 
 def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
