@@ -58,13 +58,15 @@ def train_keras(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[d
 def train_reuse(spec: Any, splits: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from sweep.placement.slots import describe_model, slot_names
     from sweep.training.cache import ModelCache
-    from sweep.training.fit import Batches, fit
+    from sweep.training.fit import Batches, execution_steps, fit
     from sweep.training.model import build_base_model
     from sweep.training.runtime import import_keras
 
     keras = import_keras()
-    models = ModelCache(spec.train)
     batches = Batches(splits, spec.train)
+    # As a sweep worker compiles: the same batches per compiled call.
+    models = ModelCache(spec.train, execution_steps(spec.train.steps_per_execution,
+                                                    batches.steps_per_epoch()))
     out = []
     for config in configs:
         start = time.perf_counter()

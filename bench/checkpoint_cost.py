@@ -57,7 +57,7 @@ def main() -> None:
     from sweep.training.callbacks import TrainingCheckpoint
     from sweep.training.checkpoint import Writer
     from sweep.training.data import load_data
-    from sweep.training.fit import Batches, fit
+    from sweep.training.fit import Batches, execution_steps, fit
     from sweep.training.model import build_base_model
     from sweep.training.runtime import import_keras
 
@@ -68,8 +68,10 @@ def main() -> None:
     base = build_base_model(spec.model, splits.input_shape, splits.n_classes)
     slots = slot_names(describe_model(base))
     placement = {slot: {"kernel": {"l2": 1e-4}} for slot in slots}
-    models = ModelCache(spec.train)
     batches = Batches(splits, spec.train)
+    # As a sweep worker compiles: the same batches per compiled call.
+    models = ModelCache(spec.train, execution_steps(spec.train.steps_per_execution,
+                                                    batches.steps_per_epoch()))
 
     Mark = epoch_mark(keras)
 

@@ -79,7 +79,7 @@ def main() -> None:
     from sweep.training.cache import ModelCache
     from sweep.training.callbacks import WeightNormCallback
     from sweep.training.data import load_data
-    from sweep.training.fit import Batches, fit
+    from sweep.training.fit import Batches, execution_steps, fit
     from sweep.training.model import build_base_model
     from sweep.training.runtime import import_keras
     from sweep.training.trainer import Trainer
@@ -95,8 +95,10 @@ def main() -> None:
     if len(slots) != LAYERS:
         raise RuntimeError(f"expected {LAYERS} regularizable layers, got {slots}")
     placement = {slot: {"kernel": {"l1": 1e-5, "l2": 1e-4}} for slot in slots}
-    models = ModelCache(spec.train)
     batches = Batches(splits, spec.train)
+    # As a sweep worker compiles: the same batches per compiled call.
+    models = ModelCache(spec.train, execution_steps(spec.train.steps_per_execution,
+                                                    batches.steps_per_epoch()))
     trainer = Trainer(spec)  # keeps its own model cache and batches, as a worker does
 
     Mark = epoch_mark(keras)

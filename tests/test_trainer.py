@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from conftest import tiny_study
 
 from sweep.spec import parse_spec
@@ -31,8 +32,6 @@ def test_a_configuration_trains_and_reports_every_split() -> None:
 
 
 def test_a_diverging_training_raises_and_records_no_final_figures() -> None:
-    import pytest
-
     from sweep.errors import TrialFailed
 
     # An L2 coefficient of 1e38 overflows float32: the loss becomes inf, then NaN.
@@ -51,8 +50,39 @@ def test_speed_switches_reach_the_compiled_model() -> None:
     assert model.layers[-1].compute_dtype == "float32"
     assert math.isfinite(trainer.final_figures(fitted)["final/val_data_loss"])
 
-    plain = Trainer(_spec()).fit({}, 1, lambda *_: None).model
+    plain = Trainer(_spec(steps_per_execution=1)).fit({}, 1, lambda *_: None).model
     assert plain.layers[0].compute_dtype == "float32" and plain.steps_per_execution == 1
+
+
+def test_batches_per_compiled_call_divide_the_epoch() -> None:
+    from sweep.training.fit import execution_steps
+
+    # auto: the whole epoch in one call up to 64 batches, else the largest divisor.
+    assert [execution_steps("auto", n) for n in (1, 3, 17, 64, 100, 67)] == [
+        1, 3, 17, 64, 50, 1]
+    # A fixed count that does not divide the epoch is lowered to one that does.
+    assert [execution_steps(16, n) for n in (32, 17, 24)] == [16, 1, 12]
+
+
+def test_more_batches_per_call_train_the_same_epochs_to_the_same_figures() -> None:
+    """The tiny study's epoch is 3 batches (80 images of 32): `auto` runs each epoch in one
+    compiled call, and 2 (not dividing 3) is lowered to 1; the same batches in the same
+    order, so every epoch's figures and the final ones match per-batch training."""
+    runs = {}
+    for setting in (1, 2, "auto"):
+        epochs: list[tuple[int, float]] = []
+        trainer = Trainer(_spec(steps_per_execution=setting, epochs=4))
+        trained = trainer.train({"dense": {"kernel": {"l2": 1e-3}}}, 7, lambda step, m: (
+            epochs.append((step, m["val_data_loss"]))))
+        runs[setting] = (trained, epochs)
+        assert trained.model.steps_per_execution == {1: 1, 2: 1, "auto": 3}[setting]
+    reference, reference_epochs = runs[1]
+    for setting in (2, "auto"):
+        trained, epochs = runs[setting]
+        assert [step for step, _ in epochs] == [1, 2, 3, 4]
+        assert [v for _, v in epochs] == pytest.approx([v for _, v in reference_epochs],
+                                                      rel=1e-5)
+        assert trained.final == pytest.approx(reference.final, rel=1e-5)
 
 
 def test_a_cached_model_trains_exactly_like_a_freshly_cloned_one() -> None:

@@ -31,6 +31,9 @@ OPERATIONAL_KEYS = ("budget", "workers", "report", "seeds")
 OPERATIONAL_DATA_KEYS = ("cache_dir",)
 # And inside `search`: `seeds` of a study stored before the key moved to `seeds.racing`.
 OPERATIONAL_SEARCH_KEYS = ("seeds",)
+# And inside `train`: how many batches run per compiled call (the same batches, the same
+# order, the same epochs: sweep.training.fit.execution_steps).
+OPERATIONAL_TRAIN_KEYS = ("steps_per_execution",)
 # Keys that moved (old path -> new path): a study file that uses the old one still loads,
 # with one warning line (sweep.spec.load).
 MOVED_KEYS = {

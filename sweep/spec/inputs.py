@@ -148,8 +148,10 @@ class TrainSpec(Frozen):
         "sparse_categorical_crossentropy"
     )
     # Speed switches; none changes what a model computes beyond float rounding.
-    # Batches run per tf.function call: fewer Python round trips for small models.
-    steps_per_execution: PositiveInt = 1
+    # Batches run per tf.function call: fewer Python round trips for small models. `auto`:
+    # a whole epoch per call up to AUTO_STEPS batches, else the largest divisor of the
+    # epoch's batches below it (sweep.training.fit.execution_steps). Operational.
+    steps_per_execution: PositiveInt | Literal["auto"] = "auto"
     jit_compile: bool = False  # XLA-compile the train step (GPU: often faster)
     # float16 compute, float32 variables (GPUs with tensor cores); the declared output
     # layer stays float32 so that the softmax and the loss are computed in full precision.

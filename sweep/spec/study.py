@@ -17,6 +17,7 @@ from sweep.spec.base import (
     OPERATIONAL_DATA_KEYS,
     OPERATIONAL_KEYS,
     OPERATIONAL_SEARCH_KEYS,
+    OPERATIONAL_TRAIN_KEYS,
     RACING_FROM,
     SAMPLERS,
     FieldError,
@@ -204,7 +205,8 @@ def identity_part(canonical: dict[str, Any]) -> dict[str, Any]:
     """A stored or new canonical spec without the keys that say how to run (changing
     them resumes a study): what the fingerprint covers."""
     data = {k: v for k, v in canonical.items() if k not in OPERATIONAL_KEYS}
-    for section, keys in (("data", OPERATIONAL_DATA_KEYS), ("search", OPERATIONAL_SEARCH_KEYS)):
+    for section, keys in (("data", OPERATIONAL_DATA_KEYS), ("search", OPERATIONAL_SEARCH_KEYS),
+                          ("train", OPERATIONAL_TRAIN_KEYS)):
         if isinstance(data.get(section), dict):
             data[section] = {k: v for k, v in data[section].items() if k not in keys}
     return data

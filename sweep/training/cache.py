@@ -60,8 +60,9 @@ def _penalty_class():
 
 
 class ModelCache:
-    def __init__(self, train: TrainSpec):
+    def __init__(self, train: TrainSpec, steps_per_execution: int = 1):
         self.train = train
+        self.steps_per_execution = steps_per_execution
         self._entries: OrderedDict[tuple, tuple[Any, dict, list]] = OrderedDict()
         self._penalty = _penalty_class()
 
@@ -97,7 +98,7 @@ class ModelCache:
             return penalty
 
         model = regularize(base, placement, slots, make_regularizer=make)
-        compile_model(model, self.train)
+        compile_model(model, self.train, self.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
         # A fresh optimizer's state (zero moments, step 0, the learning rate) to restore.
         optimizer_state = [v.numpy() for v in model.optimizer.variables]

@@ -100,9 +100,11 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 class StopRequestCheck(keras.callbacks.Callback):
-    """Turns a SIGINT/SIGTERM stop request into ``KeyboardInterrupt`` between steps, the
-    safe point of a running trial (see ``sweep.interrupt``). Reads a Python attribute
-    only: no device sync."""
+    """Turns a SIGINT/SIGTERM stop request into ``KeyboardInterrupt`` between compiled
+    calls, the safe point of a running trial (see ``sweep.interrupt``): Keras runs batch
+    callbacks once per call, so a stop waits for at most ``steps_per_execution`` batches
+    (with ``auto``, one epoch or 64 batches; a call that never returns is the watchdog's).
+    Reads a Python attribute only: no device sync."""
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         interrupt.check()

@@ -35,7 +35,21 @@ def metric_names(train: TrainSpec) -> tuple[str, ...]:
     return ("loss", "data_loss", "accuracy") if train.is_classification else ("loss", "data_loss")
 
 
-def compile_model(model: Any, train: TrainSpec) -> None:
+# `steps_per_execution: auto` runs a whole epoch per compiled call up to this many batches.
+AUTO_STEPS = 64
+
+
+def execution_steps(setting: int | str, steps_per_epoch: int) -> int:
+    """Batches per compiled call: ``setting`` (``auto``: AUTO_STEPS), lowered to the largest
+    divisor of the epoch's batches. Keras runs a call's batches across an epoch's end when
+    the training data is one stream over all epochs (as here, for resumable shuffling): a
+    call that does not divide the epoch would shift every later epoch's boundary (its
+    validation, pruning report and checkpoint) and end training early."""
+    limit = AUTO_STEPS if setting == "auto" else int(setting)
+    return max(n for n in range(1, min(limit, steps_per_epoch) + 1) if steps_per_epoch % n == 0)
+
+
+def compile_model(model: Any, train: TrainSpec, steps_per_execution: int = 1) -> None:
     keras = import_keras()
     optimizer = getattr(keras.optimizers, _OPTIMIZERS[train.optimizer])(
         learning_rate=train.learning_rate)
@@ -43,7 +57,7 @@ def compile_model(model: Any, train: TrainSpec) -> None:
     if train.loss in _ACCURACY:
         metrics.append(getattr(keras.metrics, _ACCURACY[train.loss])(name="accuracy"))
     model.compile(optimizer=optimizer, loss=train.loss, metrics=metrics,
-                  steps_per_execution=train.steps_per_execution, jit_compile=train.jit_compile)
+                  steps_per_execution=steps_per_execution, jit_compile=train.jit_compile)
 
 
 def prepare_targets(y: np.ndarray, train: TrainSpec, n_classes: int | None) -> np.ndarray:

@@ -94,7 +94,7 @@ class Trainer:
             WeightNormCallback,
         )
         from sweep.training.data import load_data
-        from sweep.training.fit import Batches, fit
+        from sweep.training.fit import Batches, execution_steps, fit
         from sweep.training.model import build_base_model
         from sweep.training.runtime import import_keras
 
@@ -108,8 +108,9 @@ class Trainer:
                                 mixed_precision=spec.train.mixed_precision)
         slots = slot_names(describe_model(base))
         if self._models is None:
-            self._models = ModelCache(spec.train)
             self._batches = Batches(splits, spec.train, spec.data)
+            self._models = ModelCache(spec.train, execution_steps(
+                spec.train.steps_per_execution, self._batches.steps_per_epoch()))
         model = self._models.model_for(base, placement, slots)
 
         uses_activity = any("activity" in targets for targets in placement.values())
