@@ -131,13 +131,15 @@ class TrialRun:
 
     def finish(self, state: str, final: Mapping[str, float] | None = None,
                reason: str | None = None, tags: Mapping[str, str] | None = None) -> None:
-        """Log the final figures, close the run with the trial's state, wait until done."""
-        self.flush()
+        """Log the final figures, close the run with the trial's state, wait until done.
+        The epochs not yet sent go in the same batch as the final figures (MLflow's cost is
+        per call: one call fewer per trial)."""
         tags = {**(tags or {}), **({FAIL_REASON_TAG: reason[:5000]} if reason else {})}
-        if final or tags:
-            stamp = now_ms()
-            self.submit({"op": "log", "tags": tags,
-                         "metrics": [[k, float(v), stamp, 0] for k, v in (final or {}).items()]})
+        stamp = now_ms()
+        metrics = self._pending + [[k, float(v), stamp, 0] for k, v in (final or {}).items()]
+        self._pending = []
+        if metrics or tags:
+            self.submit({"op": "log", "tags": tags, "metrics": metrics})
         self.submit({"op": "terminate", "status": STATUS_BY_STATE[state]})
         self.close()
 
