@@ -265,3 +265,11 @@ def test_a_large_study_file_is_refused_before_it_is_parsed(tmp_path: Path) -> No
         load_spec(path)
     assert str(raised.value) == (f"STUDY_FILE: is 4,200,016 bytes; a study file is at most "
                                  f"256 KB (data goes in files it names) (got '{path}')")
+
+
+def test_batches_per_compiled_call_are_operational() -> None:
+    # The same batches in the same order whatever the count: a study resumes across it.
+    auto = parse_spec(tiny_study())
+    one = parse_spec(tiny_study(train=dict(tiny_study()["train"], steps_per_execution=1)))
+    assert auto.train.steps_per_execution == "auto" and one.train.steps_per_execution == 1
+    assert auto.fingerprint() == one.fingerprint()

@@ -72,8 +72,9 @@ def test_more_batches_per_call_train_the_same_epochs_to_the_same_figures() -> No
     for setting in (1, 2, "auto"):
         epochs: list[tuple[int, float]] = []
         trainer = Trainer(_spec(steps_per_execution=setting, epochs=4))
-        trained = trainer.train({"dense": {"kernel": {"l2": 1e-3}}}, 7, lambda step, m: (
-            epochs.append((step, m["val_data_loss"]))))
+        trained = trainer.train({"dense": {"kernel": {"l2": 1e-3}}}, 7,
+                                lambda step, m, seen=epochs: seen.append(
+                                    (step, m["val_data_loss"])))
         runs[setting] = (trained, epochs)
         assert trained.model.steps_per_execution == {1: 1, 2: 1, "auto": 3}[setting]
     reference, reference_epochs = runs[1]
