@@ -3,6 +3,7 @@ over seeds whose runs are in MLflow and whose result is stored in the study."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -133,3 +134,17 @@ def test_run_confirm_retrains_the_best_and_the_baseline_over_seeds(
     assert len(client.search_runs(
         [client.get_experiment_by_name("conf").experiment_id],
         filter_string="tags.`sweep.role` = 'confirm'")) == len(runs)
+    # A confirmation stored with seeds another version derived keeps them: nothing is
+    # trained again, and the seeds stay what they were.
+    older = Confirmation(confirmation.metric, confirmation.direction, tuple(
+        replace(config, seeds=(11, 12, 13)) for config in confirmation.configs))
+    study.set_user_attr("confirmation", older.to_json())
+    again = CliRunner().invoke(cli, [
+        "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
+        "--no-progress", "--confirm", "2"], catch_exceptions=False)
+    assert again.exit_code == 0
+    assert len(client.search_runs(
+        [client.get_experiment_by_name("conf").experiment_id],
+        filter_string="tags.`sweep.role` = 'confirm'")) == len(runs)
+    kept = stored_confirmation(optuna.load_study(study_name="conf", storage=storage_url))
+    assert [config.seeds for config in kept.configs] == [(11, 12, 13)] * len(kept.configs)

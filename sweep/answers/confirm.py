@@ -237,6 +237,10 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     seeds = confirmation_seeds(spec.seed, spec.seeds.confirm)
     metric = "test_" + spec.primary.metric.removeprefix("val_")
     stored = stored_confirmation(study)
+    if stored is not None and stored.configs and len(stored.configs[0].seeds) == len(seeds):
+        # A confirmation stored before the seeds' derivation moved (sweep.seeds) keeps its
+        # seeds: a new pick is paired with it, and nothing stored is trained again.
+        seeds = stored.configs[0].seeds
     # A configuration is confirmed once per (placement, seeds); it is never re-trained.
     done = {_key(c.placement, c.seeds): c for c in (stored.configs if stored else ())}
     todo = [p for p in picks if _key(p.placement, seeds) not in done]
