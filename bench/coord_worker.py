@@ -53,6 +53,15 @@ class SimulatedTrainer:
             sink(epoch, metrics)
         return Fitted(model=score, norms=None, epochs_run=epochs, failure=None)
 
+    def train(self, placement: dict, seed: int,
+              sink: Callable[[int, dict[str, float]], None], callbacks: Sequence[Any] = (),
+              *, resume: Any = None, on_resume: Any = None) -> Any:
+        """``Trainer.train``: the fit, then the final figures; no GPU, nothing pruned."""
+        from sweep.training.trainer import Trained
+
+        fitted = self.fit(placement, seed, sink, callbacks, resume=resume, on_resume=on_resume)
+        return Trained(fitted.model, fitted.epochs_run, None, self.final_figures(fitted), {})
+
     def final_figures(self, fitted: Any) -> dict[str, float]:
         score = float(fitted.model)
         figures = {}
