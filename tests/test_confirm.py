@@ -126,25 +126,23 @@ def test_run_confirm_retrains_the_best_and_the_baseline_over_seeds(
         for run_id, value in zip(config.run_ids, config.values("test_accuracy"), strict=True):
             assert by_id[run_id].data.metrics["final/test_accuracy"] == pytest.approx(value)
 
+    def confirmed_again() -> int:
+        """`sweep run --confirm 2` once more: the confirmation runs MLflow then holds."""
+        again = CliRunner().invoke(cli, [
+            "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
+            "--no-progress", "--confirm", "2"], catch_exceptions=False)
+        assert again.exit_code == 0
+        return len(client.search_runs(
+            [client.get_experiment_by_name("conf").experiment_id],
+            filter_string="tags.`sweep.role` = 'confirm'"))
+
     # Asking again re-trains nothing: the stored confirmation already covers it.
-    again = CliRunner().invoke(cli, [
-        "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
-        "--no-progress", "--confirm", "2"], catch_exceptions=False)
-    assert again.exit_code == 0
-    assert len(client.search_runs(
-        [client.get_experiment_by_name("conf").experiment_id],
-        filter_string="tags.`sweep.role` = 'confirm'")) == len(runs)
+    assert confirmed_again() == len(runs)
     # A confirmation stored with seeds another version derived keeps them: nothing is
     # trained again, and the seeds stay what they were.
     older = Confirmation(confirmation.metric, confirmation.direction, tuple(
         replace(config, seeds=(11, 12, 13)) for config in confirmation.configs))
     study.set_user_attr("confirmation", older.to_json())
-    again = CliRunner().invoke(cli, [
-        "run", str(study_file), "--storage", storage_url, "--tracking-uri", tracking_uri,
-        "--no-progress", "--confirm", "2"], catch_exceptions=False)
-    assert again.exit_code == 0
-    assert len(client.search_runs(
-        [client.get_experiment_by_name("conf").experiment_id],
-        filter_string="tags.`sweep.role` = 'confirm'")) == len(runs)
+    assert confirmed_again() == len(runs)
     kept = stored_confirmation(optuna.load_study(study_name="conf", storage=storage_url))
     assert [config.seeds for config in kept.configs] == [(11, 12, 13)] * len(kept.configs)

@@ -82,19 +82,19 @@ def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
 
 def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:
     """None unless ``budget.stop_within_noise``."""
+    from sweep.study.grouping import configurations
+    from sweep.study.racing import direction_sign
 
     budget = spec.budget
     if not budget.stop_within_noise:
         return None
     noise, seeds = seed_noise(trials)
     counted = _counted(trials)
-    sign = 1.0 if spec.primary.resolved_direction == "maximize" else -1.0
+    sign = direction_sign(spec)
 
     def best(among: list[Any]) -> float | None:
         # The best configuration's mean over the seeds these trials gave it (a single
         # draw is never the best), in the direction of the study.
-        from sweep.study.grouping import configurations
-
         means = [sign * c.mean for c in configurations(among) if c.draws]
         return max(means) if means else None
 

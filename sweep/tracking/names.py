@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from sweep.keys import LOG10_COEFFICIENT_PREFIX
 from sweep.placement.space import Placement, describe_placement
 
@@ -18,10 +20,8 @@ def coefficient_label(placement: Placement) -> str:
     """The coefficients of a placement in a few characters: ``l1=1e-5 l2=4.7e-4``, or
     ``l2=per-layer`` when the layers differ."""
     values: dict[str, set[float]] = {}
-    for targets in placement.values():
-        for kinds in targets.values():
-            for kind, value in kinds.items():
-                values.setdefault(kind, set()).add(float(value))
+    for _, kind, value in _coefficients(placement):
+        values.setdefault(kind, set()).add(value)
     return " ".join(f"{kind}={short_number(next(iter(found)))}" if len(found) == 1
                     else f"{kind}=per-layer" for kind, found in sorted(values.items()))
 
@@ -73,11 +73,9 @@ def coefficient_metrics(placement: Placement) -> dict[str, float]:
     import math
 
     values: dict[str, dict[str, float]] = {}
-    for layer, targets in placement.items():
-        for kinds in targets.values():
-            for kind, value in kinds.items():
-                if float(value) > 0:
-                    values.setdefault(kind, {}).setdefault(layer, float(value))
+    for layer, kind, value in _coefficients(placement):
+        if value > 0:
+            values.setdefault(kind, {}).setdefault(layer, value)
     found = {}
     for kind, by_layer in sorted(values.items()):
         if len(set(by_layer.values())) == 1:
@@ -87,6 +85,14 @@ def coefficient_metrics(placement: Placement) -> dict[str, float]:
             found.update({f"{LOG10_COEFFICIENT_PREFIX}{kind}/{layer}": math.log10(value)
                           for layer, value in by_layer.items()})
     return found
+
+
+def _coefficients(placement: Placement) -> Iterator[tuple[str, str, float]]:
+    """(layer, kind, coefficient) of every penalty a placement applies."""
+    for layer, targets in placement.items():
+        for kinds in targets.values():
+            for kind, value in kinds.items():
+                yield layer, kind, float(value)
 
 
 def placement_params(placement: Placement) -> dict[str, str]:

@@ -46,6 +46,7 @@ from sweep.tracking.trial_run import TrialRun
 
 log = logging.getLogger("sweep")
 
+
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     """Where a new experiment keeps its artifacts: next to a SQLite tracking database
     (``mlartifacts/<experiment>``), not in MLflow's default ``./mlruns`` of whatever
