@@ -345,6 +345,8 @@ def test_dockerfile_installs_dependencies_before_copying_the_package() -> None:
     installs = [i for i, (kw, rest) in enumerate(steps)
                 if kw == "RUN" and "pip install --no-cache-dir" in rest]
     assert any(pyproject < i < package for i in installs), "dependencies layer"
+    # The image runs GPU workers: MLflow's GPU system metrics need the `gpu` extra.
+    assert any("'.[gpu]'" in steps[i][1] for i in installs if pyproject < i < package)
     assert any(i > package for i in installs), "package layer"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import mlflow
 import optuna
+import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 from conftest import tiny_study, write_study
@@ -84,7 +85,11 @@ def test_git_commit_of_the_study_files_repository(tmp_path: Path) -> None:
 
 
 def test_every_trial_run_records_its_environment_and_the_report_lists_it(
-        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+        workdir: Path, storage_url: str, tracking_uri: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLflow's system metrics, asked for on this CPU worker (on by default on a GPU one).
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.05")
     _git(workdir, "init", "-q")
     path = write_study(workdir / "env.yaml", tiny_study(name="env", budget={"n_trials": 2}))
     _git(workdir, "add", "env.yaml")
@@ -106,6 +111,11 @@ def test_every_trial_run_records_its_environment_and_the_report_lists_it(
         assert tags["sweep.env.git_commit"] == sha
         assert tags["sweep.env.host"] == socket.gethostname()
         assert "gpu/seconds" not in trial.user_attrs  # a CPU worker measures no GPU
+        if "duplicate_of" in trial.user_attrs:  # trained nothing: nothing to sample
+            continue
+        history = client.get_metric_history(trial.user_attrs["mlflow_run_id"],
+                                            "system/cpu_utilization_percentage")
+        assert history and history[0].step == 0
     report = CliRunner().invoke(cli, ["report", "env", "--storage", storage_url,
                                       "--tracking-uri", tracking_uri, "--no-confirm",
                                       "-o", str(workdir / "rep")], catch_exceptions=False)

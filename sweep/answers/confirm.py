@@ -292,6 +292,7 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
             {ROLE_TAG: ROLE_CONFIRM, CONFIRM_LABEL_TAG: pick.label,
              **({CONFIRM_OF_TAG: str(pick.trial_number)}
                 if pick.trial_number is not None else {})}, under="confirmation")
+        run.watch_system(trainer.device)
         try:
             trained = trainer.train(pick.placement, seed, run.log_epoch)
         except KeyboardInterrupt:

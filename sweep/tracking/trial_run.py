@@ -4,6 +4,7 @@ the store is unreachable."""
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -19,6 +20,7 @@ from sweep.keys import (
 )
 from sweep.tracking.client import apply, now_ms
 from sweep.tracking.spool import Spool
+from sweep.tracking.system import start_monitor, system_metrics_wanted
 
 if TYPE_CHECKING:  # the tracker creates its runs: imported for the type only
     from sweep.tracking.tracker import StudyTracker
@@ -48,6 +50,7 @@ class TrialRun:
         self._thread: threading.Thread | None = None
         self._pending: list[list[Any]] = []  # epoch metrics not yet handed to the thread
         self._flushed_at = time.monotonic()
+        self._monitor: Any = None  # MLflow's system metrics monitor, while it samples
 
     @property
     def reference(self) -> str:
@@ -123,6 +126,16 @@ class TrialRun:
             self.submit({"op": "log", "metrics": history,
                          "tags": {RESUMED_FROM_RUN_TAG: run_id}})
 
+    def watch_system(self, device: str) -> None:
+        """Record MLflow's system metrics on this run until it finishes, where they are
+        wanted (sweep.tracking.system: on a GPU, or as MLflow's switch says); nothing for
+        a spooled run."""
+        if not system_metrics_wanted(os.environ, device):
+            return
+        if self.run_id is not None and self.spool is None and self._monitor is None:
+            self._monitor = start_monitor(self.run_id, self.tracker.tracking_uri,
+                                          device=device)
+
     def flush(self) -> None:
         if self._pending:
             self.submit({"op": "log", "metrics": self._pending})
@@ -138,6 +151,9 @@ class TrialRun:
         stamp = now_ms()
         metrics = self._pending + [[k, float(v), stamp, 0] for k, v in (final or {}).items()]
         self._pending = []
+        if self._monitor is not None:  # its last samples land before the run ends
+            self._monitor.finish()
+            self._monitor = None
         if metrics or tags:
             self.submit({"op": "log", "tags": tags, "metrics": metrics})
         self.submit({"op": "terminate", "status": STATUS_BY_STATE[state]})

@@ -58,6 +58,13 @@ class Trainer:
         self._batches: Any = None  # sweep.training.fit.Batches, likewise
         self._probe: Any = None  # validation inputs for activity norms, read once
 
+    @property
+    def device(self) -> str:
+        """``GPU`` or ``CPU``: what this process trains on (sweep.training.environment)."""
+        from sweep.training.environment import describe_environment
+
+        return describe_environment()["device"]
+
     def train(self, placement: dict, seed: int, sink: EpochSink,
               callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
               on_resume: Callable[[dict[str, Any]], None] | None = None) -> Trained:

@@ -149,6 +149,7 @@ class Objective:
             return self._reuse(trial, run, earlier)
         self._epochs_done = 0
         self.weights.start()
+        run.watch_system(environment["device"])
         folder = None if self.checkpoint_root is None else \
             checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, origin)
         try:
