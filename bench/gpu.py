@@ -12,7 +12,10 @@ running ``--trials-per-worker`` trials of a CNN on generated 32x32x3 images. Mea
   trials/hour   steady state, as in bench/workers.py: per worker 1 / its mean
                 complete-to-complete time while all K ran, summed over workers, x 3600;
   utilization   the GPU's utilization and memory in use, sampled every second by
-                ``nvidia-smi`` (NVML) during the run: median and peak;
+                ``nvidia-smi`` (NVML) during the run: median and peak; and as each
+                trial's MLflow run recorded it (MLflow's system metrics,
+                ``system/gpu_<index>_utilization_percentage``, which needs the ``gpu``
+                extra): the median over trials of each trial's median;
   scaling(K)    trials/hour at K / trials/hour at K = 1 (same variant), per repeat; its
                 noise is the spread of the repeats.
 
@@ -149,11 +152,33 @@ def measure(url: str, tracking: str, gpu: str, variant: str, k: int, per_worker:
                               timeout=6 * 3600)
         finally:
             device = sampler.stop()
-    result = throughput(study_trials(url, name), timed.seconds)
+    trials = study_trials(url, name)
+    result = throughput(trials, timed.seconds)
     result["trials_per_hour"] = result["steady_trials_per_second"] * 3600
     result["process_seconds"] = timed.seconds
+    device["trial_runs_utilization_median"] = recorded_utilization(tracking, trials, gpu)
     result["gpu"] = device
     return result
+
+
+def recorded_utilization(tracking: str, trials: list[Any], gpu: str) -> float | None:
+    """The median over the trials' MLflow runs of each run's median GPU utilization, as
+    MLflow's system metrics recorded it (None where no run has any: no GPU, or no
+    ``nvidia-ml-py``). NVML numbers GPUs as the machine does, whatever
+    CUDA_VISIBLE_DEVICES says: the key is the physical index."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking)
+    key = f"system/gpu_{gpu}_utilization_percentage"
+    per_run = []
+    for trial in trials:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            continue
+        values = [m.value for m in client.get_metric_history(run_id, key)]
+        if values:
+            per_run.append(median(values))
+    return median(per_run) if per_run else None
 
 
 def main() -> None:
@@ -218,9 +243,14 @@ def main() -> None:
             if busy is not None and busy >= SATURATED and not entry["met"]:
                 entry["verdict"] = f"saturated (GPU {busy:.0f} % busy at K={previous})"
             targets.append(entry)
+    def recorded(variant: str, k: int) -> float | None:
+        values = [r["gpu"]["trial_runs_utilization_median"] for r in runs[variant][k]
+                  if r["gpu"]["trial_runs_utilization_median"] is not None]
+        return median(values) if values else None
+
     print_table("trials per GPU", ["variant", "K", "trials/h", "GPU util (median %)",
-                                   "GPU memory (peak MB)"],
-                [[v, k, rate(v, k), utilization(v, k),
+                                   "util. in trial runs (%)", "GPU memory (peak MB)"],
+                [[v, k, rate(v, k), utilization(v, k), recorded(v, k),
                   median([r["gpu"]["memory_used_peak_mb"] or 0 for r in runs[v][k]])]
                  for v in args.variants for k in counts])
     print_targets(targets)
