@@ -62,11 +62,15 @@ lint: $(STAMP)
 
 # Every benchmark of bench/ (its wall time is in bench/README.md, with the figures); the
 # versions measured are written to bench/versions.txt (pip install -c reproduces them).
+# bench/requirements.txt: what the benchmarks compare regsweep with (KerasTuner, Optuna's
+# MLflow callback), installed for them only.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run_all.py
 
 # A 10,000-trial study and 8/32/64 workers (about an hour here): bench/README.md.
 bench-scale: $(STAMP)
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run_all.py --only scale_trials many_workers
 
 clean:

@@ -52,17 +52,19 @@ GAIN_LIMIT = 0.9  # an epoch per call must save at least a tenth of the whole ru
 COEFFICIENTS = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 
 
-def study(n_configs: int, epochs: int) -> dict[str, Any]:
-    """The demo's CNN on digits (studies/digits-cnn.yaml); one placement, L2 from a list."""
+def study(n_configs: int, epochs: int, *, filters: tuple[int, int] = (8, 16),
+          name: str = "overhead") -> dict[str, Any]:
+    """The demo's CNN on digits (studies/digits-cnn.yaml, ``filters`` in its two
+    convolutions); one placement, L2 from a list."""
     return {
-        "name": "overhead",
+        "name": name,
         "seed": 0,
         "data": {"source": "digits", "validation_split": 0.2, "test_split": 0.2},
         "model": {"layers": [
-            {"Conv2D": {"filters": 8, "kernel_size": 3, "activation": "relu",
+            {"Conv2D": {"filters": filters[0], "kernel_size": 3, "activation": "relu",
                         "padding": "same"}},
             {"MaxPooling2D": {}},
-            {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu",
+            {"Conv2D": {"filters": filters[1], "kernel_size": 3, "activation": "relu",
                         "padding": "same"}},
             {"Flatten": {}},
             {"Dense": {"units": 32, "activation": "relu"}},
@@ -109,7 +111,7 @@ def run_sweep(folder: Path, spec: dict[str, Any], configs: list[dict[str, Any]]
     tracking = f"sqlite:///{folder / 'mlflow.db'}"
     stores = ["--storage", storage, "--tracking-uri", tracking]
     # Stores already created, configurations queued: not part of the timed process.
-    run_timed([SWEEP, "create", str(study_file), *stores])
+    created = run_timed([SWEEP, "create", str(study_file), *stores])
     queued = optuna.load_study(study_name=spec["name"], storage=open_storage(storage))
     for config in configs:
         queued.enqueue_trial({"l2": config["l2"]})
@@ -128,6 +130,7 @@ def run_sweep(folder: Path, spec: dict[str, Any], configs: list[dict[str, Any]]
     completes = [t.datetime_complete for t in trials]
     return {
         "process_seconds": timed.seconds,
+        "create_seconds": created.seconds,
         "trial_seconds": [seconds_between(t.datetime_start, t.datetime_complete)
                           for t in trials],
         # Complete-to-complete: also what happens between trials (budget lock, sampling).
