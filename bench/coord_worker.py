@@ -20,6 +20,29 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 SPLITS = ("train", "val", "test")
+LAYERS = ("dense", "dense_1", "dense_2")
+
+
+def epoch_metrics(score: float) -> dict[str, float]:
+    """One epoch's metrics, the names and count a real trial of this model logs (Keras
+    metrics, per-layer weight statistics, penalties)."""
+    metrics = {"loss": 1.0 - score / 2, "data_loss": 0.9 - score / 2,
+               "accuracy": score, "val_loss": 1.1 - score / 2,
+               "val_data_loss": 1.0 - score / 2, "val_accuracy": score}
+    for layer in LAYERS:
+        metrics |= {f"weights_l2/{layer}": 2.0, f"weights_l1/{layer}": 9.0,
+                    f"sparsity/{layer}": 0.01, f"penalty/{layer}": 0.001}
+    return metrics | {"weights/l2_total": 6.0, "weights/sparsity": 0.01, "penalty/total": 0.003}
+
+
+def final_figures(score: float) -> dict[str, float]:
+    """A real trial's final figures (every split, the penalty, the weights)."""
+    figures = {}
+    for split in SPLITS:
+        figures |= {f"final/{split}_accuracy": score, f"final/{split}_loss": 1.0 - score,
+                    f"final/{split}_data_loss": 0.9 - score}
+    return figures | {"final/penalty_total": 0.003, "final/weights_l2_total": 6.0,
+                      "final/weights_sparsity": 0.01}
 
 
 class SimulatedTrainer:
@@ -32,7 +55,6 @@ class SimulatedTrainer:
 
     def __init__(self, spec: Any):
         self.spec = spec
-        self.layers = ["dense", "dense_1", "dense_2"]
 
     def fit(self, placement: dict, seed: int, sink: Callable[[int, dict[str, float]], None],
             callbacks: Sequence[Any] = (), *, resume: Any = None, on_resume: Any = None) -> Any:
@@ -42,15 +64,7 @@ class SimulatedTrainer:
         score = zlib.crc32(repr(sorted(placement.items())).encode()) / 2**32
         for epoch in range(1, epochs + 1):
             time.sleep(self.sleep / epochs)
-            metrics = {"loss": 1.0 - score / 2, "data_loss": 0.9 - score / 2,
-                       "accuracy": score, "val_loss": 1.1 - score / 2,
-                       "val_data_loss": 1.0 - score / 2, "val_accuracy": score}
-            for layer in self.layers:
-                metrics |= {f"weights_l2/{layer}": 2.0, f"weights_l1/{layer}": 9.0,
-                            f"sparsity/{layer}": 0.01, f"penalty/{layer}": 0.001}
-            metrics |= {"weights/l2_total": 6.0, "weights/sparsity": 0.01,
-                        "penalty/total": 0.003}
-            sink(epoch, metrics)
+            sink(epoch, epoch_metrics(score))
         return Fitted(model=score, norms=None, epochs_run=epochs, failure=None)
 
     def train(self, placement: dict, seed: int,
@@ -63,13 +77,7 @@ class SimulatedTrainer:
         return Trained(fitted.model, fitted.epochs_run, None, self.final_figures(fitted), {})
 
     def final_figures(self, fitted: Any) -> dict[str, float]:
-        score = float(fitted.model)
-        figures = {}
-        for split in SPLITS:
-            figures |= {f"final/{split}_accuracy": score, f"final/{split}_loss": 1.0 - score,
-                        f"final/{split}_data_loss": 0.9 - score}
-        return figures | {"final/penalty_total": 0.003, "final/weights_l2_total": 6.0,
-                          "final/weights_sparsity": 0.01}
+        return final_figures(float(fitted.model))
 
 
 class _NotRun:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from sweep.training import checkpoint
 
 
@@ -53,3 +55,43 @@ def test_remove_deletes_the_trial_and_an_empty_study_folder(tmp_path: Path) -> N
     checkpoint.remove(b)
     assert not b.parent.exists()
     checkpoint.remove(None)  # nothing to remove is fine
+
+
+class _Saved:
+    """A checkpoint writer that records the epochs handed to it."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def submit(self, epoch: int, arrays: list) -> None:
+        self.epochs.append(epoch)
+
+
+def _saved_epochs(every: int | str, seconds_per_epoch: float, epochs: int) -> list[int]:
+    """The epochs a TrainingCheckpoint saves in a real ``fit`` whose epochs each take
+    ``seconds_per_epoch`` on its clock."""
+    import keras
+
+    from sweep.training.callbacks import TrainingCheckpoint
+
+    now = [0.0]
+
+    class Tick(keras.callbacks.Callback):  # before the checkpoint: the epoch's time passes
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            now[0] += seconds_per_epoch
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    writer = _Saved()
+    saver = TrainingCheckpoint(writer, every=every, clock=lambda: now[0])
+    model.fit(np.zeros((8, 3)), np.zeros((8, 2)), epochs=epochs, verbose=0,
+              callbacks=[Tick(), saver])
+    return writer.epochs
+
+
+def test_auto_saves_once_thirty_seconds_have_passed_and_never_the_last_epoch() -> None:
+    assert _saved_epochs("auto", 12.0, 10) == [3, 6, 9]  # 36 s, 36 s, 36 s
+    assert _saved_epochs("auto", 0.5, 10) == []  # 5 s of training: nothing worth saving
+    assert _saved_epochs("auto", 45.0, 4) == [1, 2, 3]  # long epochs: each one
+    assert _saved_epochs(2, 0.5, 7) == [2, 4, 6]  # a number: every that many epochs

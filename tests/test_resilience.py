@@ -95,7 +95,7 @@ def _long_study(name: str, **overrides) -> dict:
 # ---------------------------------------------------------------- pre-emption resumes
 def test_sigterm_requeues_the_trial_and_the_next_run_resumes_it_exactly(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
-    study = _long_study("preempt", budget={"n_trials": 1})
+    study = _long_study("preempt", budget={"n_trials": 1}, workers={"checkpoint_every": 1})
     study["train"]["epochs"] = 40
     path = write_study(workdir / "p.yaml", study)
     args = ["run", str(path), "--storage", storage_url, "--tracking-uri", tracking_uri,
@@ -154,7 +154,8 @@ def test_last_worker_up_recovers_a_killed_trial_and_finishes_the_study(
         workdir: Path, postgres_server_url: str, mlflow_server) -> None:
     study = _long_study("pg-end", budget={"n_trials": 1},
                         workers={"heartbeat_interval": 1, "grace_period": 3, "max_retry": 1,
-                                 "checkpoint_dir": str(workdir / "shared")})
+                                 "checkpoint_dir": str(workdir / "shared"),
+                                 "checkpoint_every": 1})
     study["train"]["epochs"] = 600  # A cannot finish before B is up
     study["data"]["n_samples"] = 400
     path = write_study(workdir / "e.yaml", study)

@@ -161,7 +161,7 @@ def test_budget_limits_default_and_stay_operational() -> None:
     spec = parse_spec(tiny_study())
     assert (spec.budget.wall_time, spec.budget.trial_timeout, spec.budget.max_failures) == \
         (None, None, 10)
-    assert (spec.workers.checkpoint_dir, spec.workers.checkpoint_every) == (None, 1)
+    assert (spec.workers.checkpoint_dir, spec.workers.checkpoint_every) == (None, "auto")
     limited = parse_spec(tiny_study(budget={"n_trials": 3, "max_failures": 4,
                                             "wall_time": "2h"},
                                     workers={"checkpoint_every": 5}))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
+    NonNegativeInt,
     PositiveInt,
     field_validator,
     model_validator,
@@ -218,7 +219,10 @@ class WorkersSpec(Frozen):
     # that every worker of the study reaches (a shared file system on a cluster); by
     # default `sweep-checkpoints/` next to a SQLite storage, else in the worker's folder.
     checkpoint_dir: str | None = None
-    checkpoint_every: int = Field(1, ge=0)  # 0: no checkpoints
+    # `auto`: at the first epoch end 30 s or more after the previous save (or the start),
+    # so a save costs nothing measurable on short epochs and is made every epoch on long
+    # ones; a stopped trial then loses at most about 30 s of training. 0: no checkpoints.
+    checkpoint_every: NonNegativeInt | Literal["auto"] = "auto"
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> WorkersSpec:

@@ -7,6 +7,7 @@ Epochs are counted from 1 here (step k = after k epochs), for Optuna and MLflow 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from sweep.training.weights import weight_metrics
 keras = import_keras()
 
 EpochSink = Callable[[int, dict[str, float]], None]
+AUTO_SECONDS = 30.0  # workers.checkpoint_every: auto (README says what a stop then loses)
 
 
 class WeightNormCallback(keras.callbacks.Callback):
@@ -114,23 +116,38 @@ class StopRequestCheck(keras.callbacks.Callback):
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    """Saves the training state every ``every`` epochs (Keras' ``BackupAndRestore`` on the
-    same principle; ``sweep.training.checkpoint`` has the layout and writes it): here only the copy
-    of the variables to host memory, on the training thread. Restoring is done before
-    ``fit`` (``Trainer``), because the data order depends on the epoch too. The last
-    epoch is not saved: the trial ends right after it."""
+    """Saves the training state every ``every`` epochs, or with ``every="auto"`` at the
+    first epoch end ``AUTO_SECONDS`` or more after the previous save (or the start):
+    Keras' ``BackupAndRestore`` on the same principle; ``sweep.training.checkpoint`` has
+    the layout and writes it, here only the copy of the variables to host memory, on the
+    training thread. Restoring is done before ``fit`` (``Trainer``), because the data order
+    depends on the epoch too. The last epoch is not saved: the trial ends right after it."""
 
-    def __init__(self, writer: Any, *, every: int):
+    def __init__(self, writer: Any, *, every: int | str,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__()
         self.writer = writer
         self.every = every
+        self._clock = clock
+        self._saved_at = clock()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._saved_at = self._clock()
+
+    def _due(self, done: int) -> bool:
+        if self.every == "auto":
+            # A save costs a few milliseconds (bench/checkpoint_cost.py): every epoch of a
+            # short one would be a measurable share; once per AUTO_SECONDS is none.
+            return self._clock() - self._saved_at >= AUTO_SECONDS
+        return bool(self.every) and done % int(self.every) == 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         from sweep.training.checkpoint import training_variables
 
         done = epoch + 1
-        if not self.every or done % self.every or done >= self.params.get("epochs", 0) \
-                or self.model.stop_training:
+        if done >= self.params.get("epochs", 0) or self.model.stop_training \
+                or not self._due(done):
             return
+        self._saved_at = self._clock()
         self.writer.submit(done, [np.array(v.numpy(), copy=True)
                                   for v in training_variables(self.model)])

@@ -47,7 +47,7 @@ class Resume:
     """Where a trial's training state is saved (``sweep.training.checkpoint``) and how often."""
 
     path: Path
-    every: int  # epochs; 0 saves nothing
+    every: int | str  # epochs, or "auto" (sweep.training.callbacks.TrainingCheckpoint)
     trial: int  # the trial that trains now (recorded with what it saves)
 
 
@@ -90,7 +90,7 @@ class Trainer:
         """Build the base model from ``seed``, apply ``placement``, train. Every epoch's
         Keras logs plus weight norms and penalties go to ``sink``. With ``resume``, the
         training state saved there is restored first (``on_resume`` is told what was
-        restored) and saved again every ``resume.every`` epochs."""
+        restored) and saved again as ``resume.every`` says."""
         from sweep.placement.slots import describe_model, slot_names
         from sweep.training import checkpoint
         from sweep.training.cache import ModelCache

@@ -270,8 +270,8 @@ class Objective:
             if previous_run:  # the run then shows the whole history, not just the tail
                 run.copy_history(previous_run, up_to_step=epoch)
 
-        resume = None if folder is None or not self.spec.workers.checkpoint_every else \
-            Resume(folder, self.spec.workers.checkpoint_every, trial.number)
+        every = self.spec.workers.checkpoint_every
+        resume = None if folder is None or every == 0 else Resume(folder, every, trial.number)
         def sink(epoch: int, metrics: dict[str, float]) -> None:
             self._epochs_done = epoch  # what a failed or stopped trial reached
             self.weights.epoch(epoch, metrics)

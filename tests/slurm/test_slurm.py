@@ -111,7 +111,8 @@ def test_the_array_finishes_the_study_with_the_budget_exact(
 
 def test_a_stopped_worker_ends_completed_and_the_next_one_resumes_its_trial(
         tmp_path: Path, postgres_server_url: str, mlflow_server) -> None:
-    study = tiny_study(name="slurm-stop", budget={"n_trials": 2})
+    study = tiny_study(name="slurm-stop", budget={"n_trials": 2},
+                       workers={"checkpoint_every": 1})  # not `auto`: trials of seconds
     study["train"]["epochs"] = 400  # long enough to be stopped mid-trial
     _create(tmp_path, study, postgres_server_url, mlflow_server.url)
     job = _submit(tmp_path, "slurm-stop", postgres_server_url, mlflow_server.url,
