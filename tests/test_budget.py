@@ -216,22 +216,32 @@ def test_validate_says_when_the_space_is_smaller_than_the_budget(workdir: Path) 
             "budget.n_trials (10): the study ends when all are trained") in result.output
 
 
-def test_a_trials_attributes_are_written_in_one_transaction(storage_url: str) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_trials_attributes_are_written_in_one_transaction(
+        database: str, storage_url: str, request: pytest.FixtureRequest) -> None:
     import sqlalchemy
 
     from sweep.study.budget import set_user_attrs
 
-    storage = open_storage(storage_url)
+    url = storage_url if database == "sqlite" else request.getfixturevalue(
+        "postgres_server_url")
+    storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name="attrs")
     trial = study.ask()
+    trial.set_user_attr("seed", 1)  # there already: replaced
     commits: list[int] = []
+    statements: list[str] = []
     sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
+    sqlalchemy.event.listen(storage.engine, "before_cursor_execute",
+                            lambda *args: statements.append(args[2].split()[0]))
     set_user_attrs(trial, {"seed": 7, "placement": {"dense": {"kernel": {"l2": 0.01}}},
                            "worker": "host:1"})
     assert len(commits) == 1
+    # The trial's state read once, the three attributes written by one statement.
+    assert statements == ["SELECT", "INSERT"]
     assert trial.user_attrs == {"seed": 7, "placement": {"dense": {"kernel": {"l2": 0.01}}},
                                 "worker": "host:1"}
-    stored = optuna.load_study(study_name="attrs", storage=storage_url).trials[0]
+    stored = optuna.load_study(study_name="attrs", storage=url).trials[0]
     assert stored.user_attrs == trial.user_attrs
     study.tell(trial, 1.0)
     with pytest.raises(RuntimeError):  # a finished trial takes no more, as with Optuna's
