@@ -58,12 +58,10 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
     finished = logged_run_id(trial, links)
     if finished is None:
         return  # its run went to the spool: the store is unreachable, the trial must not wait
-    try:
-        _write(tracker, mine, ranking_estimates(ranking, spec)[mine.key], direction_sign(spec),
-               links, finished)
-    except Exception as error:
-        log.warning("could not write configuration %s's figures to MLflow: %s", mine.name,
-                    describe_failure(error, 200))
+    estimate, sign = ranking_estimates(ranking, spec)[mine.key], direction_sign(spec)
+    # On the tracker's thread: the next trial need not wait for it.
+    tracker.later(lambda: _write(tracker, mine, estimate, sign, links, finished),
+                  f"write configuration {mine.name}'s figures to MLflow")
 
 
 def publish_ranking(study: Any, spec: StudySpec, tracker: Any) -> None:

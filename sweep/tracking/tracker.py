@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sweep.errors import describe_failure
@@ -45,6 +46,7 @@ from sweep.tracking.spool import Spool
 from sweep.tracking.trial_run import TrialRun
 
 log = logging.getLogger("sweep")
+CLOSING_LIMIT = 4  # finished runs whose last MLflow calls may still be under way
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
@@ -77,6 +79,50 @@ class StudyTracker:
         self._experiment_id: str | None = None
         self._parent_id: str | None = None
         self._confirmation_id: str | None = None
+        self._closing: list[threading.Thread] = []  # runs' threads with calls left
+        self._later: Any = None  # a one-thread executor for calls nothing waits for
+
+    # ------------------------------------------------------- calls nobody waits for
+    def closing(self, thread: threading.Thread) -> None:
+        """A finished run's thread with MLflow calls left: the worker goes on meanwhile,
+        waiting only when more than ``CLOSING_LIMIT`` such runs are behind (a slow
+        store then slows the worker instead of piling up its runs)."""
+        self._closing = [t for t in self._closing if t.is_alive()]
+        self._closing.append(thread)
+        while len(self._closing) > CLOSING_LIMIT:
+            self._closing.pop(0).join()
+
+    def later(self, work: Callable[[], None], what: str) -> None:
+        """``work`` (MLflow calls whose result nothing waits for) on the tracker's own
+        thread, in order; a failure is a warning (``could not <what>``)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def guarded() -> None:
+            try:
+                work()
+            except Exception as error:
+                log.warning("could not %s: %s", what, describe_failure(error, 200))
+
+        if self._later is None:
+            self._later = ThreadPoolExecutor(1, thread_name_prefix="sweep-tracking-later")
+        self._later.submit(guarded)
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until every call handed to a thread is done: before the process ends,
+        and before anything reads what they write (``timeout``: at most that long, for
+        a process that must leave whatever the store does)."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._closing:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._closing = [t for t in self._closing if t.is_alive()]
+        if self._later is not None:
+            if deadline is None:
+                self._later.shutdown(wait=True)
+            else:  # its queue is dropped; a call under way finishes or dies with the process
+                self._later.shutdown(wait=False, cancel_futures=True)
+            self._later = None
 
     def experiment_id(self) -> str:
         if self._experiment_id is None:

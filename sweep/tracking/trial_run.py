@@ -143,10 +143,14 @@ class TrialRun:
         self._flushed_at = time.monotonic()
 
     def finish(self, state: str, final: Mapping[str, float] | None = None,
-               reason: str | None = None, tags: Mapping[str, str] | None = None) -> None:
-        """Log the final figures, close the run with the trial's state, wait until done.
-        The epochs not yet sent go in the same batch as the final figures (MLflow's cost is
-        per call: one call fewer per trial)."""
+               reason: str | None = None, tags: Mapping[str, str] | None = None, *,
+               wait: bool = True) -> None:
+        """Log the final figures and close the run with the trial's state. The epochs not
+        yet sent go in the same batch as the final figures (MLflow's cost is per call: one
+        call fewer per trial). ``wait=False`` leaves the last calls to the run's thread
+        while the worker goes on with its next trial (they were over a quarter of a
+        worker's time per instant trial: bench/coordination.py); the tracker's ``settle``
+        waits for them."""
         tags = {**(tags or {}), **({FAIL_REASON_TAG: reason[:5000]} if reason else {})}
         stamp = now_ms()
         metrics = self._pending + [[k, float(v), stamp, 0] for k, v in (final or {}).items()]
@@ -157,12 +161,15 @@ class TrialRun:
         if metrics or tags:
             self.submit({"op": "log", "tags": tags, "metrics": metrics})
         self.submit({"op": "terminate", "status": STATUS_BY_STATE[state]})
-        self.close()
+        self.close(wait=wait)
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join()
+            if wait:
+                self._thread.join()
+            else:
+                self.tracker.closing(self._thread)
             self._thread = None
 
 

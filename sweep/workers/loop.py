@@ -131,54 +131,58 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
             study.stop()
 
     _parent_status(tracker, "RUNNING")
-    halted = None
-    with progress:
-        while max_trials is None or started < max_trials:
-            halted = study_halt(study, spec)
-            if halted is not None:
-                break
-            try:
-                study.optimize(
-                    objective, catch=(TrialFailed,), gc_after_trial=False,
-                    callbacks=[after_trial],
-                    n_trials=None if max_trials is None else max_trials - started,
-                    show_progress_bar=False,
-                )
-                # This worker's max_trials reached, a limit stopped the study (the loop's
-                # check says which), or the sampler has nothing left (grid done).
-                if max_trials is not None and started >= max_trials:
+    try:
+        halted = None
+        with progress:
+            while max_trials is None or started < max_trials:
+                halted = study_halt(study, spec)
+                if halted is not None:
                     break
-                if study_halt(study, spec) is not None:
-                    continue
-                if not _wait_for_others(study, spec, progress):
-                    break
-            except Exception as error:
-                if is_budget_exhausted(error):
+                try:
+                    study.optimize(
+                        objective, catch=(TrialFailed,), gc_after_trial=False,
+                        callbacks=[after_trial],
+                        n_trials=None if max_trials is None else max_trials - started,
+                        show_progress_bar=False,
+                    )
+                    # This worker's max_trials reached, a limit stopped the study (the loop's
+                    # check says which), or the sampler has nothing left (grid done).
+                    if max_trials is not None and started >= max_trials:
+                        break
+                    if study_halt(study, spec) is not None:
+                        continue
                     if not _wait_for_others(study, spec, progress):
                         break
-                    continue
-                if not _is_storage_error(error):
-                    raise
-                failures += 1
-                cause = describe_failure(error, 200)
-                if failures > STORAGE_RETRIES:
-                    raise FatalError(f"storage unreachable: {cause}") from error
-                wait = retry_pause(failures)
-                log.warning("storage error (%s); retrying in %.0f s", cause, wait)
-                progress.console.print(f"storage error, retrying in {wait:.0f} s: "
-                                       f"{type(error).__name__}")
-                interrupt.sleep(wait)
-                _recover_own_trials(study, tracker.worker, cause)
-    trials = study.get_trials(deepcopy=False)
-    halted = halted or study_halt(study, spec, trials)
-    if halted is not None:
-        if halted.failed:
-            _parent_status(tracker, "FAILED")
-            raise halted
-        if used_budget(trials) < budget:  # a limit, not the budget, ended it
-            progress.console.print(str(halted), highlight=False)
-    _close_parent_if_done(study, spec, tracker)
-    return started
+                except Exception as error:
+                    if is_budget_exhausted(error):
+                        if not _wait_for_others(study, spec, progress):
+                            break
+                        continue
+                    if not _is_storage_error(error):
+                        raise
+                    failures += 1
+                    cause = describe_failure(error, 200)
+                    if failures > STORAGE_RETRIES:
+                        raise FatalError(f"storage unreachable: {cause}") from error
+                    wait = retry_pause(failures)
+                    log.warning("storage error (%s); retrying in %.0f s", cause, wait)
+                    progress.console.print(f"storage error, retrying in {wait:.0f} s: "
+                                           f"{type(error).__name__}")
+                    interrupt.sleep(wait)
+                    _recover_own_trials(study, tracker.worker, cause)
+        trials = study.get_trials(deepcopy=False)
+        halted = halted or study_halt(study, spec, trials)
+        if halted is not None:
+            if halted.failed:
+                _parent_status(tracker, "FAILED")
+                raise halted
+            if used_budget(trials) < budget:  # a limit, not the budget, ended it
+                progress.console.print(str(halted), highlight=False)
+        tracker.settle()  # what the ranking below reads and overwrites is written first
+        _close_parent_if_done(study, spec, tracker)
+        return started
+    finally:
+        tracker.settle()  # the finished runs' last MLflow calls, before the process ends
 
 
 def _recover_own_trials(study: Any, worker: str, cause: str) -> None:

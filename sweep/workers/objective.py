@@ -160,14 +160,15 @@ class Objective:
                 values = self._train(trial, run, placement, seed, folder, previous_run)
         except optuna.TrialPruned:
             run.finish("PRUNED", tags={
-                PRUNED_AT_EPOCH_TAG: str(trial.user_attrs.get(PRUNED_AT_EPOCH, ""))})
+                PRUNED_AT_EPOCH_TAG: str(trial.user_attrs.get(PRUNED_AT_EPOCH, ""))},
+                wait=False)
             checkpoint.remove(folder)
             raise
         except KeyboardInterrupt:
             # The checkpoint stays: the re-queued configuration resumes from it.
             trial.set_user_attr(EPOCHS_RUN, self._epochs_done)
             self._interrupted(trial)
-            run.finish("INTERRUPTED", reason=INTERRUPTED)
+            run.finish("INTERRUPTED", reason=INTERRUPTED, wait=False)
             raise
         except TrialFailed as error:
             self._fail(trial, run, str(error))
@@ -222,6 +223,7 @@ class Objective:
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             run.finish("INTERRUPTED" if reason == INTERRUPTED else "FAIL", reason=reason)
         finally:
+            self.tracker.settle(timeout=30)  # earlier runs' last calls, bounded: it leaves
             leave_process(stopped=reason == INTERRUPTED)
 
     @staticmethod
@@ -236,7 +238,7 @@ class Objective:
         # Renamed: the UI then says at a glance that this run trained nothing.
         run.finish("COMPLETE", final, tags={
             DUPLICATE_OF_TAG: str(named.number),
-            RUN_NAME_TAG: duplicate_run_name(trial.number, named.number)})
+            RUN_NAME_TAG: duplicate_run_name(trial.number, named.number)}, wait=False)
         values = [float(v) for v in named.values]
         values[0] = earlier.mean  # the sampler learns the configuration's figure
         return values[0] if len(values) == 1 else values
@@ -244,7 +246,7 @@ class Objective:
     def _fail(self, trial: Any, run: TrialRun, reason: str) -> None:
         # The run is closed first: if the failure is the database itself, recording the
         # reason on the trial fails too, and the MLflow run must not stay RUNNING.
-        run.finish("FAIL", reason=reason)
+        run.finish("FAIL", reason=reason, wait=False)
         set_user_attrs(trial, {FAIL_REASON: reason, EPOCHS_RUN: self._epochs_done})
 
     def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int,
@@ -301,7 +303,8 @@ class Objective:
         note = trial_note(trial.number, placement, self.spec.primary.metric,
                           attrs.get(SEED_VALUE, values[0]), origin=origin,
                           index=seed_index(trial))
-        run.finish("COMPLETE", {**final, **trained.usage}, tags={NOTE_TAG: note})
+        # The run's last calls go on while the next trial starts (the worker settles them).
+        run.finish("COMPLETE", {**final, **trained.usage}, tags={NOTE_TAG: note}, wait=False)
         return values[0] if len(values) == 1 else values
 
 
