@@ -20,8 +20,9 @@ import time
 import summarize
 from _common import BENCH, PYTHON, RESULTS, git_info, machine_info, parser
 
-BENCHMARKS = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
-              "noise_stop", "selection", "demo", "workers", "waiting", "images", "gpu")
+BENCHMARKS = ("startup", "overhead", "peer", "coordination", "drift", "logging_cost",
+              "checkpoint_cost", "pruning", "noise_stop", "selection", "demo", "workers",
+              "waiting", "images", "gpu")
 # `make bench-scale`: longer than the rest together (10,000 trials; 64 worker processes).
 SCALE = ("scale_trials", "many_workers")
 

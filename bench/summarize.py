@@ -11,7 +11,8 @@ from typing import Any
 from _common import BENCH, RESULTS, fmt
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
-ORDER = ("startup", "overhead", "drift", "logging_cost", "checkpoint_cost", "pruning",
+ORDER = ("startup", "overhead", "peer", "coordination", "drift", "logging_cost",
+         "checkpoint_cost", "pruning",
          "noise_stop", "selection", "demo", "workers", "waiting", "images", "gpu", "scale_trials",
          "many_workers")
 
