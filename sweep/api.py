@@ -18,11 +18,11 @@ limit that failed it raises :class:`sweep.errors.StudyHalted`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep.keys import PLACEMENT
+from sweep.keys import PLACEMENT, SETTINGS
 from sweep.locations import (
     DEFAULT_STORAGE,
     DEFAULT_TRACKING_URI,
@@ -48,6 +48,8 @@ class Best:
     # standard deviation (None over one seed), ``vs_baseline`` against the baseline's mean.
     seeds: int = 1
     sd: float | None = None
+    # What else the study searches, at this configuration's values ({name: value}).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 class Study:
@@ -84,7 +86,8 @@ class Study:
                 resolved_placement=trial.user_attrs.get(PLACEMENT) or {},
                 coefficients=coefficients(trial), vs_baseline=row["vs_baseline"],
                 baseline_trial=row["baseline_trial"], mlflow_run_id=row["mlflow_run_id"],
-                seeds=row["seeds"], sd=row["sd"]))
+                seeds=row["seeds"], sd=row["sd"],
+                settings=trial.user_attrs.get(SETTINGS) or {}))
         return found
 
     @property

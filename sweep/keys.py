@@ -22,6 +22,9 @@ MLFLOW_PLACE = "mlflow_place"
 
 # ---------------------------------------------------------------- trial user attrs
 PLACEMENT = "placement"  # the resolved placement: {slot: {target: {l1|l2: value}}}
+# The trial's values of what the study searches besides the penalties ({name: value},
+# sweep.placement.searched); with the placement, its configuration. Absent: none searched.
+SETTINGS = "settings"
 BASELINE = "baseline"  # of the queued baseline trials: their kind (none, uniform_l2)
 # Of the no-regularization baseline's extra seeds (budget.stop_within_noise): 1, 2, …; such
 # a trial trains even though its configuration was trained (it measures seed noise).

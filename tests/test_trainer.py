@@ -131,3 +131,33 @@ def test_jit_compile_reaches_the_compiled_model_and_trains() -> None:
     assert fitted.model.jit_compile is True and fitted.failure is None
     assert math.isfinite(trainer.final_figures(fitted)["final/val_data_loss"])
     assert Trainer(_spec()).fit({}, 2, lambda *_: None).model.jit_compile is False
+
+
+def test_searched_settings_reach_keras_and_reuse_the_model_where_the_graph_is_the_same(
+        ) -> None:
+    study = tiny_study()
+    study["train"].update(learning_rate={"low": 1e-4, "high": 1e-2, "log": True},
+                          batch_size={"choices": [16, 32]},
+                          optimizer={"choices": ["adam", "adamw"]},
+                          weight_decay={"choices": [0.0, 0.01]})
+    study["model"]["layers"][1]["Dropout"]["rate"] = {"low": 0.0, "high": 0.5}
+    trainer = Trainer(parse_spec(study))
+    chosen = {"train/learning_rate": 0.005, "train/batch_size": 16,
+              "train/optimizer": "adamw", "train/weight_decay": 0.01, "dropout/rate": 0.3}
+    fitted = trainer.fit({}, 1, lambda *_: None, settings=chosen)
+    model = fitted.model
+    assert type(model.optimizer).__name__ == "AdamW"
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
+    assert float(model.optimizer.weight_decay.numpy()) == pytest.approx(0.01)
+    assert model.get_layer("dropout").rate == 0.3
+    assert fitted.batches.steps_per_epoch() == 5  # 80 training samples in batches of 16
+    # Another learning rate and weight decay: the same compiled model, new values.
+    again = trainer.fit({}, 1, lambda *_: None, settings={
+        **chosen, "train/learning_rate": 0.001, "train/weight_decay": 0.0})
+    assert again.model is model
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.001)
+    assert float(model.optimizer.weight_decay.numpy()) == 0.0
+    # Another dropout rate changes the graph: a model of its own.
+    other = trainer.fit({}, 1, lambda *_: None, settings={**chosen, "dropout/rate": 0.1})
+    assert other.model is not model and other.model.get_layer("dropout").rate == 0.1
+    assert math.isfinite(trainer.final_figures(other)["final/val_data_loss"])

@@ -30,6 +30,7 @@ from sweep.keys import (
     ROLE_CONFIRM,
     ROLE_TAG,
     SEED,
+    SETTINGS,
 )
 from sweep.seeds import confirmation_seeds
 
@@ -51,6 +52,8 @@ class ConfirmedConfig:
     # and ``Confirmation.compare`` falls back from the paired test to Welch's.
     figures: dict[str, tuple[float, ...]] = field(default_factory=dict)
     run_ids: tuple[str, ...] = ()
+    # What else the study searches, at this configuration's values (sweep.placement.searched).
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def values(self, name: str) -> tuple[float, ...]:
         return self.figures.get(name, ())
@@ -117,7 +120,7 @@ class Confirmation:
                 label=c["label"], trial_number=c["trial_number"], baseline=c["baseline"],
                 placement=c["placement"], seeds=tuple(c["seeds"]),
                 figures={k: tuple(v) for k, v in c["figures"].items()},
-                run_ids=tuple(c.get("run_ids", ())))
+                run_ids=tuple(c.get("run_ids", ())), settings=c.get("settings") or {})
             for c in data["configs"])
         return cls(metric=data["metric"], direction=data["direction"], configs=configs)
 
@@ -182,27 +185,35 @@ class _Pick:
     trial_number: int | None
     baseline: str | None
     placement: dict[str, Any]
+    settings: dict[str, Any]
 
 
 def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
     """The no-regularization baseline, then the ``top`` best configurations in the study's
     ranking, on the primary *validation* objective (the test split plays no part in
     choosing)."""
+    from sweep.placement.searched import searched_values, typical_settings
     from sweep.placement.space import BASELINE_NONE
     from sweep.study.ranking import ranked_configurations
     from sweep.study.results import baseline_trial
 
     base = baseline_trial(study)
-    picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {})]
-    seen: list[dict[str, Any]] = [{}]
+    # The baseline's own settings; without a baseline trial, those it would have had.
+    none = (base.user_attrs.get(SETTINGS) or {}) if base else \
+        typical_settings(searched_values(spec), regularized=False)
+    picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {},
+                   none)]
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, none)]
     for configuration in ranked_configurations(study, spec):
-        # Two workers may each have trained one placement as a configuration of its own.
-        if len(picks) > top or configuration.placement in seen:
+        # Two workers may each have trained one configuration as one of its own.
+        identity = (configuration.placement, configuration.settings)
+        if len(picks) > top or identity in seen:
             continue
-        seen.append(configuration.placement)
+        seen.append(identity)
         trial, kind = configuration.named, configuration.baseline
         label = f"{configuration.name} ({kind or _describe(trial.params)})"
-        picks.append(_Pick(label, trial.number, kind, configuration.placement))
+        picks.append(_Pick(label, trial.number, kind, configuration.placement,
+                           configuration.settings))
     return picks
 
 
@@ -242,15 +253,16 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
         # seeds: a new pick is paired with it, and nothing stored is trained again.
         seeds = stored.configs[0].seeds
     # A configuration is confirmed once per (placement, seeds); it is never re-trained.
-    done = {_key(c.placement, c.seeds): c for c in (stored.configs if stored else ())}
-    todo = [p for p in picks if _key(p.placement, seeds) not in done]
+    done = {_key(c.placement, c.settings, c.seeds): c
+            for c in (stored.configs if stored else ())}
+    todo = [p for p in picks if _key(p.placement, p.settings, seeds) not in done]
 
     def store() -> Confirmation:
         # Named as the ranking names them now (a confirmation stored before may name a
         # configuration by a re-run).
-        configs = tuple(replace(done[_key(p.placement, seeds)], label=p.label,
+        configs = tuple(replace(done[_key(p.placement, p.settings, seeds)], label=p.label,
                                 trial_number=p.trial_number)
-                        for p in picks if _key(p.placement, seeds) in done)
+                        for p in picks if _key(p.placement, p.settings, seeds) in done)
         result = Confirmation(metric=metric, direction=spec.primary.resolved_direction,
                               configs=configs)
         study.set_user_attr(CONFIRMATION, result.to_json())
@@ -266,16 +278,17 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     trainer = Trainer(spec)
     with ConfirmProgress(len(todo) * len(seeds), enabled=show_progress) as progress:
         for pick in todo:
-            done[_key(pick.placement, seeds)] = _retrain(pick, seeds, trainer, tracker,
-                                                         progress)
+            key = _key(pick.placement, pick.settings, seeds)
+            done[key] = _retrain(pick, seeds, trainer, tracker, progress)
             store()
     return store()
 
 
-def _key(placement: dict[str, Any], seeds: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-    from sweep.placement.configurations import placement_key
+def _key(placement: dict[str, Any], settings: dict[str, Any], seeds: tuple[int, ...]
+         ) -> tuple[str, tuple[int, ...]]:
+    from sweep.placement.configurations import configuration_key
 
-    return placement_key(placement), tuple(seeds)
+    return configuration_key(placement, settings), tuple(seeds)
 
 
 def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
@@ -288,13 +301,15 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
         progress.step(f"{pick.label}, seed {index + 1}/{len(seeds)}")
         run = tracker.start_run(
             f"confirm {pick.label} seed {index + 1}",
-            {**placement_params(pick.placement), SEED: str(seed)},
+            {**{k: str(v) for k, v in pick.settings.items()},
+             **placement_params(pick.placement), SEED: str(seed)},
             {ROLE_TAG: ROLE_CONFIRM, CONFIRM_LABEL_TAG: pick.label,
              **({CONFIRM_OF_TAG: str(pick.trial_number)}
                 if pick.trial_number is not None else {})}, under="confirmation")
         run.watch_system(trainer.device)
         try:
-            trained = trainer.train(pick.placement, seed, run.log_epoch)
+            trained = trainer.train(pick.placement, seed, run.log_epoch,
+                                    settings=pick.settings)
         except KeyboardInterrupt:
             run.finish("INTERRUPTED", reason=INTERRUPTED)
             raise
@@ -310,5 +325,6 @@ def _retrain(pick: _Pick, seeds: tuple[int, ...], trainer: Any, tracker: Any,
             figures.setdefault(name.removeprefix(FINAL), []).append(float(value))
     return ConfirmedConfig(label=pick.label, trial_number=pick.trial_number,
                            baseline=pick.baseline, placement=pick.placement, seeds=seeds,
+                           settings=pick.settings,
                            figures={k: tuple(v) for k, v in figures.items()},
                            run_ids=tuple(run_ids))

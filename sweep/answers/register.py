@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sweep.answers.confirm import Comparison, Confirmation, ConfirmedConfig
-from sweep.keys import PLACEMENT, REGISTRATION, SPOOL_PREFIX
+from sweep.keys import PLACEMENT, REGISTRATION, SETTINGS, SPOOL_PREFIX
+from sweep.placement.searched import regularizer_families, searched_values
 from sweep.placement.space import describe_placement
 
 log = logging.getLogger("sweep")
@@ -78,9 +79,11 @@ def decide(study: Any, spec: Any, confirmation: Confirmation | None
         return None, None, "no completed trial"
     best = ranked[0]
     placement = best.user_attrs.get(PLACEMENT) or {}
-    if not placement:
+    settings = best.user_attrs.get(SETTINGS) or {}
+    if not regularizer_families(placement, settings, searched_values(spec)):
         return None, None, "the best configuration on validation is no regularization"
-    config = next((c for c in confirmation.configs if c.placement == placement), None)
+    config = next((c for c in confirmation.configs
+                   if c.placement == placement and c.settings == settings), None)
     comparison = None if config is None else confirmation.compare(config)
     if config is None or comparison is None:
         return None, None, f"configuration #{best.number} has no confirmation to judge"
@@ -163,14 +166,17 @@ def _register(spec: Any, config: ConfirmedConfig, comparison: Comparison, reason
     seed = median_seed(config, comparison.metric)
     index = config.seeds.index(seed)
     trainer = Trainer(spec)
-    trained = trainer.train(config.placement, seed, lambda epoch, metrics: None)
+    trained = trainer.train(config.placement, seed, lambda epoch, metrics: None,
+                            settings=config.settings)
     final = trained.final
     splits = load_data(spec.data, spec.seed)
-    served = inference_model(spec, trained.model, splits.input_shape, splits.n_classes or 1)
+    served = inference_model(spec, trained.model, splits.input_shape, splits.n_classes or 1,
+                             settings=config.settings)
     run_id = config.run_ids[index] if index < len(config.run_ids) else None
     if run_id is None or run_id.startswith(SPOOL_PREFIX):  # that run never reached MLflow
         run = tracker.start_run(f"register {config.label} seed {index + 1}",
-                                {**placement_params(config.placement), SEED: str(seed)},
+                                {**{k: str(v) for k, v in config.settings.items()},
+                                 **placement_params(config.placement), SEED: str(seed)},
                                 {ROLE_TAG: ROLE_CONFIRM, CONFIRM_LABEL_TAG: config.label},
                                 under="confirmation")
         run.finish("COMPLETE", final)
@@ -179,6 +185,8 @@ def _register(spec: Any, config: ConfirmedConfig, comparison: Comparison, reason
         "sweep.study": study_name, "sweep.trial": str(config.trial_number),
         "sweep.seed": str(seed), "sweep.placement": describe_placement(config.placement),
         "sweep.coefficients": json.dumps(config.placement, sort_keys=True),
+        **({"sweep.settings": json.dumps(config.settings, sort_keys=True)}
+           if config.settings else {}),
         "sweep.metric": comparison.metric, "sweep.delta": f"{comparison.difference:.6g}",
         "sweep.ci_low": f"{comparison.ci_low:.6g}", "sweep.ci_high": f"{comparison.ci_high:.6g}",
         "sweep.p_value": f"{comparison.p_value:.6g}", "sweep.seeds": str(len(config.seeds)),

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
-from sweep.keys import BASELINE, FINAL, PLACEMENT
+from sweep.keys import BASELINE, FINAL, PLACEMENT, SETTINGS
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
@@ -99,6 +99,7 @@ def placement_rows(study: Any, spec: StudySpec,
         row["gap"] = generalization_gap(means)
         row["coefficients"] = coefficients(named)
         row["resolved"] = describe_placement(named.user_attrs.get(PLACEMENT) or {})
+        row["settings"] = named.user_attrs.get(SETTINGS) or {}
         row.update(_confirmed(confirmation, named))
         rows.append(row)
     return rows

@@ -12,7 +12,8 @@ from sweep.answers.confirm import Confirmation
 from sweep.answers.figure import Figure
 from sweep.answers.register import stored_registration
 from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
-from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT
+from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT, SETTINGS
+from sweep.placement.searched import describe_settings
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.ranking import ranked_trials
@@ -245,9 +246,11 @@ def summary_lines(study: Any, spec: StudySpec,
         best = ranked[0]
         label = group_label(best, spec)
         resolved = describe_placement(best.user_attrs.get(PLACEMENT) or {})
+        settings = describe_settings(best.user_attrs.get(SETTINGS) or {})
         lines.append(f"Best configuration: #{best.number}, {primary.metric} = "
                      f"{seeds[best.number].figure()}, placement {label}"
-                     + ("" if resolved == label else f": {resolved}") + ".")
+                     + ("" if resolved == label else f": {resolved}")
+                     + (f", with {settings}" if settings else "") + ".")
     base = baseline_trial(study)
     found = None if base is None else seeds.get(base.number)
     lines.append("No completed no-regularization trial." if base is None else

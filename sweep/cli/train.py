@@ -48,13 +48,18 @@ def validate(study_file: str, run_builder: bool, build: bool) -> None:
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
                f"sampler {spec.sampler}, objective {spec.primary.metric} "
                f"({spec.primary.resolved_direction}); slots searched: {slots}")
+    from sweep.placement.searched import searched_values
+
+    searched = searched_values(spec)
+    if searched:
+        click.echo("also searched: " + ", ".join(item.name for item in searched))
     plan = budget_line(spec)
     if plan:
         click.echo(plan)
     if space is not None:
-        from sweep.placement.configurations import space_configurations
+        from sweep.placement.configurations import space_keys
 
-        found = space_configurations(space)
+        found = space_keys(space)
         if found is not None and len(found) < spec.budget.n_trials:
             click.echo(f"note: the search space holds {len(found)} distinct configurations, "
                        f"fewer than budget.n_trials ({spec.budget.n_trials}): the study ends "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.placement.space import Placement, SearchSpace
@@ -27,6 +27,17 @@ def placement_key(placement: Placement) -> str:
     """A short stable key of a resolved placement: equal placements, equal keys (a
     placement read back from a trial's JSON attribute gives the same key)."""
     text = json.dumps(placement, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def configuration_key(placement: Placement, settings: Mapping[str, Any] | None = None) -> str:
+    """A short stable key of a configuration: its resolved placement and its settings
+    (what else the study searches: sweep.placement.searched). Without settings it is the
+    placement's key, as it was before settings existed."""
+    if not settings:
+        return placement_key(placement)
+    text = json.dumps({"placement": placement, "settings": dict(settings)}, sort_keys=True,
+                      separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -61,26 +72,45 @@ class _Walker:
                       ) -> float:
         raise _Continuous(name)
 
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        raise _Continuous(name)  # a range of whole numbers is listed by no one either
+
 
 def space_configurations(space: SearchSpace) -> list[Placement] | None:
     """Every distinct resolved placement the space can produce, or None when it has a
-    coefficient range or more than the limits above. The walk visits each branch of the
-    define-by-run space once (a depth-first odometer over the categorical decisions)."""
-    found: dict[str, Placement] = {}
+    coefficient range or more than the limits above."""
+    found = _walk(space, settings=False)
+    return None if found is None else [placement for placement, _ in found.values()]
+
+
+def space_keys(space: SearchSpace) -> list[str] | None:
+    """The keys (``configuration_key``) of every distinct configuration the space can
+    produce, its settings included, or None when it has a range or more than the limits
+    above."""
+    found = _walk(space, settings=True)
+    return None if found is None else sorted(found)
+
+
+def _walk(space: SearchSpace, *, settings: bool
+          ) -> dict[str, tuple[Placement, dict[str, Any]]] | None:
+    """The walk visits each branch of the define-by-run space once (a depth-first
+    odometer over the categorical decisions)."""
+    found: dict[str, tuple[Placement, dict[str, Any]]] = {}
     path: list[int] = []
     for _ in range(MAX_COMBINATIONS):
         walker = _Walker(path)
         try:
             placement = space.suggest(walker)
+            values = space.suggest_settings(walker) if settings else {}
         except _Continuous:
             return None
-        found.setdefault(placement_key(placement), placement)
+        found.setdefault(configuration_key(placement, values), (placement, values))
         if len(found) > MAX_CONFIGURATIONS:
             return None
         decisions = walker.decisions
         while decisions and decisions[-1][0] + 1 >= decisions[-1][1]:
             decisions.pop()
         if not decisions:
-            return list(found.values())
+            return found
         path = [index for index, _ in decisions[:-1]] + [decisions[-1][0] + 1]
     return None

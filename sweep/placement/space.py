@@ -20,9 +20,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sweep.errors import SpecError
+from sweep.placement.searched import (
+    Searched,
+    Settings,
+    grid_values,
+    suggest_settings,
+    typical_settings,
+)
 from sweep.placement.selectors import SelectorError, select
 from sweep.placement.slots import LayerInfo
 from sweep.spec import CoefficientChoices, CoefficientRange, SearchSpec
+from sweep.spec.searched import SearchRange
 
 Placement = dict[str, dict[str, dict[str, float]]]
 BASELINE_NONE = "none"  # no regularization anywhere
@@ -36,9 +44,13 @@ class _Trial(Protocol):  # the part of optuna.Trial used here
 
 
 class SearchSpace:
-    def __init__(self, search: SearchSpec, layers: Sequence[LayerInfo]):
+    def __init__(self, search: SearchSpec, layers: Sequence[LayerInfo],
+                 searched: Sequence[Searched] = ()):
         self.search = search
         self.layers = list(layers)
+        # What the study searches besides the penalties (sweep.placement.searched): a
+        # trial's values of them are its settings.
+        self.searched = list(searched)
         self._slots = {layer.name: layer for layer in self.layers if layer.is_slot}
         self.choices: dict[str, tuple[str, ...]] = {}
         self.mask_slots: tuple[str, ...] = ()
@@ -97,6 +109,15 @@ class SearchSpace:
         return _resolved(
             {slot: {t: coefficients[slot] for t in self._targets(slot)} for slot in selected})
 
+    def suggest_settings(self, trial: Any) -> Settings:
+        """A trial's values of what the study searches besides the penalties."""
+        return suggest_settings(trial, self.searched)
+
+    def baseline_settings(self, name: str) -> Settings:
+        """A baseline's settings: the searches' typical values, and for no
+        regularization none of the searched regularizers (dropout, weight decay) either."""
+        return typical_settings(self.searched, regularized=name != BASELINE_NONE)
+
     def _suggest_slots(self, trial: _Trial) -> list[str]:
         if self.choices:
             names = list(self.choices)
@@ -146,7 +167,11 @@ class SearchSpace:
                 f"{kind}/{slot}" for slot in self.candidate_slots]
             for name in names:
                 space[name] = list(spec.choices)
-        return space
+        ranges = [item for item in self.searched if isinstance(item.search, SearchRange)]
+        if ranges:
+            raise SpecError(ranges[0].field, "the grid sampler needs a list of choices, not a "
+                            "range", ranges[0].search.model_dump(), show_value=False)
+        return {**space, **grid_values(self.searched)}
 
 
 def _typical(spec: Any) -> float:

@@ -34,6 +34,10 @@ OPERATIONAL_SEARCH_KEYS = ("seeds",)
 # And inside `train`: how many batches run per compiled call (the same batches, the same
 # order, the same epochs: sweep.training.fit.execution_steps).
 OPERATIONAL_TRAIN_KEYS = ("steps_per_execution",)
+# Keys added after studies were stored, with the value they stand for when absent: at
+# that value they are left out of the fingerprint, so a study stored before they existed
+# resumes as it was.
+LATER_KEYS = {("train", "weight_decay"): None, ("model", "arguments"): None}
 # Keys that moved (old path -> new path): a study file that uses the old one still loads,
 # with one warning line (sweep.spec.load).
 MOVED_KEYS = {

@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Discriminator,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     Tag,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -22,7 +24,17 @@ from sweep.spec.base import (
     OPTIMIZERS,
     REGRESSION_LOSSES,
     TARGETS,
+    FieldError,
     Frozen,
+)
+from sweep.spec.searched import (
+    SEARCHABLE_TRAIN_KEYS,
+    SearchChoices,
+    SearchRange,
+    choices_within,
+    is_search,
+    parse_search,
+    searchable,
 )
 
 
@@ -101,6 +113,9 @@ class ModelSpec(Frozen):
     layers: tuple[dict[str, dict[str, Any]], ...] | None = None
     builder: str | None = None
     file: Path | None = None
+    # Keyword arguments the builder is called with besides input_shape and n_classes;
+    # like a layer's, each may be a search (sweep.spec.searched).
+    arguments: dict[str, Any] | None = None
 
     @field_validator("layers")
     @classmethod
@@ -125,6 +140,32 @@ class ModelSpec(Frozen):
         return builder
 
     @model_validator(mode="after")
+    def _searches_are_well_formed(self) -> ModelSpec:
+        if self.arguments is not None and self.builder is None:
+            raise FieldError("arguments", "are the builder's: give them with model.builder",
+                             value=self.arguments)
+        for path, value in self.searches():
+            try:
+                parse_search(value)
+            except ValidationError as error:
+                detail = error.errors(include_url=False)[0]
+                raise FieldError(path, detail["msg"].removeprefix("Value error, "),
+                                 value=value) from None
+        return self
+
+    def searches(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every search written in the layers' and the builder's keyword arguments, with
+        its key path in this section (``layers[2].Dropout.rate``, ``arguments.width``)."""
+        found = []
+        for index, entry in enumerate(self.layers or ()):
+            for class_name, kwargs in entry.items():
+                found += [(f"layers[{index}].{class_name}.{name}", value)
+                          for name, value in (kwargs or {}).items() if is_search(value)]
+        found += [(f"arguments.{name}", value) for name, value in (self.arguments or {}).items()
+                  if is_search(value)]
+        return found
+
+    @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSpec:
         given = [k for k in ("layers", "builder", "file") if getattr(self, k) is not None]
         if len(given) != 1:
@@ -141,9 +182,14 @@ class ModelSpec(Frozen):
 # --------------------------------------------------------------------------- train
 class TrainSpec(Frozen):
     epochs: PositiveInt = 10
-    batch_size: PositiveInt = 32
-    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    learning_rate: PositiveFloat = 1e-3
+    # These four may be searched (sweep.spec.searched): a range or a list of choices.
+    batch_size: searchable(PositiveInt) = 32  # type: ignore[valid-type]
+    optimizer: searchable(Literal[OPTIMIZERS]) = "adam"  # type: ignore[valid-type]
+    learning_rate: searchable(PositiveFloat) = 1e-3  # type: ignore[valid-type]
+    # Decoupled weight decay (Keras' `weight_decay`, which every optimizer takes): each
+    # step shrinks the weights by learning_rate x weight_decay, apart from the loss. Unset:
+    # the optimizer's own default (AdamW 0.004, the others none).
+    weight_decay: searchable(NonNegativeFloat) | None = None  # type: ignore[valid-type]
     loss: Literal[CLASSIFICATION_LOSSES + REGRESSION_LOSSES] = (  # type: ignore[valid-type]
         "sparse_categorical_crossentropy"
     )
@@ -157,9 +203,45 @@ class TrainSpec(Frozen):
     # layer stays float32 so that the softmax and the loss are computed in full precision.
     mixed_precision: bool = False
 
+    @model_validator(mode="after")
+    def _searches_fit_their_keys(self) -> TrainSpec:
+        for name, low_ok, whole in (("batch_size", lambda v: v >= 1, True),
+                                    ("learning_rate", lambda v: v > 0, False),
+                                    ("weight_decay", lambda v: v >= 0, False)):
+            value = getattr(self, name)
+            if isinstance(value, SearchRange):
+                if whole and not value.is_int:
+                    raise FieldError(name, "a batch size range needs whole numbers",
+                                     value=value.model_dump())
+                if not low_ok(value.low):
+                    raise FieldError(name, f"low is out of range for {name} "
+                                     f"(got {value.low})", value=value.model_dump())
+            elif isinstance(value, SearchChoices):
+                bad = [c for c in value.choices if isinstance(c, bool | str)
+                       or (whole and not isinstance(c, int)) or not low_ok(c)]
+                if bad:
+                    raise FieldError(name, f"choices must be {'whole ' if whole else ''}"
+                                     f"numbers valid for {name} (got {bad})",
+                                     value=list(value.choices))
+        try:
+            choices_within(self.optimizer, OPTIMIZERS, "optimizer")
+        except ValueError as error:
+            raise FieldError("optimizer", str(error), value=_dumped(self.optimizer)) from None
+        return self
+
     @property
     def is_classification(self) -> bool:
         return self.loss in CLASSIFICATION_LOSSES
+
+    @property
+    def searched(self) -> dict[str, SearchRange | SearchChoices]:
+        """The keys of this section that are searched, with their searches."""
+        return {name: value for name in SEARCHABLE_TRAIN_KEYS
+                if isinstance(value := getattr(self, name), SearchRange | SearchChoices)}
+
+
+def _dumped(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, Frozen) else value
 
 
 # --------------------------------------------------------------------------- search

@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from sweep.spec.base import (
+    LATER_KEYS,
     MULTI_OBJECTIVE_SAMPLERS,
     OPERATIONAL_DATA_KEYS,
     OPERATIONAL_KEYS,
@@ -209,4 +210,8 @@ def identity_part(canonical: dict[str, Any]) -> dict[str, Any]:
                           ("train", OPERATIONAL_TRAIN_KEYS)):
         if isinstance(data.get(section), dict):
             data[section] = {k: v for k, v in data[section].items() if k not in keys}
+    for (section, key), absent in LATER_KEYS.items():
+        part = data.get(section)
+        if isinstance(part, dict) and key in part and part[key] == absent:
+            data[section] = {k: v for k, v in part.items() if k != key}
     return data

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from sweep.errors import SpecError
+from sweep.placement.searched import resolve, searched_values
 from sweep.placement.slots import (
     DECLARABLE_LAYER_CLASSES,
     LayerInfo,
@@ -55,7 +56,9 @@ def describe_layers(spec: StudySpec) -> list[LayerInfo]:
     from sweep.training.model import build_base_model
 
     splits = load_data(spec.data, spec.seed)
-    return describe_model(build_base_model(model, splits.input_shape, splits.n_classes))
+    # A builder's searched arguments at their typical values (sweep.placement.searched).
+    return describe_model(build_base_model(resolve(spec, {})[1], splits.input_shape,
+                                           splits.n_classes))
 
 
 def builder_source(reference: str) -> Path:
@@ -107,7 +110,7 @@ def check_study(spec: StudySpec, *, run_builder: bool = True,
     splits = check_data_content(spec)
     if build_model and spec.model.builder is None:
         check_model_on_data(spec, splits)
-    space = SearchSpace(spec.search, layers)
+    space = SearchSpace(spec.search, layers, searched_values(spec))
     if spec.sampler == "grid":
         space.grid()
     if spec.sampler == "gp" and importlib.util.find_spec("torch") is None:
@@ -142,7 +145,8 @@ def check_model_on_data(spec: StudySpec, splits: Splits) -> None:
     from sweep.errors import describe_failure
     from sweep.training.model import build_base_model
 
-    model = build_base_model(spec.model, splits.input_shape, splits.n_classes)
+    # Searched layer arguments at their typical values (sweep.placement.searched).
+    model = build_base_model(resolve(spec, {})[1], splits.input_shape, splits.n_classes)
     field = "model.file" if spec.model.file is not None else "model.layers"
     try:
         output = np.asarray(model(splits.head("train", 2), training=False))

@@ -19,6 +19,7 @@ from sweep.keys import (
     PLACEMENT,
     SEED,
     SEED_REPLICATE,
+    SETTINGS,
     SPACE_CONFIGURATIONS,
     SPEC,
     STUDY_UID,
@@ -154,7 +155,7 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
             existing.set_user_attr(SPEC, spec.canonical())
         if space is not None and SPACE_CONFIGURATIONS not in existing.user_attrs:
             record_space(existing, space)  # a study created before this was recorded
-        enqueue_seed_replicates(existing, spec)  # stop_within_noise switched on later
+        enqueue_seed_replicates(existing, spec, space)  # stop_within_noise switched on later
         return existing, spec
     directions = spec.directions
     study = optuna.create_study(
@@ -176,12 +177,11 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
 
 def record_space(study: Any, space: Any) -> None:
     """Store the keys of a finite space's configurations (see limits.exhausted)."""
-    from sweep.placement.configurations import placement_key, space_configurations
+    from sweep.placement.configurations import space_keys
 
-    configurations = space_configurations(space)
-    if configurations is not None:
-        study.set_user_attr(SPACE_CONFIGURATIONS,
-                            sorted(placement_key(p) for p in configurations))
+    keys = space_keys(space)
+    if keys is not None:
+        study.set_user_attr(SPACE_CONFIGURATIONS, keys)
 
 
 def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
@@ -191,25 +191,36 @@ def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
     With ``budget.stop_within_noise``, the no-regularization baseline's extra seeds follow
     (sweep.study.noise)."""
     for name, placement in space.baselines()[:spec.budget.n_trials]:
-        study.enqueue_trial({}, user_attrs={BASELINE: name, PLACEMENT: placement},
-                            skip_if_exists=False)
-    enqueue_seed_replicates(study, spec)
+        attrs = {BASELINE: name, PLACEMENT: placement}
+        settings = space.baseline_settings(name)
+        if settings:  # what else the study searches, at typical values (no regularizer)
+            attrs[SETTINGS] = settings
+        study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
+    enqueue_seed_replicates(study, spec, space)
 
 
-def enqueue_seed_replicates(study: Any, spec: StudySpec) -> None:
+def enqueue_seed_replicates(study: Any, spec: StudySpec, space: Any = None) -> None:
     """The no-regularization baseline again, ``seeds.noise - 1`` times, on its extra seeds
     1, 2, … (those seed racing would give it), unless already queued."""
     from sweep.placement.space import BASELINE_NONE
 
     if not spec.budget.stop_within_noise:
         return
-    queued = {t.user_attrs.get(SEED_REPLICATE) for t in study.get_trials(deepcopy=False)}
+    trials = study.get_trials(deepcopy=False)
+    queued = {t.user_attrs.get(SEED_REPLICATE) for t in trials}
+    # The baseline's own settings (its first trial's), so its replicates train the same.
+    settings = next((t.user_attrs[SETTINGS] for t in trials
+                     if t.user_attrs.get(BASELINE) == BASELINE_NONE
+                     and SETTINGS in t.user_attrs), None)
+    if settings is None and space is not None:
+        settings = space.baseline_settings(BASELINE_NONE)
     for replicate in range(1, spec.seeds.noise):
         if replicate not in queued:
-            study.enqueue_trial({}, user_attrs={BASELINE: BASELINE_NONE, PLACEMENT: {},
-                                                SEED_REPLICATE: replicate,
-                                                SEED: extra_seed(spec.seed, replicate)},
-                                skip_if_exists=False)
+            attrs = {BASELINE: BASELINE_NONE, PLACEMENT: {}, SEED_REPLICATE: replicate,
+                     SEED: extra_seed(spec.seed, replicate)}
+            if settings:
+                attrs[SETTINGS] = settings
+            study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
 
 
 def _find(storage: Any, name: str):

@@ -35,6 +35,7 @@ from sweep.keys import (
     SEED_OF,
     SEED_REPLICATE,
     SEED_VALUE,
+    SETTINGS,
 )
 from sweep.study.budget import given_back, retried_numbers
 
@@ -85,6 +86,11 @@ class Configuration:
     @property
     def first(self) -> Any:
         return self.members[0]
+
+    @property
+    def settings(self) -> dict:
+        """Its values of what the study searches besides the penalties (empty if none)."""
+        return self.first.user_attrs.get(SETTINGS) or {}
 
     @property
     def baseline(self) -> str | None:

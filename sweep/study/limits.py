@@ -11,7 +11,14 @@ import datetime as _dt
 from typing import Any
 
 from sweep.errors import StudyHalted
-from sweep.keys import DUPLICATE_OF, FAIL_REASON, PLACEMENT, SPACE_CONFIGURATIONS, is_own_failure
+from sweep.keys import (
+    DUPLICATE_OF,
+    FAIL_REASON,
+    PLACEMENT,
+    SETTINGS,
+    SPACE_CONFIGURATIONS,
+    is_own_failure,
+)
 from sweep.spec import StudySpec
 
 
@@ -47,9 +54,10 @@ def trained_configurations(trials: list[Any]) -> set[str]:
     trained nothing)."""
     from optuna.trial import TrialState
 
-    from sweep.placement.configurations import placement_key
+    from sweep.placement.configurations import configuration_key
 
-    return {placement_key(t.user_attrs[PLACEMENT]) for t in trials
+    return {configuration_key(t.user_attrs[PLACEMENT], t.user_attrs.get(SETTINGS))
+            for t in trials
             if PLACEMENT in t.user_attrs and DUPLICATE_OF not in t.user_attrs
             and t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
 

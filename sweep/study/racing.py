@@ -44,7 +44,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF
+from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF, SETTINGS
 from sweep.seeds import extra_seed
 from sweep.spec import RacingSpec, StudySpec
 from sweep.study.grouping import Configuration, configurations, grouped
@@ -194,6 +194,8 @@ def promote(study: Any, spec: StudySpec) -> int:
                          SEED_INDEX: index, SEED: extra_seed(spec.seed, index)}
                 if configuration.baseline:
                     attrs[BASELINE] = configuration.baseline
+                if configuration.settings:  # a baseline's (a sampled one's are its params)
+                    attrs[SETTINGS] = configuration.settings
                 try:
                     study.enqueue_trial(first.params, user_attrs=attrs, skip_if_exists=False)
                 except Exception as error:

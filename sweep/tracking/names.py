@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from sweep.keys import LOG10_COEFFICIENT_PREFIX
+from sweep.placement.searched import describe_settings
 from sweep.placement.space import Placement, describe_placement
 
 
@@ -28,17 +30,21 @@ def coefficient_label(placement: Placement) -> str:
 
 def trial_run_name(number: int, label: str, placement: Placement,
                    baseline: str | None = None,
-                   seed_of: tuple[int, int] | None = None) -> str:
+                   seed_of: tuple[int, int] | None = None,
+                   settings: Mapping[str, Any] | None = None) -> str:
     """What the MLflow UI lists: ``#5 before_flatten l2=4.7e-4``,
     ``#0 baseline: no regularization``, ``#1 baseline: uniform_l2 l2=3.2e-4``; a seed
-    racing re-run (``seed_of``: first trial, seed index) ``#9 = #5 seed 2``."""
+    racing re-run (``seed_of``: first trial, seed index) ``#9 = #5 seed 2``. The searched
+    settings follow (``learning_rate=0.003 dropout/rate=0.2``)."""
     if seed_of is not None:
         return f"#{number} = #{seed_of[0]} seed {seed_of[1] + 1}"
     coefficients = coefficient_label(placement)
+    extra = describe_settings(settings or {})
     if baseline:
         what = "no regularization" if not placement else f"{baseline} {coefficients}"
-        return f"#{number} baseline: {what}"
-    return f"#{number} {label} {coefficients}".strip()[:120]
+        return f"#{number} baseline: {what} {extra}".strip()[:120]
+    return f"#{number} {label} {coefficients} {extra}".strip()[:120]
+
 
 
 def duplicate_run_name(number: int, original: int) -> str:

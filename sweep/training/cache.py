@@ -21,7 +21,7 @@ from typing import Any
 
 from sweep.placement.configurations import structure_key
 from sweep.spec import TrainSpec
-from sweep.training.fit import compile_model
+from sweep.training.fit import compile_model, set_rates, weight_decay
 from sweep.training.model import Placement, regularize
 from sweep.training.runtime import import_keras
 
@@ -66,12 +66,21 @@ class ModelCache:
         self._entries: OrderedDict[tuple, tuple[Any, dict, list]] = OrderedDict()
         self._penalty = _penalty_class()
 
-    def model_for(self, base: Any, placement: Placement, slots: list[str]) -> Any:
-        """A compiled model with ``placement``'s penalties and ``base``'s weights."""
-        key = structure_key(placement)  # what a compiled model depends on
+    def model_for(self, base: Any, placement: Placement, slots: list[str], *,
+                  train: TrainSpec | None = None, steps_per_execution: int | None = None,
+                  structure: tuple = ()) -> Any:
+        """A compiled model with ``placement``'s penalties and ``base``'s weights, trained
+        as ``train`` says (default: the cache's). ``structure``: what else the base model's
+        graph depends on (searched layer arguments: sweep.placement.searched)."""
+        train = train or self.train
+        steps = steps_per_execution or self.steps_per_execution
+        # What a compiled model depends on; the learning rate and weight decay are
+        # variables (sweep.training.fit.set_rates), a coefficient too (AdjustablePenalty).
+        key = (structure_key(placement), structure, train.optimizer,
+               weight_decay(train) is not None, steps)
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._build(base, placement, slots)
+            entry = self._build(base, placement, slots, train, steps)
             self._entries[key] = entry
             if len(self._entries) > MAX_MODELS:
                 self._entries.popitem(last=False)
@@ -86,9 +95,11 @@ class ModelCache:
             target.assign(value)
         for variable, value in zip(model.optimizer.variables, optimizer_state, strict=True):
             variable.assign(value)
+        set_rates(model, train)  # after the fresh state, which holds the first trial's
         return model
 
-    def _build(self, base: Any, placement: Placement, slots: list[str]):
+    def _build(self, base: Any, placement: Placement, slots: list[str], train: TrainSpec,
+               steps_per_execution: int):
         penalties: dict[tuple[str, str], Any] = {}
 
         def make(keras: Any, kinds: Mapping[str, float] | None, layer: str, target: str):
@@ -98,7 +109,7 @@ class ModelCache:
             return penalty
 
         model = regularize(base, placement, slots, make_regularizer=make)
-        compile_model(model, self.train, self.steps_per_execution)
+        compile_model(model, train, steps_per_execution)
         model.optimizer.build(model.trainable_variables)
         # A fresh optimizer's state (zero moments, step 0, the learning rate) to restore.
         optimizer_state = [v.numpy() for v in model.optimizer.variables]

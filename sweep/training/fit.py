@@ -50,14 +50,40 @@ def execution_steps(setting: int | str, steps_per_epoch: int) -> int:
 
 
 def compile_model(model: Any, train: TrainSpec, steps_per_execution: int = 1) -> None:
+    """Compile with ``train``'s optimizer, loss and metrics. The learning rate and the
+    weight decay are variables of the optimizer (``set_rates`` changes them without a new
+    trace): a trial of a searched learning rate or weight decay reuses the compiled model
+    of another (sweep.training.cache)."""
     keras = import_keras()
     optimizer = getattr(keras.optimizers, _OPTIMIZERS[train.optimizer])(
         learning_rate=train.learning_rate)
+    decay = weight_decay(train)
+    if decay is not None:
+        # Keras reads the attribute inside the traced step: a variable is read per step.
+        optimizer.weight_decay = keras.Variable(decay, trainable=False, dtype="float32",
+                                                name="weight_decay")
     metrics = [keras.metrics.MeanMetricWrapper(keras.losses.get(train.loss), name="data_loss")]
     if train.loss in _ACCURACY:
         metrics.append(getattr(keras.metrics, _ACCURACY[train.loss])(name="accuracy"))
     model.compile(optimizer=optimizer, loss=train.loss, metrics=metrics,
                   steps_per_execution=steps_per_execution, jit_compile=train.jit_compile)
+
+
+def weight_decay(train: TrainSpec) -> float | None:
+    """The decoupled weight decay ``train`` asks for: its own, else the optimizer's default
+    (Keras' AdamW decays by 0.004; the others not at all)."""
+    if train.weight_decay is not None:
+        return float(train.weight_decay)
+    return 0.004 if train.optimizer == "adamw" else None
+
+
+def set_rates(model: Any, train: TrainSpec) -> None:
+    """``train``'s learning rate and weight decay into a compiled model's optimizer."""
+    optimizer = model.optimizer
+    optimizer.learning_rate.assign(float(train.learning_rate))
+    decay = weight_decay(train)
+    if decay is not None:
+        optimizer.weight_decay.assign(decay)
 
 
 def prepare_targets(y: np.ndarray, train: TrainSpec, n_classes: int | None) -> np.ndarray:

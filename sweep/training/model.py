@@ -80,9 +80,14 @@ def build_base_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: i
         offered = {"input_shape": tuple(input_shape), "n_classes": n_classes}
         parameters = inspect.signature(function).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        arguments = dict(spec.arguments or {})  # the study file's, given whatever is declared
+        unknown = sorted(k for k in arguments if not accepts_any and k not in parameters)
+        if unknown:
+            raise SpecError("model.arguments", f"the builder takes no argument {unknown[0]!r} "
+                            f"(it takes {sorted(parameters)})", unknown[0])
         try:
             model = function(**{k: v for k, v in offered.items()
-                                if accepts_any or k in parameters})
+                                if accepts_any or k in parameters}, **arguments)
         except Exception as error:  # the user's code: say where it failed, in one line
             raise SpecError("model.builder", f"raised {type(error).__name__}: {error}",
                             spec.builder) from None

@@ -8,7 +8,7 @@ data pipelines and the compiled models are built once per process and reused
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ class Fitted:
     norms: Any  # the WeightNormCallback: measures the model's weights and penalties
     epochs_run: int  # epochs the model has been trained, resumed ones included
     failure: str | None  # why training stopped early (a non-finite loss), if it did
+    batches: Any = None  # the sweep.training.fit.Batches it trained on (its batch size)
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,12 @@ class Resume:
 
 class Trainer:
     def __init__(self, spec: StudySpec):
+        from sweep.placement.searched import searched_values
+
         self.spec = spec
+        self.searched = searched_values(spec)  # what trials' settings may set
         self._models: Any = None  # sweep.training.cache.ModelCache, created with TensorFlow
-        self._batches: Any = None  # sweep.training.fit.Batches, likewise
+        self._batches: dict[int, Any] = {}  # sweep.training.fit.Batches per batch size
         self._probe: Any = None  # validation inputs for activity norms, read once
 
     @property
@@ -67,7 +71,8 @@ class Trainer:
 
     def train(self, placement: dict, seed: int, sink: EpochSink,
               callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
-              on_resume: Callable[[dict[str, Any]], None] | None = None) -> Trained:
+              on_resume: Callable[[dict[str, Any]], None] | None = None,
+              settings: Mapping[str, Any] | None = None) -> Trained:
         """``fit``, then the final figures on every split (none for a pruned training).
         Raises TrialFailed when the training failed (a non-finite loss)."""
         from sweep.training.callbacks import PruningCallback
@@ -75,7 +80,8 @@ class Trainer:
 
         usage = GpuUsage.of_this_process()
         usage.start()
-        fitted = self.fit(placement, seed, sink, callbacks, resume=resume, on_resume=on_resume)
+        fitted = self.fit(placement, seed, sink, callbacks, resume=resume, on_resume=on_resume,
+                          settings=settings)
         gpu = usage.figures()
         if fitted.failure:
             raise TrialFailed(fitted.failure)
@@ -86,11 +92,15 @@ class Trainer:
 
     def fit(self, placement: dict, seed: int, sink: EpochSink,
             callbacks: Sequence[Any] = (), *, resume: Resume | None = None,
-            on_resume: Callable[[dict[str, Any]], None] | None = None) -> Fitted:
-        """Build the base model from ``seed``, apply ``placement``, train. Every epoch's
-        Keras logs plus weight norms and penalties go to ``sink``. With ``resume``, the
-        training state saved there is restored first (``on_resume`` is told what was
-        restored) and saved again as ``resume.every`` says."""
+            on_resume: Callable[[dict[str, Any]], None] | None = None,
+            settings: Mapping[str, Any] | None = None) -> Fitted:
+        """Build the base model from ``seed``, apply ``placement``, train. ``settings``:
+        the trial's values of what the study searches besides the penalties
+        (sweep.placement.searched; a value not given takes its search's typical one).
+        Every epoch's Keras logs plus weight norms and penalties go to ``sink``. With
+        ``resume``, the training state saved there is restored first (``on_resume`` is
+        told what was restored) and saved again as ``resume.every`` says."""
+        from sweep.placement.searched import resolve, structure_settings
         from sweep.placement.slots import describe_model, slot_names
         from sweep.training import checkpoint
         from sweep.training.cache import ModelCache
@@ -107,18 +117,25 @@ class Trainer:
 
         keras = import_keras()
         spec = self.spec
+        train, model_spec = resolve(spec, settings or {}) if self.searched else \
+            (spec.train, spec.model)
         splits = load_data(spec.data, spec.seed)
         keras.utils.set_random_seed(seed)
         # The base model is built for every training (its initial weights come from the
         # seed) but never trained: its weights are loaded into a cached compiled model.
-        base = build_base_model(spec.model, splits.input_shape, splits.n_classes,
-                                mixed_precision=spec.train.mixed_precision)
+        base = build_base_model(model_spec, splits.input_shape, splits.n_classes,
+                                mixed_precision=train.mixed_precision)
         slots = slot_names(describe_model(base))
+        batches = self._batches.get(train.batch_size)
+        if batches is None:
+            batches = self._batches[train.batch_size] = Batches(splits, train, spec.data)
         if self._models is None:
-            self._batches = Batches(splits, spec.train, spec.data)
-            self._models = ModelCache(spec.train, execution_steps(
-                spec.train.steps_per_execution, self._batches.steps_per_epoch()))
-        model = self._models.model_for(base, placement, slots)
+            self._models = ModelCache(train)
+        model = self._models.model_for(
+            base, placement, slots, train=train,
+            steps_per_execution=execution_steps(train.steps_per_execution,
+                                                batches.steps_per_epoch()),
+            structure=structure_settings(settings or {}, self.searched))
 
         uses_activity = any("activity" in targets for targets in placement.values())
         if uses_activity and self._probe is None:
@@ -142,21 +159,22 @@ class Trainer:
             extra.append(TrainingCheckpoint(writer, every=resume.every))
         interrupt.check()
         try:
-            fit(model, self._batches, [StopRequestCheck(), guard, norms, *callbacks, *extra],
+            fit(model, batches, [StopRequestCheck(), guard, norms, *callbacks, *extra],
                 seed=seed, initial_epoch=initial_epoch)
         finally:
             if writer is not None:  # a stopped trial leaves its last epoch on disk
                 writer.flush()
         history = model.history.epoch if model.history else []
         epochs_run = history[-1] + 1 if history else initial_epoch
-        return Fitted(model=model, norms=norms, epochs_run=epochs_run, failure=guard.reason)
+        return Fitted(model=model, norms=norms, epochs_run=epochs_run, failure=guard.reason,
+                      batches=batches)
 
     def final_figures(self, fitted: Fitted) -> dict[str, float]:
         """``final/<split>_<metric>`` on every split, plus the penalty, the total weight
         norm and the sparsity. The test split is evaluated here, after training, only."""
         from sweep.training.fit import evaluate
 
-        final = evaluate(fitted.model, self._batches)
+        final = evaluate(fitted.model, fitted.batches)
         measured = fitted.norms.measure()
         final[f"{FINAL}penalty_total"] = measured["penalty/total"]
         final[f"{FINAL}weights_l2_total"] = measured.get("weights/l2_total", 0.0)

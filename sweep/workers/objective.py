@@ -49,6 +49,7 @@ from sweep.keys import (
     SEED_REPLICATE,
     SEED_VALUE,
     SEEDS,
+    SETTINGS,
     WARM_START_OF,
     WARM_START_OF_TAG,
     WORKER,
@@ -103,8 +104,10 @@ class Objective:
         environment = self.environment(trial)
         attrs = trial.user_attrs
         baseline = attrs.get(BASELINE)
-        # A baseline trial was queued with its placement; it searches nothing.
+        # A baseline trial was queued with its placement and settings; it searches nothing.
         placement = attrs[PLACEMENT] if baseline else self.space.suggest(trial)
+        settings = (attrs.get(SETTINGS) or {}) if baseline else \
+            self.space.suggest_settings(trial)
         # A trial that goes on with a stopped one's configuration (re-queued after a stop,
         # or retried after its worker died) inherits its seed, checkpoint and MLflow run.
         origin = attrs.get(CHECKPOINT, trial.number)
@@ -113,6 +116,8 @@ class Objective:
         previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
         started = {SEED: seed, PLACEMENT: placement, CHECKPOINT: origin,
                    WORKER: self.tracker.worker, ENVIRONMENT: environment}
+        if settings:
+            started[SETTINGS] = settings
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             started[GPU] = os.environ["CUDA_VISIBLE_DEVICES"]
         if SEED_REPLICATE in attrs or SEED_OF in attrs:
@@ -121,9 +126,10 @@ class Objective:
             earlier = None
         else:
             try:
-                earlier = claim(trial, placement, started, on_wait=lambda number: log.info(
-                    "trial %d: the same model as trial %d, which is training: waiting for "
-                    "its figures", trial.number, number))
+                earlier = claim(
+                    trial, placement, settings, started, on_wait=lambda number: log.info(
+                        "trial %d: the same model as trial %d, which is training: waiting "
+                        "for its figures", trial.number, number))
             except KeyboardInterrupt:
                 self._interrupted(trial)
                 raise
@@ -138,10 +144,10 @@ class Objective:
             tags[CONFIGURATION_TAG] = f"#{attrs[SEED_OF]}"
         tags.update({ENV_TAG_PREFIX + key: value for key, value in environment.items()})
         run = self.tracker.start_trial(
-            trial.number, trial.params, placement, seed, tags=tags, label=label,
+            trial.number, {**settings, **trial.params}, placement, seed, tags=tags, label=label,
             name=trial_run_name(trial.number, label, placement, baseline,
                                 seed_of=(attrs[SEED_OF], attrs.get(SEED_INDEX, 0))
-                                if SEED_OF in attrs else None))
+                                if SEED_OF in attrs else None, settings=settings))
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
             self.on_trial_start(trial.number, describe_placement(placement))
@@ -157,7 +163,8 @@ class Objective:
                     self.spec.budget.trial_timeout,
                     on_stuck_timeout=lambda reason: self._abandon(trial, run, reason, folder),
                     on_stuck_stop=lambda: self._abandon(trial, run, INTERRUPTED, folder)):
-                values = self._train(trial, run, placement, seed, folder, previous_run)
+                values = self._train(trial, run, placement, settings, seed, folder,
+                                     previous_run)
         except optuna.TrialPruned:
             run.finish("PRUNED", tags={
                 PRUNED_AT_EPOCH_TAG: str(trial.user_attrs.get(PRUNED_AT_EPOCH, ""))},
@@ -249,7 +256,7 @@ class Objective:
         run.finish("FAIL", reason=reason, wait=False)
         set_user_attrs(trial, {FAIL_REASON: reason, EPOCHS_RUN: self._epochs_done})
 
-    def _train(self, trial: Any, run: TrialRun, placement: dict, seed: int,
+    def _train(self, trial: Any, run: TrialRun, placement: dict, settings: dict, seed: int,
                folder: Path | None, previous_run: str | None) -> float | list[float]:
         import optuna
 
@@ -280,7 +287,7 @@ class Objective:
             run.log_epoch(epoch, metrics)
 
         trained = self.trainer.train(placement, seed, sink, callbacks, resume=resume,
-                                     on_resume=resumed)
+                                     on_resume=resumed, settings=settings)
         set_user_attrs(trial, {EPOCHS_RUN: trained.epochs_run, **trained.usage})
         if trained.pruned_at is not None:
             trial.set_user_attr(PRUNED_AT_EPOCH, trained.pruned_at)
@@ -323,12 +330,13 @@ def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
     return values
 
 
-def claim(trial: Any, placement: dict, started: dict[str, Any], *,
+def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], *,
           on_wait: Callable[[int], None] | None = None, poll: float = 2.0
           ) -> Configuration | None:
-    """Record ``started`` (the placement among it) on ``trial`` once no other trial is
-    training the same placement, and return the trained configuration it is (its figures
-    are then reused) or None (this trial trains it). A trial that samples a
+    """Record ``started`` (the placement and settings among it) on ``trial`` once no other
+    trial is training the same configuration (placement and settings), and return the
+    trained configuration it is (its figures are then reused) or None (this trial trains
+    it). A trial that samples a
     placement another is still training waits for it: two workers trained no
     regularization side by side (#0 queued, #2 sampled), and seed racing then raced both.
     Checked and recorded under the study's placement lock, so of two workers sampling
@@ -345,8 +353,8 @@ def claim(trial: Any, placement: dict, started: dict[str, Any], *,
         lock = backend.study_lock(trial.study._study_id, "placement") \
             if backend is not None else contextlib.nullcontext()
         with lock:
-            earlier = _same_config(trial, placement)
-            training = None if earlier is not None else _training(trial, placement)
+            earlier = _same_config(trial, placement, settings)
+            training = None if earlier is not None else _training(trial, placement, settings)
             if training is None:
                 set_user_attrs(trial, started)
                 return earlier
@@ -356,24 +364,24 @@ def claim(trial: Any, placement: dict, started: dict[str, Any], *,
         interrupt.sleep(poll)  # a stop request ends the wait (the caller re-queues)
 
 
-def _training(trial: Any, placement: dict) -> Any:
-    """Another RUNNING trial that has claimed ``placement`` (recorded it), or None."""
+def _training(trial: Any, placement: dict, settings: dict) -> Any:
+    """Another RUNNING trial that has claimed this configuration (recorded it), or None."""
     import optuna
 
     return next((other for other in trial.study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        if other.number != trial.number and other.user_attrs.get(PLACEMENT) == placement),
-        None)
+        if other.number != trial.number and other.user_attrs.get(PLACEMENT) == placement
+        and (other.user_attrs.get(SETTINGS) or {}) == settings), None)
 
 
-def _same_config(trial: Any, placement: dict) -> Configuration | None:
+def _same_config(trial: Any, placement: dict, settings: dict) -> Configuration | None:
     """The study's trained configuration with this placement (the duplicate rule is the
     grouping's: sweep.study.grouping), or None. Two workers may each have trained it as a
     configuration of its own before either finished: the one measured on the most seeds
     stands for it, then the earlier."""
     study = trial.study
     same = [c for c in grouped(study, study.get_trials(deepcopy=False))
-            if c.complete and c.placement == placement]
+            if c.complete and c.placement == placement and c.settings == settings]
     return max(same, key=lambda c: (c.n, -c.key), default=None)
 
 
