@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from conftest import tiny_study, write_study
 from mlflow.tracking import MlflowClient
 
-from sweep.answers.confirm import Confirmation, ConfirmedConfig
+from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
 from sweep.answers.rows import group_label, placement_coefficients
 from sweep.answers.tables import number_format
 from sweep.cli import cli
@@ -577,3 +577,60 @@ def test_placement_rows_of_a_hand_written_study(reported: Reported, tmp_path: Pa
                                                     "0.05000"]
     assert table["all"][4] == "-0.0500" and table["all"][15] == "l2=1.00e-02"
     assert table["uniform_l2 (baseline)"][15] == "l2=1.00e-03"
+
+
+def test_a_study_that_searches_dropout_compares_and_confirms_each_regularizer_family(
+        tmp_path: Path, tracking_uri: str) -> None:
+    """Penalties and a dropout rate searched together: one row per family (l2 on its
+    placement, dropout, both), each family's best re-trained over seeds against no
+    regularization, and the verdict naming the family and the dropout rate."""
+    storage = f"sqlite:///{tmp_path / 'sweep.db'}"
+    study = tiny_study(
+        name="families", sampler="grid", budget={"n_trials": 5},
+        report={"confirm_top": 1}, seeds={"confirm": 2},
+        search={"targets": ["kernel"], "placement": {"choices": ["none", "all"]},
+                "l2": 1.0e-3, "baselines": ["none"]})
+    study["model"]["layers"][1]["Dropout"]["rate"] = {"choices": [0.0, 0.2]}
+    run = _invoke("run", str(write_study(tmp_path / "f.yaml", study)), "--storage",
+                  storage, "--tracking-uri", tracking_uri, "--no-progress")
+    assert run.exit_code == 0, run.output
+    out = tmp_path / "out"
+    result = _invoke("report", "families", "--storage", storage, "--tracking-uri",
+                     tracking_uri, "--output", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+
+    rows = json.loads((out / "report.json").read_text())["placements"]
+    assert sorted(row["placement"] for row in rows) == [
+        "dropout", "l2 (all)", "l2 (all) + dropout", "none (baseline)"]
+    stored = optuna.load_study(study_name="families", storage=storage)
+    for row in rows:
+        trial = stored.trials[row["trial"]]
+        dropout = trial.user_attrs["settings"]["dropout/rate"]
+        assert (dropout > 0) == ("dropout" in row["placement"])
+        assert bool(trial.user_attrs["placement"]) == ("l2" in row["placement"])
+        # Each family's best is confirmed over the 2 fresh seeds against no
+        # regularization, not only the study's best.
+        assert row["confirmed"] is not None and row["confirmed_n"] == 2, row["placement"]
+    confirmation = stored_confirmation(stored)
+    assert confirmation is not None
+    assert sorted(c.settings["dropout/rate"] for c in confirmation.configs) == [
+        0.0, 0.0, 0.2, 0.2]
+    client = MlflowClient(tracking_uri)
+    confirm_runs = client.search_runs(
+        [client.get_experiment_by_name("families").experiment_id],
+        filter_string="tags.`sweep.role` = 'confirm'")
+    assert sorted(r.data.params["dropout/rate"] for r in confirm_runs) == [
+        "0.0", "0.0", "0.0", "0.0", "0.2", "0.2", "0.2", "0.2"]
+
+    markdown = (out / "report.md").read_text()
+    table = _markdown_rows(markdown, "Comparison per regularizer")
+    assert table["dropout"][table["dropout"].index("dropout/rate=0.2")] == "dropout/rate=0.2"
+    if rows[0]["placement"] == "none (baseline)":
+        assert f"No regularization (#{rows[0]['trial']}) is the best" in markdown
+    else:  # the verdict names the family and the dropout rate it holds at
+        assert f"#{rows[0]['trial']} ({rows[0]['placement']}; dropout/rate=" in markdown
+    assert "Comparison per regularizer" in result.output
+    # The slice plot has the dropout rate as a parameter of its own.
+    page = (out / "report.html").read_text()
+    chart = page.split("<h3 id='slice'>", 1)[1].split("<h3 id=", 1)[0]
+    assert '"dropout\\u002frate"' in chart  # plotly's JSON escapes the slash

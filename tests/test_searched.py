@@ -11,6 +11,7 @@ from conftest import tiny_study
 
 from sweep.errors import SpecError
 from sweep.placement.searched import (
+    family_label,
     regularizer_families,
     resolve,
     searched_values,
@@ -75,6 +76,37 @@ def test_baselines_take_typical_values_and_no_regularization_none_of_the_regular
                                                                     "weight_decay"]
 
 
+def test_allow_zero_switches_a_regularizer_off_with_a_parameter_of_its_own() -> None:
+    study = tiny_study()
+    study["model"]["layers"][1]["Dropout"]["rate"] = {"low": 0.1, "high": 0.5,
+                                                      "allow_zero": True}
+    study["train"]["weight_decay"] = {"low": 1e-5, "high": 1e-2, "log": True,
+                                      "allow_zero": True}
+    found = searched_values(parse_spec(study))
+    off = optuna.trial.FixedTrial({"train/weight_decay_on": False, "dropout/rate_on": False})
+    assert suggest_settings(off, found) == {"train/weight_decay": 0.0, "dropout/rate": 0.0}
+    on = optuna.trial.FixedTrial({"train/weight_decay_on": True, "train/weight_decay": 1e-3,
+                                  "dropout/rate_on": True, "dropout/rate": 0.3})
+    assert suggest_settings(on, found) == {"train/weight_decay": 1e-3, "dropout/rate": 0.3}
+    # Switched off, it is no regularizer: the configuration's family says so.
+    assert regularizer_families({}, {"train/weight_decay": 0.0, "dropout/rate": 0.3},
+                                found) == ["dropout"]
+
+
+def test_a_configurations_family_names_its_penalties_placement_and_other_regularizers(
+        ) -> None:
+    found = searched_values(parse_spec(_study(**SEARCHED)))
+    l2_all = {"dense": {"kernel": {"l2": 1e-3}}, "dense_1": {"kernel": {"l2": 1e-3}}}
+    assert family_label("all", l2_all, {"dropout/rate": 0.0, "train/weight_decay": 0.0},
+                        found) == "l2 (all)"
+    assert family_label("all", l2_all, {"dropout/rate": 0.2, "train/weight_decay": 0.0},
+                        found) == "l2 (all) + dropout"
+    assert family_label("none", {}, {"dropout/rate": 0.2, "train/weight_decay": 1e-4},
+                        found) == "dropout + weight decay"
+    assert family_label("none", {}, {"dropout/rate": 0, "train/weight_decay": 0},
+                        found) == "none"
+
+
 def test_a_builders_arguments_are_searched_as_builder_parameters() -> None:
     study = tiny_study()
     study["model"] = {"builder": "mymodels:mlp",
@@ -110,6 +142,13 @@ def test_a_builders_arguments_are_searched_as_builder_parameters() -> None:
      "model.layers[0].Dense.name", "cannot be searched"),
     ({"model": {"layers": [{"Dense": {"units": 3}}], "arguments": {"width": 3}}},
      "model.arguments", "with model.builder"),
+    ({"train": {"learning_rate": {"low": 1e-4, "high": 1e-2, "allow_zero": True}}},
+     "train.learning_rate", "allow_zero switches a regularizer off"),
+    ({"model": {"layers": [{"Dense": {"units": {"low": 4, "high": 8, "allow_zero": True}}},
+                           {"Dense": {"units": 3}}]}},
+     "model.layers[0].Dense.units", "allow_zero switches a regularizer off"),
+    ({"train": {"weight_decay": {"low": 1e-4, "high": 1e-2, "allow_zero": "yes"}}},
+     "train.weight_decay.allow_zero", "must be true or false"),
 ])
 def test_bad_searches_name_the_field(change: dict, field: str, message: str) -> None:
     study = tiny_study()

@@ -191,25 +191,38 @@ class _Pick:
 def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
     """The no-regularization baseline, then the ``top`` best configurations in the study's
     ranking, on the primary *validation* objective (the test split plays no part in
-    choosing)."""
-    from sweep.placement.searched import searched_values, typical_settings
+    choosing). A study that searches a regularizer besides the penalties (dropout, weight
+    decay) also gets the best configuration of each family it trained (``l2``,
+    ``dropout``, ``l2`` with ``dropout``, ...), so that the comparison says which one
+    beats no regularization, not only whether the best does."""
+    from sweep.placement.searched import (
+        regularizer_families,
+        searched_values,
+        searches_regularizers,
+        typical_settings,
+    )
     from sweep.placement.space import BASELINE_NONE
     from sweep.study.ranking import ranked_configurations
     from sweep.study.results import baseline_trial
 
-    base = baseline_trial(study)
+    searched = searched_values(spec)
+    base = baseline_trial(study, spec=spec)
     # The baseline's own settings; without a baseline trial, those it would have had.
     none = (base.user_attrs.get(SETTINGS) or {}) if base else \
-        typical_settings(searched_values(spec), regularized=False)
+        typical_settings(searched, regularized=False)
     picks = [_Pick("no regularization", base.number if base else None, BASELINE_NONE, {},
                    none)]
     seen: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, none)]
+    families: set[tuple[str, ...]] = {()}
+    per_family = searches_regularizers(searched)
     for configuration in ranked_configurations(study, spec):
         # Two workers may each have trained one configuration as one of its own.
         identity = (configuration.placement, configuration.settings)
-        if len(picks) > top or identity in seen:
+        family = tuple(regularizer_families(*identity, searched))
+        if identity in seen or (len(picks) > top and (not per_family or family in families)):
             continue
         seen.append(identity)
+        families.add(family)
         trial, kind = configuration.named, configuration.baseline
         label = f"{configuration.name} ({kind or _describe(trial.params)})"
         picks.append(_Pick(label, trial.number, kind, configuration.placement,

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
-from sweep.keys import PLACEMENT
+from sweep.keys import PLACEMENT, SETTINGS
+from sweep.placement.searched import searched_values, searches_regularizers
 from sweep.spec import StudySpec
 
 __all__ = ["confirmed_config", "headline", "study_headline"]
@@ -17,13 +18,13 @@ def confirmed_config(confirmation: Confirmation | None, trial: Any
                      ) -> ConfirmedConfig | None:
     """The confirmed configuration that re-trained ``trial``'s configuration: by its
     number, else (a confirmation stored before configurations were named by their first
-    trial) by its placement."""
+    trial) by its placement and settings."""
     if confirmation is None or trial is None:
         return None
-    placement = trial.user_attrs.get(PLACEMENT) or {}
+    identity = (trial.user_attrs.get(PLACEMENT) or {}, trial.user_attrs.get(SETTINGS) or {})
     return next((c for c in confirmation.configs if c.trial_number == trial.number), None) \
-        or next((c for c in confirmation.configs
-                 if c.placement == placement and c is not confirmation.baseline), None)
+        or next((c for c in confirmation.configs if (c.placement, c.settings) == identity
+                 and c is not confirmation.baseline), None)
 
 
 def headline(spec: StudySpec, *, best: Any, seeds: dict[int, Any], baseline: Any,
@@ -40,7 +41,9 @@ def headline(spec: StudySpec, *, best: Any, seeds: dict[int, Any], baseline: Any
     figure = mine.figure() if mine is not None else f"{best.values[0]:.4f}"
     if baseline is not None and baseline.number == best.number:
         return (f"No regularization (#{best.number}) is the best configuration on validation "
-                f"({primary} {figure}): no penalty placement beat it.")
+                f"({primary} {figure}): no "
+                + ("regularizer" if searches_regularizers(searched_values(spec))
+                   else "penalty placement") + " beat it.")
     config = confirmed_config(confirmation, best)
     comparison = None if config is None or confirmation is None else \
         confirmation.compare(config)
@@ -70,6 +73,7 @@ def study_headline(study: Any, spec: StudySpec,
                    confirmation: Confirmation | None = None) -> str:
     """``headline`` of a study as stored (its ranking, its stored confirmation)."""
     from sweep.answers.rows import group_label
+    from sweep.placement.searched import describe_settings
     from sweep.study.ranking import ranked_trials
     from sweep.study.results import baseline_trial
 
@@ -84,6 +88,11 @@ def study_headline(study: Any, spec: StudySpec,
     best = ordered[0] if ordered else None
     if confirmation is None:
         confirmation = stored_confirmation(study)
-    return headline(spec, best=best, seeds=seeds, baseline=baseline_trial(study),
-                    confirmation=confirmation,
-                    label=None if best is None else group_label(best, spec))
+    label = None
+    if best is not None:
+        # The verdict names the regularizer family and what else the study searched
+        # (the learning rate it holds at), not a trial number alone.
+        settings = describe_settings(best.user_attrs.get(SETTINGS) or {})
+        label = group_label(best, spec) + (f"; {settings}" if settings else "")
+    return headline(spec, best=best, seeds=seeds, baseline=baseline_trial(study, spec=spec),
+                    confirmation=confirmation, label=label)

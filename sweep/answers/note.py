@@ -157,7 +157,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
         link = run_path(tracker.experiment_id(), run_id)
     confirmation = confirmation if confirmation is not None else stored_confirmation(study)
     note = description(spec, trials=used_budget(trials), budget=spec.budget.n_trials,
-                       best=best, best_link=link, baseline=baseline_trial(study),
+                       best=best, best_link=link, baseline=baseline_trial(study, spec=spec),
                        confirmation=confirmation, report_path=report_path,
                        registration=stored_registration(study),
                        seeds=seeds, answer=study_headline(study, spec, confirmation))

@@ -88,7 +88,7 @@ def curve_runs(study: Any, spec: StudySpec) -> tuple[list[tuple[str, str]], list
     ranked = sorted_complete(study, spec)
     if not ranked:
         return [], ["no completed trial"]
-    best, base = ranked[0], baseline_trial(study)
+    best, base = ranked[0], baseline_trial(study, spec=spec)
     wanted = [(f"best: configuration #{best.number} ({group_label(best, spec)})", best)]
     missing = []
     if base is None:

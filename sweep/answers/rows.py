@@ -6,11 +6,18 @@ Pure functions of the study."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
 from sweep.keys import BASELINE, FINAL, PLACEMENT, SETTINGS
+from sweep.placement.searched import (
+    Searched,
+    family_label,
+    regularizer_families,
+    searched_values,
+    searches_regularizers,
+)
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
@@ -35,31 +42,46 @@ _COEFFICIENT = re.compile(r"^(l1|l2)(/.+)?$")  # shared `l1`, per-layer `l2/dens
 
 
 
-def group_label(trial: Any, spec: StudySpec) -> str:
-    """Which placement a trial belongs to: its baseline kind, the named placement it
-    drew, or (mask search) the set of slots it regularized."""
+def group_label(trial: Any, spec: StudySpec,
+                searched: Sequence[Searched] | None = None) -> str:
+    """Which row of the comparison a trial belongs to: its baseline kind, the named
+    placement it drew, or (mask search) the set of slots it regularized; when the study
+    also searches a regularizer (dropout, weight decay), its regularizer family
+    (``l2 (all) + dropout``). ``searched``: the study's searched values, when the caller
+    holds them (sweep.placement.searched.searched_values)."""
+    if searched is None:
+        searched = searched_values(spec)
     baseline = trial.user_attrs.get(BASELINE)
     if baseline:
         return f"{baseline} (baseline)"
-    if trial.user_attrs.get(PLACEMENT) == {}:
-        # No penalty anywhere (placement `none`, both coefficients off): the same model
-        # as the no-regularization baseline, so one row, not the same trial twice.
+    placement = trial.user_attrs.get(PLACEMENT) or {}
+    settings = trial.user_attrs.get(SETTINGS) or {}
+    if PLACEMENT in trial.user_attrs and not regularizer_families(placement, settings,
+                                                                  searched):
+        # No regularizer anywhere (placement `none`, both coefficients off, dropout
+        # switched off): the same model as the no-regularization baseline, so one row,
+        # not the same trial twice.
         return f"{BASELINE_NONE} (baseline)"
     if "placement" in trial.params:
-        return str(trial.params["placement"])
-    choices = spec.search.placement.choices
-    if choices is not None and len(choices) == 1:  # a fixed placement is not a parameter
-        return choices[0]
-    placement = trial.user_attrs.get(PLACEMENT) or {}
-    return "+".join(placement) if placement else "none"
+        label = str(trial.params["placement"])
+    elif (choices := spec.search.placement.choices) is not None and len(choices) == 1:
+        label = choices[0]  # a fixed placement is not a parameter
+    else:
+        label = "+".join(placement) if placement else "none"
+    if searches_regularizers(searched):
+        return family_label(label, placement, settings, searched)
+    return label
 
 
 def placement_groups(study: Any, spec: StudySpec) -> dict[str, list[Any]]:
-    """The study's configurations (sweep.study.grouping.Configuration) by placement;
-    groups and their configurations best first, in the one ranking ``sweep best`` uses."""
+    """The study's configurations (sweep.study.grouping.Configuration) by placement (by
+    regularizer family when the study searches one besides the penalties); groups and
+    their configurations best first, in the one ranking ``sweep best`` uses."""
+    searched = searched_values(spec)
     groups: dict[str, list[Any]] = {}
     for configuration in ranked_configurations(study, spec):
-        groups.setdefault(group_label(configuration.named, spec), []).append(configuration)
+        groups.setdefault(group_label(configuration.named, spec, searched),
+                          []).append(configuration)
     return groups
 
 
@@ -73,7 +95,7 @@ def placement_rows(study: Any, spec: StudySpec,
     if confirmation is None:
         confirmation = stored_confirmation(study)
     _, seeds = ranked_trials(study, spec)
-    baseline = baseline_trial(study)
+    baseline = baseline_trial(study, spec=spec)
     base_value = None if baseline is None else figure_of(baseline, seeds)
     rows = []
     for label, found in placement_groups(study, spec).items():
@@ -135,12 +157,14 @@ def placement_coefficients(placement: Mapping[str, Any]) -> dict[str, float]:
 
 def _config_for(confirmation: Confirmation, trial: Any) -> ConfirmedConfig | None:
     """The confirmed configuration that re-trained this trial's model: the same trial,
-    the same baseline kind, or (a duplicate, another group's name) the same placement."""
+    the same baseline kind, or (a duplicate, another group's name) the same placement
+    and settings."""
     placement = trial.user_attrs.get(PLACEMENT) or {}
+    settings = trial.user_attrs.get(SETTINGS) or {}
     kind = trial.user_attrs.get(BASELINE)
     for matches in (lambda c: c.trial_number == trial.number,
                     lambda c: kind is not None and c.baseline == kind,
-                    lambda c: c.placement == placement):
+                    lambda c: (c.placement, c.settings) == (placement, settings)):
         found = next((c for c in confirmation.configs if matches(c)), None)
         if found is not None:
             return found

@@ -13,7 +13,7 @@ from sweep.answers.figure import Figure
 from sweep.answers.register import stored_registration
 from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT, SETTINGS
-from sweep.placement.searched import describe_settings
+from sweep.placement.searched import describe_settings, searched_values, searches_regularizers
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study.ranking import ranked_trials
@@ -133,9 +133,12 @@ def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table
     columns += [(key, header) for key, header in WEIGHT_FIGURES if any(key in r for r in rows)]
     confirmed = any(row.get("confirmed") for row in rows)
     metric = next((row["confirmed_metric"] for row in rows if row.get("confirmed")), "")
-    headers = ("placement", "configs (trials)", "best", "seeds",
-               f"Δ {primary} vs no-reg",
+    per_family = searches_regularizers(searched_values(spec))
+    settings = any(row.get("settings") for row in rows)
+    headers = ("regularizer" if per_family else "placement", "configs (trials)", "best",
+               "seeds", f"Δ {primary} vs no-reg",
                *(header for _, header in columns), "coefficients",
+               *(("also searched",) if settings else ()),
                *((f"confirmed {metric} (mean ± std)", "exceeds noise") if confirmed else ()))
     formats = {key: number_format(row.get(key) for row in rows) for key, _ in columns}
     delta = number_format((row["vs_no_reg"] for row in rows), signed=True,
@@ -147,11 +150,14 @@ def placement_table(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> Table
                  _trial_cell(row), str(row["seeds"]), delta(row["vs_no_reg"])]
         cells += [formats[key](row.get(key)) for key, _ in columns]
         cells.append(fmt_coefficients(row["coefficients"]))
+        if settings:
+            cells.append(describe_settings(row.get("settings") or {}) or "–")
         if confirmed:
             cells += _confirmed_cells(row, confirmed_format)
         body.append(tuple(cells))
-    return Table(f"Comparison per placement (best configuration of each by {primary})",
-                 headers, tuple(body), tuple(_placement_notes(rows, spec)))
+    per = "regularizer" if per_family else "placement"
+    return Table(f"Comparison per {per} (best configuration of each by {primary})",
+                 headers, tuple(body), tuple(_placement_notes(rows, spec, per_family)))
 
 
 def _trial_cell(row: Mapping[str, Any]) -> str:
@@ -166,14 +172,20 @@ def _confirmed_cells(row: Mapping[str, Any], number: Callable[[Any], str]) -> li
             fmt_verdict(row["significant"], row["p_value"], row["confirmed_is_baseline"])]
 
 
-def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec) -> list[str]:
+def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec,
+                     per_family: bool = False) -> list[str]:
     primary = spec.primary.metric
     notes = [
-        f"Each row is the best configuration of its placement by {primary} on the "
+        f"Each row is the best configuration of its "
+        f"{'regularizer family' if per_family else 'placement'} by {primary} on the "
         "validation split (the study's ranking), named by its first trial; its figures are "
         "means over its seeds; test figures are shown, never used to choose. "
-        "configs (trials): how many configurations of the placement were trained, "
-        "and on how many trainings (seed re-runs included).",
+        f"configs (trials): how many configurations of the "
+        f"{'family' if per_family else 'placement'} were trained, "
+        "and on how many trainings (seed re-runs included)."
+        + (" A family is the penalties with their placement (l2 (all)) and each other "
+           "regularizer the configuration uses (+ dropout, + weight decay); also searched: "
+           "the values the row's configuration trains with." if per_family else ""),
         "data loss: the loss without the penalty; penalty: the regularization terms Keras "
         "adds to the loss (Keras' own loss = data loss + penalty).",
         "gap: how much better the model does on its training data than on validation data "
@@ -247,11 +259,12 @@ def summary_lines(study: Any, spec: StudySpec,
         label = group_label(best, spec)
         resolved = describe_placement(best.user_attrs.get(PLACEMENT) or {})
         settings = describe_settings(best.user_attrs.get(SETTINGS) or {})
+        per = "regularizer" if searches_regularizers(searched_values(spec)) else "placement"
         lines.append(f"Best configuration: #{best.number}, {primary.metric} = "
-                     f"{seeds[best.number].figure()}, placement {label}"
+                     f"{seeds[best.number].figure()}, {per} {label}"
                      + ("" if resolved == label else f": {resolved}")
                      + (f", with {settings}" if settings else "") + ".")
-    base = baseline_trial(study)
+    base = baseline_trial(study, spec=spec)
     found = None if base is None else seeds.get(base.number)
     lines.append("No completed no-regularization trial." if base is None else
                  f"No-regularization baseline: #{base.number}, {primary.metric} = "

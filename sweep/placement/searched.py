@@ -18,19 +18,17 @@ from typing import Any
 
 from sweep.placement.slots import declared_layer_names
 from sweep.spec import ModelSpec, StudySpec, TrainSpec
-from sweep.spec.searched import SearchChoices, SearchRange, is_search, parse_search
+from sweep.spec.searched import (
+    REGULARIZING_ARGUMENTS,
+    WEIGHT_DECAY,
+    SearchChoices,
+    SearchRange,
+    is_search,
+    parse_search,
+)
 
 Settings = dict[str, Any]
 
-# Layer arguments that regularize: 0 is "none of it" (the no-regularization baseline
-# trains with 0 where the study searches them).
-REGULARIZING_ARGUMENTS = {
-    ("Dropout", "rate"): "dropout", ("SpatialDropout1D", "rate"): "dropout",
-    ("SpatialDropout2D", "rate"): "dropout", ("SpatialDropout3D", "rate"): "dropout",
-    ("GaussianDropout", "rate"): "dropout", ("AlphaDropout", "rate"): "dropout",
-    ("GaussianNoise", "stddev"): "noise",
-}
-WEIGHT_DECAY = "weight_decay"
 
 
 @dataclass(frozen=True)
@@ -82,12 +80,22 @@ def searched_values(spec: StudySpec) -> list[Searched]:
     return found
 
 
+def switch_name(item: Searched) -> str:
+    """The parameter that switches a regularizer with ``allow_zero`` on or off."""
+    return f"{item.name}_on"
+
+
 def suggest_settings(trial: Any, searched: Sequence[Searched]) -> Settings:
-    """A trial's values of the searched keys (Optuna's suggest_* under their names)."""
+    """A trial's values of the searched keys (Optuna's suggest_* under their names); a
+    regularizer with ``allow_zero`` first draws whether it is on (``dropout/rate_on``),
+    and its value only when it is, so that no parameter is dead."""
     settings: Settings = {}
     for item in searched:
         search = item.search
-        if isinstance(search, SearchChoices):
+        if isinstance(search, SearchRange) and search.allow_zero and \
+                not trial.suggest_categorical(switch_name(item), [True, False]):
+            settings[item.name] = _off(item)
+        elif isinstance(search, SearchChoices):
             settings[item.name] = trial.suggest_categorical(item.name, list(search.choices))
         elif search.is_int:
             settings[item.name] = int(trial.suggest_int(item.name, int(search.low),
@@ -102,8 +110,14 @@ def typical_settings(searched: Sequence[Searched], *, regularized: bool = True) 
     """The values a trial outside the sampler trains with (a baseline): each search's
     middle value, and with ``regularized=False`` no regularizer (a searched dropout rate
     or weight decay at 0)."""
-    return {item.name: 0 if not regularized and item.family is not None
+    return {item.name: _off(item) if not regularized and item.family is not None
             else item.search.typical() for item in searched}
+
+
+def _off(item: Searched) -> int | float:
+    """A regularizer switched off, of the search's own type (0.0 for a rate), so that the
+    baseline is the same configuration as a trial that drew 0.0."""
+    return 0 if item.search.is_int else 0.0
 
 
 def grid_values(searched: Sequence[Searched]) -> dict[str, list[Any]]:
@@ -155,6 +169,24 @@ def regularizer_families(placement: Mapping[str, Any], settings: Mapping[str, An
                 and isinstance(settings.get(item.name), int | float)
                 and settings[item.name] > 0}
     return kinds + sorted(families)
+
+
+def searches_regularizers(searched: Sequence[Searched]) -> bool:
+    """Whether the study searches a regularizer besides the penalties (dropout, noise,
+    weight decay): its comparison is then per regularizer family, not per placement."""
+    return any(item.family is not None for item in searched)
+
+
+def family_label(placement_label: str, placement: Mapping[str, Any],
+                 settings: Mapping[str, Any], searched: Sequence[Searched]) -> str:
+    """A configuration's regularizer family, as the comparison names its row: the
+    penalties with their placement (``l2 (all)``), then each searched regularizer it
+    uses (``l2 (all) + dropout``, ``weight decay``); ``none`` when it uses none."""
+    families = regularizer_families(placement, settings, searched)
+    kinds = [f for f in families if f in ("l1", "l2")]
+    parts = [f"{'+'.join(kinds)} ({placement_label})"] if kinds else []
+    parts += [f.replace("_", " ") for f in families if f not in kinds]
+    return " + ".join(parts) or "none"
 
 
 def describe_settings(settings: Mapping[str, Any]) -> str:

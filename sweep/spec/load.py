@@ -15,7 +15,7 @@ from pydantic import (
 
 from sweep.errors import SpecError, SpecErrors
 from sweep.spec.base import MOVED_KEYS, SOURCES, TOP_LEVEL_KEYS, FieldError
-from sweep.spec.searched import SEARCHABLE, unsearchable
+from sweep.spec.searched import unsearchable
 from sweep.spec.study import StudySpec
 
 log = logging.getLogger("sweep")
@@ -91,9 +91,8 @@ def parse_spec(data: Any) -> StudySpec:
                         f"{', '.join(TOP_LEVEL_KEYS)}", type(data).__name__)
     misplaced = unsearchable(data)
     if misplaced:
-        raise SpecErrors([SpecError(path, f"cannot be searched (a range or choices stands "
-                                    f"only at {', '.join(SEARCHABLE)})", value)
-                          for path, value in misplaced])
+        raise SpecErrors([SpecError(path, message, value)
+                          for path, value, message in misplaced])
     used = moved_keys(data)
     try:
         return StudySpec.model_validate(_move(data, used))

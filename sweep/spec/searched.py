@@ -24,7 +24,7 @@ from pydantic import (
 
 from sweep.spec.base import Frozen
 
-RANGE_KEYS = frozenset({"low", "high", "log"})
+RANGE_KEYS = frozenset({"low", "high", "log", "allow_zero"})
 SEARCHABLE_TRAIN_KEYS = ("batch_size", "optimizer", "learning_rate", "weight_decay")
 # YAML 1.1 reads `1e-4` (no dot) as a string: such a string is the number it spells.
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -41,6 +41,10 @@ class SearchRange(Frozen):
     low: StrictInt | StrictFloat
     high: StrictInt | StrictFloat
     log: StrictBool = False
+    # A regularizer's range may also switch it off (0: no dropout, no weight decay), as
+    # the coefficients' ``allow_zero`` does, so that the study compares with and without
+    # it (sweep.placement.searched refuses it on a value that does not regularize).
+    allow_zero: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -145,12 +149,6 @@ def parse_search(value: dict[str, Any]) -> SearchRange | SearchChoices:
     return SearchRange.model_validate(value)
 
 
-def typical(value: Any) -> Any:
-    """The value a search stands for when one must be picked without a trial (a start-up
-    check builds the model with it); a fixed value is itself."""
-    return value.typical() if isinstance(value, SearchRange | SearchChoices) else value
-
-
 def choices_within(value: Any, allowed: tuple[Any, ...], name: str) -> None:
     """Raises when a search of names offers one that is not ``allowed``."""
     if isinstance(value, SearchChoices):
@@ -163,21 +161,37 @@ def choices_within(value: Any, allowed: tuple[Any, ...], name: str) -> None:
 
 SEARCHABLE = (*(f"train.{key}" for key in SEARCHABLE_TRAIN_KEYS),
               "a layer's keyword arguments (model.layers)", "model.arguments", "search.*")
+CANNOT_SEARCH = f"cannot be searched (a range or choices stands only at {', '.join(SEARCHABLE)})"
+
+# Layer arguments that regularize, by family: 0 is "none of it" (the no-regularization
+# baseline trains with 0 where the study searches them, and ``allow_zero`` may switch
+# them off).
+REGULARIZING_ARGUMENTS = {
+    ("Dropout", "rate"): "dropout", ("SpatialDropout1D", "rate"): "dropout",
+    ("SpatialDropout2D", "rate"): "dropout", ("SpatialDropout3D", "rate"): "dropout",
+    ("GaussianDropout", "rate"): "dropout", ("AlphaDropout", "rate"): "dropout",
+    ("GaussianNoise", "stddev"): "noise",
+}
+WEIGHT_DECAY = "weight_decay"
+NOT_A_REGULARIZER = ("allow_zero switches a regularizer off: it stands only on a dropout "
+                     "rate, a GaussianNoise stddev or train.weight_decay")
 
 
-def unsearchable(data: Any) -> list[tuple[str, Any]]:
+def unsearchable(data: Any) -> list[tuple[str, Any, str]]:
     """Where a raw study file writes a search at a key that cannot be searched (``name``,
-    ``seed``, ``data.*``, ``train.epochs``, a layer's ``name``, ...): (key path, value).
-    Said before the file is validated, so that the message says why, not that a number
-    was expected."""
-    found: list[tuple[str, Any]] = []
+    ``seed``, ``data.*``, ``train.epochs``, a layer's ``name``, ...), or ``allow_zero`` on
+    a value that does not regularize: (key path, value, what is wrong). Said before the
+    file is validated, so that the message says why, not that a number was expected."""
+    found: list[tuple[str, Any, str]] = []
     if not isinstance(data, dict):
         return found
 
-    def walk(value: Any, path: str, allowed: bool) -> None:
+    def walk(value: Any, path: str, allowed: bool, regularizer: bool = False) -> None:
         if is_search(value):
             if not allowed:
-                found.append((path, value))
+                found.append((path, value, CANNOT_SEARCH))
+            elif value.get("allow_zero") is True and not regularizer:
+                found.append((path, value, NOT_A_REGULARIZER))
             return
         if isinstance(value, dict):
             for key, item in value.items():
@@ -191,7 +205,7 @@ def unsearchable(data: Any) -> list[tuple[str, Any]]:
             continue  # the penalties' own searches (sweep.spec.inputs.SearchSpec)
         if section == "train" and isinstance(value, dict):
             for key, item in value.items():
-                walk(item, f"train.{key}", key in SEARCHABLE_TRAIN_KEYS)
+                walk(item, f"train.{key}", key in SEARCHABLE_TRAIN_KEYS, key == WEIGHT_DECAY)
         elif section == "model" and isinstance(value, dict):
             for key, item in value.items():
                 if key == "arguments" and isinstance(item, dict):
@@ -204,7 +218,8 @@ def unsearchable(data: Any) -> list[tuple[str, Any]]:
                             for name, argument in (kwargs or {}).items() if isinstance(
                                     kwargs, dict) else ():
                                 walk(argument, f"model.layers[{index}].{class_name}.{name}",
-                                     name != "name")
+                                     name != "name",
+                                     (class_name, name) in REGULARIZING_ARGUMENTS)
                 else:
                     walk(item, f"model.{key}", False)
         else:

@@ -71,10 +71,12 @@ def make_pruner(spec: StudySpec):
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner.warmup_epochs,
                                            interval_steps=pruner.interval)
     if pruner.name == "median_per_placement":
+        from sweep.placement.searched import searched_values
         from sweep.study.pruners import PlacementMedianPruner
 
         return PlacementMedianPruner(n_startup_trials=3, n_warmup_steps=pruner.warmup_epochs,
-                                     interval_steps=pruner.interval)
+                                     interval_steps=pruner.interval,
+                                     searched=searched_values(spec))
     if pruner.name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs),
                                               max_resource=spec.train.epochs)

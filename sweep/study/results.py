@@ -146,19 +146,26 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
     return row
 
 
-def baseline_trial(study: Any, kind: str = BASELINE_NONE) -> Any:
+def baseline_trial(study: Any, kind: str = BASELINE_NONE, *,
+                   spec: StudySpec | None = None) -> Any:
     """The completed trial that names the baseline of this kind (no regularization by
     default): the first queued baseline trial to finish (its figure is its
     configuration's mean over seeds: ``ranked_trials``' ``seeds``), or failing that the
-    first completed trial that trained the same without being a duplicate."""
+    first completed trial that trained the same without being a duplicate: no penalty,
+    and (``spec`` given) none of the regularizers the study searches besides."""
     import optuna
+
+    from sweep.placement.searched import regularizer_families, searched_values
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     queued = [t for t in complete if t.user_attrs.get(BASELINE) == kind]
     if queued:
         return min(queued, key=lambda t: t.number)
     if kind == BASELINE_NONE:
+        searched = searched_values(spec) if spec is not None else []
         return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}
+                     and not regularizer_families({}, t.user_attrs.get(SETTINGS) or {},
+                                                  searched)
                      and DUPLICATE_OF not in t.user_attrs), None)
     return None
 
@@ -175,7 +182,7 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     metrics = [item.metric for item in spec.objective]
     ordered, seeds = ranked_trials(study, spec)
     trials = pareto_front(study, spec) if spec.is_multi_objective else ordered[:top]
-    baseline = baseline_trial(study)
+    baseline = baseline_trial(study, spec=spec)
     links = study.user_attrs
     base_value = None if baseline is None else figure_of(baseline, seeds)
     estimate: dict[int, float] = {}
