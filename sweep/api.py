@@ -73,7 +73,8 @@ class Study:
 
     def top(self, k: int = 1) -> list[Best]:
         """The best ``k`` completed trials (the Pareto front of a multi-objective study)."""
-        from sweep.answers.rows import coefficients, group_label
+        from sweep.answers.rows import coefficients
+        from sweep.study.grouping import group_label
         from sweep.study.results import best_rows
 
         by_number = {t.number: t for t in self.optuna.get_trials(deepcopy=False)}

@@ -62,7 +62,8 @@ def test_a_log_gets_one_line_per_trial(workdir: Path, storage_url: str,
 
 
 def _line(directions: list[str], values: list[list[float]], finished: int = 1,
-          extra: list[tuple[float, dict]] = ()) -> str:
+          extra: list[tuple[float, dict]] = (), study_file: dict | None = None,
+          settings: list[dict] | None = None) -> str:
     """The line after trial ``finished`` of a study of one configuration per value (the
     first is no regularization), plus ``extra`` trials (value, user attrs)."""
     import io
@@ -75,12 +76,12 @@ def _line(directions: list[str], values: list[list[float]], finished: int = 1,
 
     metrics = {"maximize": "val_accuracy", "minimize": "val_data_loss"}
     objective = [{"metric": metrics[d], "direction": d} for d in directions]
-    spec = parse_spec(tiny_study(objective=objective))
+    spec = parse_spec({**(study_file or tiny_study()), "objective": objective})
     study = optuna.create_study(directions=directions)
     for k, value in enumerate(values):
         placement = {} if k == 0 else {"dense": {"kernel": {"l2": k / 1000}}}
-        study.add_trial(optuna.trial.create_trial(values=value,
-                                                  user_attrs={"placement": placement}))
+        attrs = {"placement": placement, **({"settings": settings[k]} if settings else {})}
+        study.add_trial(optuna.trial.create_trial(values=value, user_attrs=attrs))
     for value, attrs in extra:
         study.add_trial(optuna.trial.create_trial(values=[value], user_attrs=attrs))
     failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
@@ -101,6 +102,20 @@ def test_the_line_names_the_best_configuration_of_the_trials_read_once() -> None
     # Several objectives have no single best.
     assert _line(["maximize", "minimize"], [[0.5, 1.0], [0.3, 2.0]]) == \
         "[3/9] trial 1 COMPLETE m=0.3000"
+
+
+def test_with_a_searched_dropout_the_best_is_named_by_its_regularizer_family() -> None:
+    study_file = tiny_study()
+    study_file["model"]["layers"][1]["Dropout"]["rate"] = {"low": 0.1, "high": 0.5,
+                                                           "allow_zero": True}
+    settings = [{"dropout/rate": 0.0}, {"dropout/rate": 0.3}, {"dropout/rate": 0.0}]
+    line = "[4/9] trial 1 COMPLETE m=0.3000"
+    assert _line(["maximize"], [[0.5], [0.3], [0.7]], study_file=study_file,
+                 settings=settings) == f"{line} (best #2 (l2 (dense)) 0.7000, 1 seed)"
+    assert _line(["minimize"], [[0.5], [0.3], [0.7]], study_file=study_file,
+                 settings=settings) == f"{line} (best #1 (l2 (dense) + dropout) 0.3000, 1 seed)"
+    assert _line(["minimize"], [[0.2], [0.3], [0.7]], study_file=study_file,
+                 settings=settings) == f"{line} (best #0 (none (baseline)) 0.2000, 1 seed)"
 
 
 def test_a_re_run_says_whose_seed_it_trained_its_own_draw_and_the_new_mean() -> None:

@@ -22,12 +22,13 @@ from conftest import tiny_study, write_study
 from mlflow.tracking import MlflowClient
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
-from sweep.answers.rows import group_label, placement_coefficients
+from sweep.answers.rows import placement_coefficients
 from sweep.answers.tables import number_format
 from sweep.cli import cli
 from sweep.keys import STUDY_UID
 from sweep.spec import parse_spec
 from sweep.study.create import create_or_resume
+from sweep.study.grouping import group_label
 from sweep.study.results import generalization_gap
 from sweep.study.storage import open_storage
 

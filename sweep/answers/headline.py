@@ -72,8 +72,8 @@ def headline(spec: StudySpec, *, best: Any, seeds: dict[int, Any], baseline: Any
 def study_headline(study: Any, spec: StudySpec,
                    confirmation: Confirmation | None = None) -> str:
     """``headline`` of a study as stored (its ranking, its stored confirmation)."""
-    from sweep.answers.rows import group_label
     from sweep.placement.searched import describe_settings
+    from sweep.study.grouping import group_label
     from sweep.study.ranking import ranked_trials
     from sweep.study.results import baseline_trial
 

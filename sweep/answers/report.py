@@ -31,7 +31,7 @@ from sweep.answers.figure import Figure
 from sweep.answers.painter import Job, Painter, Scene, paint, paint_history
 from sweep.answers.register import stored_registration
 from sweep.answers.render import to_html, to_markdown
-from sweep.answers.rows import confirmation_rows, group_label, placement_groups, placement_rows
+from sweep.answers.rows import confirmation_rows, placement_groups, placement_rows
 from sweep.answers.tables import (
     ARTIFACT_PATH,
     HTML_FILE,
@@ -47,6 +47,7 @@ from sweep.answers.tables import (
 from sweep.keys import BEST, DUPLICATE_OF, PLACEMENT, SEEDS_PREFIX, STUDY_UID
 from sweep.placement.space import describe_placement
 from sweep.spec import StudySpec
+from sweep.study.grouping import group_label
 from sweep.study.ranking import ranked_trials, sorted_complete
 from sweep.study.results import baseline_trial, logged_run_id
 

@@ -6,20 +6,15 @@ Pure functions of the study."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
 from sweep.keys import BASELINE, FINAL, PLACEMENT, SETTINGS
-from sweep.placement.searched import (
-    Searched,
-    family_label,
-    regularizer_families,
-    searched_values,
-    searches_regularizers,
-)
-from sweep.placement.space import BASELINE_NONE, describe_placement
+from sweep.placement.searched import searched_values
+from sweep.placement.space import describe_placement
 from sweep.spec import StudySpec
+from sweep.study.grouping import group_label
 from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
 from sweep.study.results import baseline_trial, generalization_gap
 
@@ -40,37 +35,6 @@ WEIGHT_FIGURES = (
 _COEFFICIENT = re.compile(r"^(l1|l2)(/.+)?$")  # shared `l1`, per-layer `l2/dense_1`
 
 
-
-
-def group_label(trial: Any, spec: StudySpec,
-                searched: Sequence[Searched] | None = None) -> str:
-    """Which row of the comparison a trial belongs to: its baseline kind, the named
-    placement it drew, or (mask search) the set of slots it regularized; when the study
-    also searches a regularizer (dropout, weight decay), its regularizer family
-    (``l2 (all) + dropout``). ``searched``: the study's searched values, when the caller
-    holds them (sweep.placement.searched.searched_values)."""
-    if searched is None:
-        searched = searched_values(spec)
-    baseline = trial.user_attrs.get(BASELINE)
-    if baseline:
-        return f"{baseline} (baseline)"
-    placement = trial.user_attrs.get(PLACEMENT) or {}
-    settings = trial.user_attrs.get(SETTINGS) or {}
-    if PLACEMENT in trial.user_attrs and not regularizer_families(placement, settings,
-                                                                  searched):
-        # No regularizer anywhere (placement `none`, both coefficients off, dropout
-        # switched off): the same model as the no-regularization baseline, so one row,
-        # not the same trial twice.
-        return f"{BASELINE_NONE} (baseline)"
-    if "placement" in trial.params:
-        label = str(trial.params["placement"])
-    elif (choices := spec.search.placement.choices) is not None and len(choices) == 1:
-        label = choices[0]  # a fixed placement is not a parameter
-    else:
-        label = "+".join(placement) if placement else "none"
-    if searches_regularizers(searched):
-        return family_label(label, placement, settings, searched)
-    return label
 
 
 def placement_groups(study: Any, spec: StudySpec) -> dict[str, list[Any]]:

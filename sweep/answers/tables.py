@@ -11,11 +11,12 @@ from typing import Any
 from sweep.answers.confirm import Confirmation
 from sweep.answers.figure import Figure
 from sweep.answers.register import stored_registration
-from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, group_label, unique
+from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT, SETTINGS
 from sweep.placement.searched import describe_settings, searched_values, searches_regularizers
 from sweep.placement.space import describe_placement
 from sweep.spec import GAP_PREFIX, StudySpec
+from sweep.study.grouping import group_label
 from sweep.study.ranking import ranked_trials
 from sweep.study.results import baseline_trial, pareto_front
 

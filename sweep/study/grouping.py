@@ -37,6 +37,15 @@ from sweep.keys import (
     SEED_VALUE,
     SETTINGS,
 )
+from sweep.placement.searched import (
+    Searched,
+    family_label,
+    regularizer_families,
+    searched_values,
+    searches_regularizers,
+)
+from sweep.placement.space import BASELINE_NONE
+from sweep.spec import StudySpec
 from sweep.study.budget import given_back, retried_numbers
 
 __all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
@@ -232,3 +241,34 @@ def grouped(study: Any, trials: Sequence[Any]) -> list[Configuration]:
     found = dict(fold.found)
     _group(trials[end:], found, dict(fold.baselines), skip, shared=fold.found)
     return list(found.values())
+
+
+def group_label(trial: Any, spec: StudySpec,
+                searched: Sequence[Searched] | None = None) -> str:
+    """Which row of the comparison a trial belongs to: its baseline kind, the named
+    placement it drew, or (mask search) the set of slots it regularized; when the study
+    also searches a regularizer (dropout, weight decay), its regularizer family
+    (``l2 (all) + dropout``). ``searched``: the study's searched values, when the caller
+    holds them (sweep.placement.searched.searched_values)."""
+    if searched is None:
+        searched = searched_values(spec)
+    baseline = trial.user_attrs.get(BASELINE)
+    if baseline:
+        return f"{baseline} (baseline)"
+    placement = trial.user_attrs.get(PLACEMENT) or {}
+    settings = trial.user_attrs.get(SETTINGS) or {}
+    if PLACEMENT in trial.user_attrs and not regularizer_families(placement, settings,
+                                                                  searched):
+        # No regularizer anywhere (placement `none`, both coefficients off, dropout
+        # switched off): the same model as the no-regularization baseline, so one row,
+        # not the same trial twice.
+        return f"{BASELINE_NONE} (baseline)"
+    if "placement" in trial.params:
+        label = str(trial.params["placement"])
+    elif (choices := spec.search.placement.choices) is not None and len(choices) == 1:
+        label = choices[0]  # a fixed placement is not a parameter
+    else:
+        label = "+".join(placement) if placement else "none"
+    if searches_regularizers(searched):
+        return family_label(label, placement, settings, searched)
+    return label

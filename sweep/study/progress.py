@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweep.keys import FAIL_REASON, SEED_VALUE
+from sweep.placement.searched import searched_values, searches_regularizers
 from sweep.spec import StudySpec
-from sweep.study.grouping import seed_index
+from sweep.study.grouping import group_label, seed_index
 
 
 class StudyProgress:
@@ -28,6 +29,7 @@ class StudyProgress:
         self._trial_task: Any = None
         self.study_name = study_name
         self.spec = spec
+        self._searched: list[Any] | None = None  # the spec's searched values, once read
 
     def __enter__(self) -> StudyProgress:
         if self.live:
@@ -84,7 +86,7 @@ class StudyProgress:
             if trial.values:
                 value += f", {mine.name} now {mine.figure()}"
         reason = trial.user_attrs.get(FAIL_REASON)
-        best = "" if not ranking else f"best {ranking[0].name} {ranking[0].figure()}"
+        best = "" if not ranking else f"best {self._named(ranking[0])} {ranking[0].figure()}"
         line = (f"trial {trial.number}{name} {trial.state.name}{value}"
                 f"{f' ({best})' if best else ''}{f': {reason}' if reason else ''}")
         if self._progress is not None:
@@ -95,6 +97,18 @@ class StudyProgress:
             self.console.print(f"[{self.done}/{self.budget}] {line}", highlight=False,
                                soft_wrap=True)
         return ranking
+
+    def _named(self, configuration: Any) -> str:
+        """``#3``; with a searched regularizer besides the penalties, its family too
+        (``#3 (l2 (all) + dropout)``), as the report's rows and verdict name it."""
+        if self.spec is None or not configuration.complete:
+            return configuration.name
+        if self._searched is None:
+            self._searched = searched_values(self.spec)
+        if not searches_regularizers(self._searched):
+            return configuration.name
+        label = group_label(configuration.named, self.spec, self._searched)
+        return f"{configuration.name} ({label})"
 
     def _ranking(self, study: Any, trials: list[Any]) -> list[Any]:
         """The study's configurations best first, from trials already read (the one
