@@ -198,3 +198,11 @@ def test_a_study_searches_them_and_records_each_trials_settings(
         logged = client.get_run(trial.user_attrs["mlflow_run_id"]).data.params
         assert logged["train/learning_rate"] == str(trial.params["train/learning_rate"])
         assert logged["dropout/rate"] == str(trial.params["dropout/rate"])
+    # The study's saved MLflow view shows them as columns, after the coefficients.
+    import json
+
+    experiment = client.get_experiment_by_name("searched")
+    view = json.loads(experiment.tags["mlflow.sharedViewState.regsweep-searched"])
+    assert view["selectedColumns"][4:9] == [
+        "params.`l1`", "params.`l2`", "params.`train/learning_rate`", "params.`dense/units`",
+        "params.`dropout/rate`"]

@@ -57,9 +57,11 @@ def runs_view_state(spec: Any) -> str | None:
     (the sort key, ``seeds/order``, is logged on the run that names each configuration
     only, so each group sits where that run does), and the columns that say what a
     configuration is and how good: its mean, sd and seed count over seeds (a group row
-    shows the average of its runs', that is the configuration's), each run's own draw,
-    and the resolved placement."""
+    shows the average of its runs', that is the configuration's), the searched values,
+    each run's own draw, and the resolved placement."""
     import json
+
+    from sweep.placement.searched import searched_values
 
     key = view_state_key(spec)
     if key is None:
@@ -74,8 +76,10 @@ def runs_view_state(spec: Any) -> str | None:
     columns = [
         column("metrics", f"{SEEDS_PREFIX}mean"), column("metrics", f"{SEEDS_PREFIX}n"),
         column("metrics", f"{SEEDS_PREFIX}sd"), column("params", "placement"),
-        *(column("params", p) for p in searched), column("metrics", FINAL + primary.metric),
-        column("params", "resolved"),
+        *(column("params", p) for p in searched),
+        # What else the study searches (train/learning_rate, dropout/rate, ...).
+        *(column("params", item.name) for item in searched_values(spec)),
+        column("metrics", FINAL + primary.metric), column("params", "resolved"),
     ]
     state = {
         "searchFilter": f"tags.`{ROLE_TAG}` = '{ROLE_TRIAL}'",
