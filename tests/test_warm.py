@@ -49,6 +49,35 @@ def test_a_configuration_must_be_exactly_one_of_the_new_space() -> None:
         "l2 the new search space asks for it; the old trial has none"
 
 
+def test_the_values_searched_besides_the_penalties_must_fit_too() -> None:
+    from sweep.placement.searched import searched_values
+    from sweep.spec import parse_spec
+
+    study = tiny_study(search=SEARCH)
+    study["train"]["learning_rate"] = {"low": 1e-3, "high": 1e-1, "log": True}
+    study["model"]["layers"][0]["Dense"]["units"] = {"low": 4, "high": 16}
+    study["model"]["layers"][1]["Dropout"]["rate"] = {"low": 0.1, "high": 0.5,
+                                                      "allow_zero": True}
+    spec = parse_spec(study)
+    space = SearchSpace(spec.search, MLP, searched_values(spec))
+    old = {"placement": "all", "l2": 1e-3, "train/learning_rate": 0.01, "dense/units": 8,
+           "dropout/rate_on": True, "dropout/rate": 0.2}
+    fit(old, space)  # fits: nothing raised
+    fit({**{k: v for k, v in old.items() if k != "dropout/rate"}, "dropout/rate_on": False},
+        space)  # dropout switched off: no rate to fit
+    for params, said in [
+        ({**old, "train/learning_rate": 0.5},
+         "train/learning_rate = 0.5 is outside the new range [0.001, 0.1]"),
+        ({**old, "dense/units": 8.5}, "dense/units = 8.5 is not a whole number"),
+        ({k: v for k, v in old.items() if k != "train/learning_rate"},
+         "train/learning_rate the new search space asks for it; the old trial has none"),
+        ({**old, "train/batch_size": 32},
+         "train/batch_size is not a parameter of the new search space")]:
+        with pytest.raises(_Misfit) as caught:
+            fit(params, space)
+        assert f"{caught.value.name} {caught.value.message}" == said
+
+
 def test_create_queues_the_best_configurations_and_workers_retrain_them(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
     old = write_study(workdir / "old.yaml", tiny_study(name="small", search=SEARCH,

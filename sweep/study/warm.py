@@ -72,11 +72,20 @@ class _Replay:
             raise _Misfit(name, f"= {value!r} is outside the new range [{low:g}, {high:g}]")
         return float(value)
 
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        value = self.suggest_float(name, low, high)
+        if value != int(value):
+            raise _Misfit(name, f"= {value!r} is not a whole number")
+        return int(value)
+
 
 def fit(params: dict[str, Any], space: Any) -> None:
-    """Raise _Misfit unless ``params`` is exactly a configuration of ``space``."""
+    """Raise _Misfit unless ``params`` is exactly a configuration of ``space``: its
+    placement and coefficients, and the values it searches besides (a learning rate, a
+    dropout rate)."""
     replay = _Replay(params)
     space.suggest(replay)
+    space.suggest_settings(replay)
     extra = sorted(set(params) - replay.asked)
     if extra:
         raise _Misfit(extra[0], "is not a parameter of the new search space")
@@ -91,13 +100,14 @@ def warm_configurations(old_study: Any, old_spec: Any, space: Any, top: int
     from sweep.study.ranking import ranked_configurations
 
     picked: list[tuple[str, dict[str, Any]]] = []
-    seen: list[dict[str, Any]] = []
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for configuration in ranked_configurations(old_study, old_spec):
         trial = configuration.named
-        # Two workers may each have trained one placement as a configuration of its own.
-        if configuration.baseline or not trial.params or configuration.placement in seen:
+        # Two workers may each have trained one configuration as one of its own.
+        identity = (configuration.placement, configuration.settings)
+        if configuration.baseline or not trial.params or identity in seen:
             continue
-        seen.append(configuration.placement)
+        seen.append(identity)
         origin = f"{old_study.study_name}#{trial.number}"
         try:
             fit(dict(trial.params), space)
