@@ -167,3 +167,38 @@ def test_the_ranking_is_computed_once_while_the_trials_stay_the_same(
                                  user_attrs={"placement": {"dense": {"kernel": {"l1": 0.01}}}}))
     assert [t.number for t in ranked_trials(study, spec)[0]] == [3, 1, 0]
     assert len(calls) == 2
+
+
+def test_no_regularization_is_its_best_configuration_when_the_learning_rate_is_searched(
+        ) -> None:
+    """With the learning rate searched, the no-regularization reference is the best
+    configuration without a regularizer (its learning rate searched too), not the queued
+    baseline at the middle learning rate; without it, the queued baseline."""
+    from sweep.study.results import baseline_trial
+
+    study_file = tiny_study(search={"targets": ["kernel"], "l2": 1e-3,
+                                    "placement": {"choices": ["none", "all"]}})
+    study_file["model"]["layers"][1]["Dropout"]["rate"] = {"low": 0.1, "high": 0.5,
+                                                           "allow_zero": True}
+    study_file["train"]["learning_rate"] = {"low": 1e-3, "high": 1e-1, "log": True}
+    spec = parse_spec(study_file)
+    study = optuna.create_study(direction="maximize")
+    l2_all = {"dense": {"kernel": {"l2": 1e-3}}, "dense_1": {"kernel": {"l2": 1e-3}}}
+    for value, placement, settings, extra in [
+            (0.70, {}, {"train/learning_rate": 0.01, "dropout/rate": 0.0},
+             {"baseline": "none"}),                                       # 0: queued
+            (0.90, l2_all, {"train/learning_rate": 0.003, "dropout/rate": 0.0}, {}),  # 1
+            (0.85, {}, {"train/learning_rate": 0.003, "dropout/rate": 0.3}, {}),   # 2
+            (0.80, {}, {"train/learning_rate": 0.003, "dropout/rate": 0.0}, {}),   # 3
+            (0.75, {}, {"train/learning_rate": 0.05, "dropout/rate": 0.0}, {})]:   # 4
+        study.add_trial(create_trial(value=value, user_attrs={
+            "placement": placement, "settings": settings, **extra}))
+    assert baseline_trial(study, spec=spec).number == 3  # dropout on is not "none"
+    assert baseline_trial(study).number == 0  # without the spec: the queued one
+    (best,) = best_rows(study, spec, 1)
+    assert (best["number"], best["baseline_trial"]) == (1, 3)
+    assert best["vs_baseline"] == pytest.approx(0.10)
+
+    # Only dropout searched (nothing no regularization depends on): the queued baseline.
+    study_file["train"]["learning_rate"] = 0.01
+    assert baseline_trial(study, spec=parse_spec(study_file)).number == 0

@@ -196,12 +196,14 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
     ``dropout``, ``l2`` with ``dropout``, ...), so that the comparison says which one
     beats no regularization, not only whether the best does."""
     from sweep.placement.searched import (
+        describe_settings,
         regularizer_families,
         searched_values,
         searches_regularizers,
         typical_settings,
     )
     from sweep.placement.space import BASELINE_NONE
+    from sweep.study.grouping import group_label
     from sweep.study.ranking import ranked_configurations
     from sweep.study.results import baseline_trial
 
@@ -224,7 +226,11 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
         seen.append(identity)
         families.add(family)
         trial, kind = configuration.named, configuration.baseline
-        label = f"{configuration.name} ({kind or _describe(trial.params)})"
+        if per_family and not kind:  # named as its row and the verdict name it
+            settings = describe_settings(configuration.settings)
+            label = f"{configuration.name} ({group_label(trial, spec, searched)}; {settings})"
+        else:
+            label = f"{configuration.name} ({kind or _describe(trial.params)})"
         picks.append(_Pick(label, trial.number, kind, configuration.placement,
                            configuration.settings))
     return picks

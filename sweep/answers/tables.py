@@ -200,6 +200,20 @@ def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec,
         notes.append(f"Δ vs no-reg: mean {primary} minus the no-regularization "
                      f"baseline's (#{rows[0]['baseline_trial'] if rows else '?'}), "
                      "each over its own seeds.")
+    tuned = [item.name for item in searched_values(spec) if item.family is None]
+    none = next((row for row in rows if row["placement"] == "none (baseline)"), None)
+    if tuned and none is not None:
+        if none["configurations"] > 1:
+            notes.append(f"No regularization is its best of {none['configurations']} "
+                         f"configurations (#{none['trial']}): {', '.join(tuned)} searched "
+                         "for it as for the others, so a Δ is the regularizer's, not a "
+                         "better learning rate's.")
+        else:
+            notes.append(f"No regularization was trained at one value of {', '.join(tuned)} "
+                         "only (the middle), which the regularized configurations had "
+                         "searched: part of their Δ may be the better value's, not the "
+                         "regularizer's. A `none` placement choice (and allow_zero on the "
+                         "other regularizers) searches them for no regularization too.")
     if any(row.get("confirmed") for row in rows):
         notes.append("confirmed: the configuration re-trained over fresh seeds, evaluated once "
                      "on the test split; exceeds noise: better than no regularization by "
@@ -260,10 +274,13 @@ def summary_lines(study: Any, spec: StudySpec,
         label = group_label(best, spec)
         resolved = describe_placement(best.user_attrs.get(PLACEMENT) or {})
         settings = describe_settings(best.user_attrs.get(SETTINGS) or {})
-        per = "regularizer" if searches_regularizers(searched_values(spec)) else "placement"
+        per_family = searches_regularizers(searched_values(spec))
+        # A family names its placement already; only per-layer coefficients add to it.
+        shown = resolved == label or (per_family and resolved == "none")
         lines.append(f"Best configuration: #{best.number}, {primary.metric} = "
-                     f"{seeds[best.number].figure()}, {per} {label}"
-                     + ("" if resolved == label else f": {resolved}")
+                     f"{seeds[best.number].figure()}, "
+                     f"{'regularizer' if per_family else 'placement'} {label}"
+                     + ("" if shown else f": {resolved}")
                      + (f", with {settings}" if settings else "") + ".")
     base = baseline_trial(study, spec=spec)
     found = None if base is None else seeds.get(base.number)

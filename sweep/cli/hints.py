@@ -70,6 +70,7 @@ def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spe
 
 def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
     from sweep.answers.headline import study_headline
+    from sweep.placement.searched import searched_values, searches_regularizers
     from sweep.study.grouping import figure_text
     from sweep.study.results import best_rows
 
@@ -83,6 +84,11 @@ def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_
                            for k, v in best.items() if k.startswith("param:"))
         click.echo(f"best configuration: #{best['number']}  {spec.primary.metric} = "
                    f"{figure_text(best['value'], best['sd'], best['seeds'])}")
+        if searches_regularizers(searched_values(spec)):
+            from sweep.study.grouping import group_label
+
+            trial = study.get_trials(deepcopy=False)[best["number"]]
+            click.echo(f"  regularizer:  {group_label(trial, spec)}")
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
         click.echo(f"  mlflow run:   {best['mlflow_run_id']}")

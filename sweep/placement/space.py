@@ -113,10 +113,11 @@ class SearchSpace:
         """A trial's values of what the study searches besides the penalties."""
         return suggest_settings(trial, self.searched)
 
-    def baseline_settings(self, name: str) -> Settings:
-        """A baseline's settings: the searches' typical values, and for no
-        regularization none of the searched regularizers (dropout, weight decay) either."""
-        return typical_settings(self.searched, regularized=name != BASELINE_NONE)
+    def baseline_settings(self) -> Settings:
+        """A baseline's settings: the searches' typical values, and none of the searched
+        regularizers (dropout, weight decay): no regularization has none of them, and
+        uniform L2 is L2 alone."""
+        return typical_settings(self.searched, regularized=False)
 
     def _suggest_slots(self, trial: _Trial) -> list[str]:
         if self.choices:

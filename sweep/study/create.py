@@ -194,7 +194,7 @@ def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
     (sweep.study.noise)."""
     for name, placement in space.baselines()[:spec.budget.n_trials]:
         attrs = {BASELINE: name, PLACEMENT: placement}
-        settings = space.baseline_settings(name)
+        settings = space.baseline_settings()
         if settings:  # what else the study searches, at typical values (no regularizer)
             attrs[SETTINGS] = settings
         study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
@@ -215,7 +215,7 @@ def enqueue_seed_replicates(study: Any, spec: StudySpec, space: Any = None) -> N
                      if t.user_attrs.get(BASELINE) == BASELINE_NONE
                      and SETTINGS in t.user_attrs), None)
     if settings is None and space is not None:
-        settings = space.baseline_settings(BASELINE_NONE)
+        settings = space.baseline_settings()
     for replicate in range(1, spec.seeds.noise):
         if replicate not in queued:
             attrs = {BASELINE: BASELINE_NONE, PLACEMENT: {}, SEED_REPLICATE: replicate,

@@ -41,7 +41,7 @@ from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
 from sweep.study.limits import deadline, study_halt
 from sweep.study.noise import noise_state
-from sweep.study.ranking import figure_of, ranked_trials
+from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
 
 log = logging.getLogger("sweep")
 
@@ -152,17 +152,28 @@ def baseline_trial(study: Any, kind: str = BASELINE_NONE, *,
     default): the first queued baseline trial to finish (its figure is its
     configuration's mean over seeds: ``ranked_trials``' ``seeds``), or failing that the
     first completed trial that trained the same without being a duplicate: no penalty,
-    and (``spec`` given) none of the regularizers the study searches besides."""
+    and (``spec`` given) none of the regularizers the study searches besides.
+
+    When the study searches what no regularization depends on too (a learning rate, a
+    batch size, a layer's size), no regularization is its best configuration without
+    any regularizer in the ranking: against the queued baseline alone (the middle
+    learning rate), a regularizer would get the credit for a better learning rate."""
     import optuna
 
     from sweep.placement.searched import regularizer_families, searched_values
 
+    searched = searched_values(spec) if spec is not None else []
+    if kind == BASELINE_NONE and spec is not None and not spec.is_multi_objective and any(
+            item.family is None for item in searched):
+        for configuration in ranked_configurations(study, spec):
+            if configuration.complete and not regularizer_families(
+                    configuration.placement, configuration.settings, searched):
+                return configuration.named
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     queued = [t for t in complete if t.user_attrs.get(BASELINE) == kind]
     if queued:
         return min(queued, key=lambda t: t.number)
     if kind == BASELINE_NONE:
-        searched = searched_values(spec) if spec is not None else []
         return next((t for t in complete if t.user_attrs.get(PLACEMENT) == {}
                      and not regularizer_families({}, t.user_attrs.get(SETTINGS) or {},
                                                   searched)
