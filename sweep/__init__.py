@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     # data
     "load_data": "sweep.training.data", "Splits": "sweep.training.data",
     # studies and workers
-    "open_storage": "sweep.study.storage", "BudgetExhausted": "sweep.study.budget",
+    "open_storage": "sweep.study.storage", "BudgetExhausted": "sweep.errors",
     "create_or_resume": "sweep.study.create", "run_worker": "sweep.workers.loop",
     "StudyTracker": "sweep.tracking.tracker", "Trainer": "sweep.training.trainer",
     # answers: baselines, Pareto fronts, confirmation over seeds, the report

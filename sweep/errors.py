@@ -7,6 +7,7 @@
 - ``FatalError``: the worker cannot go on (storage unreachable, ...). The CLI exits 1.
 - ``StudyHalted``: the study itself may start no more trials (too many failures, or past
   its wall time). Every worker stops starting trials.
+- ``BudgetExhausted``: the study's trial budget is spent; the worker ends normally.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class StudyHalted(SweepError):
     def __init__(self, message: str, *, failed: bool):
         self.failed = failed
         super().__init__(message)
+
+
+class BudgetExhausted(SweepError):
+    """The study's budget is spent: nothing is left for this worker to start (raised by
+    the storage when a worker asks for a trial, sweep.study.budget)."""
 
 
 class FatalError(SweepError):

@@ -12,8 +12,9 @@ import pytest
 from conftest import tiny_study
 from sqlalchemy import text
 
+from sweep.errors import BudgetExhausted
 from sweep.spec import parse_spec
-from sweep.study.budget import BudgetExhausted, finished_in_budget, used_budget
+from sweep.study.budget import finished_in_budget, used_budget
 from sweep.study.create import finished_count
 from sweep.study.storage import open_storage
 

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep.keys import BASELINE
 from sweep.spec import StudySpec
+from sweep.study import optuna_internals as internals
 
 __all__ = ["KEEP_BEST", "MAX_DRAWN", "SD_ATTR", "SEEDS_ATTR", "Drawn", "configuration_trial",
            "drawn", "pictured"]
@@ -119,7 +120,7 @@ def configuration_trial(configuration: Any) -> FrozenTrial:
                        datetime_complete=named.datetime_complete, params=named.params,
                        distributions=named.distributions,
                        user_attrs={SEEDS_ATTR: configuration.n, SD_ATTR: configuration.sd},
-                       system_attrs={}, intermediate_values={}, trial_id=named._trial_id)
+                       system_attrs={}, intermediate_values={}, trial_id=internals.trial_id(named))
 
 
 def pictured(trial: FrozenTrial) -> FrozenTrial:
@@ -132,4 +133,4 @@ def pictured(trial: FrozenTrial) -> FrozenTrial:
                        datetime_complete=trial.datetime_complete, params=trial.params,
                        distributions=trial.distributions, user_attrs={},
                        system_attrs=trial.system_attrs, intermediate_values={},
-                       trial_id=trial._trial_id)
+                       trial_id=internals.trial_id(trial))

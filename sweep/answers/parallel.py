@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sweep.study import optuna_internals as internals
+
 log = logging.getLogger("sweep")
 
 __all__ = ["chart"]
@@ -32,8 +34,7 @@ def chart(study: Any, params: list[str], target: Callable[[Any], float] | None,
     figure dict (``{"data": [...], "layout": {...}}``), or ``None`` where this Optuna does
     not describe its picture the way this module reads it."""
     try:
-        from optuna.visualization import _parallel_coordinate as optuna_parallel
-
+        optuna_parallel = internals.parallel_coordinate()
         info = optuna_parallel._get_parallel_coordinate_info(study, params, target,
                                                              target_name)
         return _figure(optuna_parallel, info)
@@ -44,8 +45,7 @@ def chart(study: Any, params: list[str], target: Callable[[Any], float] | None,
 
 def _figure(optuna_parallel: Any, info: Any) -> dict[str, Any]:
     """Optuna's ``_get_parallel_coordinate_plot(info)``, the same figure in plain dicts."""
-    from optuna.visualization._utils import COLOR_SCALE
-
+    COLOR_SCALE = internals.plotly_color_scale()
     title = {"text": "Parallel Coordinate Plot", "y": 1, "yanchor": "bottom", "yref": "paper"}
     if not info.dims_params or not info.dims_objectives[0].values:
         return {"data": [], "layout": {"title": title}}

@@ -30,8 +30,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy import text
 
-from sweep.errors import SweepError
+from sweep.errors import BudgetExhausted
 from sweep.keys import DUPLICATE_OF, FAIL_REASON, INTERRUPTED, LOST, RETRY_HISTORY, SPEC
+from sweep.study import optuna_internals as internals
 
 log = logging.getLogger("sweep")
 
@@ -39,10 +40,6 @@ _LOCK_NAMESPACE = 0x5357  # "SW": keeps our advisory-lock keys apart from other 
 
 
 BUDGET_MARKER = "regsweep:budget-spent"
-
-
-class BudgetExhausted(SweepError):
-    """The study's budget is spent: nothing is left for this worker to start."""
 
 
 def is_budget_exhausted(error: BaseException) -> bool:
@@ -131,11 +128,9 @@ class BudgetedStorage(RDBStorage):
         bench/coordination.py)."""
         import sqlite3
 
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
+        models = internals.rdb_models()
         model = models.TrialUserAttributeModel
-        with _create_scoped_session(self.scoped_session, True) as session:
+        with internals.scoped_session(self.scoped_session, True) as session:
             name = self.engine.name
             if name == "postgresql" or (name == "sqlite"
                                         and sqlite3.sqlite_version_info >= (3, 24, 0)):
@@ -167,12 +162,12 @@ class BudgetedStorage(RDBStorage):
         trial instead grows with the study, under the lock that every worker's next trial
         waits for; these queries touch the FAIL and duplicate trials only
         (bench/workers.py measures the coordination cost per trial)."""
-        from optuna.storages._rdb.models import (
-            TrialModel,
-            TrialSystemAttributeModel,
-            TrialUserAttributeModel,
-        )
         from sqlalchemy import func, select
+
+        models = internals.rdb_models()
+        TrialModel = models.TrialModel
+        TrialSystemAttributeModel = models.TrialSystemAttributeModel
+        TrialUserAttributeModel = models.TrialUserAttributeModel
 
         with self.engine.connect() as connection:
             total = connection.execute(select(func.count(TrialModel.trial_id)).where(
@@ -205,8 +200,9 @@ class BudgetedStorage(RDBStorage):
     def finished_in_budget(self, study_id: int) -> int:
         """``finished_in_budget`` counted by the database: the budget used less the trials
         still running or waiting (a duplicate is always finished)."""
-        from optuna.storages._rdb.models import TrialModel
         from sqlalchemy import func, select
+
+        TrialModel = internals.rdb_models().TrialModel
 
         with self.engine.connect() as connection:
             unfinished = connection.execute(select(func.count(TrialModel.trial_id)).where(
@@ -323,9 +319,8 @@ def _without_alembic() -> Iterator[None]:
     """Optuna's RDB storage loads alembic (a large share of `sweep status`'s imports,
     bench/startup.py) to check or migrate the schema, which a read-only command never
     does; its version manager is built here without it. Anything that writes uses the real one."""
-    from optuna.storages._rdb import storage as rdb
-
-    original = rdb._VersionManager
+    rdb = internals.rdb_storage_module()
+    original = getattr(rdb, internals.VERSION_MANAGER)
 
     class ReadOnlyVersionManager(original):  # type: ignore[misc, valid-type]
         def __init__(self, url: str, engine: Any, scoped_session: Any) -> None:
@@ -338,16 +333,16 @@ def _without_alembic() -> Iterator[None]:
                 return object.__getattribute__(self, name)
             raise AttributeError(name)
 
-    rdb._VersionManager = ReadOnlyVersionManager
+    setattr(rdb, internals.VERSION_MANAGER, ReadOnlyVersionManager)
     try:
         yield
     finally:
-        rdb._VersionManager = original
+        setattr(rdb, internals.VERSION_MANAGER, original)
 
 
 def budgeted_backend(storage: Any) -> BudgetedStorage | None:
     """The BudgetedStorage under Optuna's cache layer, or None (a `sweep proxy` client)."""
-    backend = getattr(storage, "_backend", storage)
+    backend = internals.backend(storage)
     return backend if isinstance(backend, BudgetedStorage) else None
 
 
@@ -361,6 +356,6 @@ def set_user_attrs(trial: Any, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    backend.set_trial_user_attrs(trial._trial_id, attrs)
+    backend.set_trial_user_attrs(internals.trial_id(trial), attrs)
     # What Trial.set_user_attr keeps up to date besides the storage.
-    trial._cached_frozen_trial.user_attrs.update(attrs)
+    internals.cached_frozen_trial(trial).user_attrs.update(attrs)

@@ -29,6 +29,7 @@ from sweep.redact import mask_url
 from sweep.seeds import extra_seed, sampler_seed
 from sweep.spec import StudySpec, parse_spec
 from sweep.spec.study import identity_part
+from sweep.study import optuna_internals as internals
 
 
 def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
@@ -275,7 +276,7 @@ def finished_count(study: Any, trials: list[Any] | None = None) -> int:
     else over ``trials`` (read here if not given)."""
     from sweep.study.budget import budgeted_backend, finished_in_budget
 
-    backend = budgeted_backend(study._storage)
+    backend = budgeted_backend(internals.storage(study))
     if backend is not None:
-        return backend.finished_in_budget(study._study_id)
+        return backend.finished_in_budget(internals.study_id(study))
     return finished_in_budget(study.get_trials(deepcopy=False) if trials is None else trials)

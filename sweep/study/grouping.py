@@ -46,6 +46,7 @@ from sweep.placement.searched import (
 )
 from sweep.placement.space import BASELINE_NONE
 from sweep.spec import StudySpec
+from sweep.study import optuna_internals as internals
 from sweep.study.budget import given_back, retried_numbers
 
 __all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
@@ -214,18 +215,19 @@ def grouped(study: Any, trials: Sequence[Any]) -> list[Configuration]:
     """``configurations(trials)`` for ``trials``, every trial of ``study`` by number (what
     ``study.get_trials()`` returns), regrouping only the trials past the study's finished
     prefix. The configurations returned may be shared with later calls: read them only."""
-    folds = _folds.setdefault(study._storage, {})
-    fold = folds.get(study._study_id)
+    key = internals.study_id(study)
+    folds = _folds.setdefault(internals.storage(study), {})
+    fold = folds.get(key)
     if fold is None or len(trials) < fold.upto or any(
             trials[i].number != i for i in (0, fold.upto - 1, len(trials) - 1)
             if 0 <= i < len(trials)):
-        fold = folds[study._study_id] = _Fold()
+        fold = folds[key] = _Fold()
     tail = trials[fold.upto:]
     retried = retried_numbers(tail)
     if retried & fold.failed.keys():
         # A grouped FAIL member was retried since: its configuration changes membership
         # (rare: a lost worker's trial), so group the study again.
-        fold = folds[study._study_id] = _Fold()
+        fold = folds[key] = _Fold()
         tail = trials
         retried = retried_numbers(tail)
     retried |= fold.retried

@@ -24,6 +24,8 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from sweep.study import optuna_internals as internals
+
 __all__ = ["KEEP_BEST", "MAX_HISTORY", "RecentHistory", "seed_means"]
 
 MAX_HISTORY = 1000
@@ -94,9 +96,7 @@ def _best(finished: Sequence[FrozenTrial], directions: Sequence[Any],
     complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
     if len(directions) > 1:
         # Several objectives: the non-dominated trials (TPE's good group starts there).
-        from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
-
-        return list(_get_pareto_front_trials_by_trials(complete, directions))[:keep_best]
+        return internals.pareto_front(complete, directions)[:keep_best]
     if directions[0] == optuna.study.StudyDirection.MAXIMIZE:
         return heapq.nlargest(keep_best, complete, key=lambda t: t.values[0])
     return heapq.nsmallest(keep_best, complete, key=lambda t: t.values[0])
@@ -229,11 +229,12 @@ class _View:
 
     def _fold(self, everything: Sequence[FrozenTrial]) -> _Fold | None:
         """The study's fold, brought up to date (None: not every trial by number)."""
-        folds = self._folds.setdefault(self._study._storage, {})
-        fold = folds.get(self._study._study_id)
+        key = internals.study_id(self._study)
+        folds = self._folds.setdefault(internals.storage(self._study), {})
+        fold = folds.get(key)
         if fold is None or not fold.update(everything):
             directions = self._study.directions
-            fold = folds[self._study._study_id] = _Fold(
+            fold = folds[key] = _Fold(
                 maximize=directions[0] == optuna.study.StudyDirection.MAXIMIZE,
                 single=len(directions) == 1)
             if not fold.update(everything):
@@ -243,11 +244,12 @@ class _View:
     def _get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None,
                     use_cache: bool = False) -> list[FrozenTrial]:
         if deepcopy:  # copies asked for: no fold and no reuse of an earlier answer
-            raw = self._study._get_trials(deepcopy=True, states=states, use_cache=use_cache)
+            raw = internals.study_trials(self._study, deepcopy=True, states=states,
+                                         use_cache=use_cache)
             return shown(seed_means(raw), self._study.directions, self._limit,
                          self._keep_best)
-        everything = self._study._get_trials(deepcopy=False, states=None,
-                                             use_cache=use_cache)
+        everything = internals.study_trials(self._study, deepcopy=False, states=None,
+                                            use_cache=use_cache)
         fold = self._fold(everything)
         selector = tuple(sorted(states, key=str)) if states else None
         # TPE asks once per parameter within one trial (and the study grows by a trial

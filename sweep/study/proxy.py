@@ -89,9 +89,9 @@ def serve(storage: Any, host: str, port: int, threads: int) -> None:
     """Serve ``storage`` until interrupted: Optuna's proxy service and :data:`BATCH_METHOD`.
     What ``optuna.storages.run_grpc_proxy_server`` does, with one more handler added before
     the server starts (its ``make_server`` is where Optuna builds that server)."""
-    from optuna.storages._grpc.server import make_server
+    from sweep.study import optuna_internals as internals
 
-    server = make_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
+    server = internals.grpc_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
     server.add_generic_rpc_handlers((batch_handler(storage),))
     server.start()
     try:

@@ -47,6 +47,7 @@ from typing import Any
 from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF, SETTINGS
 from sweep.seeds import extra_seed
 from sweep.spec import RacingSpec, StudySpec
+from sweep.study import optuna_internals as internals
 from sweep.study.grouping import Configuration, configurations, grouped
 
 log = logging.getLogger("sweep")
@@ -170,8 +171,8 @@ def promote(study: Any, spec: StudySpec) -> int:
 
     if spec.racing is None:
         return 0
-    backend = budgeted_backend(study._storage)
-    lock = backend.study_lock(study._study_id, "racing") if backend is not None else \
+    backend = budgeted_backend(internals.storage(study))
+    lock = backend.study_lock(internals.study_id(study), "racing") if backend is not None else \
         contextlib.nullcontext()
     queued = 0
     with lock:

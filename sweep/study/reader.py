@@ -15,8 +15,9 @@ from collections.abc import Container, Iterable
 from typing import Any
 
 from optuna import distributions
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
+
+from sweep.study import optuna_internals as internals
 
 __all__ = ["read_trials"]
 
@@ -30,6 +31,7 @@ def read_trials(engine: Any, study_id: int, states: Container[TrialState] | None
     ``included_trial_ids``), ordered by trial id. A missing study raises KeyError."""
     import sqlalchemy as sa
 
+    models = internals.rdb_models()
     trials_table = models.TrialModel.__table__
     included = {i for i in included_trial_ids if i <= trial_id_greater_than}
     where = [trials_table.c.study_id == study_id]

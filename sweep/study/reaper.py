@@ -8,6 +8,7 @@ MLflow run is marked FAILED, and the retry is queued with the same parameters.
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import logging
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from sweep.keys import (
     STUDY_UID,
     WORKER,
 )
+from sweep.study import optuna_internals as internals
 from sweep.study.budget import lost_reason
 
 log = logging.getLogger("sweep")
@@ -78,12 +80,8 @@ def _fail_silent_trials(study: Any) -> None:
     """RUNNING trials that never sent a heartbeat (their worker lost the database between
     creating the trial and starting it) are invisible to Optuna's stale-trial check and
     would stay RUNNING forever: fail them once they are older than the grace period."""
-    import datetime as _dt
-
-    from sweep.study.results import heartbeat_ages
-
-    storage = study._storage
-    grace = getattr(getattr(storage, "_backend", storage), "grace_period", None)
+    storage = internals.storage(study)
+    grace = getattr(internals.backend(storage), "grace_period", None)
     if grace is None:
         return
     ages = heartbeat_ages(study, strict=True)
@@ -92,7 +90,7 @@ def _fail_silent_trials(study: Any) -> None:
     limit = _dt.datetime.now() - _dt.timedelta(seconds=grace)
     silent = [t for t in study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.RUNNING,))
-              if t._trial_id not in ages and t.datetime_start is not None
+              if internals.trial_id(t) not in ages and t.datetime_start is not None
               and t.datetime_start <= limit]
     for number in fail_and_retry(study, silent, lost_reason(grace, ever=False)):
         log.warning("trial %d never sent a heartbeat in %d s: failed", number, grace)
@@ -103,17 +101,47 @@ def fail_and_retry(study: Any, trials: list[Any], reason: str) -> list[int]:
     with ``keys.LOST``), running the storage's stale-trial callback (closes the MLflow run,
     queues the retry). Returns the numbers of those this call failed (another worker may
     have been first)."""
-    storage = study._storage
+    storage = internals.storage(study)
     callback = storage.get_heartbeat_stale_trial_callback() \
         if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
     failed = []
     for trial in trials:
         try:
-            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
-            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            storage.set_trial_user_attr(internals.trial_id(trial), FAIL_REASON, reason)
+            storage.set_trial_state_values(internals.trial_id(trial),
+                                           optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
         failed.append(trial.number)
         if callback is not None:
-            callback(study, storage.get_trial(trial._trial_id))
+            callback(study, storage.get_trial(internals.trial_id(trial)))
     return failed
+
+
+def heartbeat_ages(study: Any, *, strict: bool = False) -> dict[int, float] | None:
+    """Seconds since each running trial's last heartbeat, by trial id, measured on the
+    database's own clock (workers' clocks may disagree)."""
+    storage = internals.backend(internals.storage(study))
+    engine = getattr(storage, "engine", None)
+    if engine is None:
+        return None if strict else {}
+    TrialHeartbeatModel = internals.rdb_models().TrialHeartbeatModel
+    from sqlalchemy import func, select
+
+    query = select(TrialHeartbeatModel.trial_id, TrialHeartbeatModel.heartbeat,
+                   func.current_timestamp())
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+    except Exception:  # an older schema or another backend: no liveness to show
+        return None if strict else {}
+    ages = {}
+    for trial_id, beat, now in rows:
+        if isinstance(now, str):  # SQLite returns CURRENT_TIMESTAMP as text
+            now = _dt.datetime.fromisoformat(now)
+        # PostgreSQL's current_timestamp is timezone-aware, Optuna's heartbeat column is
+        # not; both are in the session's time zone, so the wall-clock reading compares.
+        if now.tzinfo is not None and beat.tzinfo is None:
+            now = now.replace(tzinfo=None)
+        ages[trial_id] = max(0.0, (now - beat).total_seconds())
+    return ages

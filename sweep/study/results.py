@@ -39,9 +39,11 @@ from sweep.keys import (
 )
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.spec import StudySpec
+from sweep.study import optuna_internals as internals
 from sweep.study.limits import deadline, study_halt
 from sweep.study.noise import noise_state
 from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
+from sweep.study.reaper import heartbeat_ages
 
 log = logging.getLogger("sweep")
 
@@ -219,35 +221,6 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     return rows
 
 
-def heartbeat_ages(study: Any, *, strict: bool = False) -> dict[int, float] | None:
-    """Seconds since each running trial's last heartbeat, by trial id, measured on the
-    database's own clock (workers' clocks may disagree)."""
-    storage = getattr(study._storage, "_backend", study._storage)
-    engine = getattr(storage, "engine", None)
-    if engine is None:
-        return None if strict else {}
-    from optuna.storages._rdb.models import TrialHeartbeatModel
-    from sqlalchemy import func, select
-
-    query = select(TrialHeartbeatModel.trial_id, TrialHeartbeatModel.heartbeat,
-                   func.current_timestamp())
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query).all()
-    except Exception:  # an older schema or another backend: no liveness to show
-        return None if strict else {}
-    ages = {}
-    for trial_id, beat, now in rows:
-        if isinstance(now, str):  # SQLite returns CURRENT_TIMESTAMP as text
-            now = _dt.datetime.fromisoformat(now)
-        # PostgreSQL's current_timestamp is timezone-aware, Optuna's heartbeat column is
-        # not; both are in the session's time zone, so the wall-clock reading compares.
-        if now.tzinfo is not None and beat.tzinfo is None:
-            now = now.replace(tzinfo=None)
-        ages[trial_id] = max(0.0, (now - beat).total_seconds())
-    return ages
-
-
 def _throughput(trials: list[Any], remaining: int, *, live: bool = True
                 ) -> tuple[float | None, float | None]:
     """Finished trials per hour (over the last hour, or since the study started if that
@@ -285,7 +258,8 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
          "host": (t.user_attrs.get(WORKER) or "?:?").rsplit(":", 1)[0],
          "pid": (t.user_attrs.get(WORKER) or "?:?").rsplit(":", 1)[1],
          "gpu": t.user_attrs.get(GPU),
-         "seconds_since_heartbeat": round(ages[t._trial_id], 1) if t._trial_id in ages
+         "seconds_since_heartbeat": round(ages[internals.trial_id(t)], 1)
+         if internals.trial_id(t) in ages
          else None}
         for t in trials if _state(t) == "RUNNING"
     ]

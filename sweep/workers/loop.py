@@ -16,6 +16,7 @@ from sweep.errors import FatalError, TrialFailed, describe_failure
 from sweep.keys import LOST, WORKER
 from sweep.placement.space import SearchSpace
 from sweep.spec import StudySpec
+from sweep.study import optuna_internals as internals
 from sweep.study.budget import is_budget_exhausted, used_budget
 from sweep.study.create import finished_count
 from sweep.study.limits import study_halt
@@ -59,7 +60,7 @@ def checkpoint_root(study: Any, spec: StudySpec) -> Path:
     configured = spec.workers.checkpoint_dir or os.environ.get("SWEEP_CHECKPOINT_DIR")
     if configured:
         return Path(configured).expanduser()
-    backend = getattr(study._storage, "_backend", study._storage)
+    backend = internals.backend(internals.storage(study))
     return default_root(getattr(backend, "url", None))
 
 
@@ -208,7 +209,6 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
     to be run (a retry, a re-queued trial), False once nothing runs or waits. Costs one
     poll per heartbeat interval (about a dozen small queries, bench/waiting.py), no
     training."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
     from sweep.study.reaper import reap
@@ -221,7 +221,7 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
         if not running:
             return False
-        if not is_heartbeat_enabled(study._storage):
+        if not internals.heartbeat_enabled(internals.storage(study)):
             # Behind `sweep proxy` no heartbeats reach this worker: it could wait forever.
             progress.console.print(
                 "budget spent; other trials still run. Behind a storage proxy, trials of "

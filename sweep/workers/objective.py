@@ -58,6 +58,7 @@ from sweep.keys import (
 from sweep.placement.space import SearchSpace
 from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
+from sweep.study import optuna_internals as internals
 from sweep.study.budget import set_user_attrs
 from sweep.study.grouping import Configuration, grouped, seed_index
 from sweep.study.results import generalization_gap
@@ -219,15 +220,15 @@ class Objective:
 
         from sweep.workers.lifecycle import leave_process
 
-        storage = trial.study._storage
+        storage, trial_id = internals.storage(trial.study), internals.trial_id(trial)
         try:
             if reason == INTERRUPTED:
                 self._interrupted(trial)
             else:
-                storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
-                storage.set_trial_user_attr(trial._trial_id, EPOCHS_RUN, self._epochs_done)
+                storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
+                storage.set_trial_user_attr(trial_id, EPOCHS_RUN, self._epochs_done)
                 checkpoint.remove(folder)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
             run.finish("INTERRUPTED" if reason == INTERRUPTED else "FAIL", reason=reason)
         finally:
             self.tracker.settle(timeout=30)  # earlier runs' last calls, bounded: it leaves
@@ -347,10 +348,10 @@ def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], 
 
     from sweep.study.budget import budgeted_backend
 
-    backend = budgeted_backend(trial.study._storage)
+    backend = budgeted_backend(internals.storage(trial.study))
     waited: int | None = None
     while True:
-        lock = backend.study_lock(trial.study._study_id, "placement") \
+        lock = backend.study_lock(internals.study_id(trial.study), "placement") \
             if backend is not None else contextlib.nullcontext()
         with lock:
             earlier = _same_config(trial, placement, settings)

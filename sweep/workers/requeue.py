@@ -25,6 +25,7 @@ from sweep.keys import (
     WORKER,
     WORKER_RSS_MB,
 )
+from sweep.study import optuna_internals as internals
 
 # User attrs that describe how one attempt ended, not the configuration.
 _NOT_INHERITED = (FAIL_REASON, WORKER, GPU, WORKER_RSS_MB, EPOCHS_RUN, PRUNED_AT_EPOCH)
@@ -48,4 +49,4 @@ def requeue(study: Any, trial: Any) -> None:
 
 def frozen(trial: Any) -> Any:
     """The stored state of a live ``optuna.Trial``."""
-    return trial.study._storage.get_trial(trial._trial_id)
+    return internals.storage(trial.study).get_trial(internals.trial_id(trial))

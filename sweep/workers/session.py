@@ -87,11 +87,12 @@ def work(study: Any, spec: Any, space: Any, tracking_uri: str, *, max_trials: in
     from sweep.answers.note import make_tracker
     from sweep.interrupt import stop_on_signals
     from sweep.locations import first_use_lock
+    from sweep.study import optuna_internals as internals
     from sweep.study.create import configure
     from sweep.workers.loop import checkpoint_root, enable_heartbeats, run_worker
 
     configure(study, spec, space, worker_index=worker_index)
-    enable_heartbeats(study._storage, spec, tracking_uri)
+    enable_heartbeats(internals.storage(study), spec, tracking_uri)
     with first_use_lock(tracking_uri):  # workers started together share a fresh store
         tracker = make_tracker(study, spec, tracking_uri)
     with stop_on_signals():
