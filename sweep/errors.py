@@ -28,10 +28,16 @@ class SpecError(SweepError):
         self.field = field
         self.message = message
         self.value = value
+        self.show_value = show_value
         text = f"{field}: {message}" if field else message
         if show_value:
             text += f" (got {value!r})"
         super().__init__(text)
+
+    def renamed(self, field: str) -> SpecError:
+        """The same error, its field named as the caller's user knows it (the CLI names
+        the Python API's ``n_trials`` ``--n-trials``)."""
+        return SpecError(field, self.message, self.value, show_value=self.show_value)
 
 
 class SpecErrors(SpecError):

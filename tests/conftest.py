@@ -258,3 +258,44 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         server.stop()
+
+
+def write_py_function_builder(folder: Path, module: str, body: str) -> None:
+    """A builder module ``<module>:build``: Dense → a layer whose every step runs ``body``
+    (the source of ``def run(x)``) through ``tf.py_function``, i.e. inside TensorFlow's
+    runtime, where no Keras callback and no Python signal handler runs → Dense."""
+    (folder / f"{module}.py").write_text(f'''
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+{body}
+
+@keras.saving.register_keras_serializable(package="{module}")
+class Step(keras.layers.Layer):
+    def call(self, x):
+        y = tf.py_function(run, [x], Tout=x.dtype)
+        y.set_shape(x.shape)
+        return y
+
+
+def build(input_shape, n_classes):
+    inputs = keras.Input(shape=input_shape)
+    x = Step()(keras.layers.Dense(8, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
+''')
+
+
+def write_blocking_builder(folder: Path) -> None:
+    """The first training step blocks for an hour (once: a marker file remembers, in
+    ``$BLOCK_MARKER_DIR``): a trial that is surely running when a test acts on it."""
+    write_py_function_builder(folder, "blocking_models", '''
+def run(x):
+    marker = os.path.join(os.environ["BLOCK_MARKER_DIR"], "blocked-once")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return x
+''')

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import tiny_study, wait_for, write_study
+from conftest import (
+    tiny_study,
+    wait_for,
+    write_blocking_builder,
+    write_py_function_builder,
+    write_study,
+)
 from mlflow.tracking import MlflowClient
 
 from sweep.study.budget import used_budget
@@ -234,49 +240,9 @@ def test_sigterm_to_run_with_two_workers_ends_every_process(
         sorted(t.number for t in running)
 
 
-def _write_py_function_builder(folder: Path, module: str, body: str) -> None:
-    """A builder module ``<module>:build``: Dense → a layer whose every step runs ``body``
-    (the source of ``def run(x)``) through ``tf.py_function``, i.e. inside TensorFlow's
-    runtime, where no Keras callback and no Python signal handler runs → Dense."""
-    (folder / f"{module}.py").write_text(f'''
-import os
-import time
-
-import keras
-import tensorflow as tf
-
-{body}
-
-@keras.saving.register_keras_serializable(package="{module}")
-class Step(keras.layers.Layer):
-    def call(self, x):
-        y = tf.py_function(run, [x], Tout=x.dtype)
-        y.set_shape(x.shape)
-        return y
-
-
-def build(input_shape, n_classes):
-    inputs = keras.Input(shape=input_shape)
-    x = Step()(keras.layers.Dense(8, activation="relu")(inputs))
-    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
-''')
-
-
-def _write_blocking_builder(folder: Path) -> None:
-    """The first training step blocks for an hour (once: a marker file remembers)."""
-    _write_py_function_builder(folder, "blocking_models", '''
-def run(x):
-    marker = os.path.join(os.environ["BLOCK_MARKER_DIR"], "blocked-once")
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        time.sleep(3600)
-    return x
-''')
-
-
 def test_a_blocked_training_step_times_out_and_the_worker_goes_on(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
-    _write_blocking_builder(workdir)
+    write_blocking_builder(workdir)
     study = _long_study("hung", budget={"n_trials": 2, "trial_timeout": 3},
                         model={"builder": "blocking_models:build"})
     path = write_study(workdir / "h.yaml", study)
@@ -317,7 +283,7 @@ def test_a_slow_trial_times_out_at_a_batch_boundary(workdir: Path, storage_url: 
 
 def test_sigterm_during_a_blocked_step_ends_the_worker_and_requeues_the_trial(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
-    _write_blocking_builder(workdir)
+    write_blocking_builder(workdir)
     study = _long_study("hung-stop", budget={"n_trials": 1},
                         model={"builder": "blocking_models:build"})
     path = write_study(workdir / "h.yaml", study)
@@ -341,7 +307,7 @@ def test_sigterm_during_a_blocked_step_ends_the_worker_and_requeues_the_trial(
 def test_a_study_whose_trials_all_fail_stops_at_max_failures(
         workdir: Path, storage_url: str, tracking_uri: str) -> None:
     # Valid, but every training step fails (as an out-of-memory GPU would).
-    _write_py_function_builder(workdir, "broken_models", '''
+    write_py_function_builder(workdir, "broken_models", '''
 def run(x):
     raise RuntimeError("out of memory at this batch size")
 ''')

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import tiny_study, wait_for, write_study
+from conftest import tiny_study, wait_for, write_blocking_builder, write_study
 from mlflow.tracking import MlflowClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -78,15 +78,20 @@ def test_four_workers_started_together_finish_exactly_the_budget(
 
 
 def test_killed_worker_trial_is_failed_retried_and_its_run_closed(
-        workdir: Path, postgres_server_url: str, mlflow_server) -> None:
+        workdir: Path, postgres_server_url: str, mlflow_server,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The victim's first training step blocks (a marker file lets the survivor's pass):
+    # its trial is surely running when it is killed, however slow the machine.
+    write_blocking_builder(workdir)
     study = tiny_study(name="pg-kill", budget={"n_trials": 1},
-                       workers={"heartbeat_interval": 1, "grace_period": 3, "max_retry": 1})
-    study["data"]["n_samples"] = 1500
-    study["train"]["epochs"] = 25
+                       workers={"heartbeat_interval": 1, "grace_period": 3, "max_retry": 1},
+                       model={"builder": "blocking_models:build"})
     path = write_study(workdir / "k.yaml", study)
     _create(path, postgres_server_url, mlflow_server.url)
+    monkeypatch.setenv("BLOCK_MARKER_DIR", str(workdir))  # for the workers
     victim = _sweep("worker", "pg-kill", "--storage", postgres_server_url, "--tracking-uri",
                     mlflow_server.url, "--no-progress")
+    wait_for(lambda: (workdir / "blocked-once").exists())
 
     def running():
         trials = optuna.load_study(study_name="pg-kill", storage=postgres_server_url).trials

@@ -16,6 +16,13 @@ import click
 from sweep.errors import FatalError, SpecError, StudyHalted
 from sweep.interrupt import stop_exit_code
 
+# The Python API (sweep.api, which every command calls) names a bad argument by its
+# keyword; a command's user knows it by its flag.
+FLAGS = {"storage": "--storage", "tracking_uri": "--tracking-uri", "n_trials": "--n-trials",
+         "workers": "--workers", "trials_per_gpu": "--trials-per-gpu",
+         "warm_start": "--warm-start", "warm_start_storage": "--warm-start-storage",
+         "warm_start_top": "--warm-start-top", "max_trials": "--max-trials"}
+
 
 class _Group(click.Group):
     """Turns our exceptions into the documented exit codes and one-line messages."""
@@ -26,6 +33,8 @@ class _Group(click.Group):
         try:
             result = super().invoke(ctx)
         except SpecError as error:
+            if error.field in FLAGS and type(error) is SpecError:
+                error = error.renamed(FLAGS[error.field])
             click.echo(f"error: {mask_url(str(error))}", err=True)
             ctx.exit(2)
         except FatalError as error:

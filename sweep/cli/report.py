@@ -3,8 +3,6 @@ study's MLflow run."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from sweep.cli.group import cli
@@ -27,22 +25,18 @@ def report(study_name: str, storage: str, tracking_uri: str, output: str | None,
            confirm: bool | None, no_progress: bool) -> None:
     """The comparison per placement (terminal, Markdown, HTML) and its pictures, written to
     -o/--output and logged on the study's MLflow parent run under report/."""
+    from sweep import api
     from sweep.answers.painter import Painter
     from sweep.answers.render import print_terminal
-    from sweep.answers.report import make_report
-    from sweep.study.create import load_named
 
     # The painter imports the drawing libraries while the study is loaded and read.
     with Painter() as painter:
-        _, study, spec = load_named(storage, study_name, read_only=confirm is False)
-        out = Path(output or f"report-{study_name}")
-        _, stale = make_report(study, spec, tracking_uri, out, confirm=confirm,
-                               show_progress=not no_progress, show=print_terminal,
-                               painter=painter)
-    if stale:
-        click.echo(f"note: MLflow params cannot change; {', '.join(stale)} keep the value of "
-                   "an earlier report, the run's tags of the same names hold the current one.",
-                   err=True)
+        study = api.load(study_name, storage=storage, tracking_uri=tracking_uri,
+                         writable=confirm is not False)
+        out = study.report(output, confirm=confirm, show_progress=not no_progress,
+                           show=print_terminal, painter=painter,
+                           on_note=lambda note: click.echo(f"note: {note}", err=True))
     click.echo(f"wrote the report to {out}/ ({out / 'report.html'}) and logged it on the "
                "study's MLflow run under report/.")
-    click.echo(f"inspect it with: {ui_hint(tracking_uri, spec.experiment_name, study, spec)}")
+    click.echo("inspect it with: "
+               f"{ui_hint(tracking_uri, study.spec.experiment_name, study.optuna, study.spec)}")

@@ -87,11 +87,11 @@ def _params(row: dict[str, Any]) -> str:
 def status(study_name: str, storage: str, tracking_uri: str, fmt: str,
            output: str | None) -> None:
     """Counts by state, budget and best value so far, and where to see it in MLflow."""
-    from sweep.study.create import load_named
-    from sweep.study.results import status as study_status
+    from sweep import api
 
-    _, study, spec = load_named(storage, study_name)
-    doc = study_status(study, spec)
+    loaded = api.load(study_name, storage=storage, tracking_uri=tracking_uri)
+    study, spec = loaded.optuna, loaded.spec
+    doc = loaded.status()
     if fmt != "table":
         _print(doc, fmt, output, f"the status of study '{study_name}'")
         return
@@ -151,11 +151,11 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
 def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) -> None:
     """The best configurations, chosen on the validation metric: each named by its first
     trial, with its mean over seeds."""
-    from sweep.study.create import load_named
-    from sweep.study.results import best_rows
+    from sweep import api
 
-    _, study, spec = load_named(storage, study_name)
-    rows = best_rows(study, spec, top)
+    loaded = api.load(study_name, storage=storage)
+    spec = loaded.spec
+    rows = loaded.best_rows(top)
     if fmt != "table":
         _print(rows, fmt, output, f"{len(rows)} trials")
         return
@@ -210,11 +210,11 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
 @output_option()
 def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
     """Every trial: params, resolved placement, final figures, MLflow run id, state."""
-    from sweep.study.create import load_named
-    from sweep.study.results import export_rows
+    from sweep import api
 
-    _, study, spec = load_named(storage, study_name)
-    rows = export_rows(study, spec)
+    loaded = api.load(study_name, storage=storage)
+    spec = loaded.spec
+    rows = loaded.rows()
     table = None
     if fmt == "table":
         from rich.table import Table

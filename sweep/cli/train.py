@@ -15,16 +15,7 @@ from sweep.cli.options import (
     tracking_option,
     warm_start_option,
 )
-from sweep.errors import SpecError
 from sweep.redact import mask_url
-
-
-def checked_spec(study_file: str):
-    from sweep.spec import load_spec
-    from sweep.study.check import check_study
-
-    spec = load_spec(study_file)
-    return spec, check_study(spec)
 
 
 @cli.command()
@@ -117,44 +108,24 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
         gpus: list[str], trials_per_gpu: int, force_new: bool, confirm_top: int | None,
         warm_start: Any, no_progress: bool) -> None:
     """Create (or resume) a study from STUDY_FILE and run it to its budget."""
-    from sweep.workers.launcher import plan_slots
+    from sweep import api
 
-    slots = plan_slots(workers, gpus, trials_per_gpu)
-    if len(slots) > 1 and storage.startswith("sqlite"):
-        raise SpecError(
-            "--workers", "SQLite takes one writer at a time; for several workers use "
-            "--storage postgresql://user@host/db (see README, 'Many workers')", len(slots))
-    from sweep.study.source import git_commit
-    from sweep.tracking.spool import check_spool_dir
-    from sweep.workers.session import create_study, run_here
+    def created(study: api.Study) -> None:
+        # Of the budget the study runs with (--n-trials overrides the file's).
+        plan = budget_line(study.spec)
+        if plan:
+            click.echo(plan, err=True)
 
-    check_spool_dir()
-    spec, space = checked_spec(study_file)
-    study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
-                               n_trials=n_trials, warm_start=warm_start,
-                               commit=git_commit(study_file))
-    # Of the budget the study runs with (--n-trials overrides the file's).
-    plan = budget_line(spec)
-    if plan:
-        click.echo(plan, err=True)
-    run_here(study, spec, space, storage, tracking_uri, slots, gpus=bool(gpus),
-             show_progress=not no_progress)
+    study = api.run(study_file, storage=storage, tracking_uri=tracking_uri, n_trials=n_trials,
+                    force_new=force_new, show_progress=not no_progress, workers=workers,
+                    gpus=gpus, trials_per_gpu=trials_per_gpu, warm_start=warm_start,
+                    on_created=created)
     # Confirmed first, so that the answer printed opens with the verdict it supports.
-    confirmation = confirm(study, spec, tracking_uri, top=confirm_top,
-                           show_progress=not no_progress) if confirm_top else None
-    print_best(study, spec, tracking_uri, storage)
+    confirmation = study.confirm(confirm_top, show_progress=not no_progress) \
+        if confirm_top else None
+    print_best(study.optuna, study.spec, tracking_uri, storage)
     if confirm_top:
         print_confirmation(confirmation)
-
-
-def confirm(study: Any, spec: Any, tracking_uri: str, *, top: int | None = None,
-            show_progress: bool = True) -> Any:
-    """Re-train the best configs and the baseline over seeds (sweep.answers.confirm); Ctrl-C
-    stops between trainings and keeps what is done."""
-    from sweep.answers.confirm import confirm_stoppable
-
-    return confirm_stoppable(study, spec, tracking_uri=tracking_uri, top=top,
-                             show_progress=show_progress)
 
 
 def print_confirmation(confirmation: Any) -> None:
@@ -183,20 +154,18 @@ def print_confirmation(confirmation: Any) -> None:
 @warm_start_option
 def create(study_file: str, storage: str, tracking_uri: str, warm_start: Any) -> None:
     """Create a study (spec stored inside it) for workers to join."""
+    from sweep import api
     from sweep.keys import WARM_START_OF
-    from sweep.study.source import git_commit
-    from sweep.workers.session import create_study
 
-    spec, space = checked_spec(study_file)
-    study, spec = create_study(spec, space, storage, tracking_uri, warm_start=warm_start,
-                               commit=git_commit(study_file))
-    queued = [t.user_attrs[WARM_START_OF] for t in study.get_trials(deepcopy=False)
+    study = api.create(study_file, storage=storage, tracking_uri=tracking_uri,
+                       warm_start=warm_start)
+    queued = [t.user_attrs[WARM_START_OF] for t in study.optuna.get_trials(deepcopy=False)
               if WARM_START_OF in t.user_attrs]
     if queued:
         click.echo(f"warm start: queued {len(queued)} configurations of "
                    f"{', '.join(queued)} as the first trials")
-    click.echo(f"study '{spec.name}' is ready in {mask_url(storage)}; start workers with:\n"
-               f"  sweep worker {spec.name} --storage '{mask_url(storage)}'")
+    click.echo(f"study '{study.name}' is ready in {mask_url(storage)}; start workers with:\n"
+               f"  sweep worker {study.name} --storage '{mask_url(storage)}'")
 
 
 @cli.command()
@@ -215,18 +184,16 @@ def create(study_file: str, storage: str, tracking_uri: str, warm_start: Any) ->
 def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | None,
            gpu: int | None, wait_seconds: int, no_progress: bool) -> None:
     """Work on an existing study until its budget is spent."""
-    from sweep.study.check import check_study
-    from sweep.tracking.spool import check_spool_dir
-    from sweep.workers.session import wait_for_study, work_in_batches
+    from sweep import api
 
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    check_spool_dir()
-    _, study, spec = wait_for_study(storage, study_name, wait_seconds)
-    work_in_batches(study, spec, check_study(spec), tracking_uri, max_trials=max_trials,
-                    show_progress=not no_progress)
+    study = api.join(study_name, storage=storage, tracking_uri=tracking_uri,
+                     max_trials=max_trials, wait_seconds=wait_seconds,
+                     show_progress=not no_progress)
     click.echo(f"worker finished its trials of study '{study_name}'.", err=True)
-    click.echo(f"inspect it with: {ui_hint(tracking_uri, spec.experiment_name, study, spec)}",
+    click.echo("inspect it with: "
+               f"{ui_hint(tracking_uri, study.spec.experiment_name, study.optuna, study.spec)}",
                err=True)
 
 
@@ -237,13 +204,10 @@ def worker(study_name: str, storage: str, tracking_uri: str, max_trials: int | N
 def reap(study_name: str, storage: str, tracking_uri: str) -> None:
     """Fail the trials of dead workers now (stale heartbeat), queue their retries and mark
     their MLflow runs FAILED. Workers do this on their own before each trial."""
-    from sweep.study.create import load_named
-    from sweep.study.reaper import reap as reap_study
-    from sweep.workers.loop import enable_heartbeats
+    from sweep import api
 
-    storage_obj, study, spec = load_named(storage, study_name, read_only=False)
-    enable_heartbeats(storage_obj, spec, tracking_uri)
-    failed = reap_study(study)
+    failed = api.load(study_name, storage=storage, tracking_uri=tracking_uri,
+                      writable=True).reap()
     if failed:
         click.echo(f"failed {len(failed)} stale trials ({', '.join(map(str, failed))}); "
                    "retries are queued where max_retry allows.")
