@@ -14,7 +14,7 @@ from sweep.spec import parse_spec
 from sweep.study.create import create_or_resume
 from sweep.study.grouping import configurations
 from sweep.study.storage import open_storage
-from sweep.workers.objective import claim
+from sweep.workers.claim import claim
 
 CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}
 

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
 from sweep.study import optuna_internals as internals
 from sweep.study.budget import set_user_attrs
-from sweep.study.grouping import Configuration, grouped, seed_index
+from sweep.study.grouping import Configuration, seed_index
 from sweep.study.results import generalization_gap
 from sweep.tracking.names import duplicate_run_name, trial_note, trial_run_name
 from sweep.tracking.tracker import StudyTracker
@@ -68,12 +69,26 @@ from sweep.tracking.trial_run import TrialRun
 from sweep.training import checkpoint
 from sweep.training.trainer import Trainer
 from sweep.workers import requeue, watchdog
+from sweep.workers.claim import claim
 
 log = logging.getLogger("sweep")
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """What a trial trains: its configuration, its seed and what it goes on from."""
+
+    placement: dict[str, Any]
+    settings: dict[str, Any]
+    seed: int
+    baseline: str | None
+    origin: int  # the trial whose checkpoint it resumes (itself when new)
+    previous_run: str | None  # that trial's MLflow run, whose history it continues
+    environment: dict[str, str]
+
+
 class Objective:
-    """The callable given to ``study.optimize``."""
+    """The callable given to ``study.optimize``: one trial's life, in named steps."""
 
     def __init__(self, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
                  checkpoint_root: Path | None = None,
@@ -91,15 +106,26 @@ class Objective:
         self.weights = WeightsPicture(tracker)  # each trial's weights.svg
 
     def __call__(self, trial: Any) -> float | list[float]:
-        import optuna
+        """A trial's life, step by step: ``begin`` (a stop asked for between trials ends
+        here) → ``draw`` its configuration, seed and what it goes on from → ``claim`` it
+        (or find the trained configuration it duplicates) → ``open_run`` in MLflow →
+        ``reuse`` the duplicate's figures, or ``run`` the training and close the run."""
+        self.begin(trial)
+        drawn = self.draw(trial)
+        earlier = self.claim(trial, drawn)
+        run = self.open_run(trial, drawn)
+        if earlier is not None:
+            return self._reuse(trial, run, earlier)
+        return self.run(trial, run, drawn)
 
-        from sweep.placement.space import describe_placement
-
+    def begin(self, trial: Any) -> None:
         try:
             interrupt.check()  # a stop requested between trials: do not start this one
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
+
+    def draw(self, trial: Any) -> Drawn:
         # Described before sampling (the first time imports TensorFlow, seconds): what is
         # sampled is stored at once, so a stop in between cannot lose the configuration.
         environment = self.environment(trial)
@@ -114,26 +140,34 @@ class Objective:
         origin = attrs.get(CHECKPOINT, trial.number)
         # A re-run or noise seed was queued with its seed (sweep.seeds.extra_seed).
         seed = attrs[SEED] if SEED in attrs else trial_seed(self.spec.seed, trial.number)
-        previous_run = attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None
-        started = {SEED: seed, PLACEMENT: placement, CHECKPOINT: origin,
-                   WORKER: self.tracker.worker, ENVIRONMENT: environment}
-        if settings:
-            started[SETTINGS] = settings
+        return Drawn(placement, settings, seed, baseline, origin,
+                     attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None, environment)
+
+    def claim(self, trial: Any, drawn: Drawn) -> Configuration | None:
+        started = {SEED: drawn.seed, PLACEMENT: drawn.placement, CHECKPOINT: drawn.origin,
+                   WORKER: self.tracker.worker, ENVIRONMENT: drawn.environment}
+        if drawn.settings:
+            started[SETTINGS] = drawn.settings
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             started[GPU] = os.environ["CUDA_VISIBLE_DEVICES"]
-        if SEED_REPLICATE in attrs or SEED_OF in attrs:
+        if SEED_REPLICATE in trial.user_attrs or SEED_OF in trial.user_attrs:
             # Seed replicates and racing re-runs train a configuration again on purpose.
             set_user_attrs(trial, started)
-            earlier = None
-        else:
-            try:
-                earlier = claim(
-                    trial, placement, settings, started, on_wait=lambda number: log.info(
-                        "trial %d: the same model as trial %d, which is training: waiting "
-                        "for its figures", trial.number, number))
-            except KeyboardInterrupt:
-                self._interrupted(trial)
-                raise
+            return None
+        try:
+            return claim(trial, drawn.placement, drawn.settings, started,
+                         on_wait=lambda number: log.info(
+                             "trial %d: the same model as trial %d, which is training: "
+                             "waiting for its figures", trial.number, number))
+        except KeyboardInterrupt:
+            self._interrupted(trial)
+            raise
+
+    def open_run(self, trial: Any, drawn: Drawn) -> TrialRun:
+        from sweep.placement.searched import describe_settings
+        from sweep.placement.space import describe_placement
+
+        attrs, baseline, placement = trial.user_attrs, drawn.baseline, drawn.placement
         label = baseline or self.space.label(trial.params, placement)
         tags = {BASELINE_TAG: baseline} if baseline else {}
         if WARM_START_OF in attrs:
@@ -143,29 +177,32 @@ class Objective:
             # In its configuration's group of the runs view while it trains (a first
             # training is tagged when it finishes: it may turn out a duplicate).
             tags[CONFIGURATION_TAG] = f"#{attrs[SEED_OF]}"
-        tags.update({ENV_TAG_PREFIX + key: value for key, value in environment.items()})
+        tags.update({ENV_TAG_PREFIX + key: value for key, value in drawn.environment.items()})
         run = self.tracker.start_trial(
-            trial.number, {**settings, **trial.params}, placement, seed, tags=tags, label=label,
-            name=trial_run_name(trial.number, label, placement, baseline,
-                                seed_of=(attrs[SEED_OF], attrs.get(SEED_INDEX, 0))
-                                if SEED_OF in attrs else None, settings=settings))
+            trial.number, {**drawn.settings, **trial.params}, placement, drawn.seed, tags=tags,
+            label=label, name=trial_run_name(
+                trial.number, label, placement, baseline, settings=drawn.settings,
+                seed_of=(attrs[SEED_OF], attrs.get(SEED_INDEX, 0)) if SEED_OF in attrs else None))
         trial.set_user_attr(MLFLOW_RUN_ID, run.reference)
         if self.on_trial_start:
-            self.on_trial_start(trial.number, describe_placement(placement))
-        if earlier is not None:
-            return self._reuse(trial, run, earlier)
+            self.on_trial_start(trial.number, " ".join(filter(None, (
+                describe_placement(placement), describe_settings(drawn.settings)))))
+        return run
+
+    def run(self, trial: Any, run: TrialRun, drawn: Drawn) -> float | list[float]:
+        import optuna
+
         self._epochs_done = 0
         self.weights.start()
-        run.watch_system(environment["device"])
+        run.watch_system(drawn.environment["device"])
         folder = None if self.checkpoint_root is None else \
-            checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, origin)
+            checkpoint.folder(self.checkpoint_root, self.tracker.study_uid, drawn.origin)
         try:
             with watchdog.watch(
                     self.spec.budget.trial_timeout,
                     on_stuck_timeout=lambda reason: self._abandon(trial, run, reason, folder),
                     on_stuck_stop=lambda: self._abandon(trial, run, INTERRUPTED, folder)):
-                values = self._train(trial, run, placement, settings, seed, folder,
-                                     previous_run)
+                values = self._train(trial, run, drawn, folder)
         except optuna.TrialPruned:
             run.finish("PRUNED", tags={
                 PRUNED_AT_EPOCH_TAG: str(trial.user_attrs.get(PRUNED_AT_EPOCH, ""))},
@@ -257,8 +294,8 @@ class Objective:
         run.finish("FAIL", reason=reason, wait=False)
         set_user_attrs(trial, {FAIL_REASON: reason, EPOCHS_RUN: self._epochs_done})
 
-    def _train(self, trial: Any, run: TrialRun, placement: dict, settings: dict, seed: int,
-               folder: Path | None, previous_run: str | None) -> float | list[float]:
+    def _train(self, trial: Any, run: TrialRun, drawn: Drawn,
+               folder: Path | None) -> float | list[float]:
         import optuna
 
         from sweep.training.callbacks import EpochProgress, PruningCallback
@@ -277,8 +314,8 @@ class Objective:
             epoch = int(state["epoch"])
             trial.set_user_attr(RESUMED_FROM_EPOCH, epoch + 1)
             trial.set_user_attr(RESUMED_FROM_TRIAL, int(state["trial"]))
-            if previous_run:  # the run then shows the whole history, not just the tail
-                run.copy_history(previous_run, up_to_step=epoch)
+            if drawn.previous_run:  # the run then shows the whole history, not the tail
+                run.copy_history(drawn.previous_run, up_to_step=epoch)
 
         every = self.spec.workers.checkpoint_every
         resume = None if folder is None or every == 0 else Resume(folder, every, trial.number)
@@ -287,8 +324,8 @@ class Objective:
             self.weights.epoch(epoch, metrics)
             run.log_epoch(epoch, metrics)
 
-        trained = self.trainer.train(placement, seed, sink, callbacks, resume=resume,
-                                     on_resume=resumed, settings=settings)
+        trained = self.trainer.train(drawn.placement, drawn.seed, sink, callbacks,
+                                     resume=resume, on_resume=resumed, settings=drawn.settings)
         set_user_attrs(trial, {EPOCHS_RUN: trained.epochs_run, **trained.usage})
         if trained.pruned_at is not None:
             trial.set_user_attr(PRUNED_AT_EPOCH, trained.pruned_at)
@@ -308,7 +345,7 @@ class Objective:
         set_user_attrs(trial, {**final, **attrs, WORKER_RSS_MB: _rss_mb()})
         self.weights.draw(trial, run)
         origin = trial.user_attrs.get(SEED_OF)
-        note = trial_note(trial.number, placement, self.spec.primary.metric,
+        note = trial_note(trial.number, drawn.placement, self.spec.primary.metric,
                           attrs.get(SEED_VALUE, values[0]), origin=origin,
                           index=seed_index(trial))
         # The run's last calls go on while the next trial starts (the worker settles them).
@@ -329,61 +366,6 @@ def objective_values(spec: StudySpec, final: dict[str, float]) -> list[float]:
             raise TrialFailed(f"{metric} is not a finite number ({value})")
         values.append(float(value))
     return values
-
-
-def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], *,
-          on_wait: Callable[[int], None] | None = None, poll: float = 2.0
-          ) -> Configuration | None:
-    """Record ``started`` (the placement and settings among it) on ``trial`` once no other
-    trial is training the same configuration (placement and settings), and return the
-    trained configuration it is (its figures are then reused) or None (this trial trains
-    it). A trial that samples a
-    placement another is still training waits for it: two workers trained no
-    regularization side by side (#0 queued, #2 sampled), and seed racing then raced both.
-    Checked and recorded under the study's placement lock, so of two workers sampling
-    the same placement at once, one trains and the other waits; behind `sweep proxy`
-    (no lock on this side) both may rarely train. ``on_wait``: told the number of the
-    trial waited for, once."""
-    import contextlib
-
-    from sweep.study.budget import budgeted_backend
-
-    backend = budgeted_backend(internals.storage(trial.study))
-    waited: int | None = None
-    while True:
-        lock = backend.study_lock(internals.study_id(trial.study), "placement") \
-            if backend is not None else contextlib.nullcontext()
-        with lock:
-            earlier = _same_config(trial, placement, settings)
-            training = None if earlier is not None else _training(trial, placement, settings)
-            if training is None:
-                set_user_attrs(trial, started)
-                return earlier
-        if waited != training.number and on_wait is not None:
-            on_wait(training.number)
-        waited = training.number
-        interrupt.sleep(poll)  # a stop request ends the wait (the caller re-queues)
-
-
-def _training(trial: Any, placement: dict, settings: dict) -> Any:
-    """Another RUNNING trial that has claimed this configuration (recorded it), or None."""
-    import optuna
-
-    return next((other for other in trial.study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        if other.number != trial.number and other.user_attrs.get(PLACEMENT) == placement
-        and (other.user_attrs.get(SETTINGS) or {}) == settings), None)
-
-
-def _same_config(trial: Any, placement: dict, settings: dict) -> Configuration | None:
-    """The study's trained configuration with this placement (the duplicate rule is the
-    grouping's: sweep.study.grouping), or None. Two workers may each have trained it as a
-    configuration of its own before either finished: the one measured on the most seeds
-    stands for it, then the earlier."""
-    study = trial.study
-    same = [c for c in grouped(study, study.get_trials(deepcopy=False))
-            if c.complete and c.placement == placement and c.settings == settings]
-    return max(same, key=lambda c: (c.n, -c.key), default=None)
 
 
 def _rss_mb() -> float:
