@@ -62,7 +62,9 @@ class Study:
     """A study in its storage, with its stored spec; read again on every access, so that
     a study other workers are running shows its current state.
 
-    Made by :func:`run`, :func:`create`, :func:`load` and :func:`join`, not directly.
+    Made by :func:`run`, :func:`create`, :func:`load` and :func:`join`, not directly:
+    each holds the process's ``Session`` (sweep.workers.session), the one object that
+    commands, the API and the worker loop share.
 
     Attributes:
         optuna: The ``optuna.Study`` itself.
@@ -71,23 +73,18 @@ class Study:
         tracking_uri: The MLflow tracking URI.
     """
 
-    def __init__(self, optuna_study: Any, spec: Any, *, storage: str, tracking_uri: str,
-                 space: Any = None):
-        self.optuna = optuna_study
-        self.spec = spec
-        self.storage = storage
-        self.tracking_uri = tracking_uri
-        self._space = space  # the checked search space, once built (needs TensorFlow)
+    def __init__(self, session: Any):
+        self._session = session
+        self.optuna = session.study
+        self.spec = session.spec
+        self.storage = session.storage
+        self.tracking_uri = session.tracking_uri
 
     @property
     def space(self) -> Any:
         """The study's search space, checked against its model (built once, on first
         use: imports TensorFlow)."""
-        if self._space is None:
-            from sweep.study.check import check_study
-
-            self._space = check_study(self.spec)
-        return self._space
+        return self._session.space
 
     @property
     def name(self) -> str:
@@ -215,9 +212,8 @@ class Study:
         from sweep.workers.launcher import plan_slots
         from sweep.workers.session import run_here
 
-        run_here(self.optuna, self.spec, self.space, self.storage, self.tracking_uri,
-                 list(slots) if slots is not None else plan_slots(1, [], 1), gpus=gpus,
-                 show_progress=show_progress)
+        run_here(self._session, list(slots) if slots is not None else plan_slots(1, [], 1),
+                 gpus=gpus, show_progress=show_progress)
 
     def confirm(self, top: int | None = None, *, show_progress: bool = True) -> Any:
         """Re-train the best configurations and no regularization over fresh seeds,
@@ -364,10 +360,9 @@ def create(study_file: str | os.PathLike[str], *, storage: str | None = None,
                         warm_start_storage, show_value=False)
     spec = load_spec(study_file)
     space = check_study(spec)
-    study, spec = create_study(spec, space, storage, tracking_uri, force_new=force_new,
-                               n_trials=n_trials, warm_start=warm_start,
-                               commit=git_commit(study_file))
-    return Study(study, spec, storage=storage, tracking_uri=tracking_uri, space=space)
+    return Study(create_study(spec, space, storage, tracking_uri, force_new=force_new,
+                              n_trials=n_trials, warm_start=warm_start,
+                              commit=git_commit(study_file)))
 
 
 def run(study_file: str | os.PathLike[str], *, storage: str | None = None,
@@ -427,10 +422,11 @@ def load(name: str, *, storage: str | None = None, tracking_uri: str | None = No
         SpecError: No such study or storage.
     """
     from sweep.study.create import load_named
+    from sweep.workers.session import Session
 
     storage, tracking_uri = _stores(storage, tracking_uri)
     _, study, spec = load_named(storage, name, read_only=not writable, field="storage")
-    return Study(study, spec, storage=storage, tracking_uri=tracking_uri)
+    return Study(Session(study, spec, storage, tracking_uri))
 
 
 def join(name: str, *, storage: str | None = None, tracking_uri: str | None = None,
@@ -454,13 +450,12 @@ def join(name: str, *, storage: str | None = None, tracking_uri: str | None = No
         SpecError: No such study after ``wait_seconds``.
     """
     from sweep.tracking.spool import check_spool_dir
-    from sweep.workers.session import wait_for_study, work_in_batches
+    from sweep.workers.session import Session, wait_for_study, work_in_batches
 
     storage, tracking_uri = _stores(storage, tracking_uri)
     _whole("max_trials", max_trials)
     check_spool_dir()
     _, optuna_study, spec = wait_for_study(storage, name, wait_seconds)
-    study = Study(optuna_study, spec, storage=storage, tracking_uri=tracking_uri)
-    work_in_batches(optuna_study, spec, study.space, tracking_uri, max_trials=max_trials,
-                    show_progress=show_progress)
-    return study
+    session = Session(optuna_study, spec, storage, tracking_uri)
+    work_in_batches(session, max_trials=max_trials, show_progress=show_progress)
+    return Study(session)
