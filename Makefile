@@ -22,9 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sweep run studies/digits.yaml --confirm 1
 
+# The suite on TEST_WORKERS processes (pytest-xdist; each its own PostgreSQL server and
+# MLflow store), tests handed out one at a time as workers free up.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(BIN)/ruff check $(LINTED)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Debian's chromium and its driver, for the test that opens the MLflow UI and the report
 # in a real browser (tests/test_browser.py). Installed where apt-get can run (root, or
