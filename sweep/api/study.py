@@ -112,6 +112,14 @@ class Study:
         return found
 
     @property
+    def headline(self) -> str:
+        """The study's answer in one sentence, as `sweep run`, `sweep best`, the report
+        and the study's MLflow run say it (the verdict over seeds once confirmed)."""
+        from sweep.answers.headline import study_headline
+
+        return study_headline(self.optuna, self.spec)
+
+    @property
     def best(self) -> Best | None:
         """The best configuration (:class:`Best`), or None while none has completed."""
         found = self.top(1)

@@ -68,14 +68,16 @@ def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spe
     return links
 
 
-def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_STORAGE) -> None:
-    from sweep.answers.headline import study_headline
+def print_best(found: Any) -> None:
+    """What `sweep run` prints at the end: the verdict, the best configuration, where to
+    look (``found``: the API's Study)."""
     from sweep.placement.searched import searched_values, searches_regularizers
     from sweep.study.grouping import figure_text
-    from sweep.study.results import best_rows
 
-    rows = best_rows(study, spec, 1)
-    click.echo(study_headline(study, spec))
+    study, spec, tracking_uri, storage = found.optuna, found.spec, found.tracking_uri, \
+        found.storage
+    rows = found.best_rows(1)
+    click.echo(found.headline)
     if not rows:
         click.echo("no trial completed.")
     else:
@@ -85,10 +87,7 @@ def print_best(study: Any, spec: Any, tracking_uri: str, storage: str = DEFAULT_
         click.echo(f"best configuration: #{best['number']}  {spec.primary.metric} = "
                    f"{figure_text(best['value'], best['sd'], best['seeds'])}")
         if searches_regularizers(searched_values(spec)):
-            from sweep.study.grouping import group_label
-
-            trial = study.get_trials(deepcopy=False)[best["number"]]
-            click.echo(f"  regularizer:  {group_label(trial, spec)}")
+            click.echo(f"  regularizer:  {found.top(1)[0].placement}")
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
         click.echo(f"  mlflow run:   {best['mlflow_run_id']}")

@@ -123,7 +123,7 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
     # Confirmed first, so that the answer printed opens with the verdict it supports.
     confirmation = study.confirm(confirm_top, show_progress=not no_progress) \
         if confirm_top else None
-    print_best(study.optuna, study.spec, tracking_uri, storage)
+    print_best(study)
     if confirm_top:
         print_confirmation(confirmation)
 
