@@ -23,8 +23,9 @@ demo: $(STAMP)
 	$(BIN)/sweep run studies/digits.yaml --confirm 1
 
 # The suite on TEST_WORKERS processes (pytest-xdist; each its own PostgreSQL server and
-# MLflow store), tests handed out one at a time as workers free up.
-TEST_WORKERS ?= 2
+# MLflow store), tests handed out one at a time as workers free up. Three on two cores:
+# many tests wait on the worker processes they start (11.7 min, as with four; two: 15).
+TEST_WORKERS ?= 3
 test: $(STAMP) browser
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
