@@ -15,7 +15,8 @@ from typing import Any
 _EXPORTS: dict[str, str | tuple[str, str]] = {
     # run a study, join it as a worker, read its answer (sweep.api)
     "run": "sweep.api", "create": "sweep.api", "load": "sweep.api", "join": "sweep.api",
-    "plan_workers": "sweep.api", "Study": "sweep.api", "Best": "sweep.api",
+    "plan_workers": "sweep.api", "validate": "sweep.api", "Study": "sweep.api",
+    "Best": "sweep.api",
     # errors
     "SweepError": "sweep.errors", "SpecError": "sweep.errors", "StudyHalted": "sweep.errors",
     "TrialFailed": "sweep.errors", "FatalError": "sweep.errors",

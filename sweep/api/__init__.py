@@ -22,10 +22,12 @@ same thing in the same order.
 
 from __future__ import annotations
 
-__all__ = ["Best", "Study", "create", "join", "load", "plan_workers", "run"]
+__all__ = ["Best", "Checked", "Study", "create", "join", "load", "plan_workers", "run",
+           "validate"]
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sweep.api.study import Best, Study
@@ -51,6 +53,57 @@ def _whole(name: str, value: Any) -> None:
         from sweep.errors import SpecError
 
         raise SpecError(name, "must be a whole number of at least 1", value)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A study file as :func:`validate` found it.
+
+    Attributes:
+        spec: The study file (``sweep.StudySpec``).
+        space: Its search space, checked against the model; None for a builder's model
+            that was not run.
+        searched: The parameters searched besides the penalties (``train/learning_rate``).
+        configurations: How many distinct configurations the space holds, when finite.
+        plan: What the budget buys with seed racing (configurations explored, re-runs),
+            or None without racing.
+    """
+
+    spec: Any
+    space: Any
+    searched: tuple[str, ...]
+    configurations: int | None
+    plan: tuple[int, int] | None
+
+
+def validate(study_file: str | os.PathLike[str], *, run_builder: bool = False,
+             build: bool = False) -> Checked:
+    """Check a study file as `sweep validate` does; writes nothing.
+
+    Args:
+        study_file: The study file (YAML).
+        run_builder: Import and run ``model.builder`` (user code) to check the
+            placements against its layers.
+        build: Also build the model and run it on two samples of the data (imports
+            TensorFlow).
+
+    Returns:
+        What was found (:class:`Checked`).
+
+    Raises:
+        SpecError: Bad input, named by its field.
+    """
+    from sweep.placement.configurations import space_keys
+    from sweep.placement.searched import searched_values
+    from sweep.spec import load_spec
+    from sweep.study.check import check_study
+    from sweep.study.racing import budget_plan
+
+    spec = load_spec(study_file)
+    space = check_study(spec, run_builder=run_builder, build_model=build)
+    found = None if space is None else space_keys(space)
+    return Checked(spec, space, tuple(item.name for item in searched_values(spec)),
+                   None if found is None else len(found), budget_plan(spec))
 
 
 def plan_workers(storage: str, workers: int = 1, gpus: Sequence[str] = (),

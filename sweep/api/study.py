@@ -112,6 +112,14 @@ class Study:
         return found
 
     @property
+    def plan(self) -> tuple[int, int] | None:
+        """What the budget buys with seed racing: (configurations explored, re-runs of
+        the leaders on further seeds), or None without racing."""
+        from sweep.study.racing import budget_plan
+
+        return budget_plan(self.spec)
+
+    @property
     def headline(self) -> str:
         """The study's answer in one sentence, as `sweep run`, `sweep best`, the report
         and the study's MLflow run say it (the verdict over seeds once confirmed)."""

@@ -30,42 +30,32 @@ from sweep.redact import mask_url
                    "always do it.")
 def validate(study_file: str, run_builder: bool, build: bool) -> None:
     """Check a study file: keys, types, ranges, selectors, data paths. Writes nothing."""
-    from sweep.spec import load_spec
-    from sweep.study.check import check_study
+    from sweep import api
 
-    spec = load_spec(study_file)
-    space = check_study(spec, run_builder=run_builder, build_model=build)
+    checked = api.validate(study_file, run_builder=run_builder, build=build)
+    spec, space = checked.spec, checked.space
     slots = "not checked" if space is None else ", ".join(space.candidate_slots) or "none"
     click.echo(f"ok: study '{spec.name}', {spec.budget.n_trials} trials, "
                f"sampler {spec.sampler}, objective {spec.primary.metric} "
                f"({spec.primary.resolved_direction}); slots searched: {slots}")
-    from sweep.placement.searched import searched_values
-
-    searched = searched_values(spec)
-    if searched:
-        click.echo("also searched: " + ", ".join(item.name for item in searched))
-    plan = budget_line(spec)
+    if checked.searched:
+        click.echo("also searched: " + ", ".join(checked.searched))
+    plan = budget_line(spec, checked.plan)
     if plan:
         click.echo(plan)
-    if space is not None:
-        from sweep.placement.configurations import space_keys
-
-        found = space_keys(space)
-        if found is not None and len(found) < spec.budget.n_trials:
-            click.echo(f"note: the search space holds {len(found)} distinct configurations, "
-                       f"fewer than budget.n_trials ({spec.budget.n_trials}): the study ends "
-                       "when all are trained (space exhausted).")
+    if checked.configurations is not None and checked.configurations < spec.budget.n_trials:
+        click.echo(f"note: the search space holds {checked.configurations} distinct "
+                   f"configurations, fewer than budget.n_trials ({spec.budget.n_trials}): "
+                   "the study ends when all are trained (space exhausted).")
     if space is None:
         click.echo(f"note: model.builder {spec.model.builder!r} is code and was not run; "
                    "`sweep validate --run-builder` builds the model and checks the "
                    "placements against its layers (run and create always do).")
 
 
-def budget_line(spec: Any) -> str | None:
-    """What the budget buys with seed racing: how many configurations, how many re-runs."""
-    from sweep.study.racing import budget_plan
-
-    plan = budget_plan(spec)
+def budget_line(spec: Any, plan: tuple[int, int] | None) -> str | None:
+    """What the budget buys with seed racing (``plan``: sweep.study.racing.budget_plan,
+    configurations explored and re-runs)."""
     if plan is None:
         return None
     explored, reruns = plan
@@ -112,7 +102,7 @@ def run(study_file: str, storage: str, tracking_uri: str, n_trials: int | None, 
 
     def created(study: api.Study) -> None:
         # Of the budget the study runs with (--n-trials overrides the file's).
-        plan = budget_line(study.spec)
+        plan = budget_line(study.spec, study.plan)
         if plan:
             click.echo(plan, err=True)
 
