@@ -356,7 +356,7 @@ def study_trials(storage_url: str, name: str) -> list[Any]:
     """The study's trials, read back through Optuna, in trial-number order."""
     import optuna
 
-    from sweep.study.storage import open_storage
+    from sweep.storage.connect import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=name, storage=open_storage(storage_url))

@@ -67,7 +67,7 @@ def child(mode: str, storage_url: str, tracking_uri: str, name: str, n_trials: i
 
     import optuna
 
-    from sweep.study.storage import open_storage
+    from sweep.storage.connect import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

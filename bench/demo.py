@@ -41,8 +41,8 @@ METRIC = "test_data_loss"
 
 
 def run(seed: int, quick: bool) -> dict[str, Any]:
-    from sweep.study.budget import used_budget
-    from sweep.study.grouping import configurations
+    from sweep.search.grouping import configurations
+    from sweep.storage.budget import used_budget
 
     spec = yaml.safe_load(DEMO.read_text())
     spec["seed"] = seed

@@ -54,7 +54,7 @@ def study(dataset: str, seed: int, variant: str, n_trials: int) -> dict[str, Any
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     from sweep.answers.confirm import Confirmation
-    from sweep.study.budget import used_budget
+    from sweep.storage.budget import used_budget
 
     with scratch("noise") as folder:
         study_file = write_yaml(folder / "study.yaml", spec)

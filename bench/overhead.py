@@ -104,7 +104,7 @@ def run_sweep(folder: Path, spec: dict[str, Any], configs: list[dict[str, Any]]
               ) -> dict[str, Any]:
     import optuna
 
-    from sweep.study.storage import open_storage
+    from sweep.storage.connect import open_storage
 
     study_file = write_yaml(folder / "study.yaml", spec)
     storage = f"sqlite:///{folder / 'sweep.db'}"

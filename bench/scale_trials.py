@@ -18,7 +18,7 @@ that owes what a grown one owes, and does the same racing work. Measured at each
   per trial     median complete-to-complete time of the window's trials (its first 5
                 left out: worker start-up), whole worker path;
   TPE           the sampler's own time per trial, on an in-memory copy of the study
-                (storage reads left out): the capped TPE sweep uses (sweep/study/history.py)
+                (storage reads left out): the capped TPE sweep uses (sweep/search/history.py)
                 and Optuna's TPE on every trial, side by side;
   restart       wall time of a worker process that runs one trial (a worker renewed by
                 `workers.recycle_after` pays it);
@@ -171,7 +171,7 @@ def fill(url: str, name: str, size: int) -> dict[str, Any]:
 def _owed(trials: list[Any], spec: Any) -> int:
     """Re-runs racing's schedule asks for and the study has not queued (a study grown
     trial by trial owes a few: one promotion is queued at a time)."""
-    from sweep.study.racing import configurations, due
+    from sweep.search.racing import configurations, due
 
     return sum(extra for _, extra in due(configurations(trials), spec))
 
@@ -221,8 +221,8 @@ def settle(study: Any, spec: Any, trials: list[Any], room: int) -> int:
     import optuna
 
     from sweep.keys import DUPLICATE_OF, SEED, SEED_INDEX, SEED_OF, SEED_VALUE, SEEDS
+    from sweep.search.racing import configurations, due
     from sweep.seeds import extra_seed
-    from sweep.study.racing import configurations, due
 
     added = 0
     while added < room:
@@ -254,7 +254,7 @@ def tpe_cost(url: str, name: str, asks: int) -> dict[str, float]:
     in-memory copy of the study (storage reads left out), taking turns."""
     import optuna
 
-    from sweep.study.history import RecentHistory
+    from sweep.search.history import RecentHistory
 
     # Queued trials (seed racing's re-runs) left out: ask() would hand them out with their
     # parameters fixed, and TPE would not be timed at all.

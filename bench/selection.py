@@ -9,7 +9,7 @@ each a whole `sweep run --confirm 1` against fresh SQLite stores:
 
   single   seeds.racing: false: every configuration trains once; the pick is the best
            single value (what Optuna, KerasTuner, Ray Tune and W&B do);
-  racing   seeds.racing {min 1, max 5, top_fraction 1/3} (sweep.study.racing): the pick is
+  racing   seeds.racing {min 1, max 5, top_fraction 1/3} (sweep.search.racing): the pick is
            the best by its mean over seeds shrunk by the seed noise (racing.estimates).
 
 Per study, of its pick (what `sweep best` names):
@@ -100,7 +100,7 @@ def study(dataset: str, seed: int, variant: str, n_trials: int, base: dict[str, 
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    from sweep.study.budget import used_budget
+    from sweep.storage.budget import used_budget
 
     done = run_confirmed(spec, "selection")
     best, trials, config, base, comparison, timed = (

@@ -39,7 +39,7 @@ def make_status_store(folder: Path) -> tuple[str, str]:
     import optuna
     import yaml
 
-    from sweep.study.storage import open_storage
+    from sweep.storage.connect import open_storage
 
     storage = f"sqlite:///{folder / 'sweep.db'}"
     tracking = f"sqlite:///{folder / 'mlflow.db'}"

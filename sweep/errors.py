@@ -70,7 +70,7 @@ class StudyHalted(SweepError):
 
 class BudgetExhausted(SweepError):
     """The study's budget is spent: nothing is left for this worker to start (raised by
-    the storage when a worker asks for a trial, sweep.study.budget)."""
+    the storage when a worker asks for a trial, sweep.storage.budget)."""
 
 
 class FatalError(SweepError):

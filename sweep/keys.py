@@ -29,7 +29,7 @@ BASELINE = "baseline"  # of the queued baseline trials: their kind (none, unifor
 # Of the no-regularization baseline's extra seeds (budget.stop_within_noise): 1, 2, …; such
 # a trial trains even though its configuration was trained (it measures seed noise).
 SEED_REPLICATE = "seed_replicate"
-# Seed racing (sweep.study.racing). A re-run of a configuration on a further seed carries
+# Seed racing (sweep.search.racing). A re-run of a configuration on a further seed carries
 # SEED_OF (the number of the configuration's first trial) and SEED_INDEX (which of its
 # seeds: the first training is 0); once finished, SEED_VALUE (its own value on that seed)
 # and SEEDS (how many seeds its Optuna value, the configuration's mean, is over).

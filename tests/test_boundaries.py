@@ -1,7 +1,8 @@
 """The package boundaries of sweep/, read from the source (every import, the lazy ones
 inside functions included): only sweep/training touches TensorFlow or Keras, the study
 file's package imports neither Optuna nor MLflow, nothing imports the CLI, and each
-package imports only the packages below it (README, Architecture)."""
+package imports only the packages the graph lets it use (README, Architecture, draws
+it)."""
 
 from __future__ import annotations
 
@@ -12,23 +13,41 @@ import pytest
 
 SWEEP = Path(__file__).resolve().parent.parent / "sweep"
 
-# Lowest first: a module may import its own layer and the ones before it, never later ones.
-LAYERS = [
-    {"keys", "errors", "redact", "interrupt", "locations", "seeds"},
-    {"spec"},
-    {"placement"},
-    {"training"},
-    {"tracking"},
-    {"study"},
-    {"answers"},
-    {"workers"},
-    {"api"},
-    {"cli", "__main__"},
-]
+# Which package may use which (README, Architecture): a package imports only the ones
+# listed here and what those may import in turn. The leaves (names, errors, URLs, seeds)
+# import nothing above them.
+LEAVES = {"keys", "errors", "redact", "interrupt", "locations", "seeds"}
+USES: dict[str, set[str]] = {
+    "spec": LEAVES,
+    "placement": {"spec"},
+    "training": {"placement"},
+    "tracking": {"placement"},
+    "storage": LEAVES,
+    "search": {"storage", "tracking", "training"},
+    "results": {"search"},
+    "study": {"results"},
+    "answers": {"study"},
+    "workers": {"answers"},
+    "api": {"workers"},
+    "cli": {"api"},
+    "__main__": {"cli"},
+}
+
+
+def _reachable(unit: str) -> set[str]:
+    """The packages ``unit`` may import: those it uses, transitively, and the leaves."""
+    seen: set[str] = set()
+    todo = [unit]
+    while todo:
+        for used in USES.get(todo.pop(), set()):
+            if used not in seen:
+                seen.add(used)
+                todo.append(used)
+    return seen | LEAVES | {unit}
 
 
 def _unit(module: str) -> str:
-    """sweep.study.budget -> study; sweep.keys -> keys; sweep -> sweep."""
+    """sweep.storage.budget -> study; sweep.keys -> keys; sweep -> sweep."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 
@@ -50,13 +69,28 @@ def _modules() -> list[tuple[str, Path]]:
             for p in sorted(SWEEP.rglob("*.py"))]
 
 
-def _layer(unit: str) -> int:
-    return next(i for i, names in enumerate(LAYERS) if unit in names)
-
-
-def test_every_module_belongs_to_a_layer() -> None:
+def test_every_module_belongs_to_a_package_of_the_graph() -> None:
     units = {_unit(module) for module, _ in _modules()} - {"__init__", "sweep"}
-    assert units == set().union(*LAYERS)
+    assert units == LEAVES | set(USES)
+
+
+def test_readme_draws_the_graph() -> None:
+    """README's Architecture drawing says, for each package, what it uses: the same graph."""
+    import re
+
+    readme = (SWEEP.parent / "README.md").read_text()
+    drawn = readme.split("## Architecture", 1)[1].split("```", 2)[1]
+    blocks = re.split(r"^(?=sweep/|leaves)", drawn, flags=re.MULTILINE)
+    uses = {}
+    for block in blocks:
+        found = re.match(r"sweep/(\w+)", block)
+        if found:
+            said = re.search(r"uses: (.+)$", block, re.MULTILINE)
+            assert said, f"sweep/{found[1]} says nothing of what it uses"
+            uses[found[1]] = set() if said[1].strip() == "(leaves)" else \
+                set(said[1].strip().split(", "))
+    assert sorted(uses) == sorted(unit for unit in USES if unit != "__main__")
+    assert uses == {unit: used - LEAVES for unit, used in USES.items() if unit != "__main__"}
 
 
 def test_only_sweep_training_imports_tensorflow_or_keras() -> None:
@@ -87,9 +121,10 @@ def test_imports_point_down_the_layers(module_path: tuple[str, Path]) -> None:
     unit = _unit(module)
     if unit in ("__init__", "sweep"):  # the lazy re-exports of the public API
         return
+    allowed = _reachable(unit)
     upward = [f"line {line}: {name}" for line, name in _imports(path)
-              if name.startswith("sweep.") and _layer(_unit(name)) > _layer(unit)]
-    assert upward == [], f"{module} imports a later layer"
+              if name.startswith("sweep.") and _unit(name) not in allowed]
+    assert upward == [], f"{module} imports a package it may not use"
 
 
 def test_the_checks_see_lazy_imports(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from sqlalchemy import text
 
 from sweep.errors import BudgetExhausted
 from sweep.spec import parse_spec
-from sweep.study.budget import finished_in_budget, used_budget
+from sweep.storage.budget import finished_in_budget, used_budget
+from sweep.storage.connect import open_storage
 from sweep.study.create import finished_count
-from sweep.study.storage import open_storage
 
 
 def _create(url: str, name: str, n_trials: int) -> None:
@@ -222,7 +222,7 @@ def test_a_trials_attributes_are_written_in_one_transaction(
         database: str, storage_url: str, request: pytest.FixtureRequest) -> None:
     import sqlalchemy
 
-    from sweep.study.budget import set_user_attrs
+    from sweep.storage.budget import set_user_attrs
 
     url = storage_url if database == "sqlite" else request.getfixturevalue(
         "postgres_server_url")
@@ -250,7 +250,7 @@ def test_a_trials_attributes_are_written_in_one_transaction(
 
 
 def test_attributes_on_another_storage_are_written_one_by_one() -> None:
-    from sweep.study.budget import set_user_attrs
+    from sweep.storage.budget import set_user_attrs
 
     study = optuna.create_study()  # in memory, as a `sweep proxy` client is not ours
     trial = study.ask()

@@ -1,4 +1,4 @@
-"""sweep.study.grouping: a worker's grouping of trials into configurations, kept across
+"""sweep.search.grouping: a worker's grouping of trials into configurations, kept across
 its trials, is the grouping from scratch at every step of a study's life (trials finishing
 out of order, baselines, re-runs, duplicates, a retried and an interrupted FAIL)."""
 
@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweep.study.grouping import configurations, grouped
+from sweep.search.grouping import configurations, grouped
 
 X = {"x": FloatDistribution(0.0, 1.0)}
 

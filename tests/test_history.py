@@ -1,4 +1,4 @@
-"""sweep/study/history.py: TPE shown a capped history, the best and the most recent trials."""
+"""sweep/search/history.py: TPE shown a capped history, the best and the most recent trials."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweep.study.history import RecentHistory, seed_means, shown
+from sweep.search.history import RecentHistory, seed_means, shown
 
 DISTRIBUTIONS = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
 

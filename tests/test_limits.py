@@ -9,8 +9,8 @@ import optuna
 from conftest import tiny_study
 
 from sweep.placement.configurations import placement_key
+from sweep.search.limits import deadline, exhausted, halt_reason, own_failures
 from sweep.spec import parse_spec
-from sweep.study.limits import deadline, exhausted, halt_reason, own_failures
 
 FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
 

@@ -1,4 +1,4 @@
-"""sweep.study.noise: a study measures its own seed noise (the no-regularization baseline
+"""sweep.search.noise: a study measures its own seed noise (the no-regularization baseline
 over several seeds) and stops once its best gains no more than that over `patience`
 trials; `sweep status` says how close it is."""
 
@@ -14,9 +14,9 @@ from conftest import tiny_study, write_study
 
 from sweep.cli import cli
 from sweep.errors import SpecError
+from sweep.search.limits import halt_reason
+from sweep.search.noise import noise_state, seed_noise
 from sweep.spec import parse_spec
-from sweep.study.limits import halt_reason
-from sweep.study.noise import noise_state, seed_noise
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 

@@ -41,7 +41,7 @@ def test_the_verdict_says_whether_the_gain_exceeds_seed_noise() -> None:
 
 
 def _configuration(trial, draws: tuple[float, ...]):
-    from sweep.study.grouping import Configuration
+    from sweep.search.grouping import Configuration
 
     return Configuration(trial.number, {}, [trial], [trial], list(draws))
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from conftest import tiny_study
 from optuna.distributions import CategoricalDistribution
 
+from sweep.search.grouping import configurations
 from sweep.spec import parse_spec
+from sweep.storage.connect import open_storage
 from sweep.study.create import create_or_resume
-from sweep.study.grouping import configurations
-from sweep.study.storage import open_storage
 from sweep.workers.claim import claim
 
 CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}

@@ -1,4 +1,4 @@
-"""sweep.study.optuna_internals: every part of Optuna regsweep reaches outside Optuna's
+"""sweep.storage.optuna_internals: every part of Optuna regsweep reaches outside Optuna's
 public API, checked against the installed Optuna. A failure here names the Optuna
 version and the part that moved: fix it in that one module."""
 
@@ -11,14 +11,14 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 VERSION = f"Optuna {optuna.__version__}"
 SWEEP = Path(__file__).resolve().parent.parent / "sweep"
 
 
 def _moved(what: str) -> str:
-    return (f"{VERSION} no longer has {what} as sweep/study/optuna_internals.py expects: "
+    return (f"{VERSION} no longer has {what} as sweep/storage/optuna_internals.py expects: "
             "adapt that module (and only it)")
 
 
@@ -76,7 +76,7 @@ def test_the_rdb_storage_parts_budgeted_storage_overrides(tmp_path: Path) -> Non
 def test_a_read_only_opening_and_a_batched_write_still_work(tmp_path: Path) -> None:
     """The two uses that replace Optuna's own machinery (alembic skipped on a read-only
     opening; user attributes in one statement) against this Optuna's schema."""
-    from sweep.study.budget import open_budgeted_storage, set_user_attrs
+    from sweep.storage.budget import open_budgeted_storage, set_user_attrs
 
     url = f"sqlite:///{tmp_path / 'b.db'}"
     study = optuna.create_study(storage=open_budgeted_storage(url, {}), study_name="b")

@@ -1,4 +1,4 @@
-"""sweep.study.progress: live bars when the worker's stderr is a terminal (a real pseudo-
+"""sweep.workers.progress: live bars when the worker's stderr is a terminal (a real pseudo-
 terminal here), one line per finished trial with the study-wide count otherwise."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _line(directions: list[str], values: list[list[float]], finished: int = 1,
     from rich.console import Console
 
     from sweep.spec import parse_spec
-    from sweep.study.progress import StudyProgress
+    from sweep.workers.progress import StudyProgress
 
     metrics = {"maximize": "val_accuracy", "minimize": "val_data_loss"}
     objective = [{"metric": metrics[d], "direction": d} for d in directions]

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from conftest import free_port, tiny_study, wait_for, write_study
 
-from sweep.study.budget import used_budget
+from sweep.storage.budget import used_budget
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -115,7 +115,7 @@ def test_many_workers_at_once_through_one_proxy_lose_nothing(
     held every pooled connection the lock's holder needed)."""
     import threading
 
-    from sweep.study.budget import is_budget_exhausted
+    from sweep.storage.budget import is_budget_exhausted
 
     name = "proxy-crowd"
     study = optuna.create_study(study_name=name, storage=postgres_server_url)
@@ -165,7 +165,7 @@ def _attributes_through(port: int, name: str, postgres_server_url: str) -> tuple
     client learnt about the proxy, and the trial read back from PostgreSQL."""
     from optuna.exceptions import UpdateFinishedTrialError
 
-    from sweep.study.proxy import ProxyStorage
+    from sweep.storage.proxy import ProxyStorage
 
     client = ProxyStorage(host="127.0.0.1", port=port)
     client.wait_server_ready(timeout=60)

@@ -1,11 +1,11 @@
-"""sweep.study.pruners: a trial is pruned only against completed trials of its own
+"""sweep.search.pruners: a trial is pruned only against completed trials of its own
 placement structure, after the warm-up, on a real Optuna study."""
 
 from __future__ import annotations
 
 import optuna
 
-from sweep.study.pruners import PlacementMedianPruner
+from sweep.search.pruners import PlacementMedianPruner
 
 NONE: dict = {}
 L2_ALL = {"dense": {"kernel": {"l2": 0.01}}, "dense_1": {"kernel": {"l2": 0.01}}}

@@ -1,4 +1,4 @@
-"""sweep.study.racing: leading configurations get further seeds while the study runs (a
+"""sweep.search.racing: leading configurations get further seeds while the study runs (a
 successive-halving schedule over seeds), the sampler is shown each configuration's mean
 over its seeds, and the study's answer is ranked by that mean, not by a lucky draw."""
 
@@ -17,8 +17,7 @@ from conftest import tiny_study, write_study
 
 from sweep.cli import cli
 from sweep.errors import SpecError
-from sweep.spec import RacingSpec, parse_spec
-from sweep.study.racing import (
+from sweep.search.racing import (
     budget_plan,
     configurations,
     due,
@@ -26,6 +25,7 @@ from sweep.study.racing import (
     ranked,
     rung_sizes,
 )
+from sweep.spec import RacingSpec, parse_spec
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
@@ -239,7 +239,7 @@ def _raced_study(name: str, n_trials: int) -> dict:
 
 def _check_raced(trials: list, n_trials: int) -> None:
     """What every raced study holds, however its workers interleaved."""
-    from sweep.study.budget import used_budget
+    from sweep.storage.budget import used_budget
 
     assert used_budget(trials) == n_trials
     reruns = [t for t in trials if "seed_of" in t.user_attrs]

@@ -1,4 +1,4 @@
-"""sweep/study/reader.py: trials read without the ORM are exactly Optuna's own, for every
+"""sweep/storage/reader.py: trials read without the ORM are exactly Optuna's own, for every
 kind of trial and every filter Optuna's storage layers ask for, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from optuna.distributions import (
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState, create_trial
 
-from sweep.study.reader import read_trials
-from sweep.study.storage import open_storage
+from sweep.storage.connect import open_storage
+from sweep.storage.reader import read_trials
 
 STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
           TrialState.WAITING)
@@ -75,7 +75,7 @@ def test_every_trial_reads_back_as_optunas_own(storage: RDBStorage, few: int,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # Up to FEW trials are read by their ids, more through the study's subquery: both
     # ways must give Optuna's own trials.
-    monkeypatch.setattr("sweep.study.reader.FEW", few)
+    monkeypatch.setattr("sweep.storage.reader.FEW", few)
     study_id = _fill(storage, f"reader-{uuid.uuid4().hex[:8]}")
     everything = storage._get_trials(study_id, None, set(), -1)
     assert len(everything) == 25

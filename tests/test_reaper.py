@@ -1,4 +1,4 @@
-"""sweep.study.reaper on a real SQLite study and MLflow store: a trial whose heartbeat went
+"""sweep.search.reaper on a real SQLite study and MLflow store: a trial whose heartbeat went
 stale, and one that never sent any, are failed, retried with the same parameters, their
 MLflow runs closed. The heartbeats are aged in
 the database itself, as a dead worker's would be, instead of waiting out a grace period."""
@@ -14,10 +14,10 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 from sqlalchemy import text
 
+from sweep.search.reaper import reap
 from sweep.spec import parse_spec
+from sweep.storage.connect import open_storage
 from sweep.study.create import create_or_resume
-from sweep.study.reaper import reap
-from sweep.study.storage import open_storage
 from sweep.workers.loop import enable_heartbeats
 
 CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}

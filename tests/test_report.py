@@ -26,11 +26,11 @@ from sweep.answers.rows import placement_coefficients
 from sweep.answers.tables import number_format
 from sweep.cli import cli
 from sweep.keys import STUDY_UID
+from sweep.results.queries import generalization_gap
+from sweep.search.grouping import group_label
 from sweep.spec import parse_spec
+from sweep.storage.connect import open_storage
 from sweep.study.create import create_or_resume
-from sweep.study.grouping import group_label
-from sweep.study.results import generalization_gap
-from sweep.study.storage import open_storage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAME = "tiny-report"

@@ -22,7 +22,7 @@ from conftest import (
 )
 from mlflow.tracking import MlflowClient
 
-from sweep.study.budget import used_budget
+from sweep.storage.budget import used_budget
 
 pytestmark = pytest.mark.timeout(600)
 COMPLETE, FAIL, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE,

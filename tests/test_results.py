@@ -1,4 +1,4 @@
-"""sweep.study.results: the read-only views behind `status`, `best`, `export` and `list`, on a
+"""sweep.results.queries: the read-only views behind `status`, `best`, `export` and `list`, on a
 study of hand-made trials (no training), read back through Optuna's storage."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from conftest import tiny_study
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from sweep.results.queries import best_rows, export_rows, list_studies, logged_run_id, status
 from sweep.spec import parse_spec
+from sweep.storage.connect import open_storage
 from sweep.study.create import create_or_resume
-from sweep.study.results import best_rows, export_rows, list_studies, logged_run_id, status
-from sweep.study.storage import open_storage
 
 CHOICE = {"placement": CategoricalDistribution(("none", "first", "all"))}
 FIRST = {"dense": {"kernel": {"l2": 0.001}}}
@@ -143,8 +143,8 @@ def test_export_and_list(made: tuple[Any, Any, Any]) -> None:
 
 def test_the_ranking_is_computed_once_while_the_trials_stay_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sweep.results.ranking import ranked_trials
     from sweep.study import racing
-    from sweep.study.ranking import ranked_trials
 
     spec = parse_spec(tiny_study(name="ranked", budget={"n_trials": 30}))
     assert spec.racing is not None  # ranked through seed racing, the costly ranking
@@ -174,7 +174,7 @@ def test_no_regularization_is_its_best_configuration_when_the_learning_rate_is_s
     """With the learning rate searched, the no-regularization reference is the best
     configuration without a regularizer (its learning rate searched too), not the queued
     baseline at the middle learning rate; without it, the queued baseline."""
-    from sweep.study.results import baseline_trial
+    from sweep.results.queries import baseline_trial
 
     study_file = tiny_study(search={"targets": ["kernel"], "l2": 1e-3,
                                     "placement": {"choices": ["none", "all"]}})

@@ -1,4 +1,4 @@
-"""sweep/study/storage.py: the trial indexes a large study needs, on SQLite and PostgreSQL,
+"""sweep/storage/connect.py: the trial indexes a large study needs, on SQLite and PostgreSQL,
 and a database role that may not create them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from sweep.study.storage import open_storage
+from sweep.storage.connect import open_storage
 
 EXPECTED = {
     "ix_regsweep_trials_study_number": ["study_id", "number"],
@@ -95,7 +95,7 @@ def test_a_role_that_cannot_create_indexes_gets_a_warning_and_a_working_study(
                 f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
         worker_url = make_url(database).set(username=role, password=None) \
             .render_as_string(hide_password=False)
-        with caplog.at_level(logging.WARNING, logger="sweep.study.storage"):
+        with caplog.at_level(logging.WARNING, logger="sweep.storage.connect"):
             storage = open_storage(worker_url)
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1

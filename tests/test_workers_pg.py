@@ -20,8 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sweep.locations import normalize_storage_url
-from sweep.study.budget import used_budget
-from sweep.study.storage import APPLICATION_NAME
+from sweep.storage.budget import used_budget
+from sweep.storage.connect import APPLICATION_NAME
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -64,7 +64,7 @@ class ConfirmedConfig:
 
     def std(self, name: str) -> float | None:
         """Sample standard deviation (n - 1) across seeds."""
-        from sweep.study.grouping import sample_sd
+        from sweep.search.grouping import sample_sd
 
         return sample_sd(self.values(name))
 
@@ -203,9 +203,9 @@ def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
         typical_settings,
     )
     from sweep.placement.space import BASELINE_NONE
-    from sweep.study.grouping import group_label
-    from sweep.study.ranking import ranked_configurations
-    from sweep.study.results import baseline_trial
+    from sweep.results.queries import baseline_trial
+    from sweep.results.ranking import ranked_configurations
+    from sweep.search.grouping import group_label
 
     searched = searched_values(spec)
     base = baseline_trial(study, spec=spec)
@@ -290,7 +290,7 @@ def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progre
     if not todo:
         return store()
     from sweep.answers.note import make_tracker
-    from sweep.study.progress import ConfirmProgress
+    from sweep.answers.progress import ConfirmProgress
     from sweep.training.trainer import Trainer
 
     tracker = make_tracker(study, spec, tracking_uri)

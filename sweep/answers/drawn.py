@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep.keys import BASELINE
 from sweep.spec import StudySpec
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 __all__ = ["KEEP_BEST", "MAX_DRAWN", "SD_ATTR", "SEEDS_ATTR", "Drawn", "configuration_trial",
            "drawn", "pictured"]
@@ -67,7 +67,7 @@ def drawn(study: Any, spec: StudySpec) -> tuple[Drawn, Drawn, str | None]:
     if spec.is_multi_objective:
         held = [pictured(t) for t in trials]
     else:
-        from sweep.study.ranking import ranked_configurations
+        from sweep.results.ranking import ranked_configurations
 
         held = sorted((configuration_trial(c) for c in ranked_configurations(study, spec)),
                       key=lambda t: t.number)

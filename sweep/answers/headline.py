@@ -1,6 +1,6 @@
 """The study's answer in one sentence: the first line of `sweep run`'s last lines, of
 report.md / report.html and of the study's MLflow description. Built from the one ranking
-(sweep.study.ranking) and the stored confirmation, so every place says the same thing."""
+(sweep.results.ranking) and the stored confirmation, so every place says the same thing."""
 
 from __future__ import annotations
 
@@ -73,13 +73,13 @@ def study_headline(study: Any, spec: StudySpec,
                    confirmation: Confirmation | None = None) -> str:
     """``headline`` of a study as stored (its ranking, its stored confirmation)."""
     from sweep.placement.searched import describe_settings
-    from sweep.study.grouping import group_label
-    from sweep.study.ranking import ranked_trials
-    from sweep.study.results import baseline_trial
+    from sweep.results.queries import baseline_trial
+    from sweep.results.ranking import ranked_trials
+    from sweep.search.grouping import group_label
 
     ordered, seeds = ranked_trials(study, spec)
     if spec.is_multi_objective:
-        from sweep.study.results import pareto_front
+        from sweep.results.queries import pareto_front
 
         front = pareto_front(study, spec)
         return (f"No single answer with {len(spec.objective)} objectives: {len(front)} "

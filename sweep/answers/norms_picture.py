@@ -154,8 +154,8 @@ class WeightsPicture:
 
         from sweep.errors import describe_failure
         from sweep.placement.space import BASELINE_NONE
-        from sweep.study.grouping import seed_index
-        from sweep.study.results import logged_run_id
+        from sweep.results.queries import logged_run_id
+        from sweep.search.grouping import seed_index
 
         done = [t for t in study.get_trials(deepcopy=False,
                                             states=(optuna.trial.TrialState.COMPLETE,))

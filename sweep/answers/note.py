@@ -103,7 +103,7 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
     """The study run's description, in Markdown, opening with ``answer`` (the study's
     one-sentence verdict, sweep.answers.headline) so that MLflow shows it without "Show
     more". ``seeds``: each configuration by the trial that names it
-    (sweep.study.ranking.ranked_trials)."""
+    (sweep.results.ranking.ranked_trials)."""
     seeds = seeds or {}
     primary = spec.primary
     data = spec.data
@@ -142,9 +142,9 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     from sweep.answers.confirm import stored_confirmation
     from sweep.answers.headline import study_headline
     from sweep.answers.register import stored_registration
-    from sweep.study.budget import used_budget
-    from sweep.study.ranking import ranked_trials
-    from sweep.study.results import baseline_trial, logged_run_id
+    from sweep.results.queries import baseline_trial, logged_run_id
+    from sweep.results.ranking import ranked_trials
+    from sweep.storage.budget import used_budget
 
     trials = study.get_trials(deepcopy=False)
     ranked, seeds = ranked_trials(study, spec)

@@ -83,7 +83,7 @@ def _warm() -> None:
     import optuna.visualization.matplotlib  # noqa: F401
 
     from sweep.answers.figure import pyplot
-    from sweep.study.storage import quiet_optuna
+    from sweep.storage.connect import quiet_optuna
 
     pyplot()
     quiet_optuna()

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 log = logging.getLogger("sweep")
 

@@ -68,7 +68,7 @@ def decide(study: Any, spec: Any, confirmation: Confirmation | None
            ) -> tuple[ConfirmedConfig | None, Comparison | None, str]:
     """The configuration to register (None: nothing), its comparison with the baseline,
     and the reason, in words."""
-    from sweep.study.ranking import sorted_complete
+    from sweep.results.ranking import sorted_complete
 
     if spec.is_multi_objective:
         return None, None, "a multi-objective study answers with a Pareto front, not one winner"

@@ -46,10 +46,10 @@ from sweep.answers.tables import (
 )
 from sweep.keys import BEST, DUPLICATE_OF, PLACEMENT, SEEDS_PREFIX, STUDY_UID
 from sweep.placement.space import describe_placement
+from sweep.results.queries import baseline_trial, logged_run_id
+from sweep.results.ranking import ranked_trials, sorted_complete
+from sweep.search.grouping import group_label
 from sweep.spec import StudySpec
-from sweep.study.grouping import group_label
-from sweep.study.ranking import ranked_trials, sorted_complete
-from sweep.study.results import baseline_trial, logged_run_id
 
 
 # ------------------------------------------------------------------ the best, for MLflow

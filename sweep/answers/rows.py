@@ -13,10 +13,10 @@ from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirma
 from sweep.keys import BASELINE, FINAL, PLACEMENT, SETTINGS
 from sweep.placement.searched import searched_values
 from sweep.placement.space import describe_placement
+from sweep.results.queries import baseline_trial, generalization_gap
+from sweep.results.ranking import figure_of, ranked_configurations, ranked_trials
+from sweep.search.grouping import group_label
 from sweep.spec import StudySpec
-from sweep.study.grouping import group_label
-from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
-from sweep.study.results import baseline_trial, generalization_gap
 
 # The final figures a row shows, in the seed article's order, with their headers.
 FIGURES = (
@@ -38,7 +38,7 @@ _COEFFICIENT = re.compile(r"^(l1|l2)(/.+)?$")  # shared `l1`, per-layer `l2/dens
 
 
 def placement_groups(study: Any, spec: StudySpec) -> dict[str, list[Any]]:
-    """The study's configurations (sweep.study.grouping.Configuration) by placement (by
+    """The study's configurations (sweep.search.grouping.Configuration) by placement (by
     regularizer family when the study searches one besides the penalties); groups and
     their configurations best first, in the one ranking ``sweep best`` uses."""
     searched = searched_values(spec)

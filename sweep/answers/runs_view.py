@@ -14,9 +14,9 @@ from typing import Any
 
 from sweep.errors import describe_failure
 from sweep.keys import CONFIGURATION_TAG, SEEDS_PREFIX
+from sweep.results.queries import logged_run_id
+from sweep.search.grouping import Configuration
 from sweep.spec import StudySpec
-from sweep.study.grouping import Configuration
-from sweep.study.results import logged_run_id
 
 __all__ = ["publish_configuration", "publish_ranking"]
 
@@ -48,7 +48,7 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
     configuration's figures (``ranking``: the study's, with ``trial`` in it) on the run
     that names it. Never worth stopping a worker for; a duplicate (no configuration) and
     a run still spooled (no run to write to yet) are left as they are."""
-    from sweep.study.racing import direction_sign, ranking_estimates
+    from sweep.search.racing import direction_sign, ranking_estimates
 
     mine = next((c for c in ranking if any(m.number == trial.number for m in c.complete)),
                 None)
@@ -67,8 +67,8 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
 def publish_ranking(study: Any, spec: StudySpec, tracker: Any) -> None:
     """At a study's end (and each report): the figures and sort key of its best
     configurations as the final ranking has them, so the view opens in that order."""
-    from sweep.study.racing import direction_sign, ranking_estimates
-    from sweep.study.ranking import ranked_configurations
+    from sweep.results.ranking import ranked_configurations
+    from sweep.search.racing import direction_sign, ranking_estimates
 
     if spec.is_multi_objective:
         return

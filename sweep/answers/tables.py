@@ -15,10 +15,10 @@ from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT, SETTINGS
 from sweep.placement.searched import describe_settings, searched_values, searches_regularizers
 from sweep.placement.space import describe_placement
+from sweep.results.queries import baseline_trial, pareto_front
+from sweep.results.ranking import ranked_trials
+from sweep.search.grouping import group_label
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study.grouping import group_label
-from sweep.study.ranking import ranked_trials
-from sweep.study.results import baseline_trial, pareto_front
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
 MARKDOWN_FILE = "report.md"

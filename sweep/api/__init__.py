@@ -95,9 +95,9 @@ def validate(study_file: str | os.PathLike[str], *, run_builder: bool = False,
     """
     from sweep.placement.configurations import space_keys
     from sweep.placement.searched import searched_values
+    from sweep.search.racing import budget_plan
     from sweep.spec import load_spec
     from sweep.study.check import check_study
-    from sweep.study.racing import budget_plan
 
     spec = load_spec(study_file)
     space = check_study(spec, run_builder=run_builder, build_model=build)

@@ -81,7 +81,7 @@ class Study:
             One record per configuration, best first: its number, value over seeds, sd,
             params, final figures, the difference to no regularization, the MLflow run.
         """
-        from sweep.study.results import best_rows
+        from sweep.results.queries import best_rows
 
         return best_rows(self.optuna, self.spec, k)
 
@@ -95,7 +95,7 @@ class Study:
             A :class:`Best` per configuration, best first.
         """
         from sweep.answers.rows import coefficients
-        from sweep.study.grouping import group_label
+        from sweep.search.grouping import group_label
 
         by_number = {t.number: t for t in self.optuna.get_trials(deepcopy=False)}
         found = []
@@ -115,7 +115,7 @@ class Study:
     def plan(self) -> tuple[int, int] | None:
         """What the budget buys with seed racing: (configurations explored, re-runs of
         the leaders on further seeds), or None without racing."""
-        from sweep.study.racing import budget_plan
+        from sweep.search.racing import budget_plan
 
         return budget_plan(self.spec)
 
@@ -140,7 +140,7 @@ class Study:
             A list of dicts: number, state, values, params, resolved placement, final
             figures, MLflow run id.
         """
-        from sweep.study.results import export_rows
+        from sweep.results.queries import export_rows
 
         return export_rows(self.optuna, self.spec)
 
@@ -158,7 +158,7 @@ class Study:
             Counts by state, the budget, the best so far, the running workers and the
             throughput.
         """
-        from sweep.study.results import status
+        from sweep.results.queries import status
 
         return status(self.optuna, self.spec)
 
@@ -180,8 +180,8 @@ class Study:
         Raises:
             FatalError: The storage cannot be written (open it with ``writable=True``).
         """
-        from sweep.study import optuna_internals as internals
-        from sweep.study.reaper import reap
+        from sweep.search.reaper import reap
+        from sweep.storage import optuna_internals as internals
         from sweep.workers.loop import enable_heartbeats
 
         enable_heartbeats(internals.storage(self.optuna), self.spec, self.tracking_uri)

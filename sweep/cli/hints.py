@@ -50,8 +50,8 @@ def ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None,
 def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spec: Any,
                study_run: str | None) -> list[tuple[str, str]]:
     """(label, link) of the study's own run and of the best trial's run, where they exist."""
-    from sweep.study.ranking import sorted_complete
-    from sweep.study.results import logged_run_id
+    from sweep.results.queries import logged_run_id
+    from sweep.results.ranking import sorted_complete
     from sweep.tracking.links import find_study_run, run_url
 
     links = []
@@ -72,7 +72,7 @@ def print_best(found: Any) -> None:
     """What `sweep run` prints at the end: the verdict, the best configuration, where to
     look (``found``: the API's Study)."""
     from sweep.placement.searched import searched_values, searches_regularizers
-    from sweep.study.grouping import figure_text
+    from sweep.search.grouping import figure_text
 
     study, spec, tracking_uri, storage = found.optuna, found.spec, found.tracking_uri, \
         found.storage

@@ -107,7 +107,7 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
     if doc["best_value"] is None:
         lines.append("no trial completed yet")
     else:
-        from sweep.study.grouping import figure_text
+        from sweep.search.grouping import figure_text
 
         lines.append(f"best {doc['metric']} = "
                      f"{figure_text(doc['best_value'], doc['best_sd'], doc['best_seeds'])}"
@@ -238,8 +238,8 @@ def export(study_name: str, storage: str, fmt: str, output: str | None) -> None:
 @output_option()
 def list_(storage: str, fmt: str, output: str | None) -> None:
     """Every study in the storage."""
-    from sweep.study.results import list_studies
-    from sweep.study.storage import quiet_optuna, read_storage
+    from sweep.results.queries import list_studies
+    from sweep.storage.connect import quiet_optuna, read_storage
 
     quiet_optuna()
     rows = list_studies(read_storage(storage))

@@ -41,7 +41,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def sync(tracking_uri: str | None, storage: str) -> None:
     """Replay trial runs spooled while MLflow was unreachable ($SWEEP_SPOOL_DIR, default
     ./sweep-spool), each exactly once."""
-    from sweep.study.results import link_runs
+    from sweep.results.queries import link_runs
     from sweep.tracking.spool import pending, spooled_studies
     from sweep.tracking.sync import sync as replay_all
 
@@ -54,7 +54,7 @@ def sync(tracking_uri: str | None, storage: str) -> None:
     if wanted:
         import optuna
 
-        from sweep.study.storage import quiet_optuna, read_storage
+        from sweep.storage.connect import quiet_optuna, read_storage
 
         quiet_optuna()
         try:
@@ -89,8 +89,8 @@ def proxy(storage: str, host: str, port: int) -> None:
                    "private network.", err=True)
     import optuna
 
-    from sweep.study.proxy import serve
-    from sweep.study.storage import PROXY_THREADS, open_storage, quiet_optuna
+    from sweep.storage.connect import PROXY_THREADS, open_storage, quiet_optuna
+    from sweep.storage.proxy import serve
 
     if storage.startswith("grpc://"):
         raise SpecError("--storage", "the proxy serves a database, not another proxy", storage)

@@ -54,7 +54,7 @@ def validate(study_file: str, run_builder: bool, build: bool) -> None:
 
 
 def budget_line(spec: Any, plan: tuple[int, int] | None) -> str | None:
-    """What the budget buys with seed racing (``plan``: sweep.study.racing.budget_plan,
+    """What the budget buys with seed racing (``plan``: sweep.search.racing.budget_plan,
     configurations explored and re-runs)."""
     if plan is None:
         return None

@@ -44,7 +44,7 @@ def configuration_key(placement: Placement, settings: Mapping[str, Any] | None =
 def structure_key(placement: Placement) -> tuple:
     """What a placement is made of, coefficients aside: which penalty kinds sit on which
     layer targets. Trials of one structure share a compiled model (sweep.training.cache)
-    and are compared with each other by the placement pruner (sweep.study.pruners)."""
+    and are compared with each other by the placement pruner (sweep.search.pruners)."""
     return tuple(sorted((layer, target, tuple(sorted(kinds)))
                         for layer, targets in placement.items()
                         for target, kinds in targets.items()))

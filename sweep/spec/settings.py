@@ -158,7 +158,7 @@ class BudgetSpec(Frozen):
     max_duplicates: PositiveInt = 20
     # Stop once the best value has gained no more than the study's own seed noise (the
     # no-regularization baseline's sd over `seeds.noise` seeds) over the last `patience`
-    # trials (sweep.study.noise).
+    # trials (sweep.search.noise).
     stop_within_noise: bool = False
     patience: PositiveInt = 10
 
@@ -169,7 +169,7 @@ class BudgetSpec(Frozen):
 
 
 class RacingSpec(Frozen):
-    """Seed racing (sweep.study.racing): every configuration trains on ``min`` seeds; the
+    """Seed racing (sweep.search.racing): every configuration trains on ``min`` seeds; the
     best ``top_fraction`` of those that reached a seed count get more seeds (1 → 3 → 7 …
     with min 1), up to ``max``; configurations are ranked by their mean over seeds."""
 

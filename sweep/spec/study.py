@@ -148,7 +148,7 @@ class StudySpec(Frozen):
 
     @property
     def racing(self) -> RacingSpec | None:
-        """The seed racing this study runs, or None (sweep.study.racing)."""
+        """The seed racing this study runs, or None (sweep.search.racing)."""
         racing = self.seeds.racing
         if racing is None:
             racing = self.budget.n_trials >= RACING_FROM and not self.is_multi_objective

@@ -1,2 +1,3 @@
-"""The Optuna study: storage, exact budget, creation and loading, limits, the read-only
-views, dead workers' trials, the check of a study file before anything is written."""
+"""The study's life: checking a study file before anything is written, creating or
+resuming the study (its baselines, its seed replicates, a warm start), loading it by
+name, the study file's git commit, and a worker's identity."""

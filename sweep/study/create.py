@@ -29,7 +29,7 @@ from sweep.redact import mask_url
 from sweep.seeds import extra_seed, sampler_seed
 from sweep.spec import StudySpec, parse_spec
 from sweep.spec.study import identity_part
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 
 def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
@@ -43,19 +43,19 @@ def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
     seed = sampler_seed(spec.seed, worker_index, trials_so_far)
     name = spec.sampler
     if name == "tpe":
-        from sweep.study.history import RecentHistory
+        from sweep.search.history import RecentHistory
 
         return RecentHistory(optuna.samplers.TPESampler(seed=seed, multivariate=True,
                                                         group=True, constant_liar=True))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name in ("cmaes", "gp"):
-        from sweep.study.history import RecentHistory
+        from sweep.search.history import RecentHistory
 
         model = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False) \
             if name == "cmaes" else optuna.samplers.GPSampler(seed=seed)
         # Model-based samplers are shown each raced configuration's mean over its seeds
-        # (sweep.study.history.seed_means), as TPE is.
+        # (sweep.search.history.seed_means), as TPE is.
         return RecentHistory(model) if spec.racing is not None else model
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
@@ -73,7 +73,7 @@ def make_pruner(spec: StudySpec):
                                            interval_steps=pruner.interval)
     if pruner.name == "median_per_placement":
         from sweep.placement.searched import searched_values
-        from sweep.study.pruners import PlacementMedianPruner
+        from sweep.search.pruners import PlacementMedianPruner
 
         return PlacementMedianPruner(n_startup_trials=3, n_warmup_steps=pruner.warmup_epochs,
                                      interval_steps=pruner.interval,
@@ -192,7 +192,7 @@ def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
     trials first), so every study answers "better than no regularization, and than plain
     weight decay?" The queued trials carry their placement; they count in the budget.
     With ``budget.stop_within_noise``, the no-regularization baseline's extra seeds follow
-    (sweep.study.noise)."""
+    (sweep.search.noise)."""
     for name, placement in space.baselines()[:spec.budget.n_trials]:
         attrs = {BASELINE: name, PLACEMENT: placement}
         settings = space.baseline_settings()
@@ -249,7 +249,7 @@ def load_named(storage_url: str, name: str, *, read_only: bool = True,
                field: str = "--storage", name_field: str = "STUDY_NAME"):
     """(storage, study, spec) of the study ``name`` in an existing storage (``field``,
     ``name_field``: how the caller names the storage and the study in errors)."""
-    from sweep.study.storage import quiet_optuna, read_storage
+    from sweep.storage.connect import quiet_optuna, read_storage
 
     quiet_optuna()
     storage = read_storage(storage_url, read_only=read_only, field=field)
@@ -274,7 +274,7 @@ def finished_count(study: Any, trials: list[Any] | None = None) -> int:
     """``budget.finished_in_budget`` of the study's trials, by any worker: counted by the
     database where it can (after every trial; reading 10,000 trials for it took 40 ms),
     else over ``trials`` (read here if not given)."""
-    from sweep.study.budget import budgeted_backend, finished_in_budget
+    from sweep.storage.budget import budgeted_backend, finished_in_budget
 
     backend = budgeted_backend(internals.storage(study))
     if backend is not None:

@@ -97,7 +97,7 @@ def warm_configurations(old_study: Any, old_spec: Any, space: Any, top: int
     its ranking (``#N`` names each, as everywhere; baselines aside: the new study trains
     its own). Raises SpecError (field ``--warm-start``) naming the first parameter that does
     not fit ``space``."""
-    from sweep.study.ranking import ranked_configurations
+    from sweep.results.ranking import ranked_configurations
 
     picked: list[tuple[str, dict[str, Any]]] = []
     seen: list[tuple[dict[str, Any], dict[str, Any]]] = []

@@ -1,6 +1,6 @@
 """The duplicate rule at a trial's start: a trial records its configuration (placement
 and settings) only once no other trial is training the same one, and a configuration
-already trained is not trained again (its figures are reused; sweep.study.grouping says
+already trained is not trained again (its figures are reused; sweep.search.grouping says
 what makes two trials one configuration)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 from sweep import interrupt
 from sweep.keys import PLACEMENT, SETTINGS
-from sweep.study import optuna_internals as internals
-from sweep.study.budget import set_user_attrs
-from sweep.study.grouping import Configuration, grouped
+from sweep.search.grouping import Configuration, grouped
+from sweep.storage import optuna_internals as internals
+from sweep.storage.budget import set_user_attrs
 
 
 def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], *,
@@ -30,7 +30,7 @@ def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], 
     trial waited for, once."""
     import contextlib
 
-    from sweep.study.budget import budgeted_backend
+    from sweep.storage.budget import budgeted_backend
 
     backend = budgeted_backend(internals.storage(trial.study))
     waited: int | None = None
@@ -61,7 +61,7 @@ def _training(trial: Any, placement: dict, settings: dict) -> Any:
 
 def _same_config(trial: Any, placement: dict, settings: dict) -> Configuration | None:
     """The study's trained configuration with this placement (the duplicate rule is the
-    grouping's: sweep.study.grouping), or None. Two workers may each have trained it as a
+    grouping's: sweep.search.grouping), or None. Two workers may each have trained it as a
     configuration of its own before either finished: the one measured on the most seeds
     stands for it, then the earlier."""
     study = trial.study

@@ -15,15 +15,15 @@ from sweep.answers.runs_view import publish_configuration, publish_ranking
 from sweep.errors import FatalError, TrialFailed, describe_failure
 from sweep.keys import LOST, WORKER
 from sweep.placement.space import SearchSpace
+from sweep.search.limits import study_halt
+from sweep.search.racing import promote
 from sweep.spec import StudySpec
-from sweep.study import optuna_internals as internals
-from sweep.study.budget import is_budget_exhausted, used_budget
+from sweep.storage import optuna_internals as internals
+from sweep.storage.budget import is_budget_exhausted, used_budget
 from sweep.study.create import finished_count
-from sweep.study.limits import study_halt
-from sweep.study.progress import StudyProgress
-from sweep.study.racing import promote
 from sweep.tracking.tracker import StudyTracker
 from sweep.workers.objective import Objective
+from sweep.workers.progress import StudyProgress
 
 log = logging.getLogger("sweep")
 
@@ -41,7 +41,7 @@ def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -
     """Heartbeats, grace period and retries come from the study's stored spec only: Optuna
     applies the *local* grace period when it fails other workers' trials, so a worker
     allowed its own value would fail live trials of its peers."""
-    from sweep.study.reaper import StaleTrialCallback
+    from sweep.search.reaper import StaleTrialCallback
 
     storage = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
     if hasattr(storage, "configure_heartbeat"):
@@ -126,7 +126,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         ranking = progress.trial_finished(study, trial, trials)
         publish_configuration(study, spec, ranking, trial, tracker)
         if spec.racing is not None:
-            promote(study, spec)  # the leaders' extra seeds go first (sweep.study.racing)
+            promote(study, spec)  # the leaders' extra seeds go first (sweep.search.racing)
         interrupt.check()  # stop between trials rather than create one more
         if study_halt(study, spec, trials) is not None:
             study.stop()
@@ -192,7 +192,7 @@ def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
     dead worker) instead of waiting out the grace period."""
     from optuna.trial import TrialState
 
-    from sweep.study.reaper import fail_and_retry
+    from sweep.search.reaper import fail_and_retry
 
     try:
         fail_and_retry(study, [
@@ -211,7 +211,7 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
     training."""
     from optuna.trial import TrialState
 
-    from sweep.study.reaper import reap
+    from sweep.search.reaper import reap
 
     announced = False
     while True:

@@ -57,18 +57,19 @@ from sweep.keys import (
     WORKER_RSS_MB,
 )
 from sweep.placement.space import SearchSpace
+from sweep.results.queries import generalization_gap
+from sweep.search import requeue
+from sweep.search.grouping import Configuration, seed_index
 from sweep.seeds import trial_seed
 from sweep.spec import GAP_PREFIX, StudySpec
-from sweep.study import optuna_internals as internals
-from sweep.study.budget import set_user_attrs
-from sweep.study.grouping import Configuration, seed_index
-from sweep.study.results import generalization_gap
+from sweep.storage import optuna_internals as internals
+from sweep.storage.budget import set_user_attrs
 from sweep.tracking.names import duplicate_run_name, trial_note, trial_run_name
 from sweep.tracking.tracker import StudyTracker
 from sweep.tracking.trial_run import TrialRun
 from sweep.training import checkpoint
 from sweep.training.trainer import Trainer
-from sweep.workers import requeue, watchdog
+from sweep.workers import watchdog
 from sweep.workers.claim import claim
 
 log = logging.getLogger("sweep")
@@ -334,7 +335,7 @@ class Objective:
         values = objective_values(self.spec, final)
         attrs: dict[str, Any] = {}
         if SEED_OF in trial.user_attrs:
-            from sweep.study.racing import seed_mean
+            from sweep.search.racing import seed_mean
 
             # Optuna (and so the sampler) is told the configuration's mean over its seeds.
             # (The run shows its own draw; the configuration's figures are on the run that

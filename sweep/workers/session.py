@@ -105,9 +105,9 @@ def create_study(spec: Any, space: Any, storage_url: str, tracking_uri: str, *,
     written. ``commit``: the study file's git commit (sweep.study.source)."""
     from sweep.answers.note import make_tracker
     from sweep.locations import first_use_lock
+    from sweep.storage.connect import open_storage, quiet_optuna
     from sweep.study.create import create_or_resume
     from sweep.study.source import record_commit
-    from sweep.study.storage import open_storage, quiet_optuna
     from sweep.study.warm import check_room, load_warm_start
 
     quiet_optuna()
@@ -134,7 +134,7 @@ def work(session: Session, *, max_trials: int | None, show_progress: bool,
     """Run trials in this process (sweep.workers.loop); SIGINT/SIGTERM stop it at a safe
     point. Returns the number of trials it ran."""
     from sweep.interrupt import stop_on_signals
-    from sweep.study import optuna_internals as internals
+    from sweep.storage import optuna_internals as internals
     from sweep.workers.loop import checkpoint_root, enable_heartbeats, run_worker
 
     study, spec = session.study, session.spec
@@ -166,8 +166,8 @@ def work_in_batches(session: Session, *, max_trials: int | None, show_progress: 
 
 
 def budget_left(study: Any, spec: Any) -> bool:
-    from sweep.study.budget import used_budget
-    from sweep.study.limits import study_halt
+    from sweep.search.limits import study_halt
+    from sweep.storage.budget import used_budget
 
     trials = study.get_trials(deepcopy=False)
     return used_budget(trials) < spec.budget.n_trials and study_halt(study, spec, trials) is None
@@ -177,8 +177,8 @@ def run_here(session: Session, slots: list[Any], *, gpus: bool, show_progress: b
     """`sweep run`: a small study in this process (no start-up cost), else worker
     processes supervised by this one (sweep.workers.launcher). Raises ``StudyHalted`` when
     a study limit failed it."""
-    from sweep.study.budget import used_budget
-    from sweep.study.limits import study_halt
+    from sweep.search.limits import study_halt
+    from sweep.storage.budget import used_budget
     from sweep.workers.launcher import supervise
 
     study, spec = session.study, session.spec

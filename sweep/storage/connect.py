@@ -38,10 +38,10 @@ def engine_kwargs(url: str, threads: int = 1) -> dict[str, Any]:
 
 
 def open_storage(url: str, *, read_only: bool = False, threads: int = 1):
-    """The Optuna storage for ``url``: RDB with the exact-budget lock (sweep.study.budget), or
+    """The Optuna storage for ``url``: RDB with the exact-budget lock (sweep.storage.budget), or
     ``grpc://host:port`` for a `sweep proxy` (which holds that lock on its side).
     ``threads``: how many threads use it at once (`sweep proxy`: PROXY_THREADS)."""
-    from sweep.study.budget import open_budgeted_storage
+    from sweep.storage.budget import open_budgeted_storage
 
     if url.startswith("grpc://"):
         return _grpc_proxy(url)
@@ -140,7 +140,7 @@ def _grpc_proxy(url: str):
     import optuna
 
     from sweep.errors import FatalError
-    from sweep.study.proxy import ProxyStorage
+    from sweep.storage.proxy import ProxyStorage
 
     check_storage_url(url)
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")

@@ -34,7 +34,7 @@ __all__ = [
     "trial_id",
 ]
 
-# Methods of optuna.storages.RDBStorage that sweep.study.budget.BudgetedStorage overrides
+# Methods of optuna.storages.RDBStorage that sweep.storage.budget.BudgetedStorage overrides
 # or calls, beyond the public BaseStorage API, with their parameters.
 RDB_STORAGE_METHODS = {
     "_create_new_trial": ("self", "study_id", "template_trial"),
@@ -44,11 +44,11 @@ RDB_STORAGE_METHODS = {
                                        "value"),
     "check_trial_is_updatable": ("self", "trial_id", "trial_state"),
 }
-# What sweep.study.budget's read-only opening replaces and calls of the RDB storage
+# What sweep.storage.budget's read-only opening replaces and calls of the RDB storage
 # module's schema version manager (it skips loading alembic).
 VERSION_MANAGER = "_VersionManager"
 VERSION_MANAGER_METHODS = ("_init_version_info_model", "_init_alembic")
-# The optuna.Study method samplers read trials through, which sweep.study.history's view
+# The optuna.Study method samplers read trials through, which sweep.search.history's view
 # of a study answers in its place.
 STUDY_TRIALS_METHOD = "_get_trials"
 # The RDB models regsweep queries.

@@ -24,7 +24,7 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 __all__ = ["KEEP_BEST", "MAX_HISTORY", "RecentHistory", "seed_means"]
 
@@ -63,7 +63,7 @@ def shown(trials: Sequence[FrozenTrial], directions: Sequence[Any], limit: int =
 
 
 def seed_means(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """With seed racing (sweep.study.racing): each raced configuration shown once, by its
+    """With seed racing (sweep.search.racing): each raced configuration shown once, by its
     re-run whose value is the mean over the most seeds; its single-seed trials (the first
     training, the other re-runs, running or queued ones) hidden. Without it, ``trials``."""
     from sweep.keys import SEED_OF, SEEDS

@@ -25,7 +25,7 @@ Re-runs are ordinary trials: counted in the budget, run by whichever worker is f
 reusing the compiled model of their structure (sweep.training.cache). A re-run's Optuna
 value is its configuration's mean over the seeds finished so far (its own draw is
 ``seed_value``): the sampler is shown that value for the configuration and nothing of its
-single draws (sweep.study.history), so TPE stops chasing lucky draws.
+single draws (sweep.search.history), so TPE stops chasing lucky draws.
 
 The ranking (``ranked``) is by each configuration's estimate shrunk toward the mean of all
 configurations, the more the noisier its mean (``estimates``: empirical Bayes under a
@@ -45,10 +45,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF, SETTINGS
+from sweep.search.grouping import Configuration, configurations, grouped
 from sweep.seeds import extra_seed
 from sweep.spec import RacingSpec, StudySpec
-from sweep.study import optuna_internals as internals
-from sweep.study.grouping import Configuration, configurations, grouped
+from sweep.storage import optuna_internals as internals
 
 log = logging.getLogger("sweep")
 
@@ -167,7 +167,7 @@ def promote(study: Any, spec: StudySpec) -> int:
     from optuna.trial import TrialState
 
     from sweep.placement.space import BASELINE_NONE
-    from sweep.study.budget import budgeted_backend, is_budget_exhausted
+    from sweep.storage.budget import budgeted_backend, is_budget_exhausted
 
     if spec.racing is None:
         return 0

@@ -1,6 +1,6 @@
 """The study's answer in order: its configurations best first, the one ranking that
 ``best``, ``report``, the MLflow study run, ``sweep.load(...).best`` and the confirmation
-all read (with seed racing, ``sweep.study.racing``'s noise-aware order)."""
+all read (with seed racing, ``sweep.search.racing``'s noise-aware order)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ __all__ = ["figure_of", "ranked_configurations", "ranked_trials", "sorted_comple
 def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any]]:
     """The study's configurations best first, each as the trial that names it (its first
     finished training, ``Configuration.named``), and every configuration
-    (sweep.study.grouping.Configuration: mean, sd, n, draws) by that trial's number.
+    (sweep.search.grouping.Configuration: mean, sd, n, draws) by that trial's number.
 
     A configuration's figure is its mean over its seeds, never the named trial's own
     value (one draw): read ``seeds[trial.number].mean``. With seed racing the order is
-    ``sweep.study.racing.ranked``'s (noise-aware); without, by the mean, ties to the
+    ``sweep.search.racing.ranked``'s (noise-aware); without, by the mean, ties to the
     earlier configuration. Duplicates trained nothing and are no configuration."""
     trials = study.get_trials(deepcopy=False)
     # A report ranks the same trials seven times (its tables, summary, curves, note, the
@@ -30,7 +30,7 @@ def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any
     if last is not None and (last[0] is spec or last[0] == spec) and _same(last[1], trials):
         ordered, seeds = last[2]
         return list(ordered), dict(seeds)
-    from sweep.study.racing import ranked
+    from sweep.search.racing import ranked
 
     found = ranked(trials, spec, study=study)
     ordered, seeds = [c.named for c in found], {c.named.number: c for c in found}

@@ -46,8 +46,8 @@ from sweep.placement.searched import (
 )
 from sweep.placement.space import BASELINE_NONE
 from sweep.spec import StudySpec
-from sweep.study import optuna_internals as internals
-from sweep.study.budget import given_back, retried_numbers
+from sweep.storage import optuna_internals as internals
+from sweep.storage.budget import given_back, retried_numbers
 
 __all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
            "sample_sd", "seed_index"]

@@ -26,8 +26,8 @@ from sweep.keys import (
     STUDY_UID,
     WORKER,
 )
-from sweep.study import optuna_internals as internals
-from sweep.study.budget import lost_reason
+from sweep.storage import optuna_internals as internals
+from sweep.storage.budget import lost_reason
 
 log = logging.getLogger("sweep")
 

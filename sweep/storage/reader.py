@@ -17,7 +17,7 @@ from typing import Any
 from optuna import distributions
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 __all__ = ["read_trials"]
 

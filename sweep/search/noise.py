@@ -58,7 +58,7 @@ def _counted(trials: list[Any]) -> list[Any]:
     """Finished trials that used budget, in trial order."""
     from optuna.trial import TrialState
 
-    from sweep.study.budget import given_back
+    from sweep.storage.budget import given_back
 
     returned = given_back(trials)
     return sorted((t for t in trials
@@ -71,7 +71,7 @@ def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
     """The sd of the no-regularization baseline's configuration over its seeds (its
     replicates and racing re-runs, each seed's own draw), and how many seeds it is
     measured on (None below two)."""
-    from sweep.study.grouping import configurations
+    from sweep.search.grouping import configurations
 
     base = next((c for c in configurations(t for t in trials
                                             if t.user_attrs.get(BASELINE) == BASELINE_NONE
@@ -82,8 +82,8 @@ def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
 
 def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:
     """None unless ``budget.stop_within_noise``."""
-    from sweep.study.grouping import configurations
-    from sweep.study.racing import direction_sign
+    from sweep.search.grouping import configurations
+    from sweep.search.racing import direction_sign
 
     budget = spec.budget
     if not budget.stop_within_noise:

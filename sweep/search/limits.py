@@ -109,7 +109,7 @@ def halt_reason(trials: list[Any], spec: StudySpec, configurations: list[str] | 
     reason = exhausted(trials, spec, configurations)
     if reason is not None:
         return StudyHalted(f"study stopped: {reason}", failed=False)
-    from sweep.study.noise import noise_state
+    from sweep.search.noise import noise_state
 
     noise = noise_state(trials, spec)
     if noise is not None and noise.stop:

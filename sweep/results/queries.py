@@ -38,12 +38,12 @@ from sweep.keys import (
     synced_run_key,
 )
 from sweep.placement.space import BASELINE_NONE, describe_placement
+from sweep.results.ranking import figure_of, ranked_configurations, ranked_trials
+from sweep.search.limits import deadline, study_halt
+from sweep.search.noise import noise_state
+from sweep.search.reaper import heartbeat_ages
 from sweep.spec import StudySpec
-from sweep.study import optuna_internals as internals
-from sweep.study.limits import deadline, study_halt
-from sweep.study.noise import noise_state
-from sweep.study.ranking import figure_of, ranked_configurations, ranked_trials
-from sweep.study.reaper import heartbeat_ages
+from sweep.storage import optuna_internals as internals
 
 log = logging.getLogger("sweep")
 
@@ -82,7 +82,7 @@ def link_runs(storage_url: str, replayed: Sequence[Any]) -> int:
     import optuna
 
     from sweep.errors import FatalError
-    from sweep.study.storage import open_storage, quiet_optuna
+    from sweep.storage.connect import open_storage, quiet_optuna
 
     fresh = [r for r in replayed if r.study_name is not None and r.trial_number is not None]
     if not fresh:
@@ -200,7 +200,7 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     base_value = None if baseline is None else figure_of(baseline, seeds)
     estimate: dict[int, float] = {}
     if spec.racing is not None:
-        from sweep.study.racing import estimates
+        from sweep.search.racing import estimates
 
         estimate = estimates(list(seeds.values()))
     rows = []
@@ -241,7 +241,7 @@ def _throughput(trials: list[Any], remaining: int, *, live: bool = True
 
 
 def status(study: Any, spec: StudySpec) -> dict[str, Any]:
-    from sweep.study.budget import duplicates, finished_in_budget, given_back, used_budget
+    from sweep.storage.budget import duplicates, finished_in_budget, given_back, used_budget
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(_state(t) for t in trials)
@@ -310,7 +310,7 @@ def _racing_state(trials: list[Any], spec: StudySpec) -> dict[str, Any] | None:
     (None without racing)."""
     if spec.racing is None:
         return None
-    from sweep.study.racing import ranked
+    from sweep.search.racing import ranked
 
     reruns = [t for t in trials if SEED_OF in t.user_attrs]
     done = sum(_state(t) == "COMPLETE" for t in reruns)
@@ -335,7 +335,7 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
     rows = [trial_row(t, links, metrics) for t in trials]
     # Trials and configurations apart: each row says which configuration it trained
     # (named by its first trial) and on which of its seeds.
-    from sweep.study.grouping import configurations, seed_index
+    from sweep.search.grouping import configurations, seed_index
 
     named: dict[int, str] = {}
     for configuration in configurations(trials):
@@ -351,7 +351,7 @@ def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any
 def list_studies(storage: Any) -> list[dict[str, Any]]:
     import optuna
 
-    from sweep.study.budget import finished_in_budget, given_back
+    from sweep.storage.budget import finished_in_budget, given_back
 
     rows = []
     for name in optuna.get_all_study_names(storage):
@@ -362,7 +362,7 @@ def list_studies(storage: Any) -> list[dict[str, Any]]:
         budget = stored.get("budget", {}).get("n_trials")
         spec = _stored_spec(stored)
         if spec is not None:  # the best configuration, as `sweep best` names it
-            from sweep.study.racing import ranked
+            from sweep.search.racing import ranked
 
             order = ranked(trials, spec)
             best = order[0].mean if order else None

@@ -1,7 +1,7 @@
 """A stopped trial's configuration, queued again with its place in the budget.
 
 A trial stopped by SIGTERM/SIGINT (pre-emption, Ctrl-C) ends FAIL with reason
-'interrupted', which gives its place in the budget back (``sweep.study.budget``); the new
+'interrupted', which gives its place in the budget back (``sweep.storage.budget``); the new
 WAITING trial created here takes that place, with the same parameters, user attributes
 (placement, seed, the checkpoint it resumes from) and intermediate values. Workers take
 waiting trials before sampling new ones, so the next one to ask resumes it.
@@ -25,7 +25,7 @@ from sweep.keys import (
     WORKER,
     WORKER_RSS_MB,
 )
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 # User attrs that describe how one attempt ended, not the configuration.
 _NOT_INHERITED = (FAIL_REASON, WORKER, GPU, WORKER_RSS_MB, EPOCHS_RUN, PRUNED_AT_EPOCH)

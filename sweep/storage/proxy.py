@@ -61,7 +61,7 @@ def batch_handler(storage: Any) -> Any:
     import grpc
     from optuna.exceptions import UpdateFinishedTrialError
 
-    from sweep.study.budget import budgeted_backend
+    from sweep.storage.budget import budgeted_backend
 
     backend = budgeted_backend(storage)
 
@@ -89,7 +89,7 @@ def serve(storage: Any, host: str, port: int, threads: int) -> None:
     """Serve ``storage`` until interrupted: Optuna's proxy service and :data:`BATCH_METHOD`.
     What ``optuna.storages.run_grpc_proxy_server`` does, with one more handler added before
     the server starts (its ``make_server`` is where Optuna builds that server)."""
-    from sweep.study import optuna_internals as internals
+    from sweep.storage import optuna_internals as internals
 
     server = internals.grpc_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
     server.add_generic_rpc_handlers((batch_handler(storage),))

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sweep.keys import FAIL_REASON, SEED_VALUE
 from sweep.placement.searched import searched_values, searches_regularizers
+from sweep.search.grouping import group_label, seed_index
 from sweep.spec import StudySpec
-from sweep.study.grouping import group_label, seed_index
 
 
 class StudyProgress:
@@ -112,43 +112,9 @@ class StudyProgress:
 
     def _ranking(self, study: Any, trials: list[Any]) -> list[Any]:
         """The study's configurations best first, from trials already read (the one
-        ranking, sweep.study.racing.ranked); none with several objectives."""
+        ranking, sweep.search.racing.ranked); none with several objectives."""
         if self.spec is None or self.spec.is_multi_objective:
             return []
-        from sweep.study.racing import ranked
+        from sweep.search.racing import ranked
 
         return ranked(trials, self.spec, study=study)
-
-
-class ConfirmProgress:
-    """One bar over all confirmation trainings (configs × seeds); lines when no terminal."""
-
-    def __init__(self, total: int, *, console: Console | None = None, enabled: bool = True):
-        self.console = console or Console(stderr=True)
-        self.total = total
-        self.done = 0
-        self.enabled = enabled
-        self.live = enabled and self.console.is_terminal
-        self._progress: Progress | None = None
-        self._task: Any = None
-
-    def __enter__(self) -> ConfirmProgress:
-        if self.live:
-            self._progress = Progress(
-                TextColumn("confirming"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console)
-            self._progress.start()
-            self._task = self._progress.add_task("confirm", total=self.total, info="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def step(self, what: str) -> None:
-        """Called as each training starts."""
-        if self._progress is not None:
-            self._progress.update(self._task, completed=self.done, info=what)
-        elif self.enabled:
-            self.console.print(f"[confirm {self.done + 1}/{self.total}] {what}", highlight=False)
-        self.done += 1

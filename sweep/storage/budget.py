@@ -32,7 +32,7 @@ from sqlalchemy import text
 
 from sweep.errors import BudgetExhausted
 from sweep.keys import DUPLICATE_OF, FAIL_REASON, INTERRUPTED, LOST, RETRY_HISTORY, SPEC
-from sweep.study import optuna_internals as internals
+from sweep.storage import optuna_internals as internals
 
 log = logging.getLogger("sweep")
 
@@ -149,10 +149,10 @@ class BudgetedStorage(RDBStorage):
                 self._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
     # Every trial read (read commands, worker start-up, the sampler's reads) goes through
-    # here: plain rows instead of ORM objects (sweep.study.reader).
+    # here: plain rows instead of ORM objects (sweep.storage.reader).
     def _get_trials(self, study_id: int, states: Any, included_trial_ids: set[int],
                     trial_id_greater_than: int) -> list[Any]:
-        from sweep.study.reader import read_trials
+        from sweep.storage.reader import read_trials
 
         return read_trials(self.engine, study_id, states, included_trial_ids,
                            trial_id_greater_than)
@@ -348,7 +348,7 @@ def budgeted_backend(storage: Any) -> BudgetedStorage | None:
 
 def set_user_attrs(trial: Any, attrs: dict[str, Any]) -> None:
     """``trial.set_user_attr`` for each of ``attrs``, in one transaction where the storage
-    can: our RDB storage, and a `sweep proxy` client (sweep.study.proxy)."""
+    can: our RDB storage, and a `sweep proxy` client (sweep.storage.proxy)."""
     if not attrs:
         return
     backend = budgeted_backend(trial.storage) or trial.storage
