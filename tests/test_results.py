@@ -144,7 +144,7 @@ def test_export_and_list(made: tuple[Any, Any, Any]) -> None:
 def test_the_ranking_is_computed_once_while_the_trials_stay_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sweep.results.ranking import ranked_trials
-    from sweep.study import racing
+    from sweep.search import racing
 
     spec = parse_spec(tiny_study(name="ranked", budget={"n_trials": 30}))
     assert spec.racing is not None  # ranked through seed racing, the costly ranking
