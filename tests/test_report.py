@@ -631,6 +631,13 @@ def test_a_study_that_searches_dropout_compares_and_confirms_each_regularizer_fa
     else:  # the verdict names the family and the dropout rate it holds at
         assert f"#{rows[0]['trial']} ({rows[0]['placement']}; dropout/rate=" in markdown
     assert "Comparison per regularizer" in result.output
+    # `sweep best` and `sweep status` name the best by the same family as the report.
+    best = _invoke("best", "families", "--storage", storage, "--format", "json")
+    assert [row["group"] for row in json.loads(best.output)] == [rows[0]["placement"]]
+    status = _invoke("status", "families", "--storage", storage, "--tracking-uri",
+                     tracking_uri)
+    assert f"configuration #{rows[0]['trial']}, " in status.output
+    assert f"({rows[0]['placement']})\n" in status.output
     # The slice plot has the dropout rate as a parameter of its own.
     page = (out / "report.html").read_text()
     chart = page.split("<h3 id='slice'>", 1)[1].split("<h3 id=", 1)[0]

@@ -95,13 +95,15 @@ def status(study_name: str, storage: str, tracking_uri: str, fmt: str,
     if fmt != "table":
         _print(doc, fmt, output, f"the status of study '{study_name}'")
         return
-    lines = _status_lines(doc, storage)
+    from sweep.placement.searched import searched_values, searches_regularizers
+
+    lines = _status_lines(doc, storage, searches_regularizers(searched_values(spec)))
     lines.append(f"inspect it with: "
                  f"{ui_hint(tracking_uri, spec.experiment_name, study, spec, look_up=False)}")
     emit("\n".join(lines) + "\n", output, f"the status of study '{study_name}'")
 
 
-def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
+def _status_lines(doc: dict[str, Any], storage: str, per_family: bool = False) -> list[str]:
     states = "  ".join(f"{k.lower()} {v}" for k, v in doc["states"].items())
     lines = [f"study {doc['study']}: {doc['finished']}/{doc['budget']} finished  ({states})"]
     if doc["best_value"] is None:
@@ -111,7 +113,8 @@ def _status_lines(doc: dict[str, Any], storage: str) -> list[str]:
 
         lines.append(f"best {doc['metric']} = "
                      f"{figure_text(doc['best_value'], doc['best_sd'], doc['best_seeds'])}"
-                     f": configuration #{doc['best_trial']}, {doc['best_placement']}")
+                     f": configuration #{doc['best_trial']}, {doc['best_placement']}"
+                     + (f" ({doc['best_group']})" if per_family else ""))
     lines.append(_explored(doc))
     if doc["stopped"]:
         lines.append(doc["stopped"])
@@ -152,6 +155,7 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
     """The best configurations, chosen on the validation metric: each named by its first
     trial, with its mean over seeds."""
     from sweep import api
+    from sweep.placement.searched import searched_values, searches_regularizers
 
     loaded = api.load(study_name, storage=storage)
     spec = loaded.spec
@@ -184,6 +188,9 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
         table.add_column(metric, no_wrap=True)
     for column in ("seeds", "vs no-reg", "test acc"):
         table.add_column(column, no_wrap=True)
+    per_family = searches_regularizers(searched_values(spec))
+    if per_family:
+        table.add_column("regularizer", overflow="fold", min_width=12)
     table.add_column("placement", overflow="fold", min_width=12)
     for column, _ in extra:
         table.add_column(column, overflow="fold", no_wrap=column == "mlflow run")
@@ -195,7 +202,8 @@ def best(study_name: str, storage: str, top: int, fmt: str, output: str | None) 
             values[0] = f"{row['value']:.4f} ± {row['sd']:.4f}"
         table.add_row(label, *values, str(row["seeds"]),
                       "-" if delta is None else f"{delta:+.4f}",
-                      _fmt(row.get(f"{FINAL}test_accuracy")), row["placement"],
+                      _fmt(row.get(f"{FINAL}test_accuracy")),
+                      *([row["group"]] if per_family else []), row["placement"],
                       *(show(row) for _, show in extra))
     _print(rows, fmt, output, f"{len(rows)} configurations", table)
     if rows[0]["baseline_trial"] is None:

@@ -37,8 +37,10 @@ from sweep.keys import (
     WORKER,
     synced_run_key,
 )
+from sweep.placement.searched import searched_values
 from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.results.ranking import figure_of, ranked_configurations, ranked_trials
+from sweep.search.grouping import group_label
 from sweep.search.limits import deadline, study_halt
 from sweep.search.noise import noise_state
 from sweep.search.reaper import heartbeat_ages
@@ -162,7 +164,7 @@ def baseline_trial(study: Any, kind: str = BASELINE_NONE, *,
     learning rate), a regularizer would get the credit for a better learning rate."""
     import optuna
 
-    from sweep.placement.searched import regularizer_families, searched_values
+    from sweep.placement.searched import regularizer_families
 
     searched = searched_values(spec) if spec is not None else []
     if kind == BASELINE_NONE and spec is not None and not spec.is_multi_objective and any(
@@ -198,6 +200,7 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     baseline = baseline_trial(study, spec=spec)
     links = study.user_attrs
     base_value = None if baseline is None else figure_of(baseline, seeds)
+    searched = searched_values(spec)
     estimate: dict[int, float] = {}
     if spec.racing is not None:
         from sweep.search.racing import estimates
@@ -217,6 +220,8 @@ def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
             row["estimate"] = estimate[found.key]
         row["vs_baseline"] = None if base_value is None else row["value"] - base_value
         row["baseline_trial"] = None if baseline is None else baseline.number
+        # The comparison's row it belongs to: its placement, or its regularizer family.
+        row["group"] = group_label(trial, spec, searched)
         rows.append(row)
     return rows
 
@@ -290,6 +295,7 @@ def status(study: Any, spec: StudySpec) -> dict[str, Any]:
         "configurations": len(seeds),
         "best_placement": describe_placement(best[0].user_attrs.get(PLACEMENT) or {})
         if best else None,
+        "best_group": group_label(best[0], spec) if best else None,
         "remaining": remaining,
         "requeued": len(requeued),
         "duplicates": repeats,
