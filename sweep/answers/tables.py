@@ -14,10 +14,10 @@ from sweep.answers.register import stored_registration
 from sweep.answers.rows import FIGURES, WEIGHT_FIGURES, unique
 from sweep.keys import ENVIRONMENT, FINAL, GPU_SECONDS, PLACEMENT, SETTINGS
 from sweep.placement.searched import describe_settings, searched_values, searches_regularizers
-from sweep.placement.space import describe_placement
+from sweep.placement.space import BASELINE_NONE, describe_placement
 from sweep.results.queries import baseline_trial, pareto_front
 from sweep.results.ranking import ranked_trials
-from sweep.search.grouping import group_label
+from sweep.search.grouping import baseline_group, group_label
 from sweep.spec import GAP_PREFIX, StudySpec
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
@@ -201,7 +201,8 @@ def _placement_notes(rows: Sequence[Mapping[str, Any]], spec: StudySpec,
                      f"baseline's (#{rows[0]['baseline_trial'] if rows else '?'}), "
                      "each over its own seeds.")
     tuned = [item.name for item in searched_values(spec) if item.family is None]
-    none = next((row for row in rows if row["placement"] == "none (baseline)"), None)
+    none = next((row for row in rows if row["placement"] == baseline_group(BASELINE_NONE)),
+                None)
     if tuned and none is not None:
         if none["configurations"] > 1:
             notes.append(f"No regularization is its best of {none['configurations']} "

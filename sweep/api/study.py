@@ -95,7 +95,6 @@ class Study:
             A :class:`Best` per configuration, best first.
         """
         from sweep.answers.rows import coefficients
-        from sweep.search.grouping import group_label
 
         by_number = {t.number: t for t in self.optuna.get_trials(deepcopy=False)}
         found = []
@@ -103,7 +102,7 @@ class Study:
             trial = by_number[row["number"]]
             found.append(Best(
                 trial=row["number"], metric=self.spec.primary.metric, value=row["value"],
-                placement=group_label(trial, self.spec),
+                placement=row["group"],
                 resolved_placement=trial.user_attrs.get(PLACEMENT) or {},
                 coefficients=coefficients(trial), vs_baseline=row["vs_baseline"],
                 baseline_trial=row["baseline_trial"], mlflow_run_id=row["mlflow_run_id"],

@@ -87,7 +87,7 @@ def print_best(found: Any) -> None:
         click.echo(f"best configuration: #{best['number']}  {spec.primary.metric} = "
                    f"{figure_text(best['value'], best['sd'], best['seeds'])}")
         if searches_regularizers(searched_values(spec)):
-            click.echo(f"  regularizer:  {found.top(1)[0].placement}")
+            click.echo(f"  regularizer:  {best['group']}")
         click.echo(f"  placement:    {best['placement']}")
         click.echo(f"  parameters:   {params or '(none searched)'}")
         click.echo(f"  mlflow run:   {best['mlflow_run_id']}")

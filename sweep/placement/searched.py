@@ -30,7 +30,6 @@ from sweep.spec.searched import (
 Settings = dict[str, Any]
 
 
-
 @dataclass(frozen=True)
 class Searched:
     """One searched value of the study file."""

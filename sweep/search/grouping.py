@@ -245,6 +245,11 @@ def grouped(study: Any, trials: Sequence[Any]) -> list[Configuration]:
     return list(found.values())
 
 
+def baseline_group(kind: str) -> str:
+    """The comparison's row of a baseline kind (``none (baseline)``)."""
+    return f"{kind} (baseline)"
+
+
 def group_label(trial: Any, spec: StudySpec,
                 searched: Sequence[Searched] | None = None) -> str:
     """Which row of the comparison a trial belongs to: its baseline kind, the named
@@ -256,7 +261,7 @@ def group_label(trial: Any, spec: StudySpec,
         searched = searched_values(spec)
     baseline = trial.user_attrs.get(BASELINE)
     if baseline:
-        return f"{baseline} (baseline)"
+        return baseline_group(baseline)
     placement = trial.user_attrs.get(PLACEMENT) or {}
     settings = trial.user_attrs.get(SETTINGS) or {}
     if PLACEMENT in trial.user_attrs and not regularizer_families(placement, settings,
@@ -264,7 +269,7 @@ def group_label(trial: Any, spec: StudySpec,
         # No regularizer anywhere (placement `none`, both coefficients off, dropout
         # switched off): the same model as the no-regularization baseline, so one row,
         # not the same trial twice.
-        return f"{BASELINE_NONE} (baseline)"
+        return baseline_group(BASELINE_NONE)
     if "placement" in trial.params:
         label = str(trial.params["placement"])
     elif (choices := spec.search.placement.choices) is not None and len(choices) == 1:
