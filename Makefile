@@ -31,7 +31,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Debian's chromium and its driver, for the test that opens the MLflow UI and the report
-# in a real browser (tests/test_browser.py). Installed where apt-get can run (root, or
+# in a real browser (tests/answers/test_browser.py). Installed where apt-get can run (root, or
 # sudo without a password); elsewhere those tests fail and say why.
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
@@ -41,7 +41,7 @@ browser:
 	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install \
 			-y -qq chromium chromium-driver >/dev/null; \
-	else echo "note: no chromium and no apt-get to install it: tests/test_browser.py will fail"; fi
+	else echo "note: no chromium and no apt-get to install it: tests/answers/test_browser.py will fail"; fi
 
 # The declared minimum versions (constraints/minimum.txt, generated from pyproject's
 # floors) in their own venv, and the whole suite on them: proves the floors hold.

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+# The `made` study of hand-made trials, for the results' tests and the CLI's.
+pytest_plugins = ["hand_made"]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TINY_STUDY: dict[str, Any] = {

@@ -137,3 +137,14 @@ def test_no_module_is_over_400_lines() -> None:
     long = {module: n for module, path in _modules()
             if (n := len(path.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """tests/<package>/ holds the tests of sweep/<package>: a folder of tests names a
+    package of the graph (tests/slurm: the job array on a real SLURM, `make test-slurm`)."""
+    tests = Path(__file__).resolve().parent
+    folders = {path.name for path in tests.iterdir()
+               if path.is_dir() and not path.name.startswith((".", "__"))}
+    assert folders - set(USES) == {"slurm"}
+    for folder in folders - {"slurm"}:
+        assert list((tests / folder).glob("test_*.py")), f"tests/{folder} holds no test"

@@ -6,7 +6,7 @@ can have a style of its own), and plotly validates every property of every trace
 is built: 0.6 s of CPU for the 1,000 trials a report samples, a tenth of ``sweep report``
 at 10,000 trials. The same figure as JSON, which plotly.js reads as it is, costs 0.01 s.
 It is drawn from Optuna's own description of the picture (``_get_parallel_coordinate_info``
-and its helpers): tests/test_parallel.py compares it with Optuna's
+and its helpers): tests/answers/test_parallel.py compares it with Optuna's
 ``plot_parallel_coordinate``, trace by trace, so that an Optuna release that changes its
 picture fails a test instead of drawing another one. Should those private helpers move,
 ``chart`` returns ``None`` and the caller draws with Optuna's public function.

@@ -26,9 +26,9 @@ class LayerInfo:
     inbound: tuple[str, ...] = ()
 
 
-# Keras 3 layer classes whose constructor takes ``kernel_regularizer`` (checked against Keras
-# by tests/test_slots.py) — needed only for the declarative ``layers`` list, where no config
-# exists yet; configs and live models are read directly.
+# Keras 3 layer classes whose constructor takes ``kernel_regularizer`` (checked against
+# Keras by tests/placement/test_slots.py) — needed only for the declarative ``layers``
+# list, where no config exists yet; configs and live models are read directly.
 KERNEL_LAYER_CLASSES = frozenset({
     "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
     "Dense", "EinsumDense", "GRU", "LSTM", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",

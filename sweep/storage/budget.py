@@ -106,7 +106,7 @@ class BudgetedStorage(RDBStorage):
         return (spec.get("budget") or {}).get("n_trials")
 
     # Optuna's cache layer (_CachedStorage, which wraps every RDB storage in a study) calls
-    # `_create_new_trial` directly, so the budget check lives there; tests/test_budget.py
+    # `_create_new_trial` directly, so the budget check lives there; tests/storage/test_budget.py
     # fails loudly should that ever change.
     def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
         # A retry replaces a failed trial: it never needs budget of its own.
@@ -275,7 +275,7 @@ class BudgetedStorage(RDBStorage):
         """One beat. A beat that fails (database restarting, connections cut) is logged and
         the next one comes at the next interval: raised, it would end Optuna's heartbeat
         thread with a traceback, and the trial, still training, would stop beating and
-        look dead to every other worker (measured by tests/test_workers_pg.py)."""
+        look dead to every other worker (measured by tests/workers/test_workers_pg.py)."""
         try:
             super().record_heartbeat(trial_id)
         except Exception as error:  # any storage failure: try again at the next beat

@@ -1,6 +1,6 @@
 """Every part of Optuna that regsweep reaches and that is not Optuna's public API, in one
 module. An Optuna release may move or rename any of them without notice;
-tests/test_optuna_internals.py checks each one against the installed Optuna and names
+tests/storage/test_optuna_internals.py checks each one against the installed Optuna and names
 its version when one has moved, so that an upgrade fails there, in one place, and not in
 a worker on a cluster.
 

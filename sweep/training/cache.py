@@ -3,13 +3,13 @@
 Every new Keras model makes TensorFlow trace its training and evaluation functions again,
 which costs seconds per trial for a small model on two CPU cores (bench/overhead.py: a
 fresh model per configuration, (a), against this path, (a2)) and host memory that is
-never given back (tests/test_launcher.py holds a worker's RSS flat over 30 trials).
+never given back (tests/workers/test_launcher.py holds a worker's RSS flat over 30 trials).
 Trials that put
 the same kinds of penalty on the same slots differ only in coefficient values and initial
 weights, so they share one model here: its penalties read their coefficients from
 variables, and each trial loads its own seed's initial weights and a fresh optimizer
 state into it. A trial ends with the weights a freshly cloned model with Keras' own
-penalties reaches from the same seed (tests/test_trainer.py); only random layers such as
+penalties reaches from the same seed (tests/training/test_trainer.py); only random layers such as
 Dropout draw another (equally seeded, reproducible) stream, the base model's.
 """
 

@@ -79,7 +79,7 @@ def _reported(workdir: Path, storage_url: str, tracking_uri: str, name: str, mod
               confirmed: ConfirmedConfig) -> optuna.trial.FrozenTrial:
     """A one-trial study run for real, given ``confirmed``'s per-seed test figures as its
     stored confirmation, then `sweep report --no-confirm`; returns the trained trial. The
-    verdict is the confirmation's own test (tests/test_confirm.py), stored as `sweep
+    verdict is the confirmation's own test (tests/answers/test_confirm.py), stored as `sweep
     report` stores it."""
     search = {"targets": ["kernel"], "placement": {"choices": ["first"]},
               "l2": {"choices": [0.001]}, "baselines": []}

@@ -108,7 +108,7 @@ def test_a_script_without_a_main_guard_is_not_run_again(tmp_path: Path) -> None:
                                     parse_spec(tiny_study()), Path({str(tmp_path)!r})).result()
         print(figure.png)
     """))
-    tests = str(Path(__file__).parent)
+    tests = str(Path(__file__).parents[1])
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": tests})
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sweep.errors import SpecError
 from sweep.spec import CoefficientRange, load_spec, parse_spec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "studies").glob("*.yaml")))

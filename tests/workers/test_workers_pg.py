@@ -74,7 +74,7 @@ def test_four_workers_started_together_finish_exactly_the_budget(
     runs = _children(mlflow_server.url, "pg-budget")
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in runs) == \
         [t.number for t in result.trials]
-    # That workers draw different random start-up trials: tests/test_create.py.
+    # That workers draw different random start-up trials: tests/study/test_create.py.
 
 
 def test_killed_worker_trial_is_failed_retried_and_its_run_closed(

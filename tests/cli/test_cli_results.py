@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from test_results import made, timed_study  # noqa: F401  (the fixture)
+from hand_made import timed_study
 
 from sweep.cli import cli
 
@@ -30,7 +30,7 @@ def _url(fixture: tuple[Any, Any, Any]) -> str:
     return getattr(storage, "url", None) or storage._backend.url
 
 
-def test_best_as_csv_on_stdout(made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+def test_best_as_csv_on_stdout(made: tuple[Any, Any, Any]) -> None:
     result = _invoke("best", "made", "--storage", _url(made), "--top", "2", "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -38,7 +38,7 @@ def test_best_as_csv_on_stdout(made: tuple[Any, Any, Any]) -> None:  # noqa: F81
             for r in rows] == [("1", "0.75", "r1-synced", 0.05), ("2", "0.72", "r2", 0.02)]
 
 
-def test_list_as_json_into_a_file(made: tuple[Any, Any, Any], tmp_path: Path) -> None:  # noqa: F811
+def test_list_as_json_into_a_file(made: tuple[Any, Any, Any], tmp_path: Path) -> None:
     target = tmp_path / "out" / "studies.json"
     result = _invoke("list", "--storage", _url(made), "--format", "json", "-o", str(target))
     assert result.exit_code == 0, result.output
@@ -51,7 +51,7 @@ def test_list_as_json_into_a_file(made: tuple[Any, Any, Any], tmp_path: Path) ->
     assert not list(target.parent.glob(".*partial"))
 
 
-def test_status_as_csv_is_one_flat_row(made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+def test_status_as_csv_is_one_flat_row(made: tuple[Any, Any, Any]) -> None:
     result = _invoke("status", "made", "--storage", _url(made), "--format", "csv")
     assert result.exit_code == 0, result.output
     (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -74,7 +74,7 @@ def test_status_says_time_left_or_that_no_worker_is_running(tmp_path: Path) -> N
         assert line.startswith(said), line
 
 
-def test_export_as_a_table_into_a_file(made: tuple[Any, Any, Any],  # noqa: F811
+def test_export_as_a_table_into_a_file(made: tuple[Any, Any, Any],
                                       tmp_path: Path) -> None:
     target = tmp_path / "trials.txt"
     result = _invoke("export", "made", "--storage", _url(made), "--format", "table",
@@ -85,7 +85,7 @@ def test_export_as_a_table_into_a_file(made: tuple[Any, Any, Any],  # noqa: F811
     assert "dense: kernel l2=0.001" in text and "r1-synced" in text and "WAITING" in text
 
 
-def test_export_writes_csv_by_default(made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+def test_export_writes_csv_by_default(made: tuple[Any, Any, Any]) -> None:
     result = _invoke("export", "made", "--storage", _url(made))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["state"] for r in rows] == ["COMPLETE"] * 3 + ["FAIL"] * 2 + [
@@ -93,7 +93,7 @@ def test_export_writes_csv_by_default(made: tuple[Any, Any, Any]) -> None:  # no
 
 
 def test_the_old_json_flag_still_works_and_says_it_is_deprecated(
-        made: tuple[Any, Any, Any]) -> None:  # noqa: F811
+        made: tuple[Any, Any, Any]) -> None:
     old = _invoke("status", "made", "--storage", _url(made), "--json")
     new = _invoke("status", "made", "--storage", _url(made), "--format", "json")
     assert old.exit_code == new.exit_code == 0
@@ -113,7 +113,7 @@ def test_the_old_out_option_of_report_names_the_new_one(tmp_path: Path) -> None:
 
 
 def test_a_read_command_process_ends_with_its_whole_answer_flushed(
-        made: tuple[Any, Any, Any], tmp_path: Path) -> None:  # noqa: F811
+        made: tuple[Any, Any, Any], tmp_path: Path) -> None:
     """The sweep process skips Python's teardown after a read command (sweep.cli.group
     leave): what it printed into a pipe, and the exit handlers, must all still be there."""
     import subprocess

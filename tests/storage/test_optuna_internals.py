@@ -14,7 +14,7 @@ from optuna.trial import TrialState, create_trial
 from sweep.storage import optuna_internals as internals
 
 VERSION = f"Optuna {optuna.__version__}"
-SWEEP = Path(__file__).resolve().parent.parent / "sweep"
+SWEEP = Path(__file__).resolve().parents[2] / "sweep"
 
 
 def _moved(what: str) -> str:

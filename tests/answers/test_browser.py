@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from sweep.cli import cli
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 NAME = "browser-study"
 WIDTH = 1280
 

@@ -407,7 +407,7 @@ def test_workers_share_the_racing(workdir: Path, database: str,
 def test_the_demo_budget_explores_at_least_twelve_configurations() -> None:
     from sweep.spec import load_spec
 
-    demo = load_spec(Path(__file__).resolve().parent.parent / "studies" / "digits.yaml")
+    demo = load_spec(Path(__file__).resolve().parents[2] / "studies" / "digits.yaml")
     # 20 trials: 12 configurations (the 2 baselines among them), 8 re-runs.
     assert budget_plan(demo) == (12, 8)
     # No sampled placement can be the no-regularization baseline again: such a duplicate
