@@ -31,6 +31,9 @@ log = logging.getLogger("sweep")
 # out before giving up; each costs at most the trial in flight.
 STORAGE_RETRIES = 8
 
+# Seconds between a waiting worker's looks at whether other workers' trials still run.
+WAIT_POLL = 1.0
+
 
 def retry_pause(failures: int) -> float:
     """Seconds to wait after ``failures`` storage failures in a row: doubling, at most 30."""
@@ -206,20 +209,26 @@ def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
 def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bool:
     """With nothing left to start: wait while other workers' trials run, failing those
     whose heartbeat goes stale (their retries are queued). True when a trial is waiting
-    to be run (a retry, a re-queued trial), False once nothing runs or waits. Costs one
-    poll per heartbeat interval (about a dozen small queries, bench/waiting.py), no
-    training."""
+    to be run (a retry, a re-queued trial), False once nothing runs or waits.
+
+    Whether anything still runs is asked every ``WAIT_POLL`` seconds (the running and
+    waiting trials only: one small query, whatever the study's size), so the last worker
+    leaves within seconds of the last trial; stale trials are looked for once per
+    heartbeat interval, as often as a heartbeat can go stale (bench/waiting.py measures
+    both). No training."""
+    import time
+
     from optuna.trial import TrialState
 
     from sweep.search.reaper import reap
 
     announced = False
+    next_reap = 0.0
     while True:
-        trials = study.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in trials):
-            return study_halt(study, spec, trials) is None
-        running = [t.number for t in trials if t.state == TrialState.RUNNING]
-        if not running:
+        live = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        if any(t.state == TrialState.WAITING for t in live):
+            return study_halt(study, spec) is None
+        if not live:
             return False
         if not internals.heartbeat_enabled(internals.storage(study)):
             # Behind `sweep proxy` no heartbeats reach this worker: it could wait forever.
@@ -231,11 +240,13 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
         if not announced:
             progress.console.print(
                 f"budget spent; staying until the running trials "
-                f"({', '.join(f'#{n}' for n in running)}) end, to recover them should "
+                f"({', '.join(f'#{t.number}' for t in live)}) end, to recover them should "
                 "their workers die (Ctrl-C leaves)", highlight=False)
             announced = True
-        reap(study)
-        interrupt.sleep(spec.workers.heartbeat_interval)
+        if time.monotonic() >= next_reap:
+            reap(study)
+            next_reap = time.monotonic() + spec.workers.heartbeat_interval
+        interrupt.sleep(min(WAIT_POLL, spec.workers.heartbeat_interval))
 
 
 def settled(study: Any) -> bool:
