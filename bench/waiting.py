@@ -1,14 +1,15 @@
 """waiting: what a worker costs while it stays up for the end of a study (its budget is
 spent, another worker's trial still runs), next to the worker that trains.
 
-One PostgreSQL study with a budget of one long trial (`workers.heartbeat_interval` 5 s,
-the waiting worker's poll interval): worker A trains it; worker B, started once A's trial
-runs, finds the budget taken and waits. Over the same window, the CPU time (user +
-system, from /proc) of both processes and the statements B sends to PostgreSQL
-(pg_stat_database's transaction count for the study's database, less A's share measured
-before B started) are sampled. Figures: B's CPU per minute of waiting, as a share of A's
-(training) CPU in the same window, and B's transactions per poll. Each window is one
-repeat; repeats give the spread.
+One PostgreSQL study with a budget of one long trial (`workers.heartbeat_interval` 5 s:
+the waiting worker looks for stale trials that often, and whether anything still runs
+every second): worker A trains it; worker B, started once A's trial runs, finds the
+budget taken and waits. Over the same window, the CPU time (user + system, from /proc)
+of both processes and the statements B sends to PostgreSQL (pg_stat_database's
+transaction count for the study's database, less A's share measured before B started)
+are sampled. Figures: B's CPU per minute of waiting, as a share of A's (training) CPU in
+the same window, and B's transactions per second. Each window is one repeat; repeats
+give the spread.
 """
 
 from __future__ import annotations
@@ -125,11 +126,11 @@ def main() -> None:
 
     share = [r["cpu_b"] / r["cpu_a"] for r in rows]
     per_minute = [r["cpu_b"] / r["seconds"] * 60 for r in rows]
-    per_poll = [r["transactions_b"] / (r["seconds"] / INTERVAL) for r in rows]
+    per_second = [r["transactions_b"] / r["seconds"] for r in rows]
     ratios: dict[str, Any] = {"waiting_cpu_share_of_training": median(share),
                               "share_min": min(share), "share_max": max(share)}
     medians = {"waiting_cpu_seconds_per_minute": median(per_minute),
-               "transactions_per_poll": median(per_poll),
+               "transactions_per_second": median(per_second),
                "training_cpu_seconds_per_minute": median(
                    [r["cpu_a"] / r["seconds"] * 60 for r in rows])}
     targets = [target("waiting: CPU of a waiting worker / CPU of a training worker",
@@ -137,14 +138,14 @@ def main() -> None:
                       noise=spread(share),
                       definition="same window, /proc utime+stime; median of the windows, "
                                  "noise their spread")]
-    print_table(f"waiting: {repeats} windows of {window:.0f} s, poll every {INTERVAL} s",
+    print_table(f"waiting: {repeats} windows of {window:.0f} s, reaping every {INTERVAL} s",
                 ["", "value"],
                 [["waiting worker CPU (s per minute)", medians["waiting_cpu_seconds_per_minute"]],
                  ["training worker CPU (s per minute)",
                   medians["training_cpu_seconds_per_minute"]],
                  ["share (median, min..max)",
                   f"{median(share):.4f} ({min(share):.4f}..{max(share):.4f})"],
-                 ["database transactions per poll", medians["transactions_per_poll"]]])
+                 ["database transactions per second", medians["transactions_per_second"]]])
     print_targets(targets)
     write_result("waiting", quick=args.quick, started=started,
                  parameters={"window_seconds": window, "repeats": repeats,
