@@ -63,6 +63,10 @@ def _kept(previous: str, name: str) -> tuple[list[str], list[str]]:
     return rows, block
 
 
+OWN = " Machine (run on their own since: "
+SINCE = "Benchmarks run on their own since: "
+
+
 def render(previous: str = "") -> str:
     docs = {name: doc for name in ORDER if (doc := _load(name)) is not None}
     run = _load("run_all")
@@ -81,10 +85,17 @@ def render(previous: str = "") -> str:
                 f"{machine['keras']}, Optuna {machine['optuna']}, MLflow {machine['mlflow']}.")
         old = next((line for line in header if line.startswith("Machine:")), None)
         if some_kept and run is None and old is not None:
-            earlier = old.removeprefix("Machine: ").removeprefix("(the run below) ")
-            earlier = earlier.split(" Machine (run on their own")[0]
-            lines.append(f"Machine: (the run below) {earlier} Machine (run on their own "
-                         f"since: {', '.join(docs)}): {here}")
+            earlier, *groups = old.removeprefix("Machine: ").removeprefix(
+                "(the run below) ").split(OWN)
+            # Earlier benchmarks run on their own keep their machine, less those run now.
+            kept_groups = []
+            for group in groups:
+                names, machine = group.split("): ", 1)
+                left = [n for n in names.split(", ") if n not in docs]
+                if left:
+                    kept_groups.append(f"{OWN}{', '.join(left)}): {machine}")
+            lines.append(f"Machine: (the run below) {earlier}{''.join(kept_groups)}{OWN}"
+                         f"{', '.join(docs)}): {here}")
         else:
             lines.append(f"Machine: {here}")
     else:
@@ -103,7 +114,10 @@ def render(previous: str = "") -> str:
     elif len(header) > 1:
         lines += ["", header[1]]
     if some_kept and docs:
-        lines += ["", "Benchmarks run on their own since: " + ", ".join(docs) + " (their "
+        said = next((line for line in previous.splitlines() if line.startswith(SINCE)), "")
+        earlier_own = [n for n in said.removeprefix(SINCE).split(" (their")[0].split(", ")
+                       if n in kept and (run is None)]
+        lines += ["", SINCE + ", ".join([*earlier_own, *docs]) + " (their "
                   "date and commit below); the others' figures are from the run above."]
     if any(doc["quick"] for doc in docs.values()):
         lines += ["", "**Some figures below come from `--quick` smoke runs and mean nothing.**"]
