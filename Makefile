@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 # The suite on TEST_WORKERS processes (pytest-xdist; each its own PostgreSQL server and
 # MLflow store), tests handed out one at a time as workers free up. Three on two cores:
-# many tests wait on the worker processes they start (11.7 min, as with four; two: 15).
+# many tests wait on the worker processes they start (8 min here; four: no faster).
 TEST_WORKERS ?= 3
 test: $(STAMP) browser
 	$(BIN)/ruff check $(LINTED)
