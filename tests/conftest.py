@@ -302,3 +302,13 @@ def run(x):
         time.sleep(3600)
     return x
 ''')
+
+
+def write_slow_builder(folder: Path, seconds: float) -> None:
+    """Every step (training and validation) sleeps ``seconds``: a trial whose length does
+    not depend on the machine's speed, so that a test can act while it is surely running."""
+    write_py_function_builder(folder, "slow_models", f'''
+def run(x):
+    time.sleep({seconds})
+    return x
+''')

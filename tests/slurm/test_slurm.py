@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import tiny_study, wait_for, write_study
+from conftest import tiny_study, wait_for, write_slow_builder, write_study
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,9 +111,13 @@ def test_the_array_finishes_the_study_with_the_budget_exact(
 
 def test_a_stopped_worker_ends_completed_and_the_next_one_resumes_its_trial(
         tmp_path: Path, postgres_server_url: str, mlflow_server) -> None:
+    # About 10 s a trial (5 steps of 20 ms an epoch, 100 epochs) on any machine: long
+    # enough to be stopped mid-trial (400 plain epochs ended before the signal came).
+    write_slow_builder(tmp_path, 0.02)
     study = tiny_study(name="slurm-stop", budget={"n_trials": 2},
-                       workers={"checkpoint_every": 1})  # not `auto`: trials of seconds
-    study["train"]["epochs"] = 400  # long enough to be stopped mid-trial
+                       workers={"checkpoint_every": 1},  # not `auto`: trials of seconds
+                       model={"builder": "slow_models:build"})
+    study["train"]["epochs"] = 100
     _create(tmp_path, study, postgres_server_url, mlflow_server.url)
     job = _submit(tmp_path, "slurm-stop", postgres_server_url, mlflow_server.url,
                   "--array=0")
@@ -143,13 +147,15 @@ def test_a_stopped_worker_ends_completed_and_the_next_one_resumes_its_trial(
     resumed = final[queued.number]
     assert resumed.state == optuna.trial.TrialState.COMPLETE
     assert resumed.user_attrs["resumed_from_epoch"] > 1  # from its checkpoint
-    assert resumed.user_attrs["epochs_run"] == 400
+    assert resumed.user_attrs["epochs_run"] == 100
 
 
 def test_a_task_slurm_requeues_rejoins_the_study(
         tmp_path: Path, postgres_server_url: str, mlflow_server) -> None:
-    study = tiny_study(name="slurm-requeue", budget={"n_trials": 2})
-    study["train"]["epochs"] = 400
+    write_slow_builder(tmp_path, 0.02)  # about 10 s a trial, whatever the machine
+    study = tiny_study(name="slurm-requeue", budget={"n_trials": 2},
+                       model={"builder": "slow_models:build"})
+    study["train"]["epochs"] = 100
     _create(tmp_path, study, postgres_server_url, mlflow_server.url)
     job = _submit(tmp_path, "slurm-requeue", postgres_server_url, mlflow_server.url,
                   "--array=0")
