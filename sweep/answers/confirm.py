@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import (
     CONFIRM_LABEL_TAG,
@@ -33,6 +33,11 @@ from sweep.keys import (
     SETTINGS,
 )
 from sweep.seeds import confirmation_seeds
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.spec import StudySpec
 
 SIGNIFICANCE = 0.05  # two-sided level of the test against the baseline
 
@@ -173,7 +178,7 @@ def paired(metric: str, a: tuple[float, ...], b: tuple[float, ...], *,
                       p_value < SIGNIFICANCE and better, better, "paired")
 
 
-def stored_confirmation(study: Any) -> Confirmation | None:
+def stored_confirmation(study: optuna.Study) -> Confirmation | None:
     text = study.user_attrs.get(CONFIRMATION)
     return Confirmation.from_json(text) if text else None
 
@@ -188,7 +193,7 @@ class _Pick:
     settings: dict[str, Any]
 
 
-def pick_configs(study: Any, spec: Any, top: int) -> list[_Pick]:
+def pick_configs(study: optuna.Study, spec: StudySpec, top: int) -> list[_Pick]:
     """The no-regularization baseline, then the ``top`` best configurations in the study's
     ranking, on the primary *validation* objective (the test split plays no part in
     choosing). A study that searches a regularizer besides the penalties (dropout, weight
@@ -241,8 +246,8 @@ def _describe(params: dict[str, Any]) -> str:
                      for k, v in params.items()) or "fixed"
 
 
-def confirm_stoppable(study: Any, spec: Any, *, tracking_uri: str, top: int | None = None,
-                      show_progress: bool = True) -> Confirmation | None:
+def confirm_stoppable(study: optuna.Study, spec: StudySpec, *, tracking_uri: str,
+                      top: int | None = None, show_progress: bool = True) -> Confirmation | None:
     """``ensure_confirmation`` where Ctrl-C or SIGTERM stop between trainings and keep
     what is done."""
     from sweep.interrupt import stop_on_signals
@@ -252,8 +257,8 @@ def confirm_stoppable(study: Any, spec: Any, *, tracking_uri: str, top: int | No
                                    show_progress=show_progress)
 
 
-def ensure_confirmation(study: Any, spec: Any, *, tracking_uri: str, show_progress: bool = True,
-                        top: int | None = None) -> Confirmation | None:
+def ensure_confirmation(study: optuna.Study, spec: StudySpec, *, tracking_uri: str,
+                        show_progress: bool = True, top: int | None = None) -> Confirmation | None:
     """Re-train the baseline and the best ``top`` (default ``report.confirm_top``)
     configurations over ``seeds.confirm`` seeds, unless the study already holds exactly that
     confirmation. Progress is stored after every configuration, so an interrupted

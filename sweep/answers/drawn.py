@@ -58,7 +58,7 @@ class Drawn(optuna.Study):
         return self.get_trials()
 
 
-def drawn(study: Any, spec: StudySpec) -> tuple[Drawn, Drawn, str | None]:
+def drawn(study: optuna.Study, spec: StudySpec) -> tuple[Drawn, Drawn, str | None]:
     """(every configuration, the sample, what a reader should know about the sample), read
     once. A study of one objective is pictured by its configurations
     (``configuration_trial``): a re-run on another seed is not a point of its own. One of

@@ -4,12 +4,15 @@ report.md / report.html and of the study's MLflow description. Built from the on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
 from sweep.keys import PLACEMENT, SETTINGS
 from sweep.placement.searched import searched_values, searches_regularizers
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["confirmed_config", "headline", "study_headline"]
 
@@ -69,7 +72,7 @@ def headline(spec: StudySpec, *, best: Any, seeds: dict[int, Any], baseline: Any
             "tests the gain on the test split.")
 
 
-def study_headline(study: Any, spec: StudySpec,
+def study_headline(study: optuna.Study, spec: StudySpec,
                    confirmation: Confirmation | None = None) -> str:
     """``headline`` of a study as stored (its ranking, its stored confirmation)."""
     from sweep.placement.searched import describe_settings

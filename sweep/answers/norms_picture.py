@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import BASELINE, SEED, SEED_INDEX, SEED_OF, WEIGHTS_L2_PREFIX
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["ARTIFACT", "WeightsPicture", "norms_svg"]
 
@@ -142,7 +145,7 @@ class WeightsPicture:
         if svg:
             run.log_text(ARTIFACT, svg)
 
-    def _baseline(self, study: Any, seed: Any
+    def _baseline(self, study: optuna.Study, seed: Any
                   ) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
         """The no-regularization baseline's name and kernel norms, on this ``seed`` where
         it trained on it (the same initial weights: an extra seed is every

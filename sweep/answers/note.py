@@ -9,7 +9,7 @@ No MLflow here: the tracker logs what these functions compute (``sweep.tracking.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import (
     CONFIRM,
@@ -30,6 +30,9 @@ from sweep.tracking.links import (
     view_state_key,
 )
 from sweep.tracking.tracker import StudyTracker
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger("sweep")
 
@@ -135,7 +138,7 @@ def description(spec: StudySpec, *, trials: int, budget: int, best: Any | None,
     return "\n".join(lines)
 
 
-def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = None,
+def publish(study: optuna.Study, spec: StudySpec, tracker: Any, *, confirmation: Any = None,
             report_path: str | None = None) -> None:
     """Write the settings and the current description on the study's run (``tracker``:
     a ``sweep.tracking.tracker.StudyTracker``)."""
@@ -174,7 +177,7 @@ def publish(study: Any, spec: StudySpec, tracker: Any, *, confirmation: Any = No
     remember_place(study, tracker)
 
 
-def remember_place(study: Any, tracker: Any) -> None:
+def remember_place(study: optuna.Study, tracker: Any) -> None:
     """Record on the Optuna study where its MLflow runs are (see ``keys.MLFLOW_PLACE``)."""
     from sweep.redact import mask_url
 
@@ -184,7 +187,7 @@ def remember_place(study: Any, tracker: Any) -> None:
         study.set_user_attr(MLFLOW_PLACE, place)
 
 
-def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker:
+def make_tracker(study: optuna.Study, spec: StudySpec, tracking_uri: str) -> StudyTracker:
     """The tracker of this process's runs, with the study's run opened and described."""
     tracker = StudyTracker(
         tracking_uri, experiment=spec.experiment_name, study_name=spec.name,
@@ -200,7 +203,7 @@ def make_tracker(study: Any, spec: StudySpec, tracking_uri: str) -> StudyTracker
     return tracker
 
 
-def describe_study(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
+def describe_study(study: optuna.Study, spec: StudySpec, tracker: StudyTracker) -> None:
     """``publish``, never worth stopping a worker for."""
     try:
         publish(study, spec, tracker)

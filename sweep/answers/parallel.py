@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.storage import optuna_internals as internals
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger("sweep")
 
 __all__ = ["chart"]
 
 
-def chart(study: Any, params: list[str], target: Callable[[Any], float] | None,
+def chart(study: optuna.Study, params: list[str], target: Callable[[Any], float] | None,
           target_name: str) -> dict[str, Any] | None:
     """Optuna's ``plot_parallel_coordinate(study, params, target, target_name)`` as a plotly
     figure dict (``{"data": [...], "layout": {...}}``), or ``None`` where this Optuna does

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.answers.figure import Figure, pyplot, render, skip
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 # Importance and parallel coordinates need trials that share their parameters; with
 # fewer than this many such trials the picture says nothing.
@@ -28,7 +31,7 @@ Curve = list[tuple[int, float]]
 
 
 # ------------------------------------------------------------------ helpers
-def _complete(study: Any) -> list[Any]:
+def _complete(study: optuna.Study) -> list[Any]:
     import optuna
 
     return list(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
@@ -66,7 +69,7 @@ def shared_params(trials: Sequence[Any], min_trials: int) -> tuple[list[str], in
 
 
 # ------------------------------------------------------------------ pictures
-def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
+def optimization_history(study: optuna.Study, spec: StudySpec, out: Path) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
@@ -91,7 +94,7 @@ def optimization_history(study: Any, spec: StudySpec, out: Path) -> Figure:
                        "is the best mean so far")
 
 
-def param_importances(study: Any, spec: StudySpec, out: Path, *,
+def param_importances(study: optuna.Study, spec: StudySpec, out: Path, *,
                       note: str | None = None) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
@@ -128,7 +131,7 @@ def _fanova_once() -> Any:
             self._fanova = optuna.importance.FanovaImportanceEvaluator(seed=0)
             self._done: dict[tuple[str, ...], dict[str, float]] = {}
 
-        def evaluate(self, study: Any, params: list[str] | None = None, *,
+        def evaluate(self, study: optuna.Study, params: list[str] | None = None, *,
                      target: Callable[[Any], float] | None = None) -> dict[str, float]:
             key = tuple(params or ())
             if key not in self._done:
@@ -153,7 +156,7 @@ def draws_missing_values() -> bool:
     return int(optuna.__version__.split(".")[0]) >= 5
 
 
-def parallel_coordinates(study: Any, spec: StudySpec, out: Path, *,
+def parallel_coordinates(study: optuna.Study, spec: StudySpec, out: Path, *,
                          note: str | None = None) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
@@ -207,7 +210,7 @@ def _tidy_slices(axes: Any) -> Any:
     return axes
 
 
-def coefficient_slices(study: Any, spec: StudySpec, out: Path, *,
+def coefficient_slices(study: optuna.Study, spec: StudySpec, out: Path, *,
                        note: str | None = None) -> Figure:
     """The objective against each searched parameter; unlike parallel coordinates, each
     panel uses every trial that has that parameter."""
@@ -271,7 +274,7 @@ def _box_matplotlib(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
     return axes
 
 
-def pareto_front(study: Any, spec: StudySpec, out: Path) -> Figure:
+def pareto_front(study: optuna.Study, spec: StudySpec, out: Path) -> Figure:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 

@@ -20,12 +20,17 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.answers.confirm import Comparison, Confirmation, ConfirmedConfig
 from sweep.keys import PLACEMENT, REGISTRATION, SETTINGS, SPOOL_PREFIX
 from sweep.placement.searched import regularizer_families, searched_values
 from sweep.placement.space import describe_placement
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.spec import StudySpec
 
 log = logging.getLogger("sweep")
 
@@ -59,12 +64,12 @@ class Registration:
         return f"not registered in model '{self.model}': {self.reason}"
 
 
-def stored_registration(study: Any) -> Registration | None:
+def stored_registration(study: optuna.Study) -> Registration | None:
     text = study.user_attrs.get(REGISTRATION)
     return Registration.from_json(text) if text else None
 
 
-def decide(study: Any, spec: Any, confirmation: Confirmation | None
+def decide(study: optuna.Study, spec: StudySpec, confirmation: Confirmation | None
            ) -> tuple[ConfirmedConfig | None, Comparison | None, str]:
     """The configuration to register (None: nothing), its comparison with the baseline,
     and the reason, in words."""
@@ -105,7 +110,7 @@ def median_seed(config: ConfirmedConfig, metric: str) -> int:
     return config.seeds[order[(len(order) - 1) // 2]]
 
 
-def register_winner(study: Any, spec: Any, confirmation: Confirmation | None,
+def register_winner(study: optuna.Study, spec: StudySpec, confirmation: Confirmation | None,
                     tracker: Any) -> Registration | None:
     """Register (or decline to) as ``report.register`` asks; stored on the study and
     said on its MLflow run. A registration already made from the same confirmation is
@@ -154,7 +159,7 @@ def _tell_study_run(tracker: Any, result: Registration) -> None:
     tracker.describe_study({}, tags)
 
 
-def _register(spec: Any, config: ConfirmedConfig, comparison: Comparison, reason: str,
+def _register(spec: StudySpec, config: ConfirmedConfig, comparison: Comparison, reason: str,
               tracker: Any, name: str, study_name: str) -> Registration:
     from sweep.keys import CONFIRM_LABEL_TAG, ROLE_CONFIRM, ROLE_TAG, SEED
     from sweep.tracking.names import placement_params

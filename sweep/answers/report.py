@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.answers import plots
 from sweep.answers.confirm import Confirmation, stored_confirmation
@@ -51,9 +51,13 @@ from sweep.results.ranking import ranked_trials, sorted_complete
 from sweep.search.grouping import group_label
 from sweep.spec import StudySpec
 
+if TYPE_CHECKING:
+    import optuna
+
 
 # ------------------------------------------------------------------ the best, for MLflow
-def best_for_tracking(study: Any, spec: StudySpec) -> tuple[dict[str, float], dict[str, str]]:
+def best_for_tracking(study: optuna.Study, spec: StudySpec
+                      ) -> tuple[dict[str, float], dict[str, str]]:
     """Metrics and params for the parent run, so that MLflow's runs table sorts studies by
     them: the best trial by the primary (validation) objective."""
     ordered, seeds = ranked_trials(study, spec)
@@ -75,14 +79,14 @@ def best_for_tracking(study: Any, spec: StudySpec) -> tuple[dict[str, float], di
 
 
 # ------------------------------------------------------------------ weight curves
-def _run_id(study: Any, trial: Any, by_number: Mapping[int, Any]) -> str | None:
+def _run_id(study: optuna.Study, trial: Any, by_number: Mapping[int, Any]) -> str | None:
     """The MLflow run that holds the trial's per-epoch curves: a trial that reused an
     earlier one's figures never trained, so the curves are the earlier trial's."""
     source = by_number.get(trial.user_attrs.get(DUPLICATE_OF), trial)
     return logged_run_id(source, study.user_attrs)
 
 
-def curve_runs(study: Any, spec: StudySpec) -> tuple[list[tuple[str, str]], list[str]]:
+def curve_runs(study: optuna.Study, spec: StudySpec) -> tuple[list[tuple[str, str]], list[str]]:
     """(label, run id) of the best trial and of the no-regularization baseline, and the
     reasons for any that is missing."""
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -108,7 +112,7 @@ def curve_runs(study: Any, spec: StudySpec) -> tuple[list[tuple[str, str]], list
     return runs, missing
 
 
-def weight_curves(study: Any, spec: StudySpec, tracker: Any | None
+def weight_curves(study: optuna.Study, spec: StudySpec, tracker: Any | None
                   ) -> tuple[dict[str, dict[str, plots.Curve]], str | None]:
     if tracker is None:
         return {}, "no MLflow store"
@@ -133,7 +137,7 @@ class Drawing:
     as they are read, the placements and weight curves once the weight curves are read
     from MLflow (:meth:`finish`); collected in the report's order by :meth:`figures`."""
 
-    def __init__(self, study: Any, spec: StudySpec, out: Path, painter: Painter) -> None:
+    def __init__(self, study: optuna.Study, spec: StudySpec, out: Path, painter: Painter) -> None:
         from sweep.answers.drawn import drawn
 
         out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +150,7 @@ class Drawing:
                                                            everything.held, None, spec, out))
         self.rest: list[Job] = []
 
-    def finish(self, study: Any, spec: StudySpec, tracker: Any | None) -> None:
+    def finish(self, study: optuna.Study, spec: StudySpec, tracker: Any | None) -> None:
         """Read what the placements and weight-curves pictures need of the study and of
         MLflow, and hand them to the painter."""
         groups = [(label, [c.mean for c in found])  # one point per configuration
@@ -167,7 +171,7 @@ class Drawing:
         return [history, box, *self.sampled.result(), *pareto, weights]
 
 
-def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
+def build(study: optuna.Study, spec: StudySpec, out: Path, *, tracker: Any | None = None,
           confirmation: Confirmation | None = None, drawing: Drawing | None = None) -> Report:
     """Compute the tables, draw the pictures into ``out`` (``drawing``: already started;
     default: on a painter of its own) and write report.md, report.html and report.json
@@ -208,7 +212,8 @@ def build(study: Any, spec: StudySpec, out: Path, *, tracker: Any | None = None,
     return report
 
 
-def publish(report: Report, study: Any, spec: StudySpec, out: Path, tracker: Any) -> list[str]:
+def publish(report: Report, study: optuna.Study, spec: StudySpec, out: Path, tracker: Any
+            ) -> list[str]:
     """Log the best trial's values and the report folder on the study's parent run.
     Returns the ``best/*`` params MLflow kept from an earlier report (see log_best)."""
     from sweep.answers import note as study_note
@@ -225,7 +230,7 @@ def publish(report: Report, study: Any, spec: StudySpec, out: Path, tracker: Any
 
 
 
-def make_report(study: Any, spec: StudySpec, tracking_uri: str, out: Path, *,
+def make_report(study: optuna.Study, spec: StudySpec, tracking_uri: str, out: Path, *,
                 confirm: bool | None = None, show_progress: bool = True,
                 show: Callable[[Report], None] | None = None,
                 painter: Painter | None = None) -> tuple[Report, list[str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.answers.confirm import Confirmation, ConfirmedConfig, stored_confirmation
 from sweep.keys import BASELINE, FINAL, PLACEMENT, SETTINGS
@@ -17,6 +17,9 @@ from sweep.results.queries import baseline_trial, generalization_gap
 from sweep.results.ranking import figure_of, ranked_configurations, ranked_trials
 from sweep.search.grouping import group_label
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 # The final figures a row shows, in the seed article's order, with their headers.
 FIGURES = (
@@ -37,7 +40,7 @@ _COEFFICIENT = re.compile(r"^(l1|l2)(/.+)?$")  # shared `l1`, per-layer `l2/dens
 
 
 
-def placement_groups(study: Any, spec: StudySpec) -> dict[str, list[Any]]:
+def placement_groups(study: optuna.Study, spec: StudySpec) -> dict[str, list[Any]]:
     """The study's configurations (sweep.search.grouping.Configuration) by placement (by
     regularizer family when the study searches one besides the penalties); groups and
     their configurations best first, in the one ranking ``sweep best`` uses."""
@@ -50,7 +53,7 @@ def placement_groups(study: Any, spec: StudySpec) -> dict[str, list[Any]]:
 
 
 # ------------------------------------------------------------------ rows
-def placement_rows(study: Any, spec: StudySpec,
+def placement_rows(study: optuna.Study, spec: StudySpec,
                    confirmation: Confirmation | None = None) -> list[dict[str, Any]]:
     """One record per placement group: its best configuration, named by its first trial,
     with its figures averaged over its seeds (unrounded) and how many trials and

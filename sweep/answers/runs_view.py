@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.errors import describe_failure
 from sweep.keys import CONFIGURATION_TAG, SEEDS_PREFIX
 from sweep.results.queries import logged_run_id
 from sweep.search.grouping import Configuration
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["publish_configuration", "publish_ranking"]
 
@@ -42,7 +45,7 @@ def figures(configuration: Configuration, estimate: float, sign: float) -> dict[
     return found
 
 
-def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configuration],
+def publish_configuration(study: optuna.Study, spec: StudySpec, ranking: Sequence[Configuration],
                           trial: Any, tracker: Any) -> None:
     """After ``trial`` finished: tag its run with its configuration's name and write the
     configuration's figures (``ranking``: the study's, with ``trial`` in it) on the run
@@ -64,7 +67,7 @@ def publish_configuration(study: Any, spec: StudySpec, ranking: Sequence[Configu
                   f"write configuration {mine.name}'s figures to MLflow")
 
 
-def publish_ranking(study: Any, spec: StudySpec, tracker: Any) -> None:
+def publish_ranking(study: optuna.Study, spec: StudySpec, tracker: Any) -> None:
     """At a study's end (and each report): the figures and sort key of its best
     configurations as the final ranking has them, so the view opens in that order."""
     from sweep.results.ranking import ranked_configurations

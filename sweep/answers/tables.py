@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.answers.confirm import Confirmation
 from sweep.answers.figure import Figure
@@ -19,6 +19,9 @@ from sweep.results.queries import baseline_trial, pareto_front
 from sweep.results.ranking import ranked_trials
 from sweep.search.grouping import baseline_group, group_label
 from sweep.spec import GAP_PREFIX, StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 ARTIFACT_PATH = "report"  # folder of the report on the study's parent MLflow run
 MARKDOWN_FILE = "report.md"
@@ -250,7 +253,7 @@ def confirmation_table(rows: Sequence[Mapping[str, Any]], confirmation: Confirma
     return Table(f"Confirmation over seeds ({metric})", headers, tuple(body), notes)
 
 
-def summary_lines(study: Any, spec: StudySpec,
+def summary_lines(study: optuna.Study, spec: StudySpec,
                   confirmation: Confirmation | None = None) -> list[str]:
     """The report's opening lines: the verdict in one sentence, then the counts, the best
     configuration and the baseline as the one ranking has them."""
@@ -305,7 +308,7 @@ ENVIRONMENT_COLUMNS = ("device", "device_name", "regsweep", "tensorflow", "keras
                        "mlflow", "python", "cuda", "cudnn", "git_commit")
 
 
-def environment_rows(study: Any) -> list[dict[str, Any]]:
+def environment_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """The environments the study's trials trained on (a mixed cluster has several), each
     with its hosts, its number of trials and their GPU-seconds."""
     groups: dict[tuple[str, ...], dict[str, Any]] = {}

@@ -28,7 +28,7 @@ __all__ = ["Best", "Checked", "Study", "create", "join", "load", "plan_workers",
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.api.study import Best, Study
 from sweep.locations import (
@@ -37,6 +37,9 @@ from sweep.locations import (
     check_storage_url,
     check_tracking_uri,
 )
+
+if TYPE_CHECKING:
+    from sweep.spec import StudySpec
 
 
 def _stores(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
@@ -69,7 +72,7 @@ class Checked:
             or None without racing.
     """
 
-    spec: Any
+    spec: StudySpec
     space: Any
     searched: tuple[str, ...]
     configurations: int | None

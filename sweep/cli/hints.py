@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,11 +11,16 @@ from sweep.keys import MLFLOW_PLACE, STUDY_UID
 from sweep.locations import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from sweep.redact import mask_url
 
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.spec import StudySpec
+
 UI_PORT = 5000
 
 
-def ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None,
-             spec: Any = None, *, look_up: bool = True) -> str:
+def ui_hint(tracking_uri: str, experiment: str | None = None, study: optuna.Study | None = None,
+             spec: StudySpec | None = None, *, look_up: bool = True) -> str:
     """Where to look: the runs view of the study's experiment, on the tracking server or
     on the `sweep ui` this prints, and with ``study`` the links to the study's run and
     its best trial's run. The ids come from what the study recorded (keys.MLFLOW_PLACE),
@@ -47,8 +52,8 @@ def ui_hint(tracking_uri: str, experiment: str | None = None, study: Any = None,
         tracking_uri, base, experiment_id, study, spec, study_run))])
 
 
-def _run_links(tracking_uri: str, base: str, experiment_id: str, study: Any, spec: Any,
-               study_run: str | None) -> list[tuple[str, str]]:
+def _run_links(tracking_uri: str, base: str, experiment_id: str, study: optuna.Study,
+               spec: StudySpec, study_run: str | None) -> list[tuple[str, str]]:
     """(label, link) of the study's own run and of the best trial's run, where they exist."""
     from sweep.results.queries import logged_run_id
     from sweep.results.ranking import sorted_complete

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from sweep.cli.options import (
     warm_start_option,
 )
 from sweep.redact import mask_url
+
+if TYPE_CHECKING:
+    from sweep.spec import StudySpec
 
 
 @cli.command()
@@ -53,7 +56,7 @@ def validate(study_file: str, run_builder: bool, build: bool) -> None:
                    "placements against its layers (run and create always do).")
 
 
-def budget_line(spec: Any, plan: tuple[int, int] | None) -> str | None:
+def budget_line(spec: StudySpec, plan: tuple[int, int] | None) -> str | None:
     """What the budget buys with seed racing (``plan``: sweep.search.racing.budget_plan,
     configurations explored and re-runs)."""
     if plan is None:

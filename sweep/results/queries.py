@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import (
     BASELINE,
@@ -46,6 +46,9 @@ from sweep.search.noise import noise_state
 from sweep.search.reaper import heartbeat_ages
 from sweep.spec import StudySpec
 from sweep.storage import optuna_internals as internals
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger("sweep")
 
@@ -150,7 +153,7 @@ def trial_row(trial: Any, links: dict[str, Any] | None = None,
     return row
 
 
-def baseline_trial(study: Any, kind: str = BASELINE_NONE, *,
+def baseline_trial(study: optuna.Study, kind: str = BASELINE_NONE, *,
                    spec: StudySpec | None = None) -> Any:
     """The completed trial that names the baseline of this kind (no regularization by
     default): the first queued baseline trial to finish (its figure is its
@@ -185,13 +188,13 @@ def baseline_trial(study: Any, kind: str = BASELINE_NONE, *,
     return None
 
 
-def pareto_front(study: Any, spec: StudySpec) -> list[Any]:
+def pareto_front(study: optuna.Study, spec: StudySpec) -> list[Any]:
     """The non-dominated completed trials of a multi-objective study, by primary value."""
     reverse = spec.primary.resolved_direction == "maximize"
     return sorted(study.best_trials, key=lambda t: (t.values[0], -t.number), reverse=reverse)
 
 
-def best_rows(study: Any, spec: StudySpec, top: int) -> list[dict[str, Any]]:
+def best_rows(study: optuna.Study, spec: StudySpec, top: int) -> list[dict[str, Any]]:
     """The best ``top`` trials (the whole Pareto front when there are several objectives),
     each with its difference to the no-regularization baseline."""
     metrics = [item.metric for item in spec.objective]
@@ -245,7 +248,7 @@ def _throughput(trials: list[Any], remaining: int, *, live: bool = True
     return rate, remaining / rate * 3600
 
 
-def status(study: Any, spec: StudySpec) -> dict[str, Any]:
+def status(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
     from sweep.storage.budget import duplicates, finished_in_budget, given_back, used_budget
 
     trials = study.get_trials(deepcopy=False)
@@ -332,7 +335,7 @@ def _racing_state(trials: list[Any], spec: StudySpec) -> dict[str, Any] | None:
             "best_sd": None if leader is None else leader.sd, "summary": summary}
 
 
-def export_rows(study: Any, spec: StudySpec | None = None) -> list[dict[str, Any]]:
+def export_rows(study: optuna.Study, spec: StudySpec | None = None) -> list[dict[str, Any]]:
     metrics = [item.metric for item in spec.objective] if spec is not None else []
     # study.user_attrs is a database read: once per export, not once per row (10,000 rows
     # took 15 s of round trips).

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["figure_of", "ranked_configurations", "ranked_trials", "sorted_complete"]
 
 
-def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any]]:
+def ranked_trials(study: optuna.Study, spec: StudySpec) -> tuple[list[Any], dict[int, Any]]:
     """The study's configurations best first, each as the trial that names it (its first
     finished training, ``Configuration.named``), and every configuration
     (sweep.search.grouping.Configuration: mean, sd, n, draws) by that trial's number.
@@ -38,7 +41,7 @@ def ranked_trials(study: Any, spec: StudySpec) -> tuple[list[Any], dict[int, Any
     return list(ordered), dict(seeds)
 
 
-def ranked_configurations(study: Any, spec: StudySpec) -> list[Any]:
+def ranked_configurations(study: optuna.Study, spec: StudySpec) -> list[Any]:
     """``ranked_trials``' configurations, best first."""
     ordered, seeds = ranked_trials(study, spec)
     return [seeds[t.number] for t in ordered]
@@ -56,7 +59,7 @@ def _same(before: Sequence[Any], now: Sequence[Any]) -> bool:
         a is b or a == b for a, b in zip(before, now, strict=True))
 
 
-def sorted_complete(study: Any, spec: StudySpec) -> list[Any]:
+def sorted_complete(study: optuna.Study, spec: StudySpec) -> list[Any]:
     """``ranked_trials``' order alone."""
     return ranked_trials(study, spec)[0]
 

@@ -22,7 +22,7 @@ import math
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
@@ -48,6 +48,9 @@ from sweep.placement.space import BASELINE_NONE
 from sweep.spec import StudySpec
 from sweep.storage import optuna_internals as internals
 from sweep.storage.budget import given_back, retried_numbers
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
            "sample_sd", "seed_index"]
@@ -211,7 +214,7 @@ class _Fold:
 _folds: weakref.WeakKeyDictionary[Any, dict[int, _Fold]] = weakref.WeakKeyDictionary()
 
 
-def grouped(study: Any, trials: Sequence[Any]) -> list[Configuration]:
+def grouped(study: optuna.Study, trials: Sequence[Any]) -> list[Configuration]:
     """``configurations(trials)`` for ``trials``, every trial of ``study`` by number (what
     ``study.get_trials()`` returns), regrouping only the trials past the study's finished
     prefix. The configurations returned may be shared with later calls: read them only."""

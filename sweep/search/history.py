@@ -214,7 +214,7 @@ class _Fold:
 class _View:
     """The study as the inner sampler sees it: everything delegated, the trials capped."""
 
-    def __init__(self, study: Any, limit: int, keep_best: int,
+    def __init__(self, study: optuna.Study, limit: int, keep_best: int,
                  memo: dict[Any, Any], seen: dict[Any, Any],
                  folds: weakref.WeakKeyDictionary[Any, dict[int, _Fold]]):
         self._study = study
@@ -291,26 +291,27 @@ class RecentHistory(BaseSampler):
         self._folds: weakref.WeakKeyDictionary[Any, dict[int, _Fold]] = \
             weakref.WeakKeyDictionary()
 
-    def _view(self, study: Any) -> Any:
+    def _view(self, study: optuna.Study) -> Any:
         return _View(study, self._limit, self._keep_best, self._memo, self._seen,
                      self._folds)
 
-    def infer_relative_search_space(self, study: Any, trial: FrozenTrial) -> dict[str, Any]:
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
+                                    ) -> dict[str, Any]:
         return self.inner.infer_relative_search_space(self._view(study), trial)
 
-    def sample_relative(self, study: Any, trial: FrozenTrial,
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, Any]) -> dict[str, Any]:
         return self.inner.sample_relative(self._view(study), trial, search_space)
 
-    def sample_independent(self, study: Any, trial: FrozenTrial, param_name: str,
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: Any) -> Any:
         return self.inner.sample_independent(self._view(study), trial, param_name,
                                              param_distribution)
 
-    def before_trial(self, study: Any, trial: FrozenTrial) -> None:
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.inner.before_trial(self._view(study), trial)
 
-    def after_trial(self, study: Any, trial: FrozenTrial, state: TrialState,
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
         self.inner.after_trial(self._view(study), trial, state, values)
 

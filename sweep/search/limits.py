@@ -8,7 +8,7 @@ same verdict; no trial starts once one is reached.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.errors import StudyHalted
 from sweep.keys import (
@@ -20,6 +20,9 @@ from sweep.keys import (
     is_own_failure,
 )
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def own_failures(trials: list[Any]) -> list[Any]:
@@ -41,7 +44,7 @@ def deadline(trials: list[Any], spec: StudySpec) -> _dt.datetime | None:
     return min(starts) + _dt.timedelta(seconds=spec.budget.wall_time)
 
 
-def study_halt(study: Any, spec: StudySpec, trials: list[Any] | None = None
+def study_halt(study: optuna.Study, spec: StudySpec, trials: list[Any] | None = None
                ) -> StudyHalted | None:
     """``halt_reason`` of a stored study (its trials, and its space's configurations)."""
     if trials is None:

@@ -42,13 +42,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import BASELINE, PLACEMENT, SEED, SEED_INDEX, SEED_OF, SETTINGS
 from sweep.search.grouping import Configuration, configurations, grouped
 from sweep.seeds import extra_seed
 from sweep.spec import RacingSpec, StudySpec
 from sweep.storage import optuna_internals as internals
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger("sweep")
 
@@ -107,7 +110,7 @@ def ranking_estimates(found: Sequence[Configuration], spec: StudySpec) -> dict[i
     return estimates(found) if spec.racing is not None else {c.key: c.mean for c in found}
 
 
-def ranked(trials: Sequence[Any], spec: StudySpec, *, study: Any = None
+def ranked(trials: Sequence[Any], spec: StudySpec, *, study: optuna.Study | None = None
            ) -> list[Configuration]:
     """Finished configurations, best first: by ``estimates`` (with seed racing; without,
     by the mean), then the better mean;
@@ -156,7 +159,7 @@ def due(found: Sequence[Configuration], spec: StudySpec) -> list[tuple[Configura
             if wanted[key] > by_key[key].scheduled]
 
 
-def promote(study: Any, spec: StudySpec) -> int:
+def promote(study: optuna.Study, spec: StudySpec) -> int:
     """Queue the extra seeds of the next promotion the schedule asks for (after each trial;
     any worker), and the baseline's, once nothing of the study waits to be run.
     Under the database's racing lock, so two workers finishing at once queue each seed

@@ -43,7 +43,7 @@ class StaleTrialCallback:
         self.tracking_uri = tracking_uri
         self.checkpoints = checkpoints  # study -> the checkpoint root
 
-    def __call__(self, study: Any, trial: Any) -> None:
+    def __call__(self, study: optuna.Study, trial: Any) -> None:
         run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
         if run_id and self.tracking_uri:
             from sweep.tracking.client import mark_run_lost
@@ -64,7 +64,7 @@ class StaleTrialCallback:
                                                 study.user_attrs[STUDY_UID], origin))
 
 
-def reap(study: Any) -> list[int]:
+def reap(study: optuna.Study) -> list[int]:
     """Fail the study's stale trials now (their callbacks run). Returns their numbers."""
     before = {t.number for t in study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
@@ -76,7 +76,7 @@ def reap(study: Any) -> list[int]:
     return sorted(n for n in before if after[n].state == optuna.trial.TrialState.FAIL)
 
 
-def _fail_silent_trials(study: Any) -> None:
+def _fail_silent_trials(study: optuna.Study) -> None:
     """RUNNING trials that never sent a heartbeat (their worker lost the database between
     creating the trial and starting it) are invisible to Optuna's stale-trial check and
     would stay RUNNING forever: fail them once they are older than the grace period."""
@@ -96,7 +96,7 @@ def _fail_silent_trials(study: Any) -> None:
         log.warning("trial %d never sent a heartbeat in %d s: failed", number, grace)
 
 
-def fail_and_retry(study: Any, trials: list[Any], reason: str) -> list[int]:
+def fail_and_retry(study: optuna.Study, trials: list[Any], reason: str) -> list[int]:
     """Fail these RUNNING trials as a dead worker's are failed, with ``reason`` (it starts
     with ``keys.LOST``), running the storage's stale-trial callback (closes the MLflow run,
     queues the retry). Returns the numbers of those this call failed (another worker may
@@ -118,7 +118,7 @@ def fail_and_retry(study: Any, trials: list[Any], reason: str) -> list[int]:
     return failed
 
 
-def heartbeat_ages(study: Any, *, strict: bool = False) -> dict[int, float] | None:
+def heartbeat_ages(study: optuna.Study, *, strict: bool = False) -> dict[int, float] | None:
     """Seconds since each running trial's last heartbeat, by trial id, measured on the
     database's own clock (workers' clocks may disagree)."""
     storage = internals.backend(internals.storage(study))

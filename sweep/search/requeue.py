@@ -14,7 +14,7 @@ up ``workers.max_retry``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import (
     EPOCHS_RUN,
@@ -27,11 +27,14 @@ from sweep.keys import (
 )
 from sweep.storage import optuna_internals as internals
 
+if TYPE_CHECKING:
+    import optuna
+
 # User attrs that describe how one attempt ended, not the configuration.
 _NOT_INHERITED = (FAIL_REASON, WORKER, GPU, WORKER_RSS_MB, EPOCHS_RUN, PRUNED_AT_EPOCH)
 
 
-def requeue(study: Any, trial: Any) -> None:
+def requeue(study: optuna.Study, trial: Any) -> None:
     """Queue ``trial``'s configuration again (``trial``: a FrozenTrial of this study)."""
     import optuna
 

@@ -15,7 +15,10 @@ finished trials (the sampler's history) and the parallel-coordinate figure's hel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = [
     "RDB_STORAGE_METHODS",
@@ -61,7 +64,7 @@ PARALLEL_HELPERS = ("_get_parallel_coordinate_info", "_get_color_range",
                     "_get_axis_annotations")
 
 
-def storage(study: Any) -> Any:
+def storage(study: optuna.Study) -> Any:
     """The storage a study (or a live trial's study) reads and writes through."""
     return study._storage
 
@@ -72,7 +75,7 @@ def backend(storage: Any) -> Any:
     return getattr(storage, "_backend", storage)
 
 
-def study_id(study: Any) -> int:
+def study_id(study: optuna.Study) -> int:
     """The study's key in its storage."""
     return study._study_id
 
@@ -82,7 +85,7 @@ def trial_id(trial: Any) -> int:
     return trial._trial_id
 
 
-def study_trials(study: Any, *, deepcopy: bool, states: Any, use_cache: bool) -> list[Any]:
+def study_trials(study: optuna.Study, *, deepcopy: bool, states: Any, use_cache: bool) -> list[Any]:
     """What samplers read a study's trials through (``Study._get_trials``)."""
     return getattr(study, STUDY_TRIALS_METHOD)(deepcopy=deepcopy, states=states,
                                                use_cache=use_cache)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.errors import SpecError
 from sweep.keys import (
@@ -30,6 +30,9 @@ from sweep.seeds import extra_seed, sampler_seed
 from sweep.spec import StudySpec, parse_spec
 from sweep.spec.study import identity_part
 from sweep.storage import optuna_internals as internals
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def make_sampler(spec: StudySpec, space: Any = None, *, worker_index: int = 0,
@@ -86,7 +89,7 @@ def make_pruner(spec: StudySpec):
     return optuna.pruners.NopPruner()
 
 
-def stored_spec(study: Any) -> StudySpec:
+def stored_spec(study: optuna.Study) -> StudySpec:
     data = study.user_attrs.get(SPEC)
     if data is None:
         raise SpecError("STUDY_NAME", "this study was not created by regsweep (no stored spec)",
@@ -178,7 +181,7 @@ def create_or_resume(spec: StudySpec, storage: Any, *, force_new: bool = False,
     return study, spec
 
 
-def record_space(study: Any, space: Any) -> None:
+def record_space(study: optuna.Study, space: Any) -> None:
     """Store the keys of a finite space's configurations (see limits.exhausted)."""
     from sweep.placement.configurations import space_keys
 
@@ -187,7 +190,7 @@ def record_space(study: Any, space: Any) -> None:
         study.set_user_attr(SPACE_CONFIGURATIONS, keys)
 
 
-def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
+def enqueue_baselines(study: optuna.Study, spec: StudySpec, space: Any) -> None:
     """Queue the baselines ahead of anything the sampler proposes (workers take waiting
     trials first), so every study answers "better than no regularization, and than plain
     weight decay?" The queued trials carry their placement; they count in the budget.
@@ -202,7 +205,7 @@ def enqueue_baselines(study: Any, spec: StudySpec, space: Any) -> None:
     enqueue_seed_replicates(study, spec, space)
 
 
-def enqueue_seed_replicates(study: Any, spec: StudySpec, space: Any = None) -> None:
+def enqueue_seed_replicates(study: optuna.Study, spec: StudySpec, space: Any = None) -> None:
     """The no-regularization baseline again, ``seeds.noise - 1`` times, on its extra seeds
     1, 2, … (those seed racing would give it), unless already queued."""
     from sweep.placement.space import BASELINE_NONE
@@ -257,7 +260,7 @@ def load_named(storage_url: str, name: str, *, read_only: bool = True,
     return storage, study, spec
 
 
-def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0) -> None:
+def configure(study: optuna.Study, spec: StudySpec, space: Any, *, worker_index: int = 0) -> None:
     """Give a loaded study this worker's sampler and the spec's pruner (Optuna does not
     store either)."""
     from optuna.trial import TrialState
@@ -270,7 +273,7 @@ def configure(study: Any, spec: StudySpec, space: Any, *, worker_index: int = 0)
     study.pruner = make_pruner(spec)
 
 
-def finished_count(study: Any, trials: list[Any] | None = None) -> int:
+def finished_count(study: optuna.Study, trials: list[Any] | None = None) -> int:
     """``budget.finished_in_budget`` of the study's trials, by any worker: counted by the
     database where it can (after every trial; reading 10,000 trials for it took 40 ms),
     else over ``trials`` (read here if not given)."""

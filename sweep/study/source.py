@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sweep.keys import GIT_COMMIT
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def git_commit(study_file: str | Path) -> str | None:
@@ -31,7 +34,7 @@ def git_commit(study_file: str | Path) -> str | None:
     return f"{sha}+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else sha
 
 
-def record_commit(study: Any, commit: str | None) -> None:
+def record_commit(study: optuna.Study, commit: str | None) -> None:
     """The study's commit: the one its file was at when it was last created or resumed."""
     if commit is not None and study.user_attrs.get(GIT_COMMIT) != commit:
         study.set_user_attr(GIT_COMMIT, commit)

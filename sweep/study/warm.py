@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.errors import SpecError
 from sweep.keys import WARM_START_OF
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.spec import StudySpec
 
 FIELD = "--warm-start"
 
@@ -91,7 +96,7 @@ def fit(params: dict[str, Any], space: Any) -> None:
         raise _Misfit(extra[0], "is not a parameter of the new search space")
 
 
-def warm_configurations(old_study: Any, old_spec: Any, space: Any, top: int
+def warm_configurations(old_study: optuna.Study, old_spec: StudySpec, space: Any, top: int
                         ) -> list[tuple[str, dict[str, Any]]]:
     """(origin ``study#N``, params) of the ``top`` best configurations of the old study in
     its ranking (``#N`` names each, as everywhere; baselines aside: the new study trains
@@ -143,7 +148,8 @@ def check_room(configurations: list[Any], baselines: int, n_trials: int) -> None
                         len(configurations))
 
 
-def enqueue_warm_start(study: Any, configurations: list[tuple[str, dict[str, Any]]]) -> None:
+def enqueue_warm_start(study: optuna.Study,
+                       configurations: list[tuple[str, dict[str, Any]]]) -> None:
     """Queue the configurations (after the baselines: workers take waiting trials in
     order). They are trials like any other and use the budget."""
     for origin, params in configurations:

@@ -4,7 +4,7 @@ the ids behind them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import (
     CONFIGURATION_TAG,
@@ -18,6 +18,9 @@ from sweep.keys import (
 )
 from sweep.tracking.client import mlflow_client
 
+if TYPE_CHECKING:
+    from sweep.spec import StudySpec
+
 
 def runs_view_query() -> str:
     """The query of an experiment's plain runs table: MLflow 3 opens an experiment in its
@@ -26,7 +29,7 @@ def runs_view_query() -> str:
     return "workflowType=machine_learning"
 
 
-def sorted_runs_query(spec: Any) -> str:
+def sorted_runs_query(spec: StudySpec) -> str:
     """The query of the link regsweep prints for a study: its saved runs view
     (:func:`runs_view_state`) when it has one figure to rank by, else the plain table."""
     if view_state_key(spec) is None:
@@ -37,7 +40,7 @@ def sorted_runs_query(spec: Any) -> str:
                       VIEW_STATE_PARAM: view_state_key(spec)})
 
 
-def view_state_key(spec: Any) -> str | None:
+def view_state_key(spec: StudySpec) -> str | None:
     """The key of the study's saved runs view (None when it ranks no single validation
     figure: several objectives, or a metric the trials do not log as ``final/*``). One
     per study, since several studies may share an experiment."""
@@ -49,7 +52,7 @@ def view_state_key(spec: Any) -> str | None:
     return "regsweep-" + re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name)[:200]
 
 
-def runs_view_state(spec: Any) -> str | None:
+def runs_view_state(spec: StudySpec) -> str | None:
     """The saved view of the study's runs table, as MLflow 3.17's UI reads it from the
     experiment tag ``mlflow.sharedViewState.<key>`` (plain JSON: its search facets and its
     table state). One group per configuration (the runs tagged with its name: the trial
@@ -104,7 +107,7 @@ _SECTIONS = ("final", "weights_l2", "weights_l1", "sparsity", "penalty", "weight
              "seeds", "coefficients", "Model metrics", "System metrics")
 
 
-def _charts(spec: Any, searched: Any) -> dict[str, Any]:
+def _charts(spec: StudySpec, searched: Any) -> dict[str, Any]:
     """The chart view of the saved view: first, one section that compares configurations
     on the objective (its mean over seeds per configuration; against each shared
     coefficient on a log axis; the objective per epoch); every other section MLflow makes

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep import interrupt
 from sweep.answers.note import describe_study
@@ -24,6 +24,9 @@ from sweep.study.create import finished_count
 from sweep.tracking.tracker import StudyTracker
 from sweep.workers.objective import Objective
 from sweep.workers.progress import StudyProgress
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger("sweep")
 
@@ -54,7 +57,7 @@ def enable_heartbeats(storage: Any, spec: StudySpec, tracking_uri: str | None) -
                                lambda study: checkpoint_root(study, spec)))
 
 
-def checkpoint_root(study: Any, spec: StudySpec) -> Path:
+def checkpoint_root(study: optuna.Study, spec: StudySpec) -> Path:
     """``workers.checkpoint_dir``; else ``$SWEEP_CHECKPOINT_DIR`` (a launcher's shared
     mount: containers and cluster nodes see one folder under different paths); else the
     default next to the storage (sweep.checkpoint)."""
@@ -101,7 +104,7 @@ def _is_transient_rpc(error: BaseException) -> bool:
         return False
 
 
-def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
+def run_worker(study: optuna.Study, spec: StudySpec, space: SearchSpace, tracker: StudyTracker, *,
                max_trials: int | None = None, show_progress: bool = True,
                checkpoint_root: Path | None = None) -> int:
     """Run trials until the budget (or ``max_trials`` for this worker) is spent, then stay
@@ -118,7 +121,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
     started = 0
     failures = 0
 
-    def after_trial(study: Any, trial: Any) -> None:
+    def after_trial(study: optuna.Study, trial: Any) -> None:
         nonlocal started, failures
         started += 1
         failures = 0
@@ -189,7 +192,7 @@ def run_worker(study: Any, spec: StudySpec, space: SearchSpace, tracker: StudyTr
         tracker.settle()  # the finished runs' last MLflow calls, before the process ends
 
 
-def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
+def _recover_own_trials(study: optuna.Study, worker: str, cause: str) -> None:
     """Trials this worker was running when the storage failed are not running any more,
     but stay RUNNING in the database: fail them now and queue their retries (as for a
     dead worker) instead of waiting out the grace period."""
@@ -206,7 +209,7 @@ def _recover_own_trials(study: Any, worker: str, cause: str) -> None:
         log.warning("could not recover this worker's trials yet: %s", type(error).__name__)
 
 
-def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bool:
+def _wait_for_others(study: optuna.Study, spec: StudySpec, progress: StudyProgress) -> bool:
     """With nothing left to start: wait while other workers' trials run, failing those
     whose heartbeat goes stale (their retries are queued). True when a trial is waiting
     to be run (a retry, a re-queued trial), False once nothing runs or waits.
@@ -249,7 +252,7 @@ def _wait_for_others(study: Any, spec: StudySpec, progress: StudyProgress) -> bo
         interrupt.sleep(min(WAIT_POLL, spec.workers.heartbeat_interval))
 
 
-def settled(study: Any) -> bool:
+def settled(study: optuna.Study) -> bool:
     """No trial of the study is running or waiting to run."""
     from optuna.trial import TrialState
 
@@ -257,7 +260,7 @@ def settled(study: Any) -> bool:
                    for t in study.get_trials(deepcopy=False))
 
 
-def _close_parent_if_done(study: Any, spec: StudySpec, tracker: StudyTracker) -> None:
+def _close_parent_if_done(study: optuna.Study, spec: StudySpec, tracker: StudyTracker) -> None:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)

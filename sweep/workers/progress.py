@@ -3,7 +3,7 @@ one line per finished trial otherwise (cluster logs, CI)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,6 +12,9 @@ from sweep.keys import FAIL_REASON, SEED_VALUE
 from sweep.placement.searched import searched_values, searches_regularizers
 from sweep.search.grouping import group_label, seed_index
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
 
 
 class StudyProgress:
@@ -61,7 +64,7 @@ class StudyProgress:
         info = f"{self.metric}={value:.4f}" if value is not None else ""
         self._progress.update(self._trial_task, completed=done, info=info)
 
-    def trial_finished(self, study: Any, trial: Any, trials: list[Any] | None = None
+    def trial_finished(self, study: optuna.Study, trial: Any, trials: list[Any] | None = None
                        ) -> list[Any]:
         """An Optuna ``optimize`` callback. The count is the study's, over all workers
         (``[7/20]``: seven of the twenty trials of the budget are done). ``trials``: the
@@ -110,7 +113,7 @@ class StudyProgress:
         label = group_label(configuration.named, self.spec, self._searched)
         return f"{configuration.name} ({label})"
 
-    def _ranking(self, study: Any, trials: list[Any]) -> list[Any]:
+    def _ranking(self, study: optuna.Study, trials: list[Any]) -> list[Any]:
         """The study's configurations best first, from trials already read (the one
         ranking, sweep.search.racing.ranked); none with several objectives."""
         if self.spec is None or self.spec.is_multi_objective:

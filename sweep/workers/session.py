@@ -7,10 +7,15 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.errors import FatalError, SpecError
 from sweep.redact import mask_url
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.spec import StudySpec
 
 
 def wait_for_study(storage_url: str, name: str, seconds: int):
@@ -59,8 +64,8 @@ class Session:
     spec, the stores, and, once needed, the checked search space, this process's MLflow
     tracker and the sampler configured for its worker index."""
 
-    study: Any  # the optuna.Study
-    spec: Any  # the StudySpec the study holds
+    study: optuna.Study
+    spec: StudySpec  # the one the study holds
     storage: str
     tracking_uri: str
     _space: Any = field(default=None, repr=False)
@@ -97,7 +102,7 @@ class Session:
             self._configured = worker_index
 
 
-def create_study(spec: Any, space: Any, storage_url: str, tracking_uri: str, *,
+def create_study(spec: StudySpec, space: Any, storage_url: str, tracking_uri: str, *,
                  force_new: bool = False, n_trials: int | None = None,
                  warm_start: Any = None, commit: str | None = None):
     """Create or resume the study and its MLflow run: its Session (the spec it holds).
@@ -165,7 +170,7 @@ def work_in_batches(session: Session, *, max_trials: int | None, show_progress: 
         renew_process(left)
 
 
-def budget_left(study: Any, spec: Any) -> bool:
+def budget_left(study: optuna.Study, spec: StudySpec) -> bool:
     from sweep.search.limits import study_halt
     from sweep.storage.budget import used_budget
 
