@@ -37,7 +37,8 @@ def cluster() -> None:
 def _create(folder: Path, study: dict[str, Any], storage: str, tracking: str) -> None:
     path = write_study(folder / "s.yaml", study)
     done = subprocess.run([sys.executable, "-m", "sweep", "create", str(path), "--storage",
-                           storage, "--tracking-uri", tracking], capture_output=True, text=True)
+                           storage, "--tracking-uri", tracking], capture_output=True, text=True,
+                          cwd=folder)  # where the jobs run (--chdir): a builder module is found
     assert done.returncode == 0, done.stderr
 
 
