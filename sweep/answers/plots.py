@@ -20,6 +20,7 @@ from sweep.spec import StudySpec
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 # Importance and parallel coordinates need trials that share their parameters; with
 # fewer than this many such trials the picture says nothing.
@@ -45,12 +46,12 @@ def _primary(spec: StudySpec) -> tuple[Callable[[Any], float] | None, str]:
     return None, spec.primary.metric
 
 
-def _searched(trials: Sequence[Any]) -> list[Any]:
+def _searched(trials: Sequence[FrozenTrial]) -> list[Any]:
     """Trials the sampler proposed: baselines were queued with no parameters."""
     return [t for t in trials if t.params]
 
 
-def shared_params(trials: Sequence[Any], min_trials: int) -> tuple[list[str], int]:
+def shared_params(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[list[str], int]:
     """The most parameters that at least ``min_trials`` trials all have, and how many
     trials have them. Parameters are conditional (``l1`` exists only when ``l1_on``, a
     per-layer coefficient only where its layer is chosen) and Optuna's importance and

@@ -1,7 +1,5 @@
 """Read-only views of studies: status, best trials, export rows, the list of studies.
-
-Nothing here imports TensorFlow or MLflow: these answer in well under a second.
-"""
+Nothing here imports TensorFlow or MLflow: these answer in well under a second."""
 
 from __future__ import annotations
 
@@ -49,6 +47,7 @@ from sweep.storage import optuna_internals as internals
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 log = logging.getLogger("sweep")
 
@@ -229,7 +228,7 @@ def best_rows(study: optuna.Study, spec: StudySpec, top: int) -> list[dict[str, 
     return rows
 
 
-def _throughput(trials: list[Any], remaining: int, *, live: bool = True
+def _throughput(trials: list[FrozenTrial], remaining: int, *, live: bool = True
                 ) -> tuple[float | None, float | None]:
     """Finished trials per hour (over the last hour, or since the study started if that
     is more recent) and the seconds left at that rate. Not ``live`` (no trial running):
@@ -314,7 +313,7 @@ def status(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
     }
 
 
-def _racing_state(trials: list[Any], spec: StudySpec) -> dict[str, Any] | None:
+def _racing_state(trials: list[FrozenTrial], spec: StudySpec) -> dict[str, Any] | None:
     """Seed racing's progress: re-runs queued and finished, and the seeds behind the best
     (None without racing)."""
     if spec.racing is None:

@@ -51,6 +51,7 @@ from sweep.storage.budget import given_back, retried_numbers
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 __all__ = ["Configuration", "configurations", "draw", "figure_text", "grouped",
            "sample_sd", "seed_index"]
@@ -214,7 +215,7 @@ class _Fold:
 _folds: weakref.WeakKeyDictionary[Any, dict[int, _Fold]] = weakref.WeakKeyDictionary()
 
 
-def grouped(study: optuna.Study, trials: Sequence[Any]) -> list[Configuration]:
+def grouped(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[Configuration]:
     """``configurations(trials)`` for ``trials``, every trial of ``study`` by number (what
     ``study.get_trials()`` returns), regrouping only the trials past the study's finished
     prefix. The configurations returned may be shared with later calls: read them only."""

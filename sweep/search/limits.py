@@ -23,9 +23,10 @@ from sweep.spec import StudySpec
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 
-def own_failures(trials: list[Any]) -> list[Any]:
+def own_failures(trials: list[FrozenTrial]) -> list[Any]:
     """FAIL trials that failed for their own reasons, oldest first."""
     from optuna.trial import TrialState
 
@@ -33,7 +34,7 @@ def own_failures(trials: list[Any]) -> list[Any]:
             if t.state == TrialState.FAIL and is_own_failure(t.user_attrs.get(FAIL_REASON))]
 
 
-def deadline(trials: list[Any], spec: StudySpec) -> _dt.datetime | None:
+def deadline(trials: list[FrozenTrial], spec: StudySpec) -> _dt.datetime | None:
     """When the study's wall time ends: ``budget.wall_time`` after its first trial
     started (Optuna's local-time stamps, as the trials record them)."""
     if spec.budget.wall_time is None:
@@ -44,7 +45,7 @@ def deadline(trials: list[Any], spec: StudySpec) -> _dt.datetime | None:
     return min(starts) + _dt.timedelta(seconds=spec.budget.wall_time)
 
 
-def study_halt(study: optuna.Study, spec: StudySpec, trials: list[Any] | None = None
+def study_halt(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial] | None = None
                ) -> StudyHalted | None:
     """``halt_reason`` of a stored study (its trials, and its space's configurations)."""
     if trials is None:
@@ -52,7 +53,7 @@ def study_halt(study: optuna.Study, spec: StudySpec, trials: list[Any] | None = 
     return halt_reason(trials, spec, study.user_attrs.get(SPACE_CONFIGURATIONS))
 
 
-def trained_configurations(trials: list[Any]) -> set[str]:
+def trained_configurations(trials: list[FrozenTrial]) -> set[str]:
     """Keys of the configurations the study has trained (complete or pruned; a duplicate
     trained nothing)."""
     from optuna.trial import TrialState
@@ -65,7 +66,7 @@ def trained_configurations(trials: list[Any]) -> set[str]:
             and t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
 
 
-def exhausted(trials: list[Any], spec: StudySpec, configurations: list[str] | None = None
+def exhausted(trials: list[FrozenTrial], spec: StudySpec, configurations: list[str] | None = None
               ) -> str | None:
     """Why the search space has nothing new to give, or None. Every worker asks after
     every trial: the trained configurations are keyed only when the answer can depend on
@@ -91,7 +92,7 @@ def exhausted(trials: list[Any], spec: StudySpec, configurations: list[str] | No
     return None
 
 
-def halt_reason(trials: list[Any], spec: StudySpec, configurations: list[str] | None = None
+def halt_reason(trials: list[FrozenTrial], spec: StudySpec, configurations: list[str] | None = None
                 ) -> StudyHalted | None:
     """Why the study may start no more trials, or None. ``configurations``: the keys of a
     finite space's configurations (study attr SPACE_CONFIGURATIONS)."""

@@ -18,11 +18,14 @@ rule needs no model of the search space, so it works with every sampler and plac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.keys import BASELINE, DUPLICATE_OF, SEED_OF, SEED_REPLICATE
 from sweep.placement.space import BASELINE_NONE
 from sweep.spec import StudySpec
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class NoiseState:
                  f": stops after {left} more trials without a gain above {self.noise:.4g}"))
 
 
-def _counted(trials: list[Any]) -> list[Any]:
+def _counted(trials: list[FrozenTrial]) -> list[Any]:
     """Finished trials that used budget, in trial order."""
     from optuna.trial import TrialState
 
@@ -67,7 +70,7 @@ def _counted(trials: list[Any]) -> list[Any]:
                   key=lambda t: t.number)
 
 
-def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
+def seed_noise(trials: list[FrozenTrial]) -> tuple[float | None, int]:
     """The sd of the no-regularization baseline's configuration over its seeds (its
     replicates and racing re-runs, each seed's own draw), and how many seeds it is
     measured on (None below two)."""
@@ -80,7 +83,7 @@ def seed_noise(trials: list[Any]) -> tuple[float | None, int]:
     return (None, 0) if base is None else (base.sd, base.n)
 
 
-def noise_state(trials: list[Any], spec: StudySpec) -> NoiseState | None:
+def noise_state(trials: list[FrozenTrial], spec: StudySpec) -> NoiseState | None:
     """None unless ``budget.stop_within_noise``."""
     from sweep.search.grouping import configurations
     from sweep.search.racing import direction_sign

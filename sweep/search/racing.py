@@ -52,6 +52,7 @@ from sweep.storage import optuna_internals as internals
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 log = logging.getLogger("sweep")
 
@@ -110,7 +111,7 @@ def ranking_estimates(found: Sequence[Configuration], spec: StudySpec) -> dict[i
     return estimates(found) if spec.racing is not None else {c.key: c.mean for c in found}
 
 
-def ranked(trials: Sequence[Any], spec: StudySpec, *, study: optuna.Study | None = None
+def ranked(trials: Sequence[FrozenTrial], spec: StudySpec, *, study: optuna.Study | None = None
            ) -> list[Configuration]:
     """Finished configurations, best first: by ``estimates`` (with seed racing; without,
     by the mean), then the better mean;

@@ -13,7 +13,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -28,6 +28,9 @@ from sweep.keys import (
 )
 from sweep.storage import optuna_internals as internals
 from sweep.storage.budget import lost_reason
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 log = logging.getLogger("sweep")
 
@@ -96,7 +99,7 @@ def _fail_silent_trials(study: optuna.Study) -> None:
         log.warning("trial %d never sent a heartbeat in %d s: failed", number, grace)
 
 
-def fail_and_retry(study: optuna.Study, trials: list[Any], reason: str) -> list[int]:
+def fail_and_retry(study: optuna.Study, trials: list[FrozenTrial], reason: str) -> list[int]:
     """Fail these RUNNING trials as a dead worker's are failed, with ``reason`` (it starts
     with ``keys.LOST``), running the storage's stale-trial callback (closes the MLflow run,
     queues the retry). Returns the numbers of those this call failed (another worker may

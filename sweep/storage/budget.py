@@ -23,7 +23,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import optuna
 from optuna.storages import RDBStorage
@@ -33,6 +33,9 @@ from sqlalchemy import text
 from sweep.errors import BudgetExhausted
 from sweep.keys import DUPLICATE_OF, FAIL_REASON, INTERRUPTED, LOST, RETRY_HISTORY, SPEC
 from sweep.storage import optuna_internals as internals
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 log = logging.getLogger("sweep")
 
@@ -64,7 +67,7 @@ def retried_numbers(trials: Iterable[Any]) -> set[int]:
     return retried
 
 
-def given_back(trials: Sequence[Any], retried: set[int] | None = None) -> set[int]:
+def given_back(trials: Sequence[FrozenTrial], retried: set[int] | None = None) -> set[int]:
     """Numbers of the FAIL trials whose place in the budget went to another trial: retried
     (a lost worker's trial) or interrupted (its configuration was queued again).
     ``retried``: the retried numbers when already known (else read from ``trials``)."""
@@ -75,16 +78,16 @@ def given_back(trials: Sequence[Any], retried: set[int] | None = None) -> set[in
                 t.number in retried or t.user_attrs.get(FAIL_REASON) == INTERRUPTED)}
 
 
-def duplicates(trials: list[Any]) -> int:
+def duplicates(trials: list[FrozenTrial]) -> int:
     """Trials that reused an earlier trial's figures (trained nothing)."""
     return sum(DUPLICATE_OF in t.user_attrs for t in trials)
 
 
-def used_budget(trials: list[Any]) -> int:
+def used_budget(trials: list[FrozenTrial]) -> int:
     return len(trials) - len(given_back(trials)) - duplicates(trials)
 
 
-def finished_in_budget(trials: list[Any]) -> int:
+def finished_in_budget(trials: list[FrozenTrial]) -> int:
     """Finished trials that hold a place in the budget: a trial stopped or lost and queued
     again is counted once, by the trial that finishes in its place, and a duplicate not at
     all (what `[7/20]`, `sweep status` and `sweep list` call finished)."""

@@ -6,7 +6,7 @@ what makes two trials one configuration)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep import interrupt
 from sweep.keys import PLACEMENT, SETTINGS
@@ -14,8 +14,11 @@ from sweep.search.grouping import Configuration, grouped
 from sweep.storage import optuna_internals as internals
 from sweep.storage.budget import set_user_attrs
 
+if TYPE_CHECKING:
+    import optuna
 
-def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], *,
+
+def claim(trial: optuna.Trial, placement: dict, settings: dict, started: dict[str, Any], *,
           on_wait: Callable[[int], None] | None = None, poll: float = 2.0
           ) -> Configuration | None:
     """Record ``started`` (the placement and settings among it) on ``trial`` once no other
@@ -49,7 +52,7 @@ def claim(trial: Any, placement: dict, settings: dict, started: dict[str, Any], 
         interrupt.sleep(poll)  # a stop request ends the wait (the caller re-queues)
 
 
-def _training(trial: Any, placement: dict, settings: dict) -> Any:
+def _training(trial: optuna.Trial, placement: dict, settings: dict) -> Any:
     """Another RUNNING trial that has claimed this configuration (recorded it), or None."""
     import optuna
 
@@ -59,7 +62,7 @@ def _training(trial: Any, placement: dict, settings: dict) -> Any:
         and (other.user_attrs.get(SETTINGS) or {}) == settings), None)
 
 
-def _same_config(trial: Any, placement: dict, settings: dict) -> Configuration | None:
+def _same_config(trial: optuna.Trial, placement: dict, settings: dict) -> Configuration | None:
     """The study's trained configuration with this placement (the duplicate rule is the
     grouping's: sweep.search.grouping), or None. Two workers may each have trained it as a
     configuration of its own before either finished: the one measured on the most seeds

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep import interrupt
 from sweep.answers.norms_picture import WeightsPicture
@@ -72,6 +72,9 @@ from sweep.training.trainer import Trainer
 from sweep.workers import watchdog
 from sweep.workers.claim import claim
 
+if TYPE_CHECKING:
+    import optuna
+
 log = logging.getLogger("sweep")
 
 
@@ -106,7 +109,7 @@ class Objective:
         self._environment: dict[str, str] | None = None
         self.weights = WeightsPicture(tracker)  # each trial's weights.svg
 
-    def __call__(self, trial: Any) -> float | list[float]:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         """A trial's life, step by step: ``begin`` (a stop asked for between trials ends
         here) → ``draw`` its configuration, seed and what it goes on from → ``claim`` it
         (or find the trained configuration it duplicates) → ``open_run`` in MLflow →
@@ -119,14 +122,14 @@ class Objective:
             return self._reuse(trial, run, earlier)
         return self.run(trial, run, drawn)
 
-    def begin(self, trial: Any) -> None:
+    def begin(self, trial: optuna.Trial) -> None:
         try:
             interrupt.check()  # a stop requested between trials: do not start this one
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
 
-    def draw(self, trial: Any) -> Drawn:
+    def draw(self, trial: optuna.Trial) -> Drawn:
         # Described before sampling (the first time imports TensorFlow, seconds): what is
         # sampled is stored at once, so a stop in between cannot lose the configuration.
         environment = self.environment(trial)
@@ -144,7 +147,7 @@ class Objective:
         return Drawn(placement, settings, seed, baseline, origin,
                      attrs.get(MLFLOW_RUN_ID) if origin != trial.number else None, environment)
 
-    def claim(self, trial: Any, drawn: Drawn) -> Configuration | None:
+    def claim(self, trial: optuna.Trial, drawn: Drawn) -> Configuration | None:
         started = {SEED: drawn.seed, PLACEMENT: drawn.placement, CHECKPOINT: drawn.origin,
                    WORKER: self.tracker.worker, ENVIRONMENT: drawn.environment}
         if drawn.settings:
@@ -164,7 +167,7 @@ class Objective:
             self._interrupted(trial)
             raise
 
-    def open_run(self, trial: Any, drawn: Drawn) -> TrialRun:
+    def open_run(self, trial: optuna.Trial, drawn: Drawn) -> TrialRun:
         from sweep.placement.searched import describe_settings
         from sweep.placement.space import describe_placement
 
@@ -190,7 +193,7 @@ class Objective:
                 describe_placement(placement), describe_settings(drawn.settings)))))
         return run
 
-    def run(self, trial: Any, run: TrialRun, drawn: Drawn) -> float | list[float]:
+    def run(self, trial: optuna.Trial, run: TrialRun, drawn: Drawn) -> float | list[float]:
         import optuna
 
         self._epochs_done = 0
@@ -228,7 +231,7 @@ class Objective:
         checkpoint.remove(folder)
         return values
 
-    def environment(self, trial: Any) -> dict[str, str]:
+    def environment(self, trial: optuna.Trial) -> dict[str, str]:
         """What this worker trains on (the same for all its trials), with the study file's
         git commit when `sweep create` found one."""
         if self._environment is None:
@@ -241,7 +244,7 @@ class Objective:
         return dict(self._environment)
 
     @staticmethod
-    def _interrupted(trial: Any) -> None:
+    def _interrupted(trial: optuna.Trial) -> None:
         """Stopped by SIGINT/SIGTERM: the trial gives its place back and, if it was given
         a configuration (queued, retried or already sampled), that configuration is
         queued again with the place."""
@@ -250,7 +253,8 @@ class Objective:
         if stored.params or "fixed_params" in stored.system_attrs:
             requeue.requeue(trial.study, stored)
 
-    def _abandon(self, trial: Any, run: TrialRun, reason: str, folder: Path | None) -> None:
+    def _abandon(self, trial: optuna.Trial, run: TrialRun, reason: str,
+                 folder: Path | None) -> None:
         """The watchdog's way out of a training step that never returns (runs on the
         watchdog's thread): record how the trial ended, then replace this process (a
         timeout: the worker goes on with its next trial) or end it (a stop request)."""
@@ -273,7 +277,7 @@ class Objective:
             leave_process(stopped=reason == INTERRUPTED)
 
     @staticmethod
-    def _reuse(trial: Any, run: TrialRun, earlier: Configuration) -> float | list[float]:
+    def _reuse(trial: optuna.Trial, run: TrialRun, earlier: Configuration) -> float | list[float]:
         """Same resolved placement as a trained configuration: the model would be the same,
         so the configuration's figures (its means over its seeds) are reused instead of
         training again (a zero coefficient is no penalty, so differently-named searches
@@ -289,13 +293,13 @@ class Objective:
         values[0] = earlier.mean  # the sampler learns the configuration's figure
         return values[0] if len(values) == 1 else values
 
-    def _fail(self, trial: Any, run: TrialRun, reason: str) -> None:
+    def _fail(self, trial: optuna.Trial, run: TrialRun, reason: str) -> None:
         # The run is closed first: if the failure is the database itself, recording the
         # reason on the trial fails too, and the MLflow run must not stay RUNNING.
         run.finish("FAIL", reason=reason, wait=False)
         set_user_attrs(trial, {FAIL_REASON: reason, EPOCHS_RUN: self._epochs_done})
 
-    def _train(self, trial: Any, run: TrialRun, drawn: Drawn,
+    def _train(self, trial: optuna.Trial, run: TrialRun, drawn: Drawn,
                folder: Path | None) -> float | list[float]:
         import optuna
 

@@ -15,6 +15,7 @@ from sweep.spec import StudySpec
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 
 class StudyProgress:
@@ -64,8 +65,8 @@ class StudyProgress:
         info = f"{self.metric}={value:.4f}" if value is not None else ""
         self._progress.update(self._trial_task, completed=done, info=info)
 
-    def trial_finished(self, study: optuna.Study, trial: Any, trials: list[Any] | None = None
-                       ) -> list[Any]:
+    def trial_finished(self, study: optuna.Study, trial: FrozenTrial,
+                       trials: list[FrozenTrial] | None = None) -> list[Any]:
         """An Optuna ``optimize`` callback. The count is the study's, over all workers
         (``[7/20]``: seven of the twenty trials of the budget are done). ``trials``: the
         study's trials if the caller has just read them (each read is a round trip to the
@@ -113,7 +114,7 @@ class StudyProgress:
         label = group_label(configuration.named, self.spec, self._searched)
         return f"{configuration.name} ({label})"
 
-    def _ranking(self, study: optuna.Study, trials: list[Any]) -> list[Any]:
+    def _ranking(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[Any]:
         """The study's configurations best first, from trials already read (the one
         ranking, sweep.search.racing.ranked); none with several objectives."""
         if self.spec is None or self.spec.is_multi_objective:
