@@ -326,3 +326,31 @@ def test_worker_waits_for_a_study_created_after_it_started(
     _, err = worker.communicate(timeout=300)
     assert worker.returncode == 0, err
     assert len(optuna.load_study(study_name="later", storage=storage_url).trials) == 1
+
+
+def test_run_ends_without_teardown_once_its_trials_and_runs_are_stored(
+        workdir: Path, storage_url: str, tracking_uri: str) -> None:
+    """`sweep run` skips Python's teardown after its answer (sweep.cli.group leave), as
+    the read commands do: the answer is flushed, the exit handlers ran, and what it
+    trained is in the study and in MLflow."""
+    marker, torn = workdir / "atexit.txt", workdir / "teardown.txt"
+    path = write_study(workdir / "s.yaml", tiny_study(name="leaves", budget={"n_trials": 1}))
+    code = ("import atexit, sys; from pathlib import Path; "
+            f"atexit.register(lambda: Path({str(marker)!r}).write_text('ran')); "
+            f"Freed = type('Freed', (), {{'__del__': lambda self, touch=open, path={str(torn)!r}: "
+            "touch(path, 'w').close()}); kept = Freed(); "
+            "from sweep.cli import main; sys.argv[0] = 'sweep'; main()")
+    done = subprocess.run([sys.executable, "-c", code, "run", str(path), "--storage",
+                           storage_url, "--tracking-uri", tracking_uri, "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "best configuration: #0" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("tables, plots and a check")
+    assert marker.read_text() == "ran"
+    assert not torn.exists()  # the teardown was skipped
+    (trial,) = optuna.load_study(study_name="leaves", storage=storage_url).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    client = MlflowClient(tracking_uri)
+    assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
+    (parent,) = _parents(client, "leaves")
+    assert parent.info.status == "FINISHED"
