@@ -114,9 +114,11 @@ def render(previous: str = "") -> str:
     elif len(header) > 1:
         lines += ["", header[1]]
     if some_kept and docs:
+        # Those said to have run on their own earlier still have, unless a full run (whose
+        # figures are all here) came since or they ran again now.
         said = next((line for line in previous.splitlines() if line.startswith(SINCE)), "")
-        earlier_own = [n for n in said.removeprefix(SINCE).split(" (their")[0].split(", ")
-                       if n in kept and (run is None)]
+        earlier_own = [] if run is not None else [
+            n for n in said.removeprefix(SINCE).split(" (their")[0].split(", ") if n in kept]
         lines += ["", SINCE + ", ".join([*earlier_own, *docs]) + " (their "
                   "date and commit below); the others' figures are from the run above."]
     if any(doc["quick"] for doc in docs.values()):

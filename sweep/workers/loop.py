@@ -249,7 +249,7 @@ def _wait_for_others(study: optuna.Study, spec: StudySpec, progress: StudyProgre
         if time.monotonic() >= next_reap:
             reap(study)
             next_reap = time.monotonic() + spec.workers.heartbeat_interval
-        interrupt.sleep(min(WAIT_POLL, spec.workers.heartbeat_interval))
+        interrupt.sleep(WAIT_POLL)  # heartbeat_interval is a whole second or more
 
 
 def settled(study: optuna.Study) -> bool:

@@ -347,13 +347,14 @@ def test_wall_time_stops_new_trials(workdir: Path, storage_url: str,
     # No TensorFlow start-up line reaches the terminal (only with --verbose).
     for line in ("absl::InitializeLog", "oneDNN", "cudart", "cuda drivers"):
         assert line not in done.stderr
-    # No trial started after the deadline (1 s after the first one started); those that
-    # started then finished. How many did depends on the machine's speed (a fast one
+    # No trial started after the deadline (1 s after the first one started; a trial
+    # checked just before it is stamped a few milliseconds later: 0.5 s allowed); those
+    # that started then finished. How many did depends on the machine's speed (a fast one
     # finishes a trial within the second): fewer than the budget.
     trials = _trials("deadline", storage_url)
     first = min(t.datetime_start for t in trials)
     assert 1 <= len(trials) < 6
-    assert all((t.datetime_start - first).total_seconds() < 1 for t in trials)
+    assert all((t.datetime_start - first).total_seconds() < 1.5 for t in trials)
     assert {t.state for t in trials} <= {COMPLETE, optuna.trial.TrialState.PRUNED}
     assert _parent(tracking_uri, "deadline").info.status == "FINISHED"
     status = _sweep_run("status", "deadline", "--storage", storage_url, "--format", "json")
